@@ -1,0 +1,148 @@
+//! The one validation error type. Its `code()` strings are stable: the HTTP
+//! API, the device protocol and the dashboard all show them. Pure, no I/O.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Machine-readable reason a value was refused. The string form (`as_str`) is
+/// part of Courier's public contract: never rename a variant's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ValidationCode {
+    MissingRequired,
+    UnknownParameter,
+    UnknownField,
+    WrongType,
+    OutOfRange,
+    TooShort,
+    TooLong,
+    PatternMismatch,
+    NotInEnum,
+    InvalidBase64,
+    InvalidUnsignedLong,
+    PayloadTooLarge,
+    InvalidId,
+    InvalidValue,
+    InvalidJson,
+    InvalidDefinition,
+}
+
+impl ValidationCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingRequired => "MissingRequired",
+            Self::UnknownParameter => "UnknownParameter",
+            Self::UnknownField => "UnknownField",
+            Self::WrongType => "WrongType",
+            Self::OutOfRange => "OutOfRange",
+            Self::TooShort => "TooShort",
+            Self::TooLong => "TooLong",
+            Self::PatternMismatch => "PatternMismatch",
+            Self::NotInEnum => "NotInEnum",
+            Self::InvalidBase64 => "InvalidBase64",
+            Self::InvalidUnsignedLong => "InvalidUnsignedLong",
+            Self::PayloadTooLarge => "PayloadTooLarge",
+            Self::InvalidId => "InvalidId",
+            Self::InvalidValue => "InvalidValue",
+            Self::InvalidJson => "InvalidJson",
+            Self::InvalidDefinition => "InvalidDefinition",
+        }
+    }
+}
+
+impl fmt::Display for ValidationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem with one input value: where (`path`, e.g. `parameters.rate`),
+/// what (`code`) and a sentence for people (`message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ValidationError {
+    pub path: String,
+    pub code: ValidationCode,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(path: impl Into<String>, code: ValidationCode, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub const fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
+}
+
+/// Every problem found in one input, in the order found. Validation never
+/// stops at the first problem.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, thiserror::Error)]
+#[serde(transparent)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl ValidationErrors {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn push(&mut self, error: ValidationError) {
+        self.0.push(error);
+    }
+
+    pub fn add(&mut self, path: impl Into<String>, code: ValidationCode, message: impl Into<String>) {
+        self.0.push(ValidationError::new(path, code, message));
+    }
+
+    /// Collects the error of `result`, if any, and hands back its value.
+    pub fn collect<T>(&mut self, result: Result<T, ValidationError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.0.push(error);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ValidationError> {
+        self.0.iter()
+    }
+
+    /// `Ok(value)` when nothing was collected, else every collected error.
+    pub fn into_result<T>(self, value: T) -> Result<T, Self> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl From<ValidationError> for ValidationErrors {
+    fn from(error: ValidationError) -> Self {
+        Self(vec![error])
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => f.write_str("no validation errors"),
+            [one] => write!(f, "{one}"),
+            [first, rest @ ..] => write!(f, "{first} (and {} more)", rest.len()),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The command execution record (field names of AWS IoT GetCommandExecution
+//! where the concept is the same, plus `version` and `clientToken`) and the
+//! parsing of a start-execution request. Pure, no I/O.
+
+use crate::error::{ValidationCode, ValidationError, ValidationErrors};
+use crate::ids::{ClientToken, CommandId, ExecutionId, ThingName};
+use crate::schema::{check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE};
+use crate::status::ExecutionStatus;
+use crate::time::Timestamp;
+use crate::value::json_kind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What became of one command on one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandExecution {
+    pub execution_id: ExecutionId,
+    pub command_id: CommandId,
+    pub target: ThingName,
+    pub status: ExecutionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<StatusReason>,
+    /// Free-form progress strings from the device (AWS IoT Jobs' statusDetails).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_details: BTreeMap<String, String>,
+    pub parameters: Parameters,
+    /// The device's typed result.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub result: Parameters,
+    pub execution_timeout_seconds: u32,
+    /// Kept after the execution ends, then expired by TTL.
+    pub retention_seconds: u32,
+    pub created_at: Timestamp,
+    pub last_updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
+    /// When the record expires; reads treat it as gone from then on.
+    pub time_to_live: Timestamp,
+    /// Incremented on every change; the optimistic-concurrency token.
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<ClientToken>,
+}
+
+impl CommandExecution {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.time_to_live <= now
+    }
+
+    /// The execution's deadline: creation plus its timeout.
+    pub fn deadline(&self) -> Timestamp {
+        self.created_at.plus_secs(i64::from(self.execution_timeout_seconds))
+    }
+}
+
+/// Why an execution is in its status, in the device's or the system's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReason {
+    /// `[A-Z0-9_-]{1,64}`, e.g. `DISK_FULL`.
+    pub reason_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_description: Option<String>,
+}
+
+pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
+
+impl StatusReason {
+    pub fn parse_at(json: &Value, path: &str) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let Value::Object(map) = json else {
+            errors.add(path, ValidationCode::WrongType, format!("expected an object, got {}", json_kind(json)));
+            return Err(errors);
+        };
+        for key in map.keys() {
+            if key != "reasonCode" && key != "reasonDescription" {
+                errors.add(
+                    format!("{path}.{key}"),
+                    ValidationCode::UnknownField,
+                    "statusReason takes reasonCode and reasonDescription only",
+                );
+            }
+        }
+        let code_path = format!("{path}.reasonCode");
+        let reason_code = match map.get("reasonCode") {
+            Some(Value::String(code)) => {
+                let ok = !code.is_empty()
+                    && code.len() <= 64
+                    && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                if !ok {
+                    errors.add(
+                        &code_path,
+                        ValidationCode::PatternMismatch,
+                        format!("reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {code:?}"),
+                    );
+                }
+                code.clone()
+            }
+            Some(other) => {
+                errors.add(&code_path, ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                String::new()
+            }
+            None => {
+                errors.add(&code_path, ValidationCode::MissingRequired, "reasonCode is required in statusReason");
+                String::new()
+            }
+        };
+        let reason_description = match map.get("reasonDescription") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => Some(d.clone()),
+            Some(Value::String(_)) => {
+                errors.add(
+                    format!("{path}.reasonDescription"),
+                    ValidationCode::TooLong,
+                    format!("at most {MAX_REASON_DESCRIPTION_CHARS} characters"),
+                );
+                None
+            }
+            Some(other) => {
+                errors.add(
+                    format!("{path}.reasonDescription"),
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
+                None
+            }
+        };
+        errors.into_result(Self {
+            reason_code,
+            reason_description,
+        })
+    }
+}
+
+/// `POST /commands/{commandId}/executions`, parsed and checked against the
+/// command's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartExecution {
+    pub target: ThingName,
+    pub parameters: Parameters,
+    pub execution_timeout_seconds: u32,
+    pub time_to_live: Option<Timestamp>,
+    pub client_token: Option<ClientToken>,
+}
+
+/// The longest a record may be kept from its creation.
+pub const MAX_TIME_TO_LIVE_SECONDS: i64 = RETENTION_RANGE.1 as i64 + EXECUTION_TIMEOUT_RANGE.1 as i64;
+
+impl StartExecution {
+    /// Parses a request body, reporting every problem at once.
+    pub fn parse(body: &Value, validator: &Validator, now: Timestamp) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let Value::Object(map) = body else {
+            errors.add("", ValidationCode::InvalidJson, format!("the body must be a JSON object, got {}", json_kind(body)));
+            return Err(errors);
+        };
+        const FIELDS: [&str; 5] = ["target", "parameters", "executionTimeoutSeconds", "timeToLive", "clientToken"];
+        for key in map.keys() {
+            if !FIELDS.contains(&key.as_str()) {
+                errors.add(key.as_str(), ValidationCode::UnknownField, format!("unknown field; expected one of: {}", FIELDS.join(", ")));
+            }
+        }
+        let target = match map.get("target") {
+            Some(Value::String(t)) => errors.collect(ThingName::parse_at(t, "target")),
+            Some(other) => {
+                errors.add("target", ValidationCode::WrongType, format!("expected a thing name string, got {}", json_kind(other)));
+                None
+            }
+            None => {
+                errors.add("target", ValidationCode::MissingRequired, "target (the device's thing name) is required");
+                None
+            }
+        };
+        let empty = serde_json::Map::new();
+        let parameters = match map.get("parameters") {
+            None | Some(Value::Null) => validator.validate(&empty),
+            Some(Value::Object(raw)) => validator.validate(raw),
+            Some(other) => Err(ValidationError::new(
+                "parameters",
+                ValidationCode::WrongType,
+                format!("expected an object of typed values, got {}", json_kind(other)),
+            )
+            .into()),
+        };
+        let parameters = match parameters {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let timeout = match map.get("executionTimeoutSeconds") {
+            None | Some(Value::Null) => validator.definition().execution_timeout_seconds,
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => {
+                    check_range_u32(n, EXECUTION_TIMEOUT_RANGE, "executionTimeoutSeconds", &mut errors);
+                    n
+                }
+                None => {
+                    errors.add("executionTimeoutSeconds", ValidationCode::WrongType, format!("expected a whole number of seconds, got {v}"));
+                    0
+                }
+            },
+        };
+        let time_to_live = match map.get("timeToLive") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
+                Some(ttl) => {
+                    let earliest = now.plus_secs(i64::from(timeout));
+                    let latest = now.plus_secs(MAX_TIME_TO_LIVE_SECONDS);
+                    if ttl < earliest || ttl > latest {
+                        errors.add(
+                            "timeToLive",
+                            ValidationCode::OutOfRange,
+                            format!(
+                                "timeToLive (epoch seconds) must be after the execution's deadline ({}) and at most {} days ahead",
+                                earliest.epoch_secs(),
+                                MAX_TIME_TO_LIVE_SECONDS / 86_400
+                            ),
+                        );
+                    }
+                    Some(ttl)
+                }
+                None => {
+                    errors.add("timeToLive", ValidationCode::WrongType, format!("expected epoch seconds, got {v}"));
+                    None
+                }
+            },
+        };
+        let client_token = match map.get("clientToken") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => errors.collect(ClientToken::parse_at(t, "clientToken")),
+            Some(other) => {
+                errors.add("clientToken", ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                None
+            }
+        };
+        match (target, parameters) {
+            (Some(target), Some(parameters)) if errors.is_empty() => Ok(Self {
+                target,
+                parameters,
+                execution_timeout_seconds: timeout,
+                time_to_live,
+                client_token,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The new QUEUED record, version 1. Its TTL is the request's, or the
+    /// deadline plus the command's retention.
+    pub fn into_execution(self, execution_id: ExecutionId, validator: &Validator, now: Timestamp) -> CommandExecution {
+        let definition = validator.definition();
+        let time_to_live = self.time_to_live.unwrap_or_else(|| {
+            now.plus_secs(i64::from(self.execution_timeout_seconds) + i64::from(definition.retention_seconds))
+        });
+        CommandExecution {
+            execution_id,
+            command_id: definition.command_id.clone(),
+            target: self.target,
+            status: ExecutionStatus::Queued,
+            status_reason: None,
+            status_details: BTreeMap::new(),
+            parameters: self.parameters,
+            result: Parameters::new(),
+            execution_timeout_seconds: self.execution_timeout_seconds,
+            retention_seconds: definition.retention_seconds,
+            created_at: now,
+            last_updated_at: now,
+            started_at: None,
+            completed_at: None,
+            time_to_live,
+            version: 1,
+            client_token: self.client_token,
+        }
+    }
+}

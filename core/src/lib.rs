@@ -1,0 +1,33 @@
+//! courier-core: Courier's domain, with no I/O.
+//!
+//! - [`status`]: THE STATUS MACHINE — statuses, actors, the transition table.
+//! - [`transition`]: planning and applying a status change (what the store's
+//!   conditional writes are built from).
+//! - [`schema`]: command definitions, typed parameter schemas, validation.
+//! - [`value`]: typed values in the AWS IoT commands wire format.
+//! - [`execution`]: the execution record and start-execution requests.
+//! - [`ids`], [`time`], [`error`]: newtypes, timestamps, validation errors.
+//!
+//! Time and ids are always arguments, so this crate runs unchanged in Lambda
+//! and, compiled to wasm32, in the browser.
+
+pub mod error;
+pub mod execution;
+pub mod ids;
+pub mod schema;
+pub mod status;
+pub mod time;
+pub mod transition;
+pub mod value;
+
+pub use error::{ValidationCode, ValidationError, ValidationErrors};
+pub use execution::{CommandExecution, StartExecution, StatusReason};
+pub use ids::{ClientToken, CommandId, ExecutionId, ParameterName, ThingName};
+pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};
+pub use status::{Actor, ExecutionStatus};
+pub use time::Timestamp;
+pub use transition::{transition, StatusUpdate, TransitionError, TransitionPlan};
+pub use value::{TypedValue, ValueType};
+
+/// This crate's version, shown by the API and the dashboard.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,446 @@
+//! Command definitions and their typed parameter schemas, and the validation
+//! of a parameters object against them. Pure, no I/O.
+//!
+//! A definition is checked once (`CommandDefinition::validator`), which
+//! compiles its patterns; the resulting [`Validator`] then checks any number of
+//! parameter sets. The API, the device protocol and the WASM module all use it,
+//! so every side refuses the same input with the same codes and messages.
+
+use crate::error::{ValidationCode, ValidationError, ValidationErrors};
+use crate::ids::{CommandId, ParameterName};
+use crate::time::Timestamp;
+use crate::value::{json_kind, Number, TypedValue, ValueType};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The largest parameters (or result) object accepted, as JSON text: 128 KiB.
+pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+pub const MAX_PARAMETERS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 2048;
+pub const MAX_PATTERN_CHARS: usize = 1024;
+pub const MAX_ENUM_VALUES: usize = 256;
+/// executionTimeoutSeconds: 1 second to 7 days.
+pub const EXECUTION_TIMEOUT_RANGE: (u32, u32) = (1, 7 * 24 * 3600);
+/// retentionSeconds: 1 minute to 1 year.
+pub const RETENTION_RANGE: (u32, u32) = (60, 365 * 24 * 3600);
+pub const DEFAULT_EXECUTION_TIMEOUT_SECONDS: u32 = 600;
+pub const DEFAULT_RETENTION_SECONDS: u32 = 30 * 24 * 3600;
+
+/// Typed parameter values by name; ordered so stored and printed forms are stable.
+pub type Parameters = BTreeMap<String, TypedValue>;
+
+/// A command a device can run: its id, its parameter schema and its defaults.
+/// Definitions are immutable once created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandDefinition {
+    pub command_id: CommandId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Vec<ParameterSpec>,
+    /// Default time a device has to finish an execution, from its creation.
+    #[serde(default = "default_timeout")]
+    pub execution_timeout_seconds: u32,
+    /// How long an ended execution is kept before DynamoDB's TTL removes it.
+    #[serde(default = "default_retention")]
+    pub retention_seconds: u32,
+    /// Set by the service when the definition is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+const fn default_timeout() -> u32 {
+    DEFAULT_EXECUTION_TIMEOUT_SECONDS
+}
+const fn default_retention() -> u32 {
+    DEFAULT_RETENTION_SECONDS
+}
+
+/// One parameter of a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParameterSpec {
+    pub name: ParameterName,
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<TypedValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Inclusive bounds for I, L, D and UL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<serde_json::Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<serde_json::Number>,
+    /// Length bounds for S, in characters (Unicode scalar values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// A regular expression the whole S value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The only S values allowed.
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub allowed_values: Option<Vec<String>>,
+    /// Largest decoded size of a BIN value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u32>,
+}
+
+/// A checked definition, ready to validate parameter sets.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    definition: CommandDefinition,
+    patterns: Vec<Option<regex_lite::Regex>>,
+}
+
+impl CommandDefinition {
+    /// Checks the definition itself and compiles it. Every problem is reported.
+    pub fn validator(&self) -> Result<Validator, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let Some(d) = &self.description {
+            check_description(d, "description", &mut errors);
+        }
+        check_range_u32(
+            self.execution_timeout_seconds,
+            EXECUTION_TIMEOUT_RANGE,
+            "executionTimeoutSeconds",
+            &mut errors,
+        );
+        check_range_u32(self.retention_seconds, RETENTION_RANGE, "retentionSeconds", &mut errors);
+        if self.parameters.len() > MAX_PARAMETERS {
+            errors.add(
+                "parameters",
+                ValidationCode::TooLong,
+                format!("at most {MAX_PARAMETERS} parameters, got {}", self.parameters.len()),
+            );
+        }
+        let mut patterns = Vec::with_capacity(self.parameters.len());
+        for (i, spec) in self.parameters.iter().enumerate() {
+            let path = format!("parameters[{i}]");
+            if self.parameters[..i].iter().any(|other| other.name == spec.name) {
+                errors.add(
+                    format!("{path}.name"),
+                    ValidationCode::InvalidDefinition,
+                    format!("parameter {:?} is defined twice", spec.name.as_str()),
+                );
+            }
+            patterns.push(spec.check(&path, &mut errors));
+        }
+        let validator = Validator {
+            definition: self.clone(),
+            patterns,
+        };
+        // A default must itself be a valid value of its parameter.
+        for (i, spec) in self.parameters.iter().enumerate() {
+            if let Some(default) = &spec.default {
+                let path = format!("parameters[{i}].default");
+                if default.value_type() != spec.value_type {
+                    errors.add(
+                        path,
+                        ValidationCode::WrongType,
+                        format!(
+                            "default is of type {} but the parameter is of type {}",
+                            default.value_type(),
+                            spec.value_type
+                        ),
+                    );
+                } else {
+                    validator.check_constraints(i, default, &path, &mut errors);
+                }
+            }
+        }
+        errors.into_result(validator)
+    }
+}
+
+impl ParameterSpec {
+    /// Checks that the constraints fit the type and each other; returns the
+    /// compiled pattern, if any.
+    fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<regex_lite::Regex> {
+        if let Some(d) = &self.description {
+            check_description(d, &format!("{path}.description"), errors);
+        }
+        let t = self.value_type;
+        let misplaced = |field: &str, errors: &mut ValidationErrors, fits: &str| {
+            errors.add(
+                format!("{path}.{field}"),
+                ValidationCode::InvalidDefinition,
+                format!("{field} applies to {fits} parameters, not to type {t}"),
+            );
+        };
+        if !t.is_numeric() {
+            if self.min.is_some() {
+                misplaced("min", errors, "numeric (I, L, D, UL)");
+            }
+            if self.max.is_some() {
+                misplaced("max", errors, "numeric (I, L, D, UL)");
+            }
+        }
+        if t != ValueType::S {
+            for (field, present) in [
+                ("minLength", self.min_length.is_some()),
+                ("maxLength", self.max_length.is_some()),
+                ("pattern", self.pattern.is_some()),
+                ("enum", self.allowed_values.is_some()),
+            ] {
+                if present {
+                    misplaced(field, errors, "string (S)");
+                }
+            }
+        }
+        if t != ValueType::Bin && self.max_bytes.is_some() {
+            misplaced("maxBytes", errors, "binary (BIN)");
+        }
+        if let (Some(min), Some(max)) = (&self.min, &self.max) {
+            if Number::from_json(min).partial_cmp(Number::from_json(max)) == Some(std::cmp::Ordering::Greater) {
+                errors.add(
+                    format!("{path}.min"),
+                    ValidationCode::InvalidDefinition,
+                    format!("min ({min}) is greater than max ({max})"),
+                );
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_length, self.max_length) {
+            if min > max {
+                errors.add(
+                    format!("{path}.minLength"),
+                    ValidationCode::InvalidDefinition,
+                    format!("minLength ({min}) is greater than maxLength ({max})"),
+                );
+            }
+        }
+        if let Some(values) = &self.allowed_values {
+            if values.is_empty() || values.len() > MAX_ENUM_VALUES {
+                errors.add(
+                    format!("{path}.enum"),
+                    ValidationCode::InvalidDefinition,
+                    format!("enum needs 1 to {MAX_ENUM_VALUES} values, got {}", values.len()),
+                );
+            }
+        }
+        let pattern = self.pattern.as_ref()?;
+        if pattern.chars().count() > MAX_PATTERN_CHARS {
+            errors.add(
+                format!("{path}.pattern"),
+                ValidationCode::InvalidDefinition,
+                format!("pattern is longer than {MAX_PATTERN_CHARS} characters"),
+            );
+            return None;
+        }
+        // Anchored: the whole value must match, as JSON Schema users expect
+        // from an explicit `^...$`, without making them write it.
+        match regex_lite::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(regex) => Some(regex),
+            Err(e) => {
+                errors.add(
+                    format!("{path}.pattern"),
+                    ValidationCode::InvalidDefinition,
+                    format!("pattern does not compile: {e}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Validator {
+    pub fn definition(&self) -> &CommandDefinition {
+        &self.definition
+    }
+
+    /// Validates a raw parameters object, reporting every problem at once, and
+    /// returns the typed parameters with defaults filled in.
+    pub fn validate(&self, raw: &Map<String, Value>) -> Result<Parameters, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let size = serde_json::to_string(raw).map_or(0, |s| s.len());
+        if size > MAX_PAYLOAD_BYTES {
+            // Checking the items of an oversized payload would only add noise.
+            errors.add(
+                "parameters",
+                ValidationCode::PayloadTooLarge,
+                format!("parameters are {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}"),
+            );
+            return Err(errors);
+        }
+        let specs = &self.definition.parameters;
+        for name in raw.keys() {
+            if !specs.iter().any(|s| s.name.as_str() == name) {
+                let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                errors.add(
+                    format!("parameters.{name}"),
+                    ValidationCode::UnknownParameter,
+                    if known.is_empty() {
+                        format!("{:?} is not a parameter of command {}; it takes none", name, self.definition.command_id)
+                    } else {
+                        format!(
+                            "{:?} is not a parameter of command {}; known: {}",
+                            name,
+                            self.definition.command_id,
+                            known.join(", ")
+                        )
+                    },
+                );
+            }
+        }
+        let mut typed = Parameters::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let path = format!("parameters.{}", spec.name);
+            match raw.get(spec.name.as_str()) {
+                Some(json) => {
+                    if let Some(value) = errors.collect(parse_typed(json, spec.value_type, &path)) {
+                        if self.check_constraints(i, &value, &path, &mut errors) {
+                            typed.insert(spec.name.to_string(), value);
+                        }
+                    }
+                }
+                None => match &spec.default {
+                    Some(default) => {
+                        typed.insert(spec.name.to_string(), default.clone());
+                    }
+                    None if spec.required => errors.add(
+                        path,
+                        ValidationCode::MissingRequired,
+                        format!("required parameter {:?} ({}) is missing", spec.name.as_str(), spec.value_type),
+                    ),
+                    None => {}
+                },
+            }
+        }
+        errors.into_result(typed)
+    }
+
+    /// Checks one value of the right type against parameter `i`'s
+    /// constraints; true when it passes.
+    fn check_constraints(&self, i: usize, value: &TypedValue, path: &str, errors: &mut ValidationErrors) -> bool {
+        let spec = &self.definition.parameters[i];
+        let before = errors.len();
+        if let Some(n) = value.as_number() {
+            if let Some(min) = &spec.min {
+                if n.partial_cmp(Number::from_json(min)) == Some(std::cmp::Ordering::Less) {
+                    errors.add(path, ValidationCode::OutOfRange, format!("{n} is below the minimum {min}"));
+                }
+            }
+            if let Some(max) = &spec.max {
+                if n.partial_cmp(Number::from_json(max)) == Some(std::cmp::Ordering::Greater) {
+                    errors.add(path, ValidationCode::OutOfRange, format!("{n} is above the maximum {max}"));
+                }
+            }
+        }
+        match value {
+            TypedValue::S(s) => {
+                let chars = s.chars().count();
+                if let Some(min) = spec.min_length {
+                    if chars < min as usize {
+                        errors.add(path, ValidationCode::TooShort, format!("{chars} characters; at least {min} needed"));
+                    }
+                }
+                if let Some(max) = spec.max_length {
+                    if chars > max as usize {
+                        errors.add(path, ValidationCode::TooLong, format!("{chars} characters; at most {max} allowed"));
+                    }
+                }
+                if let Some(Some(regex)) = self.patterns.get(i) {
+                    if !regex.is_match(s) {
+                        errors.add(
+                            path,
+                            ValidationCode::PatternMismatch,
+                            format!(
+                                "{:?} does not match the pattern {}",
+                                crate::ids::truncate(s),
+                                spec.pattern.as_deref().unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+                if let Some(allowed) = &spec.allowed_values {
+                    if !allowed.iter().any(|a| a == s) {
+                        errors.add(
+                            path,
+                            ValidationCode::NotInEnum,
+                            format!("{:?} is not one of: {}", crate::ids::truncate(s), allowed.join(", ")),
+                        );
+                    }
+                }
+            }
+            TypedValue::Bin(bytes) => {
+                if let Some(max) = spec.max_bytes {
+                    if bytes.len() > max as usize {
+                        errors.add(
+                            path,
+                            ValidationCode::TooLong,
+                            format!("{} bytes; at most {max} allowed", bytes.len()),
+                        );
+                    }
+                }
+            }
+            TypedValue::B(_) | TypedValue::I(_) | TypedValue::L(_) | TypedValue::D(_) | TypedValue::Ul(_) => {}
+        }
+        errors.len() == before
+    }
+}
+
+/// Parses a value that must be of type `expected`.
+fn parse_typed(json: &Value, expected: ValueType, path: &str) -> Result<TypedValue, ValidationError> {
+    let value = TypedValue::from_json_at(json, path)?;
+    if value.value_type() != expected {
+        return Err(ValidationError::new(
+            path,
+            ValidationCode::WrongType,
+            format!("expected {}, got type {}", expected.describe(), value.value_type()),
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a map of typed values with no schema (a device's `result`),
+/// reporting every problem and the 128 KiB limit.
+pub fn parse_typed_map(raw: &Value, path: &str) -> Result<Parameters, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let Value::Object(map) = raw else {
+        errors.add(path, ValidationCode::WrongType, format!("expected an object of typed values, got {}", json_kind(raw)));
+        return Err(errors);
+    };
+    let size = serde_json::to_string(raw).map_or(0, |s| s.len());
+    if size > MAX_PAYLOAD_BYTES {
+        errors.add(
+            path,
+            ValidationCode::PayloadTooLarge,
+            format!("{path} is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}"),
+        );
+        return Err(errors);
+    }
+    let mut typed = Parameters::new();
+    for (name, json) in map {
+        let at = format!("{path}.{name}");
+        if let Some(key) = errors.collect(ParameterName::parse_at(name, &at)) {
+            if let Some(value) = errors.collect(TypedValue::from_json_at(json, &at)) {
+                typed.insert(key.to_string(), value);
+            }
+        }
+    }
+    errors.into_result(typed)
+}
+
+fn check_description(text: &str, path: &str, errors: &mut ValidationErrors) {
+    let chars = text.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        errors.add(
+            path,
+            ValidationCode::TooLong,
+            format!("{chars} characters; at most {MAX_DESCRIPTION_CHARS} allowed"),
+        );
+    }
+}
+
+/// Checks `value` against an inclusive `(min, max)` range.
+pub fn check_range_u32(value: u32, (min, max): (u32, u32), path: &str, errors: &mut ValidationErrors) {
+    if value < min || value > max {
+        errors.add(path, ValidationCode::OutOfRange, format!("{value} is outside {min}..={max}"));
+    }
+}

