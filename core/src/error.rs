@@ -94,7 +94,12 @@ impl ValidationErrors {
         self.0.push(error);
     }
 
-    pub fn add(&mut self, path: impl Into<String>, code: ValidationCode, message: impl Into<String>) {
+    pub fn add(
+        &mut self,
+        path: impl Into<String>,
+        code: ValidationCode,
+        message: impl Into<String>,
+    ) {
         self.0.push(ValidationError::new(path, code, message));
     }
 

@@ -4,7 +4,9 @@
 
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, ThingName};
-use crate::schema::{check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE};
+use crate::schema::{
+    check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
+};
 use crate::status::ExecutionStatus;
 use crate::time::Timestamp;
 use crate::value::json_kind;
@@ -53,7 +55,8 @@ impl CommandExecution {
 
     /// The execution's deadline: creation plus its timeout.
     pub fn deadline(&self) -> Timestamp {
-        self.created_at.plus_secs(i64::from(self.execution_timeout_seconds))
+        self.created_at
+            .plus_secs(i64::from(self.execution_timeout_seconds))
     }
 }
 
@@ -73,7 +76,11 @@ impl StatusReason {
     pub fn parse_at(json: &Value, path: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Value::Object(map) = json else {
-            errors.add(path, ValidationCode::WrongType, format!("expected an object, got {}", json_kind(json)));
+            errors.add(
+                path,
+                ValidationCode::WrongType,
+                format!("expected an object, got {}", json_kind(json)),
+            );
             return Err(errors);
         };
         for key in map.keys() {
@@ -90,28 +97,42 @@ impl StatusReason {
             Some(Value::String(code)) => {
                 let ok = !code.is_empty()
                     && code.len() <= 64
-                    && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                    && code.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    });
                 if !ok {
                     errors.add(
                         &code_path,
                         ValidationCode::PatternMismatch,
-                        format!("reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {code:?}"),
+                        format!(
+                            "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {code:?}"
+                        ),
                     );
                 }
                 code.clone()
             }
             Some(other) => {
-                errors.add(&code_path, ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                errors.add(
+                    &code_path,
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
                 String::new()
             }
             None => {
-                errors.add(&code_path, ValidationCode::MissingRequired, "reasonCode is required in statusReason");
+                errors.add(
+                    &code_path,
+                    ValidationCode::MissingRequired,
+                    "reasonCode is required in statusReason",
+                );
                 String::new()
             }
         };
         let reason_description = match map.get("reasonDescription") {
             None | Some(Value::Null) => None,
-            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => Some(d.clone()),
+            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => {
+                Some(d.clone())
+            }
             Some(Value::String(_)) => {
                 errors.add(
                     format!("{path}.reasonDescription"),
@@ -148,30 +169,57 @@ pub struct StartExecution {
 }
 
 /// The longest a record may be kept from its creation.
-pub const MAX_TIME_TO_LIVE_SECONDS: i64 = RETENTION_RANGE.1 as i64 + EXECUTION_TIMEOUT_RANGE.1 as i64;
+pub const MAX_TIME_TO_LIVE_SECONDS: i64 =
+    RETENTION_RANGE.1 as i64 + EXECUTION_TIMEOUT_RANGE.1 as i64;
 
 impl StartExecution {
     /// Parses a request body, reporting every problem at once.
-    pub fn parse(body: &Value, validator: &Validator, now: Timestamp) -> Result<Self, ValidationErrors> {
+    pub fn parse(
+        body: &Value,
+        validator: &Validator,
+        now: Timestamp,
+    ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Value::Object(map) = body else {
-            errors.add("", ValidationCode::InvalidJson, format!("the body must be a JSON object, got {}", json_kind(body)));
+            errors.add(
+                "",
+                ValidationCode::InvalidJson,
+                format!("the body must be a JSON object, got {}", json_kind(body)),
+            );
             return Err(errors);
         };
-        const FIELDS: [&str; 5] = ["target", "parameters", "executionTimeoutSeconds", "timeToLive", "clientToken"];
+        const FIELDS: [&str; 5] = [
+            "target",
+            "parameters",
+            "executionTimeoutSeconds",
+            "timeToLive",
+            "clientToken",
+        ];
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
-                errors.add(key.as_str(), ValidationCode::UnknownField, format!("unknown field; expected one of: {}", FIELDS.join(", ")));
+                errors.add(
+                    key.as_str(),
+                    ValidationCode::UnknownField,
+                    format!("unknown field; expected one of: {}", FIELDS.join(", ")),
+                );
             }
         }
         let target = match map.get("target") {
             Some(Value::String(t)) => errors.collect(ThingName::parse_at(t, "target")),
             Some(other) => {
-                errors.add("target", ValidationCode::WrongType, format!("expected a thing name string, got {}", json_kind(other)));
+                errors.add(
+                    "target",
+                    ValidationCode::WrongType,
+                    format!("expected a thing name string, got {}", json_kind(other)),
+                );
                 None
             }
             None => {
-                errors.add("target", ValidationCode::MissingRequired, "target (the device's thing name) is required");
+                errors.add(
+                    "target",
+                    ValidationCode::MissingRequired,
+                    "target (the device's thing name) is required",
+                );
                 None
             }
         };
@@ -182,7 +230,10 @@ impl StartExecution {
             Some(other) => Err(ValidationError::new(
                 "parameters",
                 ValidationCode::WrongType,
-                format!("expected an object of typed values, got {}", json_kind(other)),
+                format!(
+                    "expected an object of typed values, got {}",
+                    json_kind(other)
+                ),
             )
             .into()),
         };
@@ -197,11 +248,20 @@ impl StartExecution {
             None | Some(Value::Null) => validator.definition().execution_timeout_seconds,
             Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => {
-                    check_range_u32(n, EXECUTION_TIMEOUT_RANGE, "executionTimeoutSeconds", &mut errors);
+                    check_range_u32(
+                        n,
+                        EXECUTION_TIMEOUT_RANGE,
+                        "executionTimeoutSeconds",
+                        &mut errors,
+                    );
                     n
                 }
                 None => {
-                    errors.add("executionTimeoutSeconds", ValidationCode::WrongType, format!("expected a whole number of seconds, got {v}"));
+                    errors.add(
+                        "executionTimeoutSeconds",
+                        ValidationCode::WrongType,
+                        format!("expected a whole number of seconds, got {v}"),
+                    );
                     0
                 }
             },
@@ -226,7 +286,11 @@ impl StartExecution {
                     Some(ttl)
                 }
                 None => {
-                    errors.add("timeToLive", ValidationCode::WrongType, format!("expected epoch seconds, got {v}"));
+                    errors.add(
+                        "timeToLive",
+                        ValidationCode::WrongType,
+                        format!("expected epoch seconds, got {v}"),
+                    );
                     None
                 }
             },
@@ -235,7 +299,11 @@ impl StartExecution {
             None | Some(Value::Null) => None,
             Some(Value::String(t)) => errors.collect(ClientToken::parse_at(t, "clientToken")),
             Some(other) => {
-                errors.add("clientToken", ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                errors.add(
+                    "clientToken",
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
                 None
             }
         };
@@ -253,10 +321,17 @@ impl StartExecution {
 
     /// The new QUEUED record, version 1. Its TTL is the request's, or the
     /// deadline plus the command's retention.
-    pub fn into_execution(self, execution_id: ExecutionId, validator: &Validator, now: Timestamp) -> CommandExecution {
+    pub fn into_execution(
+        self,
+        execution_id: ExecutionId,
+        validator: &Validator,
+        now: Timestamp,
+    ) -> CommandExecution {
         let definition = validator.definition();
         let time_to_live = self.time_to_live.unwrap_or_else(|| {
-            now.plus_secs(i64::from(self.execution_timeout_seconds) + i64::from(definition.retention_seconds))
+            now.plus_secs(
+                i64::from(self.execution_timeout_seconds) + i64::from(definition.retention_seconds),
+            )
         });
         CommandExecution {
             execution_id,

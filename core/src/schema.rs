@@ -112,18 +112,29 @@ impl CommandDefinition {
             "executionTimeoutSeconds",
             &mut errors,
         );
-        check_range_u32(self.retention_seconds, RETENTION_RANGE, "retentionSeconds", &mut errors);
+        check_range_u32(
+            self.retention_seconds,
+            RETENTION_RANGE,
+            "retentionSeconds",
+            &mut errors,
+        );
         if self.parameters.len() > MAX_PARAMETERS {
             errors.add(
                 "parameters",
                 ValidationCode::TooLong,
-                format!("at most {MAX_PARAMETERS} parameters, got {}", self.parameters.len()),
+                format!(
+                    "at most {MAX_PARAMETERS} parameters, got {}",
+                    self.parameters.len()
+                ),
             );
         }
         let mut patterns = Vec::with_capacity(self.parameters.len());
         for (i, spec) in self.parameters.iter().enumerate() {
             let path = format!("parameters[{i}]");
-            if self.parameters[..i].iter().any(|other| other.name == spec.name) {
+            if self.parameters[..i]
+                .iter()
+                .any(|other| other.name == spec.name)
+            {
                 errors.add(
                     format!("{path}.name"),
                     ValidationCode::InvalidDefinition,
@@ -198,7 +209,9 @@ impl ParameterSpec {
             misplaced("maxBytes", errors, "binary (BIN)");
         }
         if let (Some(min), Some(max)) = (&self.min, &self.max) {
-            if Number::from_json(min).partial_cmp(Number::from_json(max)) == Some(std::cmp::Ordering::Greater) {
+            if Number::from_json(min).partial_cmp(Number::from_json(max))
+                == Some(std::cmp::Ordering::Greater)
+            {
                 errors.add(
                     format!("{path}.min"),
                     ValidationCode::InvalidDefinition,
@@ -220,7 +233,10 @@ impl ParameterSpec {
                 errors.add(
                     format!("{path}.enum"),
                     ValidationCode::InvalidDefinition,
-                    format!("enum needs 1 to {MAX_ENUM_VALUES} values, got {}", values.len()),
+                    format!(
+                        "enum needs 1 to {MAX_ENUM_VALUES} values, got {}",
+                        values.len()
+                    ),
                 );
             }
         }
@@ -276,7 +292,10 @@ impl Validator {
                     format!("parameters.{name}"),
                     ValidationCode::UnknownParameter,
                     if known.is_empty() {
-                        format!("{:?} is not a parameter of command {}; it takes none", name, self.definition.command_id)
+                        format!(
+                            "{:?} is not a parameter of command {}; it takes none",
+                            name, self.definition.command_id
+                        )
                     } else {
                         format!(
                             "{:?} is not a parameter of command {}; known: {}",
@@ -306,7 +325,11 @@ impl Validator {
                     None if spec.required => errors.add(
                         path,
                         ValidationCode::MissingRequired,
-                        format!("required parameter {:?} ({}) is missing", spec.name.as_str(), spec.value_type),
+                        format!(
+                            "required parameter {:?} ({}) is missing",
+                            spec.name.as_str(),
+                            spec.value_type
+                        ),
                     ),
                     None => {}
                 },
@@ -317,18 +340,32 @@ impl Validator {
 
     /// Checks one value of the right type against parameter `i`'s
     /// constraints; true when it passes.
-    fn check_constraints(&self, i: usize, value: &TypedValue, path: &str, errors: &mut ValidationErrors) -> bool {
+    fn check_constraints(
+        &self,
+        i: usize,
+        value: &TypedValue,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) -> bool {
         let spec = &self.definition.parameters[i];
         let before = errors.len();
         if let Some(n) = value.as_number() {
             if let Some(min) = &spec.min {
                 if n.partial_cmp(Number::from_json(min)) == Some(std::cmp::Ordering::Less) {
-                    errors.add(path, ValidationCode::OutOfRange, format!("{n} is below the minimum {min}"));
+                    errors.add(
+                        path,
+                        ValidationCode::OutOfRange,
+                        format!("{n} is below the minimum {min}"),
+                    );
                 }
             }
             if let Some(max) = &spec.max {
                 if n.partial_cmp(Number::from_json(max)) == Some(std::cmp::Ordering::Greater) {
-                    errors.add(path, ValidationCode::OutOfRange, format!("{n} is above the maximum {max}"));
+                    errors.add(
+                        path,
+                        ValidationCode::OutOfRange,
+                        format!("{n} is above the maximum {max}"),
+                    );
                 }
             }
         }
@@ -337,12 +374,20 @@ impl Validator {
                 let chars = s.chars().count();
                 if let Some(min) = spec.min_length {
                     if chars < min as usize {
-                        errors.add(path, ValidationCode::TooShort, format!("{chars} characters; at least {min} needed"));
+                        errors.add(
+                            path,
+                            ValidationCode::TooShort,
+                            format!("{chars} characters; at least {min} needed"),
+                        );
                     }
                 }
                 if let Some(max) = spec.max_length {
                     if chars > max as usize {
-                        errors.add(path, ValidationCode::TooLong, format!("{chars} characters; at most {max} allowed"));
+                        errors.add(
+                            path,
+                            ValidationCode::TooLong,
+                            format!("{chars} characters; at most {max} allowed"),
+                        );
                     }
                 }
                 if let Some(Some(regex)) = self.patterns.get(i) {
@@ -363,7 +408,11 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::NotInEnum,
-                            format!("{:?} is not one of: {}", crate::ids::truncate(s), allowed.join(", ")),
+                            format!(
+                                "{:?} is not one of: {}",
+                                crate::ids::truncate(s),
+                                allowed.join(", ")
+                            ),
                         );
                     }
                 }
@@ -379,20 +428,32 @@ impl Validator {
                     }
                 }
             }
-            TypedValue::B(_) | TypedValue::I(_) | TypedValue::L(_) | TypedValue::D(_) | TypedValue::Ul(_) => {}
+            TypedValue::B(_)
+            | TypedValue::I(_)
+            | TypedValue::L(_)
+            | TypedValue::D(_)
+            | TypedValue::Ul(_) => {}
         }
         errors.len() == before
     }
 }
 
 /// Parses a value that must be of type `expected`.
-fn parse_typed(json: &Value, expected: ValueType, path: &str) -> Result<TypedValue, ValidationError> {
+fn parse_typed(
+    json: &Value,
+    expected: ValueType,
+    path: &str,
+) -> Result<TypedValue, ValidationError> {
     let value = TypedValue::from_json_at(json, path)?;
     if value.value_type() != expected {
         return Err(ValidationError::new(
             path,
             ValidationCode::WrongType,
-            format!("expected {}, got type {}", expected.describe(), value.value_type()),
+            format!(
+                "expected {}, got type {}",
+                expected.describe(),
+                value.value_type()
+            ),
         ));
     }
     Ok(value)
@@ -403,7 +464,11 @@ fn parse_typed(json: &Value, expected: ValueType, path: &str) -> Result<TypedVal
 pub fn parse_typed_map(raw: &Value, path: &str) -> Result<Parameters, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let Value::Object(map) = raw else {
-        errors.add(path, ValidationCode::WrongType, format!("expected an object of typed values, got {}", json_kind(raw)));
+        errors.add(
+            path,
+            ValidationCode::WrongType,
+            format!("expected an object of typed values, got {}", json_kind(raw)),
+        );
         return Err(errors);
     };
     let size = serde_json::to_string(raw).map_or(0, |s| s.len());
@@ -439,8 +504,17 @@ fn check_description(text: &str, path: &str, errors: &mut ValidationErrors) {
 }
 
 /// Checks `value` against an inclusive `(min, max)` range.
-pub fn check_range_u32(value: u32, (min, max): (u32, u32), path: &str, errors: &mut ValidationErrors) {
+pub fn check_range_u32(
+    value: u32,
+    (min, max): (u32, u32),
+    path: &str,
+    errors: &mut ValidationErrors,
+) {
     if value < min || value > max {
-        errors.add(path, ValidationCode::OutOfRange, format!("{value} is outside {min}..={max}"));
+        errors.add(
+            path,
+            ValidationCode::OutOfRange,
+            format!("{value} is outside {min}..={max}"),
+        );
     }
 }

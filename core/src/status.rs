@@ -14,6 +14,10 @@
 //! SUCCEEDED, FAILED, REJECTED, TIMED_OUT and CANCELED are terminal: nothing
 //! leaves them.
 
+// Every match on a status names every status: adding one must fail to
+// compile until each rule has been decided for it.
+#![deny(clippy::wildcard_enum_match_arm)]
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -73,7 +77,9 @@ impl fmt::Display for Actor {
 use ExecutionStatus::{Canceled, Failed, InProgress, Queued, Rejected, Sent, Succeeded, TimedOut};
 
 impl ExecutionStatus {
-    pub const ALL: [Self; 8] = [Queued, Sent, InProgress, Succeeded, Failed, Rejected, TimedOut, Canceled];
+    pub const ALL: [Self; 8] = [
+        Queued, Sent, InProgress, Succeeded, Failed, Rejected, TimedOut, Canceled,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -127,7 +133,10 @@ impl ExecutionStatus {
     /// Every status from which `actor` may move an execution to `to`: the set
     /// the store puts in its conditional write.
     pub fn allowed_sources(to: Self, actor: Actor) -> Vec<Self> {
-        Self::ALL.into_iter().filter(|from| from.can_transition(to, actor)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_transition(to, actor))
+            .collect()
     }
 }
 

@@ -61,8 +61,9 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let secs = f64::deserialize(deserializer)?;
-        Self::from_secs_f64(secs)
-            .ok_or_else(|| serde::de::Error::custom("timestamp out of range (epoch seconds expected)"))
+        Self::from_secs_f64(secs).ok_or_else(|| {
+            serde::de::Error::custom("timestamp out of range (epoch seconds expected)")
+        })
     }
 }
 
@@ -83,8 +84,14 @@ mod tests {
 
     #[test]
     fn whole_seconds_print_as_integers() {
-        assert_eq!(serde_json::to_string(&Timestamp::from_secs(1700000000)).unwrap(), "1700000000");
-        assert_eq!(serde_json::to_string(&Timestamp::from_millis(1700000000123)).unwrap(), "1700000000.123");
+        assert_eq!(
+            serde_json::to_string(&Timestamp::from_secs(1700000000)).unwrap(),
+            "1700000000"
+        );
+        assert_eq!(
+            serde_json::to_string(&Timestamp::from_millis(1700000000123)).unwrap(),
+            "1700000000.123"
+        );
         assert_eq!(Timestamp::from_millis(-1).epoch_secs(), -1);
     }
 }

@@ -50,7 +50,11 @@ impl StatusUpdate {
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Value::Object(map) = body else {
-            errors.add("", ValidationCode::InvalidJson, format!("an update must be a JSON object, got {}", json_kind(body)));
+            errors.add(
+                "",
+                ValidationCode::InvalidJson,
+                format!("an update must be a JSON object, got {}", json_kind(body)),
+            );
             return Err(errors);
         };
         let status = match map.get("status") {
@@ -66,11 +70,19 @@ impl StatusUpdate {
                 }
             },
             Some(other) => {
-                errors.add("status", ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                errors.add(
+                    "status",
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
                 None
             }
             None => {
-                errors.add("status", ValidationCode::MissingRequired, "status is required");
+                errors.add(
+                    "status",
+                    ValidationCode::MissingRequired,
+                    "status is required",
+                );
                 None
             }
         };
@@ -103,7 +115,11 @@ impl StatusUpdate {
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {
-                    errors.add("expectedVersion", ValidationCode::WrongType, format!("expected a whole number, got {v}"));
+                    errors.add(
+                        "expectedVersion",
+                        ValidationCode::WrongType,
+                        format!("expected a whole number, got {v}"),
+                    );
                     None
                 }
             },
@@ -112,7 +128,11 @@ impl StatusUpdate {
             None | Some(Value::Null) => None,
             Some(Value::String(t)) => errors.collect(ClientToken::parse_at(t, "clientToken")),
             Some(other) => {
-                errors.add("clientToken", ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other)));
+                errors.add(
+                    "clientToken",
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
                 None
             }
         };
@@ -127,27 +147,58 @@ impl StatusUpdate {
     }
 }
 
-fn parse_status_details(json: &Value, errors: &mut ValidationErrors) -> Option<BTreeMap<String, String>> {
+fn parse_status_details(
+    json: &Value,
+    errors: &mut ValidationErrors,
+) -> Option<BTreeMap<String, String>> {
     let Value::Object(map) = json else {
-        errors.add("statusDetails", ValidationCode::WrongType, format!("expected an object of strings, got {}", json_kind(json)));
+        errors.add(
+            "statusDetails",
+            ValidationCode::WrongType,
+            format!("expected an object of strings, got {}", json_kind(json)),
+        );
         return None;
     };
     if map.len() > MAX_STATUS_DETAILS {
-        errors.add("statusDetails", ValidationCode::TooLong, format!("at most {MAX_STATUS_DETAILS} entries, got {}", map.len()));
+        errors.add(
+            "statusDetails",
+            ValidationCode::TooLong,
+            format!("at most {MAX_STATUS_DETAILS} entries, got {}", map.len()),
+        );
     }
     let mut details = BTreeMap::new();
     for (key, value) in map {
         let path = format!("statusDetails.{key}");
-        let key_ok = !key.is_empty() && key.len() <= 128 && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
+        let key_ok = !key.is_empty()
+            && key.len() <= 128
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
         if !key_ok {
-            errors.add(&path, ValidationCode::InvalidValue, "keys are 1 to 128 of letters, digits, ':', '_' and '-'");
+            errors.add(
+                &path,
+                ValidationCode::InvalidValue,
+                "keys are 1 to 128 of letters, digits, ':', '_' and '-'",
+            );
         }
         match value {
-            Value::String(s) if !s.is_empty() && s.chars().count() <= 1024 && !s.chars().any(char::is_control) => {
+            Value::String(s)
+                if !s.is_empty()
+                    && s.chars().count() <= 1024
+                    && !s.chars().any(char::is_control) =>
+            {
                 details.insert(key.clone(), s.clone());
             }
-            Value::String(_) => errors.add(&path, ValidationCode::InvalidValue, "values are 1 to 1024 characters, no control characters"),
-            other => errors.add(&path, ValidationCode::WrongType, format!("expected a string, got {}", json_kind(other))),
+            Value::String(_) => errors.add(
+                &path,
+                ValidationCode::InvalidValue,
+                "values are 1 to 1024 characters, no control characters",
+            ),
+            other => errors.add(
+                &path,
+                ValidationCode::WrongType,
+                format!("expected a string, got {}", json_kind(other)),
+            ),
         }
     }
     Some(details)
@@ -218,7 +269,12 @@ pub struct TransitionPlan {
 impl TransitionPlan {
     /// Plans `update` by `actor` at `now`. Fails only when the table allows
     /// `actor` this target status from nowhere (a device asking for CANCELED).
-    pub fn new(update: StatusUpdate, to: ExecutionStatus, actor: Actor, now: Timestamp) -> Result<Self, TransitionError> {
+    pub fn new(
+        update: StatusUpdate,
+        to: ExecutionStatus,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Self, TransitionError> {
         let allowed_from = ExecutionStatus::allowed_sources(to, actor);
         if allowed_from.is_empty() {
             return Err(TransitionError::InvalidStateTransition {
@@ -260,11 +316,17 @@ impl TransitionPlan {
     /// order a caller can act on: wrong device, already over, stale version,
     /// then the table.
     pub fn check(&self, current: &CommandExecution) -> Result<(), TransitionError> {
-        if self.expected_target.as_ref().is_some_and(|t| *t != current.target) {
+        if self
+            .expected_target
+            .as_ref()
+            .is_some_and(|t| *t != current.target)
+        {
             return Err(TransitionError::TargetMismatch);
         }
         if current.status.is_terminal() {
-            return Err(TransitionError::TerminalStateReached { status: current.status });
+            return Err(TransitionError::TerminalStateReached {
+                status: current.status,
+            });
         }
         if let Some(expected) = self.expected_version {
             if expected != current.version {

@@ -24,7 +24,15 @@ pub enum ValueType {
 }
 
 impl ValueType {
-    pub const ALL: [Self; 7] = [Self::S, Self::B, Self::I, Self::L, Self::D, Self::Bin, Self::Ul];
+    pub const ALL: [Self; 7] = [
+        Self::S,
+        Self::B,
+        Self::I,
+        Self::L,
+        Self::D,
+        Self::Bin,
+        Self::Ul,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -149,7 +157,8 @@ impl TypedValue {
 
     /// Parses one wire value (`{"TAG": payload}`), reporting problems at `path`.
     pub fn from_json_at(json: &Value, path: &str) -> Result<Self, ValidationError> {
-        let wrong = |message: String| ValidationError::new(path, ValidationCode::WrongType, message);
+        let wrong =
+            |message: String| ValidationError::new(path, ValidationCode::WrongType, message);
         let Value::Object(map) = json else {
             return Err(wrong(format!(
                 "expected a typed value such as {{\"S\": \"text\"}}, got {}",
@@ -172,30 +181,51 @@ impl TypedValue {
     }
 
     /// Parses the payload of a value whose tag is already known.
-    pub fn from_payload(value_type: ValueType, payload: &Value, path: &str) -> Result<Self, ValidationError> {
+    pub fn from_payload(
+        value_type: ValueType,
+        payload: &Value,
+        path: &str,
+    ) -> Result<Self, ValidationError> {
         let wrong = || {
             ValidationError::new(
                 path,
                 ValidationCode::WrongType,
-                format!("expected {}, got {}", value_type.describe(), json_kind(payload)),
+                format!(
+                    "expected {}, got {}",
+                    value_type.describe(),
+                    json_kind(payload)
+                ),
             )
         };
         let out_of_range = |what: &str| {
-            ValidationError::new(path, ValidationCode::OutOfRange, format!("{payload} does not fit {what}"))
+            ValidationError::new(
+                path,
+                ValidationCode::OutOfRange,
+                format!("{payload} does not fit {what}"),
+            )
         };
         match value_type {
-            ValueType::S => payload.as_str().map(|s| Self::S(s.to_owned())).ok_or_else(wrong),
+            ValueType::S => payload
+                .as_str()
+                .map(|s| Self::S(s.to_owned()))
+                .ok_or_else(wrong),
             ValueType::B => payload.as_bool().map(Self::B).ok_or_else(wrong),
             ValueType::I => {
-                let Value::Number(n) = payload else { return Err(wrong()) };
+                let Value::Number(n) = payload else {
+                    return Err(wrong());
+                };
                 match (n.as_i64(), n.as_u64()) {
-                    (Some(i), _) => i32::try_from(i).map(Self::I).map_err(|_| out_of_range("a 32-bit integer")),
+                    (Some(i), _) => i32::try_from(i)
+                        .map(Self::I)
+                        .map_err(|_| out_of_range("a 32-bit integer")),
                     (None, Some(_)) => Err(out_of_range("a 32-bit integer")),
                     (None, None) => Err(wrong()),
                 }
             }
             ValueType::L => {
-                let Value::Number(n) = payload else { return Err(wrong()) };
+                let Value::Number(n) = payload else {
+                    return Err(wrong());
+                };
                 match (n.as_i64(), n.as_u64()) {
                     (Some(i), _) => Ok(Self::L(i)),
                     (None, Some(_)) => Err(out_of_range("a 64-bit integer")),
@@ -203,21 +233,38 @@ impl TypedValue {
                 }
             }
             ValueType::D => {
-                let Value::Number(n) = payload else { return Err(wrong()) };
-                n.as_f64().filter(|d| d.is_finite()).map(Self::D).ok_or_else(wrong)
+                let Value::Number(n) = payload else {
+                    return Err(wrong());
+                };
+                n.as_f64()
+                    .filter(|d| d.is_finite())
+                    .map(Self::D)
+                    .ok_or_else(wrong)
             }
             ValueType::Bin => {
-                let Some(text) = payload.as_str() else { return Err(wrong()) };
-                base64::engine::general_purpose::STANDARD.decode(text).map(Self::Bin).map_err(|e| {
-                    ValidationError::new(path, ValidationCode::InvalidBase64, format!("not valid base64: {e}"))
-                })
+                let Some(text) = payload.as_str() else {
+                    return Err(wrong());
+                };
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map(Self::Bin)
+                    .map_err(|e| {
+                        ValidationError::new(
+                            path,
+                            ValidationCode::InvalidBase64,
+                            format!("not valid base64: {e}"),
+                        )
+                    })
             }
             ValueType::Ul => {
                 let Some(text) = payload.as_str() else {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        format!("UL is sent as a decimal string, e.g. {{\"UL\": \"42\"}}; got {}", json_kind(payload)),
+                        format!(
+                            "UL is sent as a decimal string, e.g. {{\"UL\": \"42\"}}; got {}",
+                            json_kind(payload)
+                        ),
                     ));
                 };
                 let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
@@ -226,7 +273,10 @@ impl TypedValue {
                     _ => Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        format!("{:?} is not an unsigned 64-bit integer (0 to 18446744073709551615)", crate::ids::truncate(text)),
+                        format!(
+                            "{:?} is not an unsigned 64-bit integer (0 to 18446744073709551615)",
+                            crate::ids::truncate(text)
+                        ),
                     )),
                 }
             }
@@ -241,7 +291,9 @@ impl TypedValue {
             Self::I(i) => Value::from(*i),
             Self::L(l) => Value::from(*l),
             Self::D(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
-            Self::Bin(bytes) => Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Self::Bin(bytes) => {
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
             Self::Ul(u) => Value::from(u.to_string()),
         };
         let mut map = Map::with_capacity(1);
@@ -289,26 +341,59 @@ mod tests {
         assert_eq!(parse(json!({"S": "hi"})), Ok(TypedValue::S("hi".into())));
         assert_eq!(parse(json!({"B": true})), Ok(TypedValue::B(true)));
         assert_eq!(parse(json!({"I": -5})), Ok(TypedValue::I(-5)));
-        assert_eq!(parse(json!({"L": 9007199254740993i64})), Ok(TypedValue::L(9007199254740993)));
+        assert_eq!(
+            parse(json!({"L": 9007199254740993i64})),
+            Ok(TypedValue::L(9007199254740993))
+        );
         assert_eq!(parse(json!({"D": 2.5})), Ok(TypedValue::D(2.5)));
         assert_eq!(parse(json!({"D": 2})), Ok(TypedValue::D(2.0)));
-        assert_eq!(parse(json!({"BIN": "aGk="})), Ok(TypedValue::Bin(b"hi".to_vec())));
-        assert_eq!(parse(json!({"UL": "18446744073709551615"})), Ok(TypedValue::Ul(u64::MAX)));
+        assert_eq!(
+            parse(json!({"BIN": "aGk="})),
+            Ok(TypedValue::Bin(b"hi".to_vec()))
+        );
+        assert_eq!(
+            parse(json!({"UL": "18446744073709551615"})),
+            Ok(TypedValue::Ul(u64::MAX))
+        );
     }
 
     #[test]
     fn refuses_bad_values_with_their_codes() {
-        assert_eq!(parse(json!({"I": 2147483648i64})), Err(ValidationCode::OutOfRange));
+        assert_eq!(
+            parse(json!({"I": 2147483648i64})),
+            Err(ValidationCode::OutOfRange)
+        );
         assert_eq!(parse(json!({"I": 1.5})), Err(ValidationCode::WrongType));
-        assert_eq!(parse(json!({"L": 18446744073709551615u64})), Err(ValidationCode::OutOfRange));
-        assert_eq!(parse(json!({"BIN": "not base64!"})), Err(ValidationCode::InvalidBase64));
-        assert_eq!(parse(json!({"UL": "-1"})), Err(ValidationCode::InvalidUnsignedLong));
-        assert_eq!(parse(json!({"UL": "+1"})), Err(ValidationCode::InvalidUnsignedLong));
-        assert_eq!(parse(json!({"UL": "18446744073709551616"})), Err(ValidationCode::InvalidUnsignedLong));
-        assert_eq!(parse(json!({"UL": 5})), Err(ValidationCode::InvalidUnsignedLong));
+        assert_eq!(
+            parse(json!({"L": 18446744073709551615u64})),
+            Err(ValidationCode::OutOfRange)
+        );
+        assert_eq!(
+            parse(json!({"BIN": "not base64!"})),
+            Err(ValidationCode::InvalidBase64)
+        );
+        assert_eq!(
+            parse(json!({"UL": "-1"})),
+            Err(ValidationCode::InvalidUnsignedLong)
+        );
+        assert_eq!(
+            parse(json!({"UL": "+1"})),
+            Err(ValidationCode::InvalidUnsignedLong)
+        );
+        assert_eq!(
+            parse(json!({"UL": "18446744073709551616"})),
+            Err(ValidationCode::InvalidUnsignedLong)
+        );
+        assert_eq!(
+            parse(json!({"UL": 5})),
+            Err(ValidationCode::InvalidUnsignedLong)
+        );
         assert_eq!(parse(json!({"S": 1})), Err(ValidationCode::WrongType));
         assert_eq!(parse(json!({"X": 1})), Err(ValidationCode::WrongType));
-        assert_eq!(parse(json!({"S": "a", "B": true})), Err(ValidationCode::WrongType));
+        assert_eq!(
+            parse(json!({"S": "a", "B": true})),
+            Err(ValidationCode::WrongType)
+        );
         assert_eq!(parse(json!("bare")), Err(ValidationCode::WrongType));
     }
 

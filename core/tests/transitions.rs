@@ -2,6 +2,8 @@
 //! it, written out here by hand so that a change to `status.rs` that is not
 //! also a deliberate change to this table fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use courier_core::transition::TransitionPlan;
 use courier_core::*;
 use std::collections::BTreeMap;
@@ -78,17 +80,32 @@ fn every_pair_for_every_actor_matches_the_documented_table() {
                         assert!(from.is_terminal());
                         assert_eq!(status, from);
                     }
-                    (false, Err(TransitionError::InvalidStateTransition { from: got_from, to: got_to, actor: got_actor, allowed })) => {
+                    (
+                        false,
+                        Err(TransitionError::InvalidStateTransition {
+                            from: got_from,
+                            to: got_to,
+                            actor: got_actor,
+                            allowed,
+                        }),
+                    ) => {
                         // None: the actor may reach `to` from nowhere at all, which
                         // is known before the record is looked at.
-                        assert!(got_from.is_none() || (got_from == Some(from) && !from.is_terminal()));
-                        assert_eq!(got_from.is_none(), ExecutionStatus::allowed_sources(to, actor).is_empty());
+                        assert!(
+                            got_from.is_none() || (got_from == Some(from) && !from.is_terminal())
+                        );
+                        assert_eq!(
+                            got_from.is_none(),
+                            ExecutionStatus::allowed_sources(to, actor).is_empty()
+                        );
                         assert_eq!((got_to, got_actor), (to, actor));
                         if got_from.is_some() {
                             assert_eq!(allowed, from.allowed_targets(actor));
                         }
                     }
-                    (documented, outcome) => panic!("{actor} {from} -> {to}: documented {documented}, got {outcome:?}"),
+                    (documented, outcome) => {
+                        panic!("{actor} {from} -> {to}: documented {documented}, got {outcome:?}")
+                    }
                 }
                 checked += 1;
             }
@@ -99,8 +116,15 @@ fn every_pair_for_every_actor_matches_the_documented_table() {
 
 #[test]
 fn terminal_statuses_are_exactly_the_five() {
-    let terminal: Vec<_> = ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()).map(ExecutionStatus::as_str).collect();
-    assert_eq!(terminal, ["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"]);
+    let terminal: Vec<_> = ExecutionStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(ExecutionStatus::as_str)
+        .collect();
+    assert_eq!(
+        terminal,
+        ["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"]
+    );
     for status in ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
         for actor in Actor::ALL {
             assert!(status.allowed_targets(actor).is_empty());
@@ -114,18 +138,39 @@ fn starting_sets_started_at_once_and_ending_moves_ttl_to_completion_plus_retenti
     let queued = execution(ExecutionStatus::Queued);
     // WHEN the device starts it, reports progress, then succeeds
     let t1 = Timestamp::from_secs(2_000);
-    let started = transition(&queued, StatusUpdate::to(ExecutionStatus::InProgress), Actor::Device, t1).unwrap();
+    let started = transition(
+        &queued,
+        StatusUpdate::to(ExecutionStatus::InProgress),
+        Actor::Device,
+        t1,
+    )
+    .unwrap();
     let t2 = Timestamp::from_secs(2_500);
-    let progressed = transition(&started, StatusUpdate::to(ExecutionStatus::InProgress), Actor::Device, t2).unwrap();
+    let progressed = transition(
+        &started,
+        StatusUpdate::to(ExecutionStatus::InProgress),
+        Actor::Device,
+        t2,
+    )
+    .unwrap();
     let t3 = Timestamp::from_secs(3_000);
-    let done = transition(&progressed, StatusUpdate::to(ExecutionStatus::Succeeded), Actor::Device, t3).unwrap();
+    let done = transition(
+        &progressed,
+        StatusUpdate::to(ExecutionStatus::Succeeded),
+        Actor::Device,
+        t3,
+    )
+    .unwrap();
     // THEN startedAt is the first start, completedAt the end, TTL end + retention
     assert_eq!(progressed.started_at, Some(t1));
     assert_eq!(done.started_at, Some(t1));
     assert_eq!(done.completed_at, Some(t3));
     assert_eq!(done.time_to_live, t3.plus_secs(3600));
     assert_eq!(queued.time_to_live, progressed.time_to_live);
-    assert_eq!((started.version, progressed.version, done.version), (4, 5, 6));
+    assert_eq!(
+        (started.version, progressed.version, done.version),
+        (4, 5, 6)
+    );
 }
 
 #[test]
@@ -136,16 +181,30 @@ fn stale_expected_version_is_a_version_mismatch() {
         ..StatusUpdate::to(ExecutionStatus::Succeeded)
     };
     let err = transition(&current, update, Actor::Device, Timestamp::from_secs(5)).unwrap_err();
-    assert_eq!(err, TransitionError::VersionMismatch { expected: 2, actual: 3 });
+    assert_eq!(
+        err,
+        TransitionError::VersionMismatch {
+            expected: 2,
+            actual: 3
+        }
+    );
     assert_eq!(err.code(), "VersionMismatch");
 }
 
 #[test]
 fn a_plan_for_another_device_is_refused_as_not_found() {
-    let plan = TransitionPlan::new(StatusUpdate::default(), ExecutionStatus::Succeeded, Actor::Device, Timestamp::from_secs(5))
-        .unwrap()
-        .for_target(ThingName::parse("someone-else").unwrap());
-    assert_eq!(plan.apply(&execution(ExecutionStatus::Queued)), Err(TransitionError::TargetMismatch));
+    let plan = TransitionPlan::new(
+        StatusUpdate::default(),
+        ExecutionStatus::Succeeded,
+        Actor::Device,
+        Timestamp::from_secs(5),
+    )
+    .unwrap()
+    .for_target(ThingName::parse("someone-else").unwrap());
+    assert_eq!(
+        plan.apply(&execution(ExecutionStatus::Queued)),
+        Err(TransitionError::TargetMismatch)
+    );
 }
 
 #[test]
@@ -160,7 +219,10 @@ fn result_and_details_replace_reason_describes_latest_change() {
     }))
     .unwrap();
     let next = transition(&current, update, Actor::Device, Timestamp::from_secs(9)).unwrap();
-    assert_eq!(next.status_reason.as_ref().unwrap().reason_code, "DISK_FULL");
+    assert_eq!(
+        next.status_reason.as_ref().unwrap().reason_code,
+        "DISK_FULL"
+    );
     assert_eq!(next.status_details["step"], "write");
     assert_eq!(next.result["freeBytes"], TypedValue::L(0));
 }

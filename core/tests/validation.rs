@@ -1,5 +1,7 @@
 //! Command definitions and parameter validation, black-box.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use courier_core::*;
 use serde_json::{json, Value};
 
@@ -27,7 +29,9 @@ fn set_config() -> Validator {
 }
 
 fn validate(params: Value) -> Result<Parameters, Vec<(String, &'static str)>> {
-    let Value::Object(map) = params else { panic!("object expected") };
+    let Value::Object(map) = params else {
+        panic!("object expected")
+    };
     set_config()
         .validate(&map)
         .map_err(|e| e.iter().map(|e| (e.path.clone(), e.code())).collect())
@@ -137,7 +141,8 @@ fn bad_definitions_report_every_problem() {
 
 #[test]
 fn bad_ids_are_refused_when_a_definition_is_read() {
-    let result: Result<CommandDefinition, _> = serde_json::from_value(json!({"commandId": "no spaces"}));
+    let result: Result<CommandDefinition, _> =
+        serde_json::from_value(json!({"commandId": "no spaces"}));
     assert!(result.is_err());
 }
 
@@ -168,13 +173,29 @@ fn start_execution_reports_target_and_parameter_problems_together() {
 fn a_new_execution_is_queued_at_version_one_with_ttl_after_its_deadline() {
     let validator = set_config();
     let now = Timestamp::from_secs(1_700_000_000);
-    let start = StartExecution::parse(&json!({"target": "dev-1", "parameters": {"mode": {"S": "eco"}}}), &validator, now).unwrap();
+    let start = StartExecution::parse(
+        &json!({"target": "dev-1", "parameters": {"mode": {"S": "eco"}}}),
+        &validator,
+        now,
+    )
+    .unwrap();
     let exec = start.into_execution(ExecutionId::parse("e1").unwrap(), &validator, now);
     assert_eq!(exec.status, ExecutionStatus::Queued);
     assert_eq!(exec.version, 1);
     assert_eq!(exec.time_to_live, now.plus_secs(600 + 30 * 86_400));
     let json = serde_json::to_value(&exec).unwrap();
-    for field in ["executionId", "commandId", "target", "status", "parameters", "executionTimeoutSeconds", "createdAt", "lastUpdatedAt", "timeToLive", "version"] {
+    for field in [
+        "executionId",
+        "commandId",
+        "target",
+        "status",
+        "parameters",
+        "executionTimeoutSeconds",
+        "createdAt",
+        "lastUpdatedAt",
+        "timeToLive",
+        "version",
+    ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
 }

@@ -1,1 +1,23 @@
+//! courier-functions: the Lambda functions and what they share.
+//!
+//! - [`api`]: THE ROUTES (HTTP API, `api` binary)
+//! - [`device_events`]: device status reports from IoT rules (`device-events` binary)
+//! - [`service`]: the operations, generic over [`store::Store`]
+//! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
+//! - [`error`]: the one error type and its HTTP mapping
+//! - [`config`], [`ids`], [`page_token`]: environment, id generation, nextToken sealing
+//!
+//! Each binary in `src/bin/` only wires these together.
 
+pub mod api;
+pub mod config;
+pub mod device_events;
+pub mod error;
+pub mod ids;
+pub mod page_token;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use error::ServiceError;
+pub use service::Courier;

@@ -1,1 +1,107 @@
+//! Test harness: DynamoDB Local clients and one fresh table per test, and
+//! builders for the events Lambda receives. Does I/O (DynamoDB Local).
+//!
+//! DynamoDB Local is started by `scripts/test.sh` (which `make test` runs) and
+//! found through `DYNAMODB_ENDPOINT`.
 
+use aws_sdk_dynamodb::Client;
+use courier_functions::page_token::PageTokens;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::Courier;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const PAGE_TOKEN_SECRET: &[u8] = b"test-page-token-secret";
+
+pub fn endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!("DYNAMODB_ENDPOINT is not set: run the integration tests through `make test` (scripts/test.sh starts DynamoDB Local)")
+    })
+}
+
+/// A client for DynamoDB Local (static dummy credentials).
+pub async fn client() -> Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "courier-tests",
+        ))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A new, empty table with Courier's layout, unique to the calling test.
+pub async fn fresh_table() -> (Client, String) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let client = client().await;
+    let name = format!(
+        "courier-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    DynamoStore::create_table(&client, &name)
+        .await
+        .expect("create table in DynamoDB Local");
+    (client, name)
+}
+
+/// A store over a fresh table.
+pub async fn fresh_store() -> DynamoStore {
+    let (client, table) = fresh_table().await;
+    DynamoStore::new(client, table)
+}
+
+/// The service over a fresh table.
+pub async fn fresh_courier() -> Courier<DynamoStore> {
+    Courier::new(
+        fresh_store().await,
+        PageTokens::new(PAGE_TOKEN_SECRET.to_vec()),
+    )
+}
+
+/// An API Gateway HTTP API (payload v2) event, as `tests/events/*.json` hold.
+pub fn http_event(method: &str, path_and_query: &str, body: Option<&Value>) -> Value {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut query_map = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query_map.insert(k.to_owned(), Value::from(v));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "queryStringParameters": query_map,
+        "headers": {"content-type": "application/json", "host": "api.local"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "api.local",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "21/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 1_763_683_200_000u64
+        },
+        "body": body.map(Value::to_string),
+        "isBase64Encoded": false
+    })
+}
+
+/// A Lambda invocation context with the given request id.
+pub fn context(request_id: &str) -> lambda_runtime::Context {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_owned();
+    context
+}

@@ -1,0 +1,253 @@
+//! THE ROUTES. The `api` Lambda's HTTP entry point (API Gateway HTTP API v2
+//! and function URLs): routing, body and query parsing, CORS, and the one
+//! place a [`ServiceError`] becomes a response. I/O only through the service.
+//!
+//! | method | path                                  | what                                   |
+//! |--------|---------------------------------------|----------------------------------------|
+//! | POST   | /commands                             | create a command definition            |
+//! | GET    | /commands                             | list commands (limit, nextToken)       |
+//! | GET    | /commands/{commandId}                 | get a command                          |
+//! | POST   | /commands/{commandId}/executions      | start an execution on a device         |
+//! | GET    | /executions/{executionId}             | get an execution (includeResult)       |
+//! | GET    | /executions?target=|commandId=        | list executions (status, limit, nextToken) |
+//! | POST   | /executions/{executionId}/cancel      | cancel an execution                    |
+//! | GET    | /health                               | liveness and version                   |
+
+use crate::error::ServiceError;
+use crate::service::{Courier, ListExecutions};
+use crate::store::Store;
+use courier_core::{Timestamp, ValidationCode};
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Request bodies above this are refused with 413 before parsing. Parameters
+/// are limited to 128 KiB; the rest of a body is small.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Cross-origin settings, so browser dashboards on another origin can call.
+#[derive(Debug, Clone)]
+pub struct Cors {
+    pub allow_origin: String,
+}
+
+/// Handles one HTTP request. Never fails: every error becomes a JSON response.
+pub async fn handle<S: Store>(
+    courier: &Courier<S>,
+    cors: &Cors,
+    request: Request,
+    now: Timestamp,
+) -> Result<Response<Body>, lambda_http::Error> {
+    let request_id = request
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let path = match request.raw_http_path() {
+        "" => request.uri().path().to_owned(),
+        raw => raw.to_owned(),
+    };
+    let response = match route(courier, &request, &method, &path, now, &request_id).await {
+        Ok(response) => response,
+        Err(err) => {
+            if err.status() >= 500 {
+                tracing::error!(code = err.code(), error = ?err, %method, %path, "request failed");
+            } else {
+                tracing::warn!(code = err.code(), message = %err, %method, %path, "request refused");
+            }
+            Reply::json(err.status(), &err.body())
+        }
+    };
+    Ok(response.finish(cors, &request_id))
+}
+
+async fn route<S: Store>(
+    courier: &Courier<S>,
+    request: &Request,
+    method: &Method,
+    path: &str,
+    now: Timestamp,
+    request_id: &str,
+) -> Result<Reply, ServiceError> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let query = request.query_string_parameters();
+    let param = |name: &str| query.first(name).map(str::to_owned);
+    if method == Method::OPTIONS {
+        return Ok(Reply::empty(StatusCode::NO_CONTENT));
+    }
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["health"]) => Ok(Reply::json(
+            200,
+            &json!({ "status": "ok", "version": courier_core::VERSION }),
+        )),
+        ("POST", ["commands"]) => {
+            let (command, created) = courier.create_command(&json_body(request)?, now).await?;
+            let reply = Reply::json(if created { 201 } else { 200 }, &command);
+            Ok(reply.location(format!("/commands/{}", command.command_id)))
+        }
+        ("GET", ["commands"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_commands(param("limit").as_deref(), param("nextToken").as_deref())
+                .await?,
+        )),
+        ("GET", ["commands", id]) => Ok(Reply::json(200, &courier.get_command(id).await?)),
+        ("POST", ["commands", id, "executions"]) => {
+            let (execution, created) = courier
+                .start_execution(id, &json_body(request)?, now)
+                .await?;
+            let reply = Reply::json(if created { 201 } else { 200 }, &execution);
+            Ok(reply.location(format!("/executions/{}", execution.execution_id)))
+        }
+        ("GET", ["executions"]) => {
+            let params = ListExecutions {
+                target: param("target"),
+                command_id: param("commandId"),
+                status: param("status"),
+                limit: param("limit"),
+                next_token: param("nextToken"),
+            };
+            Ok(Reply::json(
+                200,
+                &courier.list_executions(&params, now).await?,
+            ))
+        }
+        ("GET", ["executions", id]) => {
+            let mut execution = courier.get_execution(id, now).await?;
+            match param("includeResult").as_deref() {
+                None | Some("true") => {}
+                Some("false") => execution.result.clear(),
+                Some(other) => {
+                    return Err(ServiceError::validation(
+                        "includeResult",
+                        ValidationCode::InvalidValue,
+                        format!("includeResult is true or false, got {other:?}"),
+                    ))
+                }
+            }
+            Ok(Reply::json(200, &execution))
+        }
+        ("POST", ["executions", id, "cancel"]) => Ok(Reply::json(
+            200,
+            &courier
+                .cancel_execution(id, &json_body(request)?, now, request_id)
+                .await?,
+        )),
+        (_, ["health"] | ["commands", ..] | ["executions", ..]) => {
+            Err(not_allowed(method, path, &segments))
+        }
+        _ => Err(ServiceError::NoRoute {
+            method: method.to_string(),
+            path: path.to_owned(),
+        }),
+    }
+}
+
+fn not_allowed(method: &Method, path: &str, segments: &[&str]) -> ServiceError {
+    let allow = match segments {
+        ["commands"] => "GET, POST",
+        ["commands", _, "executions"] | ["executions", _, "cancel"] => "POST",
+        _ => "GET",
+    };
+    ServiceError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.to_owned(),
+        allow,
+    }
+}
+
+/// The body as JSON: `null` when empty; 413 when too large; 400 when not JSON.
+fn json_body(request: &Request) -> Result<Value, ServiceError> {
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => return Ok(Value::Null),
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Ok(Value::Null),
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ServiceError::validation(
+            "",
+            ValidationCode::PayloadTooLarge,
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ServiceError::validation(
+            "",
+            ValidationCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// A response under construction.
+struct Reply {
+    status: u16,
+    body: Body,
+    location: Option<String>,
+}
+
+impl Reply {
+    fn json(status: u16, value: &impl Serialize) -> Self {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| r#"{"code":"InternalServerException","message":"unserializable response","details":{}}"#.into());
+        Self {
+            status,
+            body: Body::Text(text),
+            location: None,
+        }
+    }
+
+    fn empty(status: StatusCode) -> Self {
+        Self {
+            status: status.as_u16(),
+            body: Body::Empty,
+            location: None,
+        }
+    }
+
+    fn location(mut self, location: String) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    fn finish(self, cors: &Cors, request_id: &str) -> Response<Body> {
+        let mut response = Response::new(self.body);
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        let mut set = |name: header::HeaderName, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        set(header::CONTENT_TYPE, "application/json");
+        set(header::ACCESS_CONTROL_ALLOW_ORIGIN, &cors.allow_origin);
+        set(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
+        set(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "content-type, authorization, x-amz-date, x-amz-security-token, x-api-key",
+        );
+        set(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "location, x-request-id",
+        );
+        set(header::ACCESS_CONTROL_MAX_AGE, "600");
+        if cors.allow_origin != "*" {
+            set(header::VARY, "origin");
+        }
+        if !request_id.is_empty() {
+            set(header::HeaderName::from_static("x-request-id"), request_id);
+        }
+        if let Some(location) = &self.location {
+            set(header::LOCATION, location);
+        }
+        response
+    }
+}

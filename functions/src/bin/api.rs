@@ -1,0 +1,17 @@
+//! The `api` Lambda: Courier's HTTP API (see `courier_functions::api`).
+
+use courier_functions::{api, config, Config};
+use lambda_http::{run, service_fn, tracing, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let cors = config.cors();
+    let courier = config.courier().await;
+    let (courier, cors) = (&courier, &cors);
+    run(service_fn(move |request: Request| async move {
+        api::handle(courier, cors, request, config::now()).await
+    }))
+    .await
+}

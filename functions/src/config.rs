@@ -1,0 +1,62 @@
+//! Configuration from the environment, read once at cold start, and the AWS
+//! clients built from it. Local endpoints come from the SDK's own variables
+//! (`AWS_ENDPOINT_URL_DYNAMODB`), so no code differs between local and AWS.
+
+use crate::api::Cors;
+use crate::page_token::PageTokens;
+use crate::service::Courier;
+use crate::store::dynamodb::DynamoStore;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the single table.
+    pub table_name: String,
+    /// `PAGE_TOKEN_SECRET`: HMAC key for nextToken (at least 16 bytes).
+    pub page_token_secret: Vec<u8>,
+    /// `CORS_ALLOW_ORIGIN`: the dashboard's origin, or `*` (default).
+    pub cors_allow_origin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let var =
+            |name: &str| std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")));
+        let table_name = var("TABLE_NAME")?;
+        let page_token_secret = var("PAGE_TOKEN_SECRET")?.into_bytes();
+        if page_token_secret.len() < 16 {
+            return Err(ConfigError(
+                "PAGE_TOKEN_SECRET must be at least 16 bytes".into(),
+            ));
+        }
+        Ok(Self {
+            table_name,
+            page_token_secret,
+            cors_allow_origin: std::env::var("CORS_ALLOW_ORIGIN").unwrap_or_else(|_| "*".into()),
+        })
+    }
+
+    pub fn cors(&self) -> Cors {
+        Cors {
+            allow_origin: self.cors_allow_origin.clone(),
+        }
+    }
+
+    /// The service over DynamoDB, with the SDK client built once.
+    pub async fn courier(&self) -> Courier<DynamoStore> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &self.table_name);
+        Courier::new(store, PageTokens::new(self.page_token_secret.clone()))
+    }
+}
+
+/// The wall clock, read at the edge and passed into core as a value.
+pub fn now() -> courier_core::Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    courier_core::Timestamp::from_millis(millis)
+}

@@ -1,0 +1,442 @@
+//! What Courier does, independent of how it is called: the operations behind
+//! the HTTP routes and the device events, generic over [`Store`]. Validation
+//! and rules come from courier-core; I/O goes through the store only.
+
+use crate::error::ServiceError;
+use crate::ids;
+use crate::page_token::PageTokens;
+use crate::store::{
+    CreateOutcome, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, Store, StoreError,
+    TransitionOutcome,
+};
+use courier_core::{
+    Actor, CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus,
+    StartExecution, StatusUpdate, ThingName, Timestamp, TransitionError, TransitionPlan,
+    ValidationCode, ValidationErrors, Validator,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The service: a store, the page-token key, and a cache of compiled command
+/// definitions. Definitions are immutable, so a cached one is never stale and
+/// a warm function starts executions without reading the command.
+#[derive(Debug)]
+pub struct Courier<S> {
+    store: S,
+    tokens: PageTokens,
+    validators: Mutex<HashMap<CommandId, Arc<Validator>>>,
+}
+
+/// A page as callers see it: items and an opaque `nextToken`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// Filters and paging of `GET /executions`, as strings from the query.
+#[derive(Debug, Clone, Default)]
+pub struct ListExecutions {
+    pub target: Option<String>,
+    pub command_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<String>,
+    pub next_token: Option<String>,
+}
+
+/// What a device update did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceUpdateOutcome {
+    Applied(CommandExecution),
+    Duplicate(CommandExecution),
+}
+
+impl<S: Store> Courier<S> {
+    pub fn new(store: S, tokens: PageTokens) -> Self {
+        Self {
+            store,
+            tokens,
+            validators: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// `POST /commands`. Returns the stored definition and whether it was
+    /// created now (false: the same definition existed, an idempotent retry).
+    pub async fn create_command(
+        &self,
+        body: &Value,
+        now: Timestamp,
+    ) -> Result<(CommandDefinition, bool), ServiceError> {
+        let mut definition: CommandDefinition =
+            serde_json::from_value(body.clone()).map_err(|e| {
+                ServiceError::validation(
+                    "",
+                    ValidationCode::InvalidValue,
+                    format!("not a command definition: {e}"),
+                )
+            })?;
+        definition.created_at = None;
+        definition.validator()?;
+        let mut stored = definition.clone();
+        stored.created_at = Some(now);
+        match self.store.put_command(&stored).await? {
+            PutOutcome::Created(created) => {
+                tracing::info!(command_id = %created.command_id, "command created");
+                Ok((created, true))
+            }
+            PutOutcome::Existing(existing) => {
+                let mut comparable = existing.clone();
+                comparable.created_at = None;
+                if comparable == definition {
+                    Ok((existing, false))
+                } else {
+                    Err(ServiceError::Conflict(format!(
+                        "command {} exists with a different definition; definitions are immutable, create a new command id",
+                        existing.command_id
+                    )))
+                }
+            }
+        }
+    }
+
+    pub async fn get_command(&self, raw_id: &str) -> Result<CommandDefinition, ServiceError> {
+        Ok(self.validator(raw_id).await?.definition().clone())
+    }
+
+    /// The compiled definition, from the cache or the store.
+    async fn validator(&self, raw_id: &str) -> Result<Arc<Validator>, ServiceError> {
+        let id = CommandId::parse_at(raw_id, "commandId").map_err(ValidationErrors::from)?;
+        if let Some(cached) = self
+            .validators
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&id).cloned())
+        {
+            return Ok(cached);
+        }
+        let definition =
+            self.store
+                .get_command(&id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: "command",
+                    id: id.to_string(),
+                })?;
+        let validator = Arc::new(definition.validator().map_err(|e| {
+            ServiceError::Internal(format!("stored definition {id} is invalid: {e}"))
+        })?);
+        if let Ok(mut cache) = self.validators.lock() {
+            cache.insert(id, Arc::clone(&validator));
+        }
+        Ok(validator)
+    }
+
+    pub async fn list_commands(
+        &self,
+        limit: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Listing<CommandDefinition>, ServiceError> {
+        let scope = "commands";
+        let page = self.page_request(scope, limit, next_token)?;
+        let page = self.store.list_commands(page).await?;
+        Ok(self.listing(scope, page))
+    }
+
+    /// `POST /commands/{commandId}/executions`. Returns the execution and
+    /// whether it was created now (false: an idempotent retry).
+    pub async fn start_execution(
+        &self,
+        command_id: &str,
+        body: &Value,
+        now: Timestamp,
+    ) -> Result<(CommandExecution, bool), ServiceError> {
+        let validator = self.validator(command_id).await?;
+        let start = StartExecution::parse(body, &validator, now)?;
+        let request_hash = ids::fingerprint(
+            serde_json::json!([
+                validator.definition().command_id,
+                start.target,
+                start.parameters,
+                start.execution_timeout_seconds,
+                start.time_to_live,
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        let id = match &start.client_token {
+            Some(token) => ids::execution_id_for_token(token),
+            None => ids::random_execution_id(),
+        };
+        let execution = start.into_execution(id, &validator, now);
+        match self.store.create_execution(&execution, &request_hash).await? {
+            CreateOutcome::Created(created) => {
+                tracing::info!(execution_id = %created.execution_id, command_id = %created.command_id, target = %created.target, "execution created");
+                Ok((created, true))
+            }
+            CreateOutcome::Existing { execution, same_request: true } => Ok((execution, false)),
+            CreateOutcome::Existing { .. } => Err(ServiceError::Conflict(
+                "clientToken was already used for a different request; use a new token for a new execution".into(),
+            )),
+        }
+    }
+
+    pub async fn get_execution(
+        &self,
+        raw_id: &str,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
+        self.store
+            .get_execution(&id, now)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            })
+    }
+
+    /// `GET /executions?target=|commandId=&status=&limit=&nextToken=`.
+    pub async fn list_executions(
+        &self,
+        params: &ListExecutions,
+        now: Timestamp,
+    ) -> Result<Listing<CommandExecution>, ServiceError> {
+        let mut errors = ValidationErrors::new();
+        let of = match (&params.target, &params.command_id) {
+            (Some(t), None) => errors
+                .collect(ThingName::parse_at(t, "target"))
+                .map(ExecutionsOf::Target),
+            (None, Some(c)) => errors
+                .collect(CommandId::parse_at(c, "commandId"))
+                .map(ExecutionsOf::Command),
+            (Some(_), Some(_)) | (None, None) => {
+                errors.add(
+                    "target",
+                    ValidationCode::MissingRequired,
+                    "give exactly one of target or commandId",
+                );
+                None
+            }
+        };
+        let status = match params.status.as_deref() {
+            None => None,
+            Some(raw) => {
+                let parsed = ExecutionStatus::parse(raw);
+                if parsed.is_none() {
+                    let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    errors.add(
+                        "status",
+                        ValidationCode::InvalidValue,
+                        format!("{raw:?} is not a status; use one of {}", all.join(", ")),
+                    );
+                }
+                parsed
+            }
+        };
+        let Some(of) = of else {
+            return Err(errors.into());
+        };
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
+        let query = ExecutionQuery { of, status };
+        let scope = format!("executions?{:?}&{:?}", query.of, query.status);
+        let page = self.page_request(
+            &scope,
+            params.limit.as_deref(),
+            params.next_token.as_deref(),
+        )?;
+        let page = self.store.list_executions(&query, page, now).await?;
+        Ok(self.listing(&scope, page))
+    }
+
+    /// `POST /executions/{id}/cancel` by an operator. Cancelling an already
+    /// cancelled execution returns it unchanged (safe to retry).
+    pub async fn cancel_execution(
+        &self,
+        raw_id: &str,
+        body: &Value,
+        now: Timestamp,
+        request_id: &str,
+    ) -> Result<CommandExecution, ServiceError> {
+        let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
+        let mut update = if body.is_null() {
+            StatusUpdate::default()
+        } else {
+            parse_cancel_body(body)?
+        };
+        update.status = Some(ExecutionStatus::Canceled);
+        let token = update
+            .client_token
+            .as_ref()
+            .map_or_else(|| request_id.to_owned(), ToString::to_string);
+        let plan = TransitionPlan::new(update, ExecutionStatus::Canceled, Actor::Operator, now)
+            .map_err(|error| ServiceError::Transition {
+                error,
+                current: None,
+            })?;
+        match self.store.apply_transition(&id, &plan, &token).await {
+            Ok(TransitionOutcome::Applied(e) | TransitionOutcome::Duplicate(e)) => {
+                tracing::info!(execution_id = %e.execution_id, "execution canceled");
+                Ok(e)
+            }
+            Err(StoreError::Rejected {
+                error:
+                    TransitionError::TerminalStateReached {
+                        status: ExecutionStatus::Canceled,
+                    },
+                current,
+            }) => Ok(*current),
+            Err(StoreError::NotFound) => Err(ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// A device's status report (an IoT rule event). `thing` comes from the
+    /// MQTT topic, so a device can only ever touch its own executions.
+    /// `dedupe_token` is the update's clientToken, else the invocation's
+    /// request id (stable across Lambda's retries of one event).
+    pub async fn device_update(
+        &self,
+        thing: &str,
+        execution_id: &str,
+        update: &Value,
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Result<DeviceUpdateOutcome, ServiceError> {
+        let mut errors = ValidationErrors::new();
+        let thing = errors.collect(ThingName::parse_at(thing, "thingName"));
+        let id = errors.collect(ExecutionId::parse_at(execution_id, "executionId"));
+        let update = match StatusUpdate::parse(update) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let (Some(thing), Some(id), Some(update)) = (thing, id, update) else {
+            return Err(errors.into());
+        };
+        let Some(to) = update.status else {
+            return Err(ServiceError::validation(
+                "status",
+                ValidationCode::MissingRequired,
+                "status is required",
+            ));
+        };
+        let token = update
+            .client_token
+            .as_ref()
+            .map_or_else(|| dedupe_token.to_owned(), ToString::to_string);
+        let plan = TransitionPlan::new(update, to, Actor::Device, now)
+            .map_err(|error| ServiceError::Transition {
+                error,
+                current: None,
+            })?
+            .for_target(thing);
+        match self.store.apply_transition(&id, &plan, &token).await {
+            Ok(TransitionOutcome::Applied(e)) => {
+                tracing::info!(execution_id = %e.execution_id, status = %e.status, version = e.version, "device update applied");
+                Ok(DeviceUpdateOutcome::Applied(e))
+            }
+            Ok(TransitionOutcome::Duplicate(e)) => {
+                tracing::info!(execution_id = %e.execution_id, "redelivered device update ignored");
+                Ok(DeviceUpdateOutcome::Duplicate(e))
+            }
+            Err(StoreError::NotFound) => Err(ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn page_request(
+        &self,
+        scope: &str,
+        limit: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<PageRequest, ServiceError> {
+        let mut errors = ValidationErrors::new();
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    errors.add(
+                        "limit",
+                        ValidationCode::OutOfRange,
+                        format!("limit must be 1 to {MAX_PAGE_SIZE}, got {raw:?}"),
+                    );
+                    DEFAULT_PAGE_SIZE
+                }
+            },
+        };
+        let start = match next_token {
+            None | Some("") => None,
+            Some(token) => match self.tokens.open(scope, token) {
+                Ok(cursor) => Some(cursor),
+                Err(e) => {
+                    errors.add("nextToken", ValidationCode::InvalidValue, e.to_string());
+                    None
+                }
+            },
+        };
+        errors
+            .into_result(PageRequest { limit, start })
+            .map_err(Into::into)
+    }
+
+    fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {
+        Listing {
+            items: page.items,
+            next_token: page.next.map(|cursor| self.tokens.seal(scope, &cursor)),
+        }
+    }
+}
+
+/// An operator's cancel body: optional expectedVersion, statusReason, clientToken.
+fn parse_cancel_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
+    let Value::Object(map) = body else {
+        return Err(ServiceError::validation(
+            "",
+            ValidationCode::InvalidJson,
+            "the body must be a JSON object",
+        ));
+    };
+    let mut errors = ValidationErrors::new();
+    for key in map.keys() {
+        if !["expectedVersion", "statusReason", "clientToken"].contains(&key.as_str()) {
+            errors.add(
+                key.as_str(),
+                ValidationCode::UnknownField,
+                "cancel takes expectedVersion, statusReason and clientToken",
+            );
+        }
+    }
+    let mut with_status = map.clone();
+    with_status.insert(
+        "status".into(),
+        Value::from(ExecutionStatus::Canceled.as_str()),
+    );
+    match StatusUpdate::parse(&Value::Object(with_status)) {
+        Ok(update) => errors.into_result(update).map_err(Into::into),
+        Err(e) => {
+            errors.0.extend(e.0);
+            Err(errors.into())
+        }
+    }
+}

@@ -1,0 +1,828 @@
+//! THE TABLE LAYOUT, and the DynamoDB implementation of [`Store`]. Does I/O.
+//!
+//! One table, string keys `pk`/`sk`, TTL on the number attribute `ttl`:
+//!
+//! | item        | pk                 | sk           | gsi1 (byTarget)                  | gsi2 (byCommand)               | gsi3 (pending, sparse)           |
+//! |-------------|--------------------|--------------|----------------------------------|--------------------------------|----------------------------------|
+//! | command     | `COMMANDS`         | `{commandId}`| –                                | –                              | –                                |
+//! | execution   | `EXEC#{executionId}`| `EXEC`      | `THING#{target}` / `{created}#{id}` | `CMD#{commandId}` / `{created}#{id}` | `PENDING#{target}` / `{created}#{id}`, only while not terminal |
+//!
+//! `{created}` is `createdAt` in epoch milliseconds, zero-padded to 15 digits,
+//! so index order is creation order. All three indexes project KEYS_ONLY and
+//! their keys never change while an execution lives, so a status change
+//! writes no index at all, except the last one, which removes the pending
+//! entry. Listings hydrate index keys with one BatchGetItem.
+//!
+//! Access patterns, none a Scan:
+//! - get a command / an execution: GetItem
+//! - list commands: Query `pk = COMMANDS`
+//! - a device's executions newest first: Query gsi1 (by status: non-terminal
+//!   statuses Query gsi3 instead; terminal ones filter the hydrated page)
+//! - a command's executions: Query gsi2
+//! - a device's next pending execution: Query gsi3 oldest first, hydrate,
+//!   IN_PROGRESS first, then QUEUED/SENT
+//!
+//! DynamoDB deletes expired items late (and DynamoDB Local never), so every
+//! read drops items whose `timeToLive` has passed, and writes treat them as
+//! absent.
+
+use super::{
+    CreateOutcome, Cursor, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, Store,
+    StoreError, TransitionOutcome,
+};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use courier_core::{
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
+    Timestamp, TransitionPlan,
+};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const TTL_ATTRIBUTE: &str = "ttl";
+pub const BY_TARGET_INDEX: &str = "gsi1";
+pub const BY_COMMAND_INDEX: &str = "gsi2";
+pub const PENDING_INDEX: &str = "gsi3";
+const COMMANDS_PK: &str = "COMMANDS";
+const EXECUTION_SK: &str = "EXEC";
+/// Attributes the store adds to an execution item beside the record itself.
+const REQUEST_HASH: &str = "requestHash";
+const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
+
+/// Capacity units consumed, summed over every call (table and indexes), for
+/// benchmarks. Reads and writes are kept in hundredths of a unit.
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    read_centi_units: AtomicU64,
+    write_centi_units: AtomicU64,
+}
+
+impl CapacityMeter {
+    pub fn read_units(&self) -> f64 {
+        self.read_centi_units.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn write_units(&self) -> f64 {
+        self.write_centi_units.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn reset(&self) {
+        self.read_centi_units.store(0, Ordering::Relaxed);
+        self.write_centi_units.store(0, Ordering::Relaxed);
+    }
+    /// `capacity_units` is the call's total: the table and, with
+    /// ReturnConsumedCapacity INDEXES, every index it wrote.
+    fn record_read(&self, capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {
+        if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
+            self.read_centi_units
+                .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+    fn record_write(&self, capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {
+        if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
+            self.write_centi_units
+                .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    meter: Arc<CapacityMeter>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            meter: Arc::new(CapacityMeter::default()),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Capacity consumed by this store's calls so far.
+    pub fn meter(&self) -> &CapacityMeter {
+        &self.meter
+    }
+
+    /// The table definition (keys, indexes, on-demand billing). `infra/`
+    /// declares the same; a test compares the two.
+    pub fn create_table_request(client: &Client, table: &str) -> CreateTableFluentBuilder {
+        let string_attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set")
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("name and type are set")
+        };
+        let index = |name: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(&format!("{name}pk"), KeyType::Hash))
+                .key_schema(key(&format!("{name}sk"), KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("name, keys and projection are set")
+        };
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string_attr("pk"))
+            .attribute_definitions(string_attr("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range));
+        for name in [BY_TARGET_INDEX, BY_COMMAND_INDEX, PENDING_INDEX] {
+            request = request
+                .attribute_definitions(string_attr(&format!("{name}pk")))
+                .attribute_definitions(string_attr(&format!("{name}sk")))
+                .global_secondary_indexes(index(name));
+        }
+        request
+    }
+
+    /// Creates the table and enables TTL on `ttl` (tests and `make run`).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        Self::create_table_request(client, table)
+            .send()
+            .await
+            .map_err(classify)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()
+                    .map_err(internal)?,
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Reads full items for index keys, in the keys' order, with consistent
+    /// reads; retries unprocessed keys.
+    async fn hydrate(
+        &self,
+        keys: Vec<Item>,
+        now: Timestamp,
+    ) -> Result<Vec<CommandExecution>, StoreError> {
+        let mut found: HashMap<String, CommandExecution> = HashMap::with_capacity(keys.len());
+        let order: Vec<String> = keys.iter().filter_map(|k| string_attr(k, "pk")).collect();
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|k| {
+                    let mut key = Item::new();
+                    key.insert(
+                        "pk".into(),
+                        k.get("pk")
+                            .cloned()
+                            .unwrap_or(AttributeValue::S(String::new())),
+                    );
+                    key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
+                    key
+                })
+                .collect();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(internal)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for c in out.consumed_capacity() {
+                    self.meter.record_read(Some(c));
+                }
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let pk = string_attr(&item, "pk").unwrap_or_default();
+                    let execution = execution_from_item(item)?;
+                    if !execution.is_expired(now) {
+                        found.insert(pk, execution);
+                    }
+                }
+                if let Some(mut left) = out.unprocessed_keys.filter(|u| !u.is_empty()) {
+                    if let Some(rest) = left.remove(&self.table) {
+                        pending = rest.keys;
+                        attempt += 1;
+                        if attempt > 8 {
+                            return Err(StoreError::Throttled(
+                                "BatchGetItem left keys unprocessed after 8 attempts".into(),
+                            ));
+                        }
+                        backoff(attempt).await;
+                    }
+                }
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|pk| found.remove(&pk))
+            .collect())
+    }
+
+    /// Queries one index newest first (or oldest first) and hydrates the page.
+    async fn query_index(
+        &self,
+        index: &str,
+        partition: String,
+        newest_first: bool,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> Result<Page<CommandExecution>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", format!("{index}pk"))
+            .expression_attribute_values(":pk", AttributeValue::S(partition))
+            .scan_index_forward(!newest_first)
+            .limit(i32::try_from(page.limit).unwrap_or(100))
+            .set_exclusive_start_key(page.start.map(cursor_to_key))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        let next = out
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .map(key_to_cursor);
+        let items = self.hydrate(out.items.unwrap_or_default(), now).await?;
+        Ok(Page { items, next })
+    }
+}
+
+impl Store for DynamoStore {
+    async fn put_command(
+        &self,
+        definition: &CommandDefinition,
+    ) -> Result<PutOutcome<CommandDefinition>, StoreError> {
+        let mut item = dynamo::to_item(definition).map_err(internal)?;
+        item.insert("pk".into(), AttributeValue::S(COMMANDS_PK.into()));
+        item.insert(
+            "sk".into(),
+            AttributeValue::S(definition.command_id.to_string()),
+        );
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(PutOutcome::Created(definition.clone()))
+            }
+            Err(err) => match conditional_failure_item(&err) {
+                Some(old) => Ok(PutOutcome::Existing(command_from_item(old)?)),
+                None => Err(classify(err)),
+            },
+        }
+    }
+
+    async fn get_command(&self, id: &CommandId) -> Result<Option<CommandDefinition>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(COMMANDS_PK.into()))
+            .key("sk", AttributeValue::S(id.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        out.item.map(command_from_item).transpose()
+    }
+
+    async fn list_commands(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<CommandDefinition>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(COMMANDS_PK.into()))
+            .limit(i32::try_from(page.limit).unwrap_or(100))
+            .set_exclusive_start_key(page.start.map(cursor_to_key))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        let next = out
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .map(key_to_cursor);
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(command_from_item)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn create_execution(
+        &self,
+        execution: &CommandExecution,
+        request_hash: &str,
+    ) -> Result<CreateOutcome, StoreError> {
+        let item = execution_to_item(execution, Some(request_hash))?;
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // An expired record with the same id is as good as absent.
+            .condition_expression("attribute_not_exists(pk) OR timeToLive <= :now")
+            .expression_attribute_values(":now", number(execution.created_at.as_secs_f64()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(CreateOutcome::Created(execution.clone()))
+            }
+            Err(err) => match conditional_failure_item(&err) {
+                Some(old) => {
+                    let same_request =
+                        string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
+                    Ok(CreateOutcome::Existing {
+                        execution: execution_from_item(old)?,
+                        same_request,
+                    })
+                }
+                None => Err(classify(err)),
+            },
+        }
+    }
+
+    async fn get_execution(
+        &self,
+        id: &ExecutionId,
+        now: Timestamp,
+    ) -> Result<Option<CommandExecution>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(id)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        match out.item {
+            Some(item) => Ok(Some(execution_from_item(item)?).filter(|e| !e.is_expired(now))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_executions(
+        &self,
+        query: &ExecutionQuery,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> Result<Page<CommandExecution>, StoreError> {
+        let (index, partition) = match (&query.of, query.status) {
+            // Pending statuses of one device: the small sparse index.
+            (ExecutionsOf::Target(t), Some(s)) if !s.is_terminal() => {
+                (PENDING_INDEX, format!("PENDING#{t}"))
+            }
+            (ExecutionsOf::Target(t), _) => (BY_TARGET_INDEX, format!("THING#{t}")),
+            (ExecutionsOf::Command(c), _) => (BY_COMMAND_INDEX, format!("CMD#{c}")),
+        };
+        let mut page = self.query_index(index, partition, true, page, now).await?;
+        if let Some(status) = query.status {
+            page.items.retain(|e| e.status == status);
+        }
+        Ok(page)
+    }
+
+    async fn next_pending(
+        &self,
+        target: &ThingName,
+        now: Timestamp,
+    ) -> Result<Option<CommandExecution>, StoreError> {
+        let mut start = None;
+        let mut first_queued = None;
+        loop {
+            let page = self
+                .query_index(
+                    PENDING_INDEX,
+                    format!("PENDING#{target}"),
+                    false,
+                    PageRequest { limit: 100, start },
+                    now,
+                )
+                .await?;
+            for execution in page.items {
+                match execution.status {
+                    ExecutionStatus::InProgress => return Ok(Some(execution)),
+                    ExecutionStatus::Queued | ExecutionStatus::Sent => {
+                        first_queued.get_or_insert(execution);
+                    }
+                    // A just-ended execution whose index entry is not yet gone.
+                    ExecutionStatus::Succeeded
+                    | ExecutionStatus::Failed
+                    | ExecutionStatus::Rejected
+                    | ExecutionStatus::TimedOut
+                    | ExecutionStatus::Canceled => {}
+                }
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(first_queued),
+            }
+        }
+    }
+
+    async fn apply_transition(
+        &self,
+        id: &ExecutionId,
+        plan: &TransitionPlan,
+        dedupe_token: &str,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let update = UpdateBuilder::from_plan(plan, dedupe_token)?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(id)))
+            .update_expression(update.expression())
+            .condition_expression(update.condition.join(" AND "))
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                let item = out.attributes.ok_or_else(|| {
+                    StoreError::Internal("UpdateItem returned no attributes".into())
+                })?;
+                Ok(TransitionOutcome::Applied(execution_from_item(item)?))
+            }
+            Err(err) => {
+                let Some(old) = conditional_failure_item(&err) else {
+                    return match err.as_service_error().map(ProvideErrorMetadata::code) {
+                        // No item at all: nothing came back from the check.
+                        Some(Some("ConditionalCheckFailedException")) => Err(StoreError::NotFound),
+                        _ => Err(classify(err)),
+                    };
+                };
+                let last_token = string_attr(&old, LAST_UPDATE_TOKEN);
+                let current = execution_from_item(old)?;
+                if current.is_expired(plan.now) {
+                    return Err(StoreError::NotFound);
+                }
+                if last_token.as_deref() == Some(dedupe_token) {
+                    return Ok(TransitionOutcome::Duplicate(current));
+                }
+                match plan.check(&current) {
+                    Err(error) => Err(StoreError::Rejected {
+                        error,
+                        current: Box::new(current),
+                    }),
+                    // The condition failed yet the rules pass: the item was
+                    // changed between check and write. Safe to retry.
+                    Ok(()) => Err(StoreError::Unavailable("concurrent update; retry".into())),
+                }
+            }
+        }
+    }
+}
+
+/// An UpdateItem built from a transition plan: the same rules `plan.apply()`
+/// runs in memory, as a condition and update expression.
+struct UpdateBuilder {
+    set: Vec<String>,
+    remove: Vec<String>,
+    condition: Vec<String>,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl UpdateBuilder {
+    fn from_plan(plan: &TransitionPlan, dedupe_token: &str) -> Result<Self, StoreError> {
+        let mut b = Self {
+            set: Vec::new(),
+            remove: Vec::new(),
+            condition: Vec::new(),
+            names: HashMap::new(),
+            values: Item::new(),
+        };
+        b.names.insert("#status".into(), "status".into());
+        b.values
+            .insert(":to".into(), AttributeValue::S(plan.to.as_str().into()));
+        b.values
+            .insert(":now".into(), number(plan.now.as_secs_f64()));
+        b.values
+            .insert(":one".into(), AttributeValue::N("1".into()));
+        b.values
+            .insert(":token".into(), AttributeValue::S(dedupe_token.into()));
+
+        // Condition: exists, not expired, a status the table allows from, the
+        // expected version and target, and not a redelivery of the last update.
+        b.condition.push("attribute_exists(pk)".into());
+        b.condition.push("timeToLive > :now".into());
+        let mut from = Vec::new();
+        for (i, status) in plan.allowed_from.iter().enumerate() {
+            let key = format!(":from{i}");
+            b.values
+                .insert(key.clone(), AttributeValue::S(status.as_str().into()));
+            from.push(key);
+        }
+        b.condition
+            .push(format!("#status IN ({})", from.join(", ")));
+        if let Some(expected) = plan.expected_version {
+            b.values
+                .insert(":expected".into(), AttributeValue::N(expected.to_string()));
+            b.condition.push("version = :expected".into());
+        }
+        if let Some(target) = &plan.expected_target {
+            b.values
+                .insert(":target".into(), AttributeValue::S(target.to_string()));
+            b.condition.push("target = :target".into());
+        }
+        b.names
+            .insert("#lastToken".into(), LAST_UPDATE_TOKEN.into());
+        b.condition
+            .push("(attribute_not_exists(#lastToken) OR #lastToken <> :token)".into());
+
+        b.set.push("#status = :to".into());
+        b.set.push("lastUpdatedAt = :now".into());
+        b.set.push("version = version + :one".into());
+        b.set.push("#lastToken = :token".into());
+        match &plan.status_reason {
+            Some(reason) => {
+                b.values.insert(
+                    ":reason".into(),
+                    dynamo::to_attribute_value(reason).map_err(internal)?,
+                );
+                b.set.push("statusReason = :reason".into());
+            }
+            None => b.remove.push("statusReason".into()),
+        }
+        if let Some(details) = &plan.status_details {
+            if details.is_empty() {
+                b.remove.push("statusDetails".into());
+            } else {
+                b.values.insert(
+                    ":details".into(),
+                    dynamo::to_attribute_value(details).map_err(internal)?,
+                );
+                b.set.push("statusDetails = :details".into());
+            }
+        }
+        if let Some(result) = &plan.result {
+            b.names.insert("#result".into(), "result".into());
+            if result.is_empty() {
+                b.remove.push("#result".into());
+            } else {
+                b.values.insert(
+                    ":result".into(),
+                    dynamo::to_attribute_value(result).map_err(internal)?,
+                );
+                b.set.push("#result = :result".into());
+            }
+        }
+        if plan.starts() {
+            b.set
+                .push("startedAt = if_not_exists(startedAt, :now)".into());
+        }
+        if plan.completes() {
+            // TTL moves to completion + the execution's own retention, computed
+            // by DynamoDB from the item so the write needs no read.
+            b.names.insert("#ttl".into(), TTL_ATTRIBUTE.into());
+            b.values.insert(
+                ":nowSecs".into(),
+                AttributeValue::N(plan.now.epoch_secs().to_string()),
+            );
+            b.set.push("completedAt = :now".into());
+            b.set.push("timeToLive = retentionSeconds + :now".into());
+            b.set.push("#ttl = retentionSeconds + :nowSecs".into());
+            b.remove.push("gsi3pk".into());
+            b.remove.push("gsi3sk".into());
+        }
+        Ok(b)
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = format!("SET {}", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression
+    }
+}
+
+fn execution_key(id: &ExecutionId) -> Item {
+    let mut key = Item::new();
+    key.insert("pk".into(), AttributeValue::S(format!("EXEC#{id}")));
+    key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
+    key
+}
+
+/// Index sort key: creation order, then id for uniqueness.
+fn created_key(execution: &CommandExecution) -> String {
+    format!(
+        "{:015}#{}",
+        execution.created_at.millis().max(0),
+        execution.execution_id
+    )
+}
+
+fn execution_to_item(
+    execution: &CommandExecution,
+    request_hash: Option<&str>,
+) -> Result<Item, StoreError> {
+    let mut item = dynamo::to_item(execution).map_err(internal)?;
+    let sort = created_key(execution);
+    let mut put = |k: &str, v: String| {
+        item.insert(k.to_owned(), AttributeValue::S(v));
+    };
+    put("pk", format!("EXEC#{}", execution.execution_id));
+    put("sk", EXECUTION_SK.into());
+    put("gsi1pk", format!("THING#{}", execution.target));
+    put("gsi1sk", sort.clone());
+    put("gsi2pk", format!("CMD#{}", execution.command_id));
+    put("gsi2sk", sort.clone());
+    if !execution.status.is_terminal() {
+        put("gsi3pk", format!("PENDING#{}", execution.target));
+        put("gsi3sk", sort);
+    }
+    if let Some(hash) = request_hash {
+        put(REQUEST_HASH, hash.to_owned());
+    }
+    item.insert(
+        TTL_ATTRIBUTE.into(),
+        AttributeValue::N(execution.time_to_live.epoch_secs().to_string()),
+    );
+    Ok(item)
+}
+
+fn execution_from_item(item: Item) -> Result<CommandExecution, StoreError> {
+    dynamo::from_item(item)
+        .map_err(|e| StoreError::Internal(format!("malformed execution item: {e}")))
+}
+
+fn command_from_item(mut item: Item) -> Result<CommandDefinition, StoreError> {
+    item.remove("pk");
+    item.remove("sk");
+    dynamo::from_item(item)
+        .map_err(|e| StoreError::Internal(format!("malformed command item: {e}")))
+}
+
+fn string_attr(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn number(value: f64) -> AttributeValue {
+    AttributeValue::N(format!("{value}"))
+}
+
+fn key_to_cursor(key: Item) -> Cursor {
+    key.into_iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+        .collect()
+}
+
+fn cursor_to_key(cursor: Cursor) -> Item {
+    cursor
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect()
+}
+
+/// The item a failed condition returned (ReturnValuesOnConditionCheckFailure).
+fn conditional_failure_item<E, R>(err: &SdkError<E, R>) -> Option<Item>
+where
+    E: ConditionalFailure,
+{
+    err.as_service_error()
+        .and_then(ConditionalFailure::old_item)
+}
+
+trait ConditionalFailure {
+    fn old_item(&self) -> Option<Item>;
+}
+
+macro_rules! conditional_failure {
+    ($($error:ty),*) => {$(
+        impl ConditionalFailure for $error {
+            fn old_item(&self) -> Option<Item> {
+                match self {
+                    Self::ConditionalCheckFailedException(e) => e.item().cloned(),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+conditional_failure!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError
+);
+
+/// Sorts an SDK failure into retryable (throttled, unavailable) or not.
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded",
+            ) => StoreError::Throttled(text),
+            Some("InternalServerError" | "ServiceUnavailable") => StoreError::Unavailable(text),
+            _ => StoreError::Internal(text),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        _ => StoreError::Internal(text),
+    }
+}
+
+fn internal(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(err.to_string())
+}
+
+/// Exponential backoff with full jitter: 25 ms × 2^attempt, capped at 1 s.
+async fn backoff(attempt: u32) {
+    let cap = 25u64.saturating_mul(1 << attempt.min(6)).min(1000);
+    let mut byte = [0u8; 2];
+    let jitter = match getrandom::getrandom(&mut byte) {
+        Ok(()) => u64::from(u16::from_le_bytes(byte)) % cap.max(1),
+        Err(_) => cap / 2,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+}

@@ -1,0 +1,148 @@
+//! Storage of command definitions and executions: the [`Store`] trait the
+//! handlers are generic over, and its one implementation, DynamoDB
+//! ([`dynamodb`]). The table layout is documented in `dynamodb.rs` and the
+//! README. This module only defines types; I/O happens in the implementation.
+
+pub mod dynamodb;
+
+use courier_core::{
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
+    Timestamp, TransitionError, TransitionPlan,
+};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Where a listing stopped: the store's last evaluated key. The service seals
+/// it into an opaque, tamper-checked `nextToken`; callers never see it raw.
+pub type Cursor = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub start: Option<Cursor>,
+}
+
+/// Which executions to list (always newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionsOf {
+    Target(ThingName),
+    Command(CommandId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    pub of: ExecutionsOf,
+    pub status: Option<ExecutionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome<T> {
+    Created(T),
+    /// Something with this key existed already; here it is.
+    Existing(T),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created(CommandExecution),
+    /// An execution with this id exists; `same_request` tells whether it was
+    /// created from a request with the same fingerprint (an idempotent retry).
+    Existing {
+        execution: CommandExecution,
+        same_request: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionOutcome {
+    Applied(CommandExecution),
+    /// The update with this dedupe token was the last one applied: a
+    /// redelivery. Nothing was written.
+    Duplicate(CommandExecution),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The change was refused by the rules; nothing was written. `current` is
+    /// the record as it was, from the failed condition check (no extra read).
+    #[error("{error}")]
+    Rejected {
+        error: TransitionError,
+        current: Box<CommandExecution>,
+    },
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+/// Everything the handlers need from storage. Every method is one GetItem,
+/// Query (plus BatchGetItem to hydrate keys-only index entries), PutItem or
+/// UpdateItem; none scans.
+pub trait Store: Send + Sync {
+    /// Creates the definition unless one with its id exists.
+    fn put_command(
+        &self,
+        definition: &CommandDefinition,
+    ) -> impl Future<Output = Result<PutOutcome<CommandDefinition>, StoreError>> + Send;
+
+    fn get_command(
+        &self,
+        id: &CommandId,
+    ) -> impl Future<Output = Result<Option<CommandDefinition>, StoreError>> + Send;
+
+    fn list_commands(
+        &self,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<CommandDefinition>, StoreError>> + Send;
+
+    /// Creates the execution unless one with its id exists (and is not
+    /// expired). `request_hash` fingerprints the request for idempotency.
+    fn create_execution(
+        &self,
+        execution: &CommandExecution,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// The execution, or `None` if absent or expired at `now`.
+    fn get_execution(
+        &self,
+        id: &ExecutionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<CommandExecution>, StoreError>> + Send;
+
+    fn list_executions(
+        &self,
+        query: &ExecutionQuery,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Page<CommandExecution>, StoreError>> + Send;
+
+    /// The device's next pending execution: IN_PROGRESS first, then QUEUED or
+    /// SENT, oldest first.
+    fn next_pending(
+        &self,
+        target: &ThingName,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<CommandExecution>, StoreError>> + Send;
+
+    /// Applies `plan` in one conditional write. `dedupe_token` identifies the
+    /// request: if it was the last one applied, nothing is written and the
+    /// current record comes back as [`TransitionOutcome::Duplicate`].
+    fn apply_transition(
+        &self,
+        id: &ExecutionId,
+        plan: &TransitionPlan,
+        dedupe_token: &str,
+    ) -> impl Future<Output = Result<TransitionOutcome, StoreError>> + Send;
+}
