@@ -1,0 +1,562 @@
+//! The Lambda handlers, driven by the events Lambda would deliver (API Gateway
+//! HTTP API v2 requests, IoT rule events), over DynamoDB Local.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::Timestamp;
+use courier_functions::api::{self, Cors};
+use courier_functions::device_events;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::Courier;
+use courier_tests::{context, fresh_courier, http_event};
+use lambda_http::Body;
+use lambda_runtime::LambdaEvent;
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+
+struct Api {
+    courier: Courier<DynamoStore>,
+    cors: Cors,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    headers: lambda_http::http::HeaderMap,
+}
+
+impl Api {
+    async fn new() -> Self {
+        Self {
+            courier: fresh_courier().await,
+            cors: Cors {
+                allow_origin: "*".into(),
+            },
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call_at(method, path, body, NOW).await
+    }
+
+    async fn call_at(&self, method: &str, path: &str, body: Option<Value>, now: i64) -> Reply {
+        let event = http_event(method, path, body.as_ref());
+        self.send(&event.to_string(), now).await
+    }
+
+    async fn send(&self, event: &str, now: i64) -> Reply {
+        let request = lambda_http::request::from_str(event).expect("a valid API Gateway v2 event");
+        let response = api::handle(
+            &self.courier,
+            &self.cors,
+            request,
+            Timestamp::from_secs(now),
+        )
+        .await
+        .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
+            Body::Empty => Value::Null,
+            Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
+            _ => Value::Null,
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    async fn device(&self, event: Value, request_id: &str, now: i64) -> Value {
+        device_events::handle(
+            &self.courier,
+            LambdaEvent::new(event, context(request_id)),
+            Timestamp::from_secs(now),
+        )
+        .await
+        .expect("device events are acknowledged unless retryable")
+    }
+
+    async fn with_command(self) -> Self {
+        let reply = self.call("POST", "/commands", Some(set_config())).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        self
+    }
+}
+
+fn set_config() -> Value {
+    json!({
+        "commandId": "set-config",
+        "description": "Set the reporting rate",
+        "parameters": [
+            {"name": "rate", "type": "I", "required": true, "min": 1, "max": 3600},
+            {"name": "mode", "type": "S", "enum": ["eco", "normal"], "default": {"S": "normal"}}
+        ],
+        "executionTimeoutSeconds": 300
+    })
+}
+
+fn codes(body: &Value) -> Vec<(String, String)> {
+    body["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn commands_are_created_idempotently_and_immutable() {
+    let api = Api::new().await;
+    let created = api.call("POST", "/commands", Some(set_config())).await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.headers["location"], "/commands/set-config");
+    assert_eq!(created.body["createdAt"], NOW);
+    let again = api.call("POST", "/commands", Some(set_config())).await;
+    assert_eq!(again.status, 200);
+    let mut changed = set_config();
+    changed["executionTimeoutSeconds"] = json!(5);
+    let conflict = api.call("POST", "/commands", Some(changed)).await;
+    assert_eq!(
+        (conflict.status, conflict.body["code"].as_str()),
+        (409, Some("ConflictException"))
+    );
+    let got = api.call("GET", "/commands/set-config", None).await;
+    assert_eq!(got.body["parameters"][0]["name"], "rate");
+    let listed = api.call("GET", "/commands", None).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    let missing = api.call("GET", "/commands/nope", None).await;
+    assert_eq!(
+        (missing.status, missing.body["code"].as_str()),
+        (404, Some("ResourceNotFoundException"))
+    );
+}
+
+#[tokio::test]
+async fn invalid_definitions_and_bodies_are_400_with_every_problem() {
+    let api = Api::new().await;
+    let bad = api
+        .call(
+            "POST",
+            "/commands",
+            Some(json!({"commandId": "x", "parameters": [{"name": "a", "type": "I", "min": 9, "max": 1, "pattern": "z"}]})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    assert_eq!(codes(&bad.body).len(), 2, "{}", bad.body);
+    let request = http_event("POST", "/commands", None)
+        .to_string()
+        .replace("\"body\":null", "\"body\":\"{not json\"");
+    let not_json = api.send(&request, NOW).await;
+    assert_eq!(
+        (not_json.status, codes(&not_json.body)[0].1.as_str()),
+        (400, "InvalidJson")
+    );
+    let unknown_type = api
+        .call(
+            "POST",
+            "/commands",
+            Some(json!({"commandId": "x", "parameters": [{"name": "a", "type": "Q"}]})),
+        )
+        .await;
+    assert_eq!(unknown_type.status, 400);
+}
+
+#[tokio::test]
+async fn starting_an_execution_validates_everything_at_once() {
+    let api = Api::new().await.with_command().await;
+    let reply = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(json!({"target": "bad thing", "parameters": {"rate": {"I": 0}, "mode": {"S": "turbo"}, "extra": {"B": true}}})),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        codes(&reply.body),
+        [
+            ("target".to_string(), "InvalidId".to_string()),
+            (
+                "parameters.extra".to_string(),
+                "UnknownParameter".to_string()
+            ),
+            ("parameters.rate".to_string(), "OutOfRange".to_string()),
+            ("parameters.mode".to_string(), "NotInEnum".to_string()),
+        ]
+    );
+    let too_big = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(json!({"target": "dev-1", "parameters": {"mode": {"S": "x".repeat(200_000)}}})),
+        )
+        .await;
+    assert_eq!(
+        (too_big.status, too_big.body["code"].as_str()),
+        (413, Some("PayloadTooLargeException"))
+    );
+    let unknown = api
+        .call(
+            "POST",
+            "/commands/nope/executions",
+            Some(json!({"target": "dev-1"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn full_lifecycle_through_the_handlers() {
+    // GIVEN a command and an execution started over HTTP
+    let api = Api::new().await.with_command().await;
+    let started = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 30}}})),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let id = started.body["executionId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started.headers["location"],
+        format!("/executions/{id}").as_str()
+    );
+    assert_eq!(started.body["status"], "QUEUED");
+    assert_eq!(
+        started.body["parameters"],
+        json!({"rate": {"I": 30}, "mode": {"S": "normal"}})
+    );
+
+    // WHEN the device reports IN_PROGRESS then SUCCEEDED through the IoT rule
+    let progress = api
+        .device(json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS", "statusDetails": {"step": "1/2"}}), "r1", NOW + 1)
+        .await;
+    assert_eq!(progress["outcome"], "applied", "{progress}");
+    let done = api
+        .device(
+            json!({"thingName": "dev-1", "executionId": id, "status": "SUCCEEDED", "expectedVersion": 2,
+                   "result": {"applied": {"B": true}}, "statusReason": {"reasonCode": "OK"}}),
+            "r2",
+            NOW + 2,
+        )
+        .await;
+    assert_eq!(done["version"], 3, "{done}");
+
+    // THEN the execution reads back with result, reason and timestamps
+    let read = api.call("GET", &format!("/executions/{id}"), None).await;
+    assert_eq!(read.status, 200);
+    let e = &read.body;
+    assert_eq!(e["status"], "SUCCEEDED");
+    assert_eq!(e["result"], json!({"applied": {"B": true}}));
+    assert_eq!(e["statusReason"]["reasonCode"], "OK");
+    assert_eq!(e["statusDetails"]["step"], "1/2");
+    assert_eq!(
+        (
+            e["createdAt"].as_i64(),
+            e["startedAt"].as_i64(),
+            e["completedAt"].as_i64()
+        ),
+        (Some(NOW), Some(NOW + 1), Some(NOW + 2))
+    );
+    assert_eq!(e["timeToLive"], NOW + 2 + 30 * 86_400);
+    let without = api
+        .call(
+            "GET",
+            &format!("/executions/{id}?includeResult=false"),
+            None,
+        )
+        .await;
+    assert!(without.body.get("result").is_none());
+
+    // and cancelling a finished execution is a 409 that says why
+    let cancel = api
+        .call("POST", &format!("/executions/{id}/cancel"), None)
+        .await;
+    assert_eq!(
+        (cancel.status, cancel.body["code"].as_str()),
+        (409, Some("TerminalStateReached"))
+    );
+    assert_eq!(cancel.body["details"]["currentStatus"], "SUCCEEDED");
+}
+
+#[tokio::test]
+async fn a_create_retried_with_its_client_token_returns_the_same_execution() {
+    let api = Api::new().await.with_command().await;
+    let body = json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}, "clientToken": "op-42"});
+    let first = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(body.clone()),
+        )
+        .await;
+    let retry = api
+        .call_at(
+            "POST",
+            "/commands/set-config/executions",
+            Some(body),
+            NOW + 30,
+        )
+        .await;
+    assert_eq!((first.status, retry.status), (201, 200));
+    assert_eq!(first.body, retry.body);
+    let different = api
+        .call("POST", "/commands/set-config/executions", Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 6}}, "clientToken": "op-42"})))
+        .await;
+    assert_eq!(
+        (different.status, different.body["code"].as_str()),
+        (409, Some("ConflictException"))
+    );
+}
+
+#[tokio::test]
+async fn device_events_for_another_thing_or_bad_input_are_rejected_and_acknowledged() {
+    let api = Api::new().await.with_command().await;
+    let started = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}})),
+        )
+        .await;
+    let id = started.body["executionId"].as_str().unwrap().to_owned();
+
+    let other = api
+        .device(
+            json!({"thingName": "dev-2", "executionId": id, "status": "SUCCEEDED"}),
+            "r1",
+            NOW + 1,
+        )
+        .await;
+    assert_eq!(other["outcome"], "rejected");
+    assert_eq!(other["error"]["code"], "ResourceNotFoundException");
+    let stale = api.device(json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS", "expectedVersion": 9}), "r2", NOW + 1).await;
+    assert_eq!(stale["error"]["code"], "VersionMismatch");
+    assert_eq!(stale["error"]["details"]["currentVersion"], 1);
+    let cancel = api
+        .device(
+            json!({"thingName": "dev-1", "executionId": id, "status": "CANCELED"}),
+            "r3",
+            NOW + 1,
+        )
+        .await;
+    assert_eq!(cancel["error"]["code"], "InvalidStateTransition");
+    let garbage = api
+        .device(
+            json!({"thingName": "dev-1", "executionId": id, "status": 5, "result": "x"}),
+            "r4",
+            NOW + 1,
+        )
+        .await;
+    assert_eq!(garbage["error"]["code"], "ValidationException");
+    assert_eq!(
+        garbage["error"]["details"]["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // nothing was written by any of them
+    let read = api.call("GET", &format!("/executions/{id}"), None).await;
+    assert_eq!(
+        (read.body["status"].as_str(), read.body["version"].as_i64()),
+        (Some("QUEUED"), Some(1))
+    );
+
+    // a redelivery (same request id) is applied once
+    let event = json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS"});
+    assert_eq!(
+        api.device(event.clone(), "same", NOW + 2).await["outcome"],
+        "applied"
+    );
+    assert_eq!(
+        api.device(event, "same", NOW + 2).await["outcome"],
+        "duplicate"
+    );
+}
+
+#[tokio::test]
+async fn cancel_is_idempotent_and_versioned() {
+    let api = Api::new().await.with_command().await;
+    let started = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}})),
+        )
+        .await;
+    let id = started.body["executionId"].as_str().unwrap().to_owned();
+    let stale = api
+        .call(
+            "POST",
+            &format!("/executions/{id}/cancel"),
+            Some(json!({"expectedVersion": 4})),
+        )
+        .await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str()),
+        (409, Some("VersionMismatch"))
+    );
+    let canceled = api
+        .call(
+            "POST",
+            &format!("/executions/{id}/cancel"),
+            Some(json!({"expectedVersion": 1, "statusReason": {"reasonCode": "OPERATOR"}})),
+        )
+        .await;
+    assert_eq!(
+        (canceled.status, canceled.body["status"].as_str()),
+        (200, Some("CANCELED"))
+    );
+    let again = api
+        .call("POST", &format!("/executions/{id}/cancel"), None)
+        .await;
+    assert_eq!(
+        (again.status, again.body["version"].as_i64()),
+        (200, Some(2))
+    );
+    let bad = api
+        .call(
+            "POST",
+            &format!("/executions/{id}/cancel"),
+            Some(json!({"force": true})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn listings_paginate_with_tamper_checked_tokens() {
+    let api = Api::new().await.with_command().await;
+    for i in 0..3 {
+        let r = api
+            .call_at(
+                "POST",
+                "/commands/set-config/executions",
+                Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}})),
+                NOW + i,
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let first = api
+        .call("GET", "/executions?target=dev-1&limit=2", None)
+        .await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first.body["items"][0]["createdAt"], NOW + 2);
+    let token = first.body["nextToken"].as_str().unwrap().to_owned();
+    let second = api
+        .call(
+            "GET",
+            &format!("/executions?target=dev-1&limit=2&nextToken={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(second.body["items"].as_array().unwrap().len(), 1);
+    assert!(second.body.get("nextToken").is_none());
+    // the same token on another query, or altered, is refused
+    let other = api
+        .call(
+            "GET",
+            &format!("/executions?target=dev-2&nextToken={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (other.status, codes(&other.body)[0].0.as_str()),
+        (400, "nextToken")
+    );
+    let forged = api
+        .call(
+            "GET",
+            &format!("/executions?target=dev-1&nextToken=x{token}"),
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, 400);
+    let by_command = api
+        .call(
+            "GET",
+            "/executions?commandId=set-config&status=QUEUED",
+            None,
+        )
+        .await;
+    assert_eq!(by_command.body["items"].as_array().unwrap().len(), 3);
+    let neither = api
+        .call("GET", "/executions?status=BOGUS&limit=0", None)
+        .await;
+    assert_eq!(neither.status, 400);
+}
+
+#[tokio::test]
+async fn routing_cors_and_method_errors() {
+    let api = Api::new().await;
+    let preflight = api.call("OPTIONS", "/commands", None).await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    assert!(preflight.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let health = api.call("GET", "/health", None).await;
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let no_route = api.call("GET", "/nowhere", None).await;
+    assert_eq!(
+        (no_route.status, no_route.body["code"].as_str()),
+        (404, Some("ResourceNotFoundException"))
+    );
+    let wrong_method = api.call("DELETE", "/commands", None).await;
+    assert_eq!(
+        (
+            wrong_method.status,
+            wrong_method.body["details"]["allow"].as_str()
+        ),
+        (405, Some("GET, POST"))
+    );
+    let bad_id = api.call("GET", "/executions/has%20space", None).await;
+    assert_eq!(bad_id.status, 400);
+}
+
+#[tokio::test]
+async fn fixture_events_in_tests_events_are_valid_lambda_events() {
+    // The files `cargo lambda invoke` uses in the smoke test parse as the
+    // events the handlers receive.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("http-") {
+            lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            assert!(
+                json["thingName"].is_string()
+                    && json["executionId"].is_string()
+                    && json["status"].is_string(),
+                "{name}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
