@@ -72,6 +72,28 @@ macro_rules! id_type {
     };
 }
 
+/// Reads the optional `clientToken` field of a request object, collecting a
+/// problem into `errors` (create, cancel and device updates all take one).
+pub(crate) fn optional_client_token(
+    map: &serde_json::Map<String, serde_json::Value>,
+    errors: &mut crate::error::ValidationErrors,
+) -> Option<ClientToken> {
+    match map.get("clientToken") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => {
+            errors.collect(ClientToken::parse_at(t, "clientToken"))
+        }
+        Some(other) => {
+            errors.add(
+                "clientToken",
+                ValidationCode::WrongType,
+                format!("expected a string, got {}", crate::value::json_kind(other)),
+            );
+            None
+        }
+    }
+}
+
 fn word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }

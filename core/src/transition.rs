@@ -124,18 +124,7 @@ impl StatusUpdate {
                 }
             },
         };
-        let client_token = match map.get("clientToken") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(t)) => errors.collect(ClientToken::parse_at(t, "clientToken")),
-            Some(other) => {
-                errors.add(
-                    "clientToken",
-                    ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
-                );
-                None
-            }
-        };
+        let client_token = crate::ids::optional_client_token(map, &mut errors);
         errors.into_result(Self {
             status,
             status_reason,

@@ -264,24 +264,27 @@ impl DynamoStore {
             .collect())
     }
 
-    /// Queries one index newest first (or oldest first) and hydrates the page.
-    async fn query_index(
+    /// One page of a Query on the table (`index: None`, partition key `pk`)
+    /// or on an index (partition key `{index}pk`): raw items and the cursor.
+    async fn query_page(
         &self,
-        index: &str,
+        index: Option<&str>,
         partition: String,
-        newest_first: bool,
+        forward: bool,
         page: PageRequest,
-        now: Timestamp,
-    ) -> Result<Page<CommandExecution>, StoreError> {
+    ) -> Result<Page<Item>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(index)
+            .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", format!("{index}pk"))
+            .expression_attribute_names(
+                "#pk",
+                index.map_or_else(|| "pk".to_owned(), |i| format!("{i}pk")),
+            )
             .expression_attribute_values(":pk", AttributeValue::S(partition))
-            .scan_index_forward(!newest_first)
+            .scan_index_forward(forward)
             .limit(i32::try_from(page.limit).unwrap_or(100))
             .set_exclusive_start_key(page.start.map(cursor_to_key))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -293,8 +296,29 @@ impl DynamoStore {
             .last_evaluated_key
             .filter(|k| !k.is_empty())
             .map(key_to_cursor);
-        let items = self.hydrate(out.items.unwrap_or_default(), now).await?;
-        Ok(Page { items, next })
+        Ok(Page {
+            items: out.items.unwrap_or_default(),
+            next,
+        })
+    }
+
+    /// Queries one keys-only index and hydrates the page.
+    async fn query_index(
+        &self,
+        index: &str,
+        partition: String,
+        newest_first: bool,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> Result<Page<CommandExecution>, StoreError> {
+        let keys = self
+            .query_page(Some(index), partition, !newest_first, page)
+            .await?;
+        let items = self.hydrate(keys.items, now).await?;
+        Ok(Page {
+            items,
+            next: keys.next,
+        })
     }
 }
 
@@ -350,30 +374,18 @@ impl Store for DynamoStore {
         &self,
         page: PageRequest,
     ) -> Result<Page<CommandDefinition>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(COMMANDS_PK.into()))
-            .limit(i32::try_from(page.limit).unwrap_or(100))
-            .set_exclusive_start_key(page.start.map(cursor_to_key))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        self.meter.record_read(out.consumed_capacity());
-        let next = out
-            .last_evaluated_key
-            .filter(|k| !k.is_empty())
-            .map(key_to_cursor);
-        let items = out
+        let raw = self
+            .query_page(None, COMMANDS_PK.into(), true, page)
+            .await?;
+        let items = raw
             .items
-            .unwrap_or_default()
             .into_iter()
             .map(command_from_item)
             .collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        Ok(Page {
+            items,
+            next: raw.next,
+        })
     }
 
     async fn create_execution(
