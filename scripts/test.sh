@@ -17,6 +17,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "unit tests: core (status table, validation) and functions (pure parts)"
 cargo test --locked -p courier-core -p courier-functions
 
+step "infra: cfn-lint infra/template.yaml (offline)"
+cfn-lint infra/template.yaml
+
 step "core builds for wasm32-unknown-unknown"
 scripts/build-core-wasm.sh
 
