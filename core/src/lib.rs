@@ -6,6 +6,7 @@
 //! - [`schema`]: command definitions, typed parameter schemas, validation.
 //! - [`value`]: typed values in the AWS IoT commands wire format.
 //! - [`execution`]: the execution record and start-execution requests.
+//! - [`facade`]: JSON-in/JSON-out operations shared with the WASM module.
 //! - [`ids`], [`time`], [`error`]: newtypes, timestamps, validation errors.
 //!
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
@@ -13,6 +14,7 @@
 
 pub mod error;
 pub mod execution;
+pub mod facade;
 pub mod ids;
 pub mod schema;
 pub mod status;
