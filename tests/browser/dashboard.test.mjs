@@ -1,0 +1,93 @@
+// The reference dashboard in headless Chromium (Debian's, driven by
+// playwright-core) against the running local stack: live validation from the
+// WASM module, starting an execution, seeing it, cancelling it. Screenshots go
+// to build/screenshots/. Run by scripts/test.sh with API_URL and DASHBOARD_URL.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const API = process.env.API_URL;
+const DASHBOARD = process.env.DASHBOARD_URL;
+const SHOTS = new URL("../../build/screenshots/", import.meta.url).pathname;
+let browser, page;
+
+before(async () => {
+  assert.ok(API && DASHBOARD, "API_URL and DASHBOARD_URL must be set (scripts/test.sh sets them)");
+  mkdirSync(SHOTS, { recursive: true });
+  const command = {
+    commandId: "set-rate",
+    description: "Set the telemetry reporting rate",
+    parameters: [
+      { name: "rate", type: "I", required: true, min: 1, max: 3600, description: "seconds between reports" },
+      { name: "mode", type: "S", enum: ["eco", "normal"], default: { S: "normal" } },
+    ],
+  };
+  const created = await fetch(`${API}/commands`, { method: "POST", body: JSON.stringify(command) });
+  assert.ok([200, 201].includes(created.status), `create command: ${created.status}`);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("the dashboard validates with the server's rules, starts and cancels an execution", async () => {
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+  assert.match(await page.textContent("#versions"), /courier-core \d+\.\d+\.\d+/);
+
+  // GIVEN the command is selected
+  await page.click('#commands button[data-command-id="set-rate"]');
+  await page.fill("#target", "dev-ui-1");
+
+  // WHEN an invalid rate is typed THEN the WASM message shows and submit is off
+  await page.fill("#param-rate", "0");
+  const rateErrors = '.field-errors[data-for="parameters.rate"]';
+  await page.waitForSelector(`${rateErrors} div`);
+  const shown = await page.textContent(rateErrors);
+  assert.equal(await page.isDisabled("#start"), true);
+  await page.screenshot({ path: `${SHOTS}1-invalid-parameters.png`, fullPage: true });
+  // ... and it is the API's own message for the same input
+  const refused = await fetch(`${API}/commands/set-rate/executions`, { method: "POST", body: JSON.stringify({ target: "dev-ui-1", parameters: { rate: { I: 0 } } }) });
+  const body = await refused.json();
+  assert.equal(refused.status, 400);
+  assert.equal(shown, body.details.errors[0].message);
+
+  // a bad thing name is refused too
+  await page.fill("#target", "dev ui");
+  await page.waitForSelector('.field-errors[data-for="target"] div');
+  await page.fill("#target", "dev-ui-1");
+  await page.fill("#param-rate", "1.5");
+  assert.match(await page.textContent(rateErrors), /expected a 32-bit integer/);
+
+  // WHEN the rate is valid THEN no messages and submit is on
+  await page.fill("#param-rate", "30");
+  await page.waitForFunction(() => !document.querySelector("#start").disabled);
+  assert.equal((await page.textContent(rateErrors)).trim(), "");
+  await page.screenshot({ path: `${SHOTS}2-valid-parameters.png`, fullPage: true });
+
+  // WHEN started THEN the execution appears, QUEUED, cancellable
+  await page.click("#start");
+  const row = "#executions tbody tr";
+  await page.waitForSelector(`${row} .status.QUEUED`);
+  assert.equal(await page.isEnabled(`${row} button`), true);
+  await page.screenshot({ path: `${SHOTS}3-execution-queued.png`, fullPage: true });
+
+  // WHEN cancelled THEN it shows CANCELED and the WASM disables cancel
+  await page.click(`${row} button`);
+  await page.waitForSelector(`${row} .status.CANCELED`);
+  assert.equal(await page.isDisabled(`${row} button`), true);
+  assert.match(await page.textContent(row), /OPERATOR_CANCELED/);
+  await page.screenshot({ path: `${SHOTS}4-execution-canceled.png`, fullPage: true });
+
+  const id = await page.getAttribute(row, "data-execution-id");
+  const stored = await (await fetch(`${API}/executions/${id}`)).json();
+  assert.equal(stored.status, "CANCELED");
+  assert.equal(stored.target, "dev-ui-1");
+});

@@ -1,0 +1,228 @@
+// Courier's reference dashboard. Every rule (parameter validation, which
+// transitions an operator may make) comes from the WASM build of courier-core,
+// so the page refuses exactly what the API would refuse, with the same codes
+// and messages. The API base URL is the `api` query parameter.
+import init, { CommandValidator, canTransition, coreVersion, formatTypedValue } from "../pkg/courier.js";
+
+const API = new URLSearchParams(location.search).get("api") ?? "http://127.0.0.1:9000/lambda-url/api";
+const POLL_MS = 1500;
+const $ = (sel) => document.querySelector(sel);
+
+const state = { commands: [], validator: null, command: null, device: "", pollTimer: null };
+
+async function api(method, path, body) {
+  const response = await fetch(API + path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw Object.assign(new Error(json?.message ?? response.statusText), { status: response.status, body: json });
+  return json;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+// ---- commands ---------------------------------------------------------------
+
+async function loadCommands() {
+  try {
+    const page = await api("GET", "/commands?limit=100");
+    state.commands = page.items;
+    $("#api-status").textContent = `API ${API}`;
+  } catch (e) {
+    $("#api-status").textContent = `API unreachable: ${e.message}`;
+    $("#api-status").className = "error";
+    return;
+  }
+  const list = $("#commands");
+  list.replaceChildren(
+    ...state.commands.map((c) => {
+      const button = el("button", { type: "button", textContent: c.commandId, title: c.description ?? "" });
+      button.dataset.commandId = c.commandId;
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", () => selectCommand(c.commandId));
+      return el("li", {}, button);
+    }),
+  );
+  $("#commands-empty").hidden = state.commands.length > 0;
+}
+
+function selectCommand(commandId) {
+  const definition = state.commands.find((c) => c.commandId === commandId);
+  state.command = definition;
+  state.validator = new CommandValidator(definition); // the server's compiled rules
+  for (const b of document.querySelectorAll("#commands button")) b.setAttribute("aria-pressed", String(b.dataset.commandId === commandId));
+  $("#command-description").textContent = definition.description ?? "";
+  $("#parameters").replaceChildren(el("legend", { textContent: "Parameters" }), ...(definition.parameters ?? []).map(parameterField));
+  if (!definition.parameters?.length) $("#parameters").append(el("p", { className: "muted", textContent: "This command takes no parameters." }));
+  $("#start-form").hidden = false;
+  $("#start-hint").hidden = true;
+  $("#start-result").textContent = "";
+  validateForm();
+}
+
+// ---- the parameter form, generated from the schema ------------------------------
+
+function constraintText(p) {
+  const parts = [p.type];
+  if (p.required) parts.push("required");
+  if (p.min !== undefined) parts.push(`≥ ${p.min}`);
+  if (p.max !== undefined) parts.push(`≤ ${p.max}`);
+  if (p.minLength !== undefined || p.maxLength !== undefined) parts.push(`${p.minLength ?? 0}–${p.maxLength ?? "∞"} chars`);
+  if (p.pattern) parts.push(`/${p.pattern}/`);
+  if (p.maxBytes !== undefined) parts.push(`≤ ${p.maxBytes} bytes`);
+  if (p.default) parts.push(`default ${formatTypedValue(p.default)}`);
+  return parts.join(", ");
+}
+
+function parameterField(p) {
+  let input;
+  if (p.type === "B") {
+    input = el("select", {}, el("option", { value: "", textContent: "—" }), el("option", { value: "true", textContent: "true" }), el("option", { value: "false", textContent: "false" }));
+  } else if (p.type === "S" && p.enum) {
+    input = el("select", {}, el("option", { value: "", textContent: "—" }), ...p.enum.map((v) => el("option", { value: v, textContent: v })));
+  } else {
+    const placeholder = { BIN: "base64", UL: "0 … 18446744073709551615" }[p.type] ?? "";
+    input = el("input", { autocomplete: "off", placeholder, inputMode: ["I", "L", "D", "UL"].includes(p.type) ? "decimal" : "text" });
+  }
+  input.name = p.name;
+  input.dataset.type = p.type;
+  input.id = `param-${p.name}`;
+  input.addEventListener("input", validateForm);
+  const label = el("label", { htmlFor: input.id }, `${p.name} `, el("small", { textContent: constraintText(p) }));
+  const errors = el("div", { className: "field-errors" });
+  errors.dataset.for = `parameters.${p.name}`;
+  return el("div", { className: "field" }, label, input, p.description ? el("div", { className: "muted", textContent: p.description }) : null, errors);
+}
+
+// What the user typed, as typed values. Numbers go over as JSON numbers, so
+// "1.5" for an integer parameter reaches the rules (and is refused) as-is.
+function readParameters() {
+  const parameters = {};
+  for (const input of document.querySelectorAll("#parameters [name]")) {
+    const raw = input.value.trim();
+    if (raw === "") continue;
+    const type = input.dataset.type;
+    if (type === "B") parameters[input.name] = { B: raw === "true" };
+    else if (type === "I" || type === "L" || type === "D") parameters[input.name] = { [type]: raw === "" || isNaN(Number(raw)) ? raw : Number(raw) };
+    else parameters[input.name] = { [type]: raw };
+  }
+  return parameters;
+}
+
+function startBody() {
+  return { target: $("#target").value.trim(), parameters: readParameters() };
+}
+
+function validateForm() {
+  if (!state.validator) return false;
+  const result = state.validator.validateStart(startBody(), Date.now() / 1000);
+  for (const box of document.querySelectorAll(".field-errors")) box.replaceChildren();
+  for (const input of document.querySelectorAll("#start-form [name]")) input.removeAttribute("aria-invalid");
+  for (const error of result.errors) {
+    const box = document.querySelector(`.field-errors[data-for="${CSS.escape(error.path)}"]`) ?? document.querySelector('.field-errors[data-for="parameters"]');
+    box.append(el("div", { textContent: error.message, title: error.code }));
+    const name = error.path.replace(/^parameters\./, "");
+    document.querySelector(`#start-form [name="${CSS.escape(name)}"]`)?.setAttribute("aria-invalid", "true");
+  }
+  $("#start").disabled = !result.valid;
+  return result.valid;
+}
+
+async function startExecution(event) {
+  event.preventDefault();
+  if (!validateForm()) return;
+  const body = startBody();
+  $("#start").disabled = true;
+  try {
+    const execution = await api("POST", `/commands/${encodeURIComponent(state.command.commandId)}/executions`, body);
+    $("#start-result").textContent = `started ${execution.executionId}`;
+    $("#start-result").className = "muted";
+    $("#device").value = body.target;
+    watchDevice(body.target);
+  } catch (e) {
+    $("#start-result").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
+    $("#start-result").className = "error";
+  } finally {
+    validateForm();
+  }
+}
+
+// ---- a device's executions, live --------------------------------------------------
+
+function watchDevice(device) {
+  state.device = device;
+  clearTimeout(state.pollTimer);
+  refreshExecutions();
+}
+
+async function refreshExecutions() {
+  clearTimeout(state.pollTimer);
+  if (!state.device) return;
+  try {
+    const page = await api("GET", `/executions?target=${encodeURIComponent(state.device)}&limit=25`);
+    renderExecutions(page.items);
+  } catch (e) {
+    $("#executions-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
+    $("#executions-empty").hidden = false;
+  }
+  state.pollTimer = setTimeout(refreshExecutions, POLL_MS);
+}
+
+const time = (secs) => (secs ? new Date(secs * 1000).toLocaleTimeString() : "");
+const typedMap = (map) => Object.entries(map ?? {}).map(([k, v]) => `${k}=${formatTypedValue(v)}`).join(", ");
+
+function renderExecutions(items) {
+  $("#executions-empty").hidden = items.length > 0;
+  $("#executions-empty").textContent = "No executions for this device.";
+  $("#executions tbody").replaceChildren(
+    ...items.map((e) => {
+      // Enabled only where the status table lets an operator cancel.
+      const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel", disabled: !canTransition(e.status, "CANCELED", "operator") });
+      cancel.addEventListener("click", () => cancelExecution(e, cancel));
+      const reason = e.statusReason ? `${e.statusReason.reasonCode}${e.statusReason.reasonDescription ? ": " + e.statusReason.reasonDescription : ""}` : "";
+      const row = el(
+        "tr",
+        {},
+        el("td", { className: "id", textContent: e.executionId.slice(0, 8), title: e.executionId }),
+        el("td", { textContent: e.commandId }),
+        el("td", {}, el("span", { className: `status ${e.status}`, textContent: e.status })),
+        el("td", { textContent: reason }),
+        el("td", { textContent: typedMap(e.result) }),
+        el("td", { textContent: time(e.lastUpdatedAt) }),
+        el("td", { textContent: String(e.version) }),
+        el("td", {}, cancel),
+      );
+      row.dataset.executionId = e.executionId;
+      return row;
+    }),
+  );
+}
+
+async function cancelExecution(execution, button) {
+  button.disabled = true;
+  try {
+    await api("POST", `/executions/${encodeURIComponent(execution.executionId)}/cancel`, {
+      expectedVersion: execution.version,
+      statusReason: { reasonCode: "OPERATOR_CANCELED", reasonDescription: "canceled from the dashboard" },
+    });
+  } catch (e) {
+    alert(`${e.body?.code ?? "Error"}: ${e.message}`);
+  }
+  refreshExecutions();
+}
+
+// ---- start -------------------------------------------------------------------
+
+await init();
+$("#versions").textContent = `rules: courier-core ${coreVersion()} (WebAssembly)`;
+$("#start-form").addEventListener("submit", startExecution);
+$("#target").addEventListener("input", validateForm);
+$("#device").addEventListener("change", (e) => watchDevice(e.target.value.trim()));
+await loadCommands();
+document.body.dataset.ready = "true";
