@@ -65,6 +65,11 @@ export type StatusUpdateCheck =
 export type TypedValueCheck =
   | { ok: true; type: ValueType; value: TypedValue; display: string }
   | { ok: false; error: ValidationError };
+/** The body of POST /commands/{commandId}/executions. */
+export interface StartExecutionBody {
+  target: string; parameters?: Record<string, unknown>;
+  executionTimeoutSeconds?: number; timeToLive?: number; clientToken?: string;
+}
 /** Thrown for arguments of the wrong kind. */
 export interface CourierError { code: "ValidationException"; message: string; errors: ValidationError[]; }
 "#;
@@ -87,6 +92,12 @@ extern "C" {
     pub type JsTypedValueCheck;
     #[wasm_bindgen(typescript_type = "ExecutionStatus[]")]
     pub type JsStatuses;
+    #[wasm_bindgen(typescript_type = "StartExecutionBody")]
+    pub type JsStartBody;
+    #[wasm_bindgen(typescript_type = "TypedValue")]
+    pub type JsTypedValue;
+    #[wasm_bindgen(typescript_type = "unknown")]
+    pub type JsUnknown;
 }
 
 #[wasm_bindgen(start)]
@@ -131,7 +142,11 @@ impl CommandValidator {
     /// parameters, executionTimeoutSeconds, timeToLive, clientToken) at `now`
     /// (epoch seconds), exactly as the API will.
     #[wasm_bindgen(js_name = validateStart)]
-    pub fn validate_start(&self, body: &JsValue, now: f64) -> Result<JsValidationResult, JsValue> {
+    pub fn validate_start(
+        &self,
+        body: &JsStartBody,
+        now: f64,
+    ) -> Result<JsValidationResult, JsValue> {
         let json = to_json(body, "body")?;
         Ok(to_js(&facade::validate_start(&self.validator, &json, now))?.unchecked_into())
     }
@@ -145,7 +160,11 @@ impl CommandValidator {
 
 /// Whether `actor` may move an execution from `from` to `to`.
 #[wasm_bindgen(js_name = canTransition)]
-pub fn can_transition(from: &str, to: &str, actor: &str) -> Result<bool, JsValue> {
+pub fn can_transition(
+    #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] from: &str,
+    #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] to: &str,
+    #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
+) -> Result<bool, JsValue> {
     let mut errors = ValidationErrors::new();
     let from = errors.collect(facade::parse_status(from, "from"));
     let to = errors.collect(facade::parse_status(to, "to"));
@@ -158,7 +177,10 @@ pub fn can_transition(from: &str, to: &str, actor: &str) -> Result<bool, JsValue
 
 /// The statuses `actor` may move an execution to from `status`.
 #[wasm_bindgen(js_name = allowedTransitions)]
-pub fn allowed_transitions(status: &str, actor: &str) -> Result<JsStatuses, JsValue> {
+pub fn allowed_transitions(
+    #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] status: &str,
+    #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
+) -> Result<JsStatuses, JsValue> {
     let mut errors = ValidationErrors::new();
     let status = errors.collect(facade::parse_status(status, "status"));
     let actor = errors.collect(facade::parse_actor(actor, "actor"));
@@ -172,7 +194,9 @@ pub fn allowed_transitions(status: &str, actor: &str) -> Result<JsStatuses, JsVa
 
 /// Whether `status` is terminal (nothing leaves it).
 #[wasm_bindgen(js_name = isTerminal)]
-pub fn is_terminal(status: &str) -> Result<bool, JsValue> {
+pub fn is_terminal(
+    #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] status: &str,
+) -> Result<bool, JsValue> {
     facade::parse_status(status, "status")
         .map(ExecutionStatus::is_terminal)
         .map_err(|e| thrown("invalid arguments", &json!([e])))
@@ -184,7 +208,7 @@ pub fn is_terminal(status: &str) -> Result<bool, JsValue> {
 pub fn check_status_update(
     execution: &JsExecution,
     update: &JsStatusUpdate,
-    actor: &str,
+    #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
     now: f64,
 ) -> Result<JsStatusUpdateCheck, JsValue> {
     let execution = to_json(execution, "execution")?;
@@ -198,8 +222,8 @@ pub fn check_status_update(
 /// Parses a typed value (`{"I": 42}`), optionally requiring its type.
 #[wasm_bindgen(js_name = parseTypedValue)]
 pub fn parse_typed_value(
-    value: &JsValue,
-    expected_type: Option<String>,
+    value: &JsUnknown,
+    #[wasm_bindgen(js_name = expectedType)] expected_type: Option<String>,
 ) -> Result<JsTypedValueCheck, JsValue> {
     let json = to_json(value, "value")?;
     Ok(to_js(&facade::parse_typed_value(&json, expected_type.as_deref()))?.unchecked_into())
@@ -208,7 +232,7 @@ pub fn parse_typed_value(
 /// A typed value as a person reads it ("42", "true", base64 for BIN); throws
 /// a `CourierError` if it is not a typed value.
 #[wasm_bindgen(js_name = formatTypedValue)]
-pub fn format_typed_value(value: &JsValue) -> Result<String, JsValue> {
+pub fn format_typed_value(value: &JsTypedValue) -> Result<String, JsValue> {
     let report = facade::parse_typed_value(&to_json(value, "value")?, None);
     match report["display"].as_str() {
         Some(display) => Ok(display.to_owned()),
