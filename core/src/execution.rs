@@ -44,8 +44,15 @@ pub struct CommandExecution {
     pub time_to_live: Timestamp,
     /// Incremented on every change; the optimistic-concurrency token.
     pub version: u64,
+    /// Which attempt this is (AWS IoT Jobs' executionNumber); starts at 1.
+    #[serde(default = "first_attempt")]
+    pub execution_number: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<ClientToken>,
+}
+
+const fn first_attempt() -> u32 {
+    1
 }
 
 impl CommandExecution {
@@ -339,6 +346,7 @@ impl StartExecution {
             completed_at: None,
             time_to_live,
             version: 1,
+            execution_number: 1,
             client_token: self.client_token,
         }
     }

@@ -3,6 +3,7 @@
 //! - [`status`]: THE STATUS MACHINE — statuses, actors, the transition table.
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
+//! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
 //! - [`schema`]: command definitions, typed parameter schemas, validation.
 //! - [`value`]: typed values in the AWS IoT commands wire format.
 //! - [`execution`]: the execution record and start-execution requests.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod execution;
 pub mod facade;
 pub mod ids;
+pub mod protocol;
 pub mod schema;
 pub mod status;
 pub mod time;

@@ -50,6 +50,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         completed_at: None,
         time_to_live: Timestamp::from_secs(10_000),
         version: 3,
+        execution_number: 1,
         client_token: None,
     }
 }

@@ -1,0 +1,321 @@
+//! THE DEVICE PROTOCOL: the AWS IoT Jobs device MQTT API, topic for topic and
+//! field for field, under a configurable topic root. Parsing request topics
+//! and building reply payloads; pure, no I/O (publishing is the functions'
+//! job).
+//!
+//! With root `courier/things/{thingName}/jobs` (the default; use
+//! `$aws/things/{thingName}/jobs` on a broker of your own so unmodified AWS
+//! IoT Device SDK jobs clients work):
+//!
+//! | request topic             | API                           | replies on                 |
+//! |---------------------------|-------------------------------|----------------------------|
+//! | `{root}/get`              | GetPendingJobExecutions       | `{root}/get/accepted|rejected` |
+//! | `{root}/start-next`       | StartNextPendingJobExecution  | `{root}/start-next/accepted|rejected` |
+//! | `{root}/{jobId}/get`      | DescribeJobExecution (`$next` allowed) | `{root}/{jobId}/get/accepted|rejected` |
+//! | `{root}/{jobId}/update`   | UpdateJobExecution            | `{root}/{jobId}/update/accepted|rejected` |
+//! | (published by Courier)    | JobExecutionsChanged          | `{root}/notify`            |
+//! | (published by Courier)    | NextJobExecutionChanged       | `{root}/notify-next`       |
+//!
+//! `jobId` is Courier's executionId. Timestamps are epoch seconds (integers),
+//! as AWS sends them. Courier's SENT status is shown to devices as QUEUED:
+//! the Jobs protocol has no SENT.
+
+use crate::error::{ValidationCode, ValidationError};
+use crate::execution::CommandExecution;
+use crate::ids::{ExecutionId, ThingName};
+use crate::status::ExecutionStatus;
+use crate::time::Timestamp;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const THING_PLACEHOLDER: &str = "{thingName}";
+pub const DEFAULT_ROOT: &str = "courier/things/{thingName}/jobs";
+/// The `jobId` that names a device's next pending execution.
+pub const NEXT: &str = "$next";
+
+/// The topic root, with `{thingName}` standing for one whole level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRoot {
+    levels: Vec<String>,
+    thing_level: usize,
+}
+
+/// Which Jobs API a request topic names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    GetPending,
+    StartNext,
+    Describe(JobRef),
+    Update(ExecutionId),
+}
+
+/// A `jobId` in a topic: an execution, or `$next`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Next,
+    Execution(ExecutionId),
+}
+
+/// A parsed request topic: who asks, and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    pub thing: ThingName,
+    pub kind: RequestKind,
+}
+
+/// The rejection codes of the Jobs protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RejectedCode {
+    InvalidTopic,
+    InvalidJson,
+    InvalidRequest,
+    InvalidStateTransition,
+    ResourceNotFound,
+    VersionMismatch,
+    InternalError,
+    RequestThrottled,
+    TerminalStateReached,
+}
+
+impl RejectedCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidTopic => "InvalidTopic",
+            Self::InvalidJson => "InvalidJson",
+            Self::InvalidRequest => "InvalidRequest",
+            Self::InvalidStateTransition => "InvalidStateTransition",
+            Self::ResourceNotFound => "ResourceNotFound",
+            Self::VersionMismatch => "VersionMismatch",
+            Self::InternalError => "InternalError",
+            Self::RequestThrottled => "RequestThrottled",
+            Self::TerminalStateReached => "TerminalStateReached",
+        }
+    }
+}
+
+impl TopicRoot {
+    /// Parses a root such as `courier/things/{thingName}/jobs`: levels
+    /// separated by `/`, exactly one of them `{thingName}`, no wildcards.
+    pub fn parse(template: &str) -> Result<Self, ValidationError> {
+        let bad = |why: &str| {
+            ValidationError::new(
+                "topicRoot",
+                ValidationCode::InvalidValue,
+                format!("{template:?}: {why}"),
+            )
+        };
+        let levels: Vec<String> = template.split('/').map(str::to_owned).collect();
+        if levels.iter().any(|l| l.is_empty()) {
+            return Err(bad("empty topic level"));
+        }
+        if levels.iter().any(|l| l.contains('+') || l.contains('#')) {
+            return Err(bad("wildcards are not allowed in the root"));
+        }
+        let placeholders: Vec<usize> = levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(THING_PLACEHOLDER))
+            .map(|(i, _)| i)
+            .collect();
+        match placeholders.as_slice() {
+            [i] if levels[*i] == THING_PLACEHOLDER => Ok(Self {
+                levels,
+                thing_level: *i,
+            }),
+            [_] => Err(bad("{thingName} must be a whole topic level")),
+            _ => Err(bad("exactly one {thingName} level is needed")),
+        }
+    }
+
+    /// The root for one thing, e.g. `courier/things/dev-1/jobs`.
+    pub fn for_thing(&self, thing: &ThingName) -> String {
+        let mut levels = self.levels.clone();
+        levels[self.thing_level] = thing.to_string();
+        levels.join("/")
+    }
+
+    /// The subscription filter for every thing's requests (`+` for the thing).
+    pub fn filter(&self, suffix: &str) -> String {
+        let mut levels = self.levels.clone();
+        levels[self.thing_level] = "+".into();
+        format!("{}/{suffix}", levels.join("/"))
+    }
+
+    /// Parses a request topic. Anything that is under the root but is not a
+    /// request is `InvalidTopic`.
+    pub fn parse_request(&self, topic: &str) -> Result<DeviceRequest, ValidationError> {
+        let invalid =
+            |why: String| ValidationError::new("topic", ValidationCode::InvalidValue, why);
+        let parts: Vec<&str> = topic.split('/').collect();
+        if parts.len() <= self.levels.len() {
+            return Err(invalid(format!("{topic:?} is not a jobs request topic")));
+        }
+        for (i, level) in self.levels.iter().enumerate() {
+            if i != self.thing_level && parts[i] != level {
+                return Err(invalid(format!("{topic:?} is not under the topic root")));
+            }
+        }
+        let thing = ThingName::parse_at(parts[self.thing_level], "thingName")?;
+        let kind = match &parts[self.levels.len()..] {
+            ["get"] => RequestKind::GetPending,
+            ["start-next"] => RequestKind::StartNext,
+            [job, "get"] if *job == NEXT => RequestKind::Describe(JobRef::Next),
+            [job, "get"] => {
+                RequestKind::Describe(JobRef::Execution(ExecutionId::parse_at(job, "jobId")?))
+            }
+            [job, "update"] => RequestKind::Update(ExecutionId::parse_at(job, "jobId")?),
+            _ => return Err(invalid(format!("{topic:?} is not a jobs request topic"))),
+        };
+        Ok(DeviceRequest { thing, kind })
+    }
+
+    /// Where the reply to `request` goes.
+    pub fn reply_topic(&self, request: &DeviceRequest, accepted: bool) -> String {
+        let outcome = if accepted { "accepted" } else { "rejected" };
+        let root = self.for_thing(&request.thing);
+        match &request.kind {
+            RequestKind::GetPending => format!("{root}/get/{outcome}"),
+            RequestKind::StartNext => format!("{root}/start-next/{outcome}"),
+            RequestKind::Describe(JobRef::Next) => format!("{root}/{NEXT}/get/{outcome}"),
+            RequestKind::Describe(JobRef::Execution(id)) => format!("{root}/{id}/get/{outcome}"),
+            RequestKind::Update(id) => format!("{root}/{id}/update/{outcome}"),
+        }
+    }
+
+    pub fn notify_topic(&self, thing: &ThingName) -> String {
+        format!("{}/notify", self.for_thing(thing))
+    }
+
+    pub fn notify_next_topic(&self, thing: &ThingName) -> String {
+        format!("{}/notify-next", self.for_thing(thing))
+    }
+}
+
+/// The Jobs status a device sees for a Courier status.
+pub const fn job_status(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Queued | ExecutionStatus::Sent => "QUEUED",
+        ExecutionStatus::InProgress => "IN_PROGRESS",
+        ExecutionStatus::Succeeded => "SUCCEEDED",
+        ExecutionStatus::Failed => "FAILED",
+        ExecutionStatus::Rejected => "REJECTED",
+        ExecutionStatus::TimedOut => "TIMED_OUT",
+        ExecutionStatus::Canceled => "CANCELED",
+    }
+}
+
+/// The job document a device receives: the command and its typed parameters.
+pub fn job_document(execution: &CommandExecution) -> Value {
+    json!({ "commandId": execution.command_id, "parameters": execution.parameters })
+}
+
+/// JobExecutionSummary.
+pub fn summary(execution: &CommandExecution) -> Value {
+    let mut out = json!({
+        "jobId": execution.execution_id,
+        "executionNumber": execution.execution_number,
+        "versionNumber": execution.version,
+        "queuedAt": execution.created_at.epoch_secs(),
+        "lastUpdatedAt": execution.last_updated_at.epoch_secs(),
+    });
+    if let Some(started) = execution.started_at {
+        out["startedAt"] = json!(started.epoch_secs());
+    }
+    out
+}
+
+/// JobExecutionState.
+pub fn state(execution: &CommandExecution) -> Value {
+    json!({
+        "status": job_status(execution.status),
+        "statusDetails": execution.status_details,
+        "versionNumber": execution.version,
+    })
+}
+
+/// JobExecutionData, with the job document unless `include_document` is false.
+pub fn data(execution: &CommandExecution, include_document: bool) -> Value {
+    let mut out = summary(execution);
+    out["thingName"] = json!(execution.target);
+    out["status"] = json!(job_status(execution.status));
+    out["statusDetails"] = json!(execution.status_details);
+    if include_document {
+        out["jobDocument"] = job_document(execution);
+    }
+    out
+}
+
+/// GetPendingJobExecutions' accepted payload from a device's pending
+/// executions (in any order): in progress, then queued, oldest first.
+pub fn pending_reply(
+    pending: &[CommandExecution],
+    client_token: Option<&str>,
+    now: Timestamp,
+) -> Value {
+    let mut sorted: Vec<&CommandExecution> =
+        pending.iter().filter(|e| !e.status.is_terminal()).collect();
+    sorted.sort_by_key(|e| (e.created_at, e.execution_id.clone()));
+    let in_progress: Vec<Value> = sorted
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::InProgress)
+        .map(|e| summary(e))
+        .collect();
+    let queued: Vec<Value> = sorted
+        .iter()
+        .filter(|e| e.status != ExecutionStatus::InProgress)
+        .map(|e| summary(e))
+        .collect();
+    with_token(
+        json!({ "inProgressJobs": in_progress, "queuedJobs": queued, "timestamp": now.epoch_secs() }),
+        client_token,
+    )
+}
+
+/// JobExecutionsChanged (`notify`): the pending list by status.
+pub fn jobs_changed(pending: &[CommandExecution], now: Timestamp) -> Value {
+    let reply = pending_reply(pending, None, now);
+    let mut jobs = BTreeMap::new();
+    for (status, key) in [("IN_PROGRESS", "inProgressJobs"), ("QUEUED", "queuedJobs")] {
+        if reply[key].as_array().is_some_and(|a| !a.is_empty()) {
+            jobs.insert(status, reply[key].clone());
+        }
+    }
+    json!({ "jobs": jobs, "timestamp": now.epoch_secs() })
+}
+
+/// NextJobExecutionChanged (`notify-next`); no `execution` when none is left.
+pub fn next_changed(next: Option<&CommandExecution>, now: Timestamp) -> Value {
+    match next {
+        Some(execution) => {
+            json!({ "execution": data(execution, true), "timestamp": now.epoch_secs() })
+        }
+        None => json!({ "timestamp": now.epoch_secs() }),
+    }
+}
+
+/// A rejected reply. `current` is included for VersionMismatch and
+/// InvalidStateTransition, as AWS does.
+pub fn rejected(
+    code: RejectedCode,
+    message: &str,
+    client_token: Option<&str>,
+    current: Option<&CommandExecution>,
+    now: Timestamp,
+) -> Value {
+    let mut out =
+        json!({ "code": code.as_str(), "message": message, "timestamp": now.epoch_secs() });
+    if let (RejectedCode::VersionMismatch | RejectedCode::InvalidStateTransition, Some(current)) =
+        (code, current)
+    {
+        out["executionState"] = state(current);
+    }
+    with_token(out, client_token)
+}
+
+fn with_token(mut payload: Value, client_token: Option<&str>) -> Value {
+    if let Some(token) = client_token {
+        payload["clientToken"] = json!(token);
+    }
+    payload
+}
