@@ -246,6 +246,19 @@ pub fn data(execution: &CommandExecution, include_document: bool) -> Value {
     out
 }
 
+/// A device's next execution among its pending ones (any order): the oldest
+/// IN_PROGRESS one, else the oldest QUEUED or SENT one.
+pub fn next_pending(pending: &[CommandExecution]) -> Option<&CommandExecution> {
+    let oldest = |wanted: fn(ExecutionStatus) -> bool| {
+        pending
+            .iter()
+            .filter(|e| wanted(e.status))
+            .min_by_key(|e| (e.created_at, e.execution_id.clone()))
+    };
+    oldest(|s| s == ExecutionStatus::InProgress)
+        .or_else(|| oldest(|s| matches!(s, ExecutionStatus::Queued | ExecutionStatus::Sent)))
+}
+
 /// GetPendingJobExecutions' accepted payload from a device's pending
 /// executions (in any order): in progress, then queued, oldest first.
 pub fn pending_reply(

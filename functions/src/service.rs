@@ -364,6 +364,70 @@ impl<S: Store> Courier<S> {
         }
     }
 
+    /// A device's pending executions (GetPendingJobExecutions), oldest first.
+    pub async fn pending(
+        &self,
+        thing: &str,
+        now: Timestamp,
+    ) -> Result<Vec<CommandExecution>, ServiceError> {
+        let thing = ThingName::parse_at(thing, "thingName").map_err(ValidationErrors::from)?;
+        Ok(self.store.pending_executions(&thing, now).await?)
+    }
+
+    /// StartNextPendingJobExecution: claims the device's next pending
+    /// execution and moves it to IN_PROGRESS, atomically. An execution already
+    /// IN_PROGRESS is returned as it is (with `statusDetails` applied if
+    /// sent). `None` when nothing is pending. The claim is a conditional write
+    /// on the version just read; if another request or a cancel changed the
+    /// list in between, it looks again.
+    pub async fn start_next(
+        &self,
+        thing: &str,
+        body: &Value,
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Result<Option<CommandExecution>, ServiceError> {
+        const ATTEMPTS: usize = 5;
+        let thing = ThingName::parse_at(thing, "thingName").map_err(ValidationErrors::from)?;
+        let update = parse_start_next_body(body)?;
+        for _ in 0..ATTEMPTS {
+            let pending = self.store.pending_executions(&thing, now).await?;
+            let Some(next) = courier_core::protocol::next_pending(&pending) else {
+                return Ok(None);
+            };
+            if next.status == ExecutionStatus::InProgress && update.status_details.is_none() {
+                return Ok(Some(next.clone()));
+            }
+            let claim = StatusUpdate {
+                expected_version: Some(next.version),
+                ..update.clone()
+            };
+            let plan = TransitionPlan::new(claim, ExecutionStatus::InProgress, Actor::Device, now)
+                .map_err(|error| ServiceError::Transition {
+                    error,
+                    current: None,
+                })?
+                .for_target(thing.clone());
+            match self
+                .store
+                .apply_transition(&next.execution_id, &plan, dedupe_token)
+                .await
+            {
+                Ok(TransitionOutcome::Applied(e)) => {
+                    tracing::info!(execution_id = %e.execution_id, target = %e.target, "next execution started");
+                    return Ok(Some(e));
+                }
+                Ok(TransitionOutcome::Duplicate(e)) => return Ok(Some(e)),
+                // Raced with another claim, an update or a cancel: look again.
+                Err(StoreError::Rejected { .. } | StoreError::NotFound) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "the pending list of {thing} kept changing for {ATTEMPTS} attempts"
+        )))
+    }
+
     fn page_request(
         &self,
         scope: &str,
@@ -406,6 +470,28 @@ impl<S: Store> Courier<S> {
             next_token: page.next.map(|cursor| self.tokens.seal(scope, &cursor)),
         }
     }
+}
+
+/// A StartNextPendingJobExecution body: optional statusDetails and
+/// clientToken (stepTimeoutInMinutes belongs to the deadline model).
+fn parse_start_next_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
+    let mut map = match body {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(map) => map.clone(),
+        _ => {
+            return Err(ServiceError::validation(
+                "",
+                ValidationCode::InvalidJson,
+                "the body must be a JSON object",
+            ))
+        }
+    };
+    map.retain(|key, _| key == "statusDetails" || key == "clientToken");
+    map.insert(
+        "status".into(),
+        Value::from(ExecutionStatus::InProgress.as_str()),
+    );
+    Ok(StatusUpdate::parse(&Value::Object(map))?)
 }
 
 /// An operator's cancel body: optional expectedVersion, statusReason, clientToken.

@@ -19,8 +19,8 @@
 //! - a device's executions newest first: Query gsi1 (by status: non-terminal
 //!   statuses Query gsi3 instead; terminal ones filter the hydrated page)
 //! - a command's executions: Query gsi2
-//! - a device's next pending execution: Query gsi3 oldest first, hydrate,
-//!   IN_PROGRESS first, then QUEUED/SENT
+//! - a device's pending executions (and so its next one): Query gsi3 oldest
+//!   first, hydrate
 //!
 //! DynamoDB deletes expired items late (and DynamoDB Local never), so every
 //! read drops items whose `timeToLive` has passed, and writes treat them as
@@ -39,8 +39,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
-    Timestamp, TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ThingName, Timestamp,
+    TransitionPlan,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -468,13 +468,13 @@ impl Store for DynamoStore {
         Ok(page)
     }
 
-    async fn next_pending(
+    async fn pending_executions(
         &self,
         target: &ThingName,
         now: Timestamp,
-    ) -> Result<Option<CommandExecution>, StoreError> {
+    ) -> Result<Vec<CommandExecution>, StoreError> {
+        let mut pending = Vec::new();
         let mut start = None;
-        let mut first_queued = None;
         loop {
             let page = self
                 .query_index(
@@ -485,23 +485,11 @@ impl Store for DynamoStore {
                     now,
                 )
                 .await?;
-            for execution in page.items {
-                match execution.status {
-                    ExecutionStatus::InProgress => return Ok(Some(execution)),
-                    ExecutionStatus::Queued | ExecutionStatus::Sent => {
-                        first_queued.get_or_insert(execution);
-                    }
-                    // A just-ended execution whose index entry is not yet gone.
-                    ExecutionStatus::Succeeded
-                    | ExecutionStatus::Failed
-                    | ExecutionStatus::Rejected
-                    | ExecutionStatus::TimedOut
-                    | ExecutionStatus::Canceled => {}
-                }
-            }
+            // A just-ended execution whose index entry is not yet gone is skipped.
+            pending.extend(page.items.into_iter().filter(|e| !e.status.is_terminal()));
             match page.next {
                 Some(next) => start = Some(next),
-                None => return Ok(first_queued),
+                None => return Ok(pending),
             }
         }
     }

@@ -128,13 +128,13 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Page<CommandExecution>, StoreError>> + Send;
 
-    /// The device's next pending execution: IN_PROGRESS first, then QUEUED or
-    /// SENT, oldest first.
-    fn next_pending(
+    /// Every pending (not terminal, not expired) execution of a device, oldest
+    /// first. `courier_core::protocol::next_pending` picks the next one.
+    fn pending_executions(
         &self,
         target: &ThingName,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Option<CommandExecution>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
 
     /// Applies `plan` in one conditional write. `dedupe_token` identifies the
     /// request: if it was the last one applied, nothing is written and the
