@@ -41,6 +41,17 @@ impl ServiceError {
         Self::Validation(courier_core::ValidationError::new(path, code, message).into())
     }
 
+    /// A store failure on the execution `id`: not found names it.
+    pub fn for_execution(err: StoreError, id: &courier_core::ExecutionId) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            },
+            other => other.into(),
+        }
+    }
+
     fn too_large(&self) -> bool {
         matches!(self, Self::Validation(errors) if errors.iter().any(|e| e.code == ValidationCode::PayloadTooLarge))
     }

@@ -297,11 +297,7 @@ impl<S: Store> Courier<S> {
                     },
                 current,
             }) => Ok(*current),
-            Err(StoreError::NotFound) => Err(ServiceError::NotFound {
-                what: "execution",
-                id: id.to_string(),
-            }),
-            Err(other) => Err(other.into()),
+            Err(other) => Err(ServiceError::for_execution(other, &id)),
         }
     }
 
@@ -356,11 +352,7 @@ impl<S: Store> Courier<S> {
                 tracing::info!(execution_id = %e.execution_id, "redelivered device update ignored");
                 Ok(DeviceUpdateOutcome::Duplicate(e))
             }
-            Err(StoreError::NotFound) => Err(ServiceError::NotFound {
-                what: "execution",
-                id: id.to_string(),
-            }),
-            Err(other) => Err(other.into()),
+            Err(other) => Err(ServiceError::for_execution(other, &id)),
         }
     }
 

@@ -302,6 +302,39 @@ impl DynamoStore {
         })
     }
 
+    /// Puts `item` unless an item with its key exists (and, with
+    /// `expired_before`, has not expired by then). `None` when written, else
+    /// the existing item, from the failed condition (no second read).
+    async fn put_if_absent(
+        &self,
+        item: Item,
+        expired_before: Option<Timestamp>,
+    ) -> Result<Option<Item>, StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        let request = match expired_before {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(now) => request
+                .condition_expression("attribute_not_exists(pk) OR timeToLive <= :now")
+                .expression_attribute_values(":now", number(now.as_secs_f64())),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(None)
+            }
+            Err(err) => match conditional_failure_item(&err) {
+                Some(old) => Ok(Some(old)),
+                None => Err(classify(err)),
+            },
+        }
+    }
+
     /// Queries one keys-only index and hydrates the page.
     async fn query_index(
         &self,
@@ -333,25 +366,9 @@ impl Store for DynamoStore {
             "sk".into(),
             AttributeValue::S(definition.command_id.to_string()),
         );
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.meter.record_write(out.consumed_capacity());
-                Ok(PutOutcome::Created(definition.clone()))
-            }
-            Err(err) => match conditional_failure_item(&err) {
-                Some(old) => Ok(PutOutcome::Existing(command_from_item(old)?)),
-                None => Err(classify(err)),
-            },
+        match self.put_if_absent(item, None).await? {
+            None => Ok(PutOutcome::Created(definition.clone())),
+            Some(old) => Ok(PutOutcome::Existing(command_from_item(old)?)),
         }
     }
 
@@ -394,34 +411,16 @@ impl Store for DynamoStore {
         request_hash: &str,
     ) -> Result<CreateOutcome, StoreError> {
         let item = execution_to_item(execution, Some(request_hash))?;
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            // An expired record with the same id is as good as absent.
-            .condition_expression("attribute_not_exists(pk) OR timeToLive <= :now")
-            .expression_attribute_values(":now", number(execution.created_at.as_secs_f64()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.meter.record_write(out.consumed_capacity());
-                Ok(CreateOutcome::Created(execution.clone()))
+        // An expired record with the same id is as good as absent.
+        match self.put_if_absent(item, Some(execution.created_at)).await? {
+            None => Ok(CreateOutcome::Created(execution.clone())),
+            Some(old) => {
+                let same_request = string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
+                Ok(CreateOutcome::Existing {
+                    execution: execution_from_item(old)?,
+                    same_request,
+                })
             }
-            Err(err) => match conditional_failure_item(&err) {
-                Some(old) => {
-                    let same_request =
-                        string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
-                    Ok(CreateOutcome::Existing {
-                        execution: execution_from_item(old)?,
-                        same_request,
-                    })
-                }
-                None => Err(classify(err)),
-            },
         }
     }
 
