@@ -43,9 +43,8 @@ WATCH_PORT=$(free_port)
 start_watch "$WATCH_PORT" .local/smoke.env .local/smoke-watch.log
 WATCH_PORT=$WATCH_PORT python3 tests/smoke/smoke.py || { echo "--- cargo lambda watch log:"; tail -50 .local/smoke-watch.log; exit 1; }
 
-step "browser: the dashboard in headless Chromium against the local stack"
+step "browser: the dashboard in headless Chromium against the local stack (screenshots in build/screenshots/)"
 DASH_PORT=$(free_port)
 start_static "$DASH_PORT" .local/dashboard.log
 API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" DASHBOARD_URL="http://127.0.0.1:$DASH_PORT/dashboard/" \
   node --test tests/browser/
-echo "screenshots: build/screenshots/"
