@@ -170,6 +170,23 @@ impl TopicRoot {
         Ok(DeviceRequest { thing, kind })
     }
 
+    /// The thing of a topic under this root, if the topic is under it at all
+    /// (used to reject an unknown request with InvalidTopic).
+    pub fn thing_of(&self, topic: &str) -> Option<ThingName> {
+        let parts: Vec<&str> = topic.split('/').collect();
+        let under = parts.len() > self.levels.len()
+            && self
+                .levels
+                .iter()
+                .enumerate()
+                .all(|(i, level)| i == self.thing_level || parts[i] == level);
+        if under {
+            ThingName::parse(parts[self.thing_level]).ok()
+        } else {
+            None
+        }
+    }
+
     /// Where the reply to `request` goes.
     pub fn reply_topic(&self, request: &DeviceRequest, accepted: bool) -> String {
         let outcome = if accepted { "accepted" } else { "rejected" };

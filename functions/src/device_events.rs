@@ -45,7 +45,7 @@ pub async fn handle<S: Store>(
         )
         .await
     {
-        Ok(DeviceUpdateOutcome::Applied(e)) => Ok(json!({
+        Ok(DeviceUpdateOutcome::Applied { execution: e, .. }) => Ok(json!({
             "outcome": "applied", "executionId": e.execution_id, "status": e.status, "version": e.version
         })),
         Ok(DeviceUpdateOutcome::Duplicate(e)) => Ok(json!({

@@ -2,6 +2,7 @@
 //!
 //! - [`api`]: THE ROUTES (HTTP API, `api` binary)
 //! - [`device_events`]: device status reports from IoT rules (`device-events` binary)
+//! - [`device_protocol`]: the answers to AWS IoT Jobs request topics
 //! - [`service`]: the operations, generic over [`store::Store`]
 //! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
 //! - [`error`]: the one error type and its HTTP mapping
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod config;
 pub mod device_events;
+pub mod device_protocol;
 pub mod error;
 pub mod ids;
 pub mod page_token;

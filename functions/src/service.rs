@@ -53,7 +53,11 @@ pub struct ListExecutions {
 /// What a device update did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceUpdateOutcome {
-    Applied(CommandExecution),
+    /// Written; `previous` is the status before it.
+    Applied {
+        execution: CommandExecution,
+        previous: ExecutionStatus,
+    },
     Duplicate(CommandExecution),
 }
 
@@ -286,7 +290,9 @@ impl<S: Store> Courier<S> {
                 current: None,
             })?;
         match self.store.apply_transition(&id, &plan, &token).await {
-            Ok(TransitionOutcome::Applied(e) | TransitionOutcome::Duplicate(e)) => {
+            Ok(
+                TransitionOutcome::Applied { execution: e, .. } | TransitionOutcome::Duplicate(e),
+            ) => {
                 tracing::info!(execution_id = %e.execution_id, "execution canceled");
                 Ok(e)
             }
@@ -344,9 +350,15 @@ impl<S: Store> Courier<S> {
             })?
             .for_target(thing);
         match self.store.apply_transition(&id, &plan, &token).await {
-            Ok(TransitionOutcome::Applied(e)) => {
+            Ok(TransitionOutcome::Applied {
+                execution: e,
+                previous,
+            }) => {
                 tracing::info!(execution_id = %e.execution_id, status = %e.status, version = e.version, "device update applied");
-                Ok(DeviceUpdateOutcome::Applied(e))
+                Ok(DeviceUpdateOutcome::Applied {
+                    execution: e,
+                    previous,
+                })
             }
             Ok(TransitionOutcome::Duplicate(e)) => {
                 tracing::info!(execution_id = %e.execution_id, "redelivered device update ignored");
@@ -405,7 +417,7 @@ impl<S: Store> Courier<S> {
                 .apply_transition(&next.execution_id, &plan, dedupe_token)
                 .await
             {
-                Ok(TransitionOutcome::Applied(e)) => {
+                Ok(TransitionOutcome::Applied { execution: e, .. }) => {
                     tracing::info!(execution_id = %e.execution_id, target = %e.target, "next execution started");
                     return Ok(Some(e));
                 }

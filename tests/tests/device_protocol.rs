@@ -151,3 +151,260 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
         .unwrap();
     assert_eq!(next.execution_id.as_str(), ids[1]);
 }
+
+// ---- the request topics (AWS IoT Jobs device API) ---------------------------
+
+use courier_core::protocol::TopicRoot;
+use courier_functions::device_protocol::Outgoing;
+
+fn root() -> TopicRoot {
+    TopicRoot::parse("$aws/things/{thingName}/jobs").unwrap()
+}
+
+async fn ask(
+    courier: &Courier<DynamoStore>,
+    topic: &str,
+    payload: serde_json::Value,
+    delivery: &str,
+) -> Vec<Outgoing> {
+    courier
+        .device_request(
+            &root(),
+            topic,
+            &payload,
+            delivery,
+            Timestamp::from_secs(NOW + 20),
+        )
+        .await
+}
+
+fn topics(out: &[Outgoing]) -> Vec<&str> {
+    out.iter().map(|o| o.topic.as_str()).collect()
+}
+
+#[tokio::test]
+async fn get_and_start_next_answer_on_accepted_and_notify_on_change() {
+    let (courier, ids) = courier_with_queued("dev-1", 2).await;
+    let out = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/get",
+        json!({"clientToken": "c1"}),
+        "d1",
+    )
+    .await;
+    assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/get/accepted"]);
+    assert_eq!(out[0].payload["clientToken"], "c1");
+    assert_eq!(out[0].payload["queuedJobs"].as_array().unwrap().len(), 2);
+    assert_eq!(out[0].payload["inProgressJobs"], json!([]));
+
+    let out = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/start-next",
+        json!({"clientToken": "c2", "statusDetails": {"step": "1"}}),
+        "d2",
+    )
+    .await;
+    assert_eq!(
+        topics(&out),
+        [
+            "$aws/things/dev-1/jobs/start-next/accepted",
+            "$aws/things/dev-1/jobs/notify"
+        ]
+    );
+    let execution = &out[0].payload["execution"];
+    assert_eq!(
+        (execution["jobId"].as_str(), execution["status"].as_str()),
+        (Some(ids[0].as_str()), Some("IN_PROGRESS"))
+    );
+    assert_eq!(
+        execution["jobDocument"],
+        json!({"commandId": "reboot", "parameters": {}})
+    );
+    assert_eq!(
+        out[1].payload["jobs"]["IN_PROGRESS"][0]["jobId"],
+        ids[0].as_str()
+    );
+
+    // asking again returns the same execution and changes nothing
+    let out = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/start-next",
+        json!({}),
+        "d3",
+    )
+    .await;
+    assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/start-next/accepted"]);
+    assert_eq!(out[0].payload["execution"]["versionNumber"], 2);
+}
+
+#[tokio::test]
+async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
+    let (courier, ids) = courier_with_queued("dev-1", 1).await;
+    let out = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/$next/get",
+        json!({"includeJobDocument": false}),
+        "d",
+    )
+    .await;
+    assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/$next/get/accepted"]);
+    assert_eq!(out[0].payload["execution"]["jobId"], ids[0].as_str());
+    assert!(out[0].payload["execution"].get("jobDocument").is_none());
+
+    let mine = ask(
+        &courier,
+        &format!("$aws/things/dev-1/jobs/{}/get", ids[0]),
+        json!({"executionNumber": 1}),
+        "d",
+    )
+    .await;
+    assert_eq!(mine[0].payload["execution"]["thingName"], "dev-1");
+    let theirs = ask(
+        &courier,
+        &format!("$aws/things/dev-2/jobs/{}/get", ids[0]),
+        json!({}),
+        "d",
+    )
+    .await;
+    assert_eq!(
+        theirs[0].topic,
+        format!("$aws/things/dev-2/jobs/{}/get/rejected", ids[0])
+    );
+    assert_eq!(theirs[0].payload["code"], "ResourceNotFound");
+    let wrong_attempt = ask(
+        &courier,
+        &format!("$aws/things/dev-1/jobs/{}/get", ids[0]),
+        json!({"executionNumber": 2}),
+        "d",
+    )
+    .await;
+    assert_eq!(wrong_attempt[0].payload["code"], "ResourceNotFound");
+    let nothing = ask(&courier, "$aws/things/dev-9/jobs/$next/get", json!({}), "d").await;
+    assert_eq!(nothing[0].payload["code"], "ResourceNotFound");
+}
+
+#[tokio::test]
+async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes() {
+    let (courier, ids) = courier_with_queued("dev-1", 2).await;
+    let update = |id: &str| format!("$aws/things/dev-1/jobs/{id}/update");
+    // the device starts the oldest: accepted, and notify (the list changed)
+    let out = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "IN_PROGRESS", "expectedVersion": 1, "includeJobExecutionState": true}),
+        "u1",
+    )
+    .await;
+    assert_eq!(
+        topics(&out),
+        [
+            format!("{}/accepted", update(&ids[0])).as_str(),
+            "$aws/things/dev-1/jobs/notify"
+        ]
+    );
+    assert_eq!(
+        out[0].payload["executionState"],
+        json!({"status": "IN_PROGRESS", "statusDetails": {}, "versionNumber": 2})
+    );
+    // a stale version is rejected with the current state
+    let stale = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "SUCCEEDED", "expectedVersion": 1, "clientToken": "c9"}),
+        "u2",
+    )
+    .await;
+    assert_eq!(stale[0].topic, format!("{}/rejected", update(&ids[0])));
+    assert_eq!(
+        (
+            stale[0].payload["code"].as_str(),
+            stale[0].payload["clientToken"].as_str()
+        ),
+        (Some("VersionMismatch"), Some("c9"))
+    );
+    assert_eq!(stale[0].payload["executionState"]["versionNumber"], 2);
+    // a progress report publishes nothing else; a redelivery is accepted again
+    let progress = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "IN_PROGRESS", "statusDetails": {"pct": "50"}}),
+        "u3",
+    )
+    .await;
+    assert_eq!(progress.len(), 1);
+    let redelivered = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "IN_PROGRESS", "statusDetails": {"pct": "50"}}),
+        "u3",
+    )
+    .await;
+    assert_eq!(
+        (
+            redelivered.len(),
+            redelivered[0].topic.ends_with("/accepted")
+        ),
+        (1, true)
+    );
+    // success ends it: notify and notify-next with the other execution
+    let done = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "SUCCEEDED", "includeJobDocument": true}),
+        "u4",
+    )
+    .await;
+    assert_eq!(
+        topics(&done)[1..],
+        [
+            "$aws/things/dev-1/jobs/notify",
+            "$aws/things/dev-1/jobs/notify-next"
+        ]
+    );
+    assert_eq!(done[0].payload["jobDocument"]["commandId"], "reboot");
+    assert_eq!(done[2].payload["execution"]["jobId"], ids[1].as_str());
+    // after the end: TerminalStateReached; a bad status: InvalidRequest
+    let late = ask(
+        &courier,
+        &update(&ids[0]),
+        json!({"status": "FAILED"}),
+        "u5",
+    )
+    .await;
+    assert_eq!(late[0].payload["code"], "TerminalStateReached");
+    let bad = ask(&courier, &update(&ids[1]), json!({"status": "DONE"}), "u6").await;
+    assert_eq!(bad[0].payload["code"], "InvalidRequest");
+    let not_json = ask(&courier, &update(&ids[1]), json!("text"), "u7").await;
+    assert_eq!(not_json[0].payload["code"], "InvalidJson");
+    let cancel = ask(
+        &courier,
+        &update(&ids[1]),
+        json!({"status": "CANCELED"}),
+        "u8",
+    )
+    .await;
+    assert_eq!(cancel[0].payload["code"], "InvalidStateTransition");
+}
+
+#[tokio::test]
+async fn unknown_topics_are_rejected_as_invalid_topic_or_ignored() {
+    let (courier, _) = courier_with_queued("dev-1", 1).await;
+    let out = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/frobnicate",
+        json!({"clientToken": "t"}),
+        "d",
+    )
+    .await;
+    assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/frobnicate/rejected"]);
+    assert_eq!(
+        (
+            out[0].payload["code"].as_str(),
+            out[0].payload["clientToken"].as_str()
+        ),
+        (Some("InvalidTopic"), Some("t"))
+    );
+    assert!(ask(&courier, "elsewhere/dev-1/get", json!({}), "d")
+        .await
+        .is_empty());
+}

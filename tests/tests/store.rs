@@ -86,10 +86,18 @@ async fn lifecycle_is_one_conditional_write_per_change_and_no_reads() {
         .unwrap();
     // THEN each write returned the new record, no read was made, and the
     // stored record equals what core computes in memory
-    let TransitionOutcome::Applied(started) = started else {
+    let TransitionOutcome::Applied {
+        execution: started,
+        previous: ExecutionStatus::Queued,
+    } = started
+    else {
         panic!("applied expected")
     };
-    let TransitionOutcome::Applied(done) = done else {
+    let TransitionOutcome::Applied {
+        execution: done,
+        previous: ExecutionStatus::InProgress,
+    } = done
+    else {
         panic!("applied expected")
     };
     assert_eq!(store.meter().read_units(), 0.0);
@@ -241,7 +249,10 @@ async fn a_redelivered_update_is_applied_once() {
         .apply_transition(&exec.execution_id, &plan, "same-token")
         .await
         .unwrap();
-    let TransitionOutcome::Applied(first) = first else {
+    let TransitionOutcome::Applied {
+        execution: first, ..
+    } = first
+    else {
         panic!()
     };
     assert_eq!(again, TransitionOutcome::Duplicate(first.clone()));
@@ -251,7 +262,9 @@ async fn a_redelivered_update_is_applied_once() {
         .apply_transition(&exec.execution_id, &plan, "other-token")
         .await
         .unwrap();
-    assert!(matches!(third, TransitionOutcome::Applied(e) if e.version == 3));
+    assert!(
+        matches!(third, TransitionOutcome::Applied { execution: e, previous: ExecutionStatus::InProgress } if e.version == 3)
+    );
 }
 
 #[tokio::test]
@@ -539,7 +552,7 @@ async fn concurrent_writers_never_lose_an_update() {
                     .apply_transition(&id, &plan, &format!("w{writer}-{applied}-{conflicts}"))
                     .await
                 {
-                    Ok(TransitionOutcome::Applied(e)) => {
+                    Ok(TransitionOutcome::Applied { execution: e, .. }) => {
                         assert_eq!(e.version, current.version + 1);
                         applied += 1;
                     }

@@ -39,8 +39,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ThingName, Timestamp,
-    TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
+    Timestamp, TransitionPlan,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -58,6 +58,9 @@ const EXECUTION_SK: &str = "EXEC";
 /// Attributes the store adds to an execution item beside the record itself.
 const REQUEST_HASH: &str = "requestHash";
 const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
+/// The status before the latest change, so a caller learns whether the change
+/// moved the status (not just reported progress) without a read.
+const PREVIOUS_STATUS: &str = "previousStatus";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 
@@ -520,7 +523,15 @@ impl Store for DynamoStore {
                 let item = out.attributes.ok_or_else(|| {
                     StoreError::Internal("UpdateItem returned no attributes".into())
                 })?;
-                Ok(TransitionOutcome::Applied(execution_from_item(item)?))
+                let previous = string_attr(&item, PREVIOUS_STATUS)
+                    .and_then(|s| ExecutionStatus::parse(&s))
+                    .ok_or_else(|| {
+                        StoreError::Internal("UpdateItem returned no previousStatus".into())
+                    })?;
+                Ok(TransitionOutcome::Applied {
+                    execution: execution_from_item(item)?,
+                    previous,
+                })
             }
             Err(err) => {
                 let Some(old) = conditional_failure_item(&err) else {
@@ -609,6 +620,10 @@ impl UpdateBuilder {
         b.condition
             .push("(attribute_not_exists(#lastToken) OR #lastToken <> :token)".into());
 
+        // The right-hand side reads the value before this update.
+        b.names
+            .insert("#previousStatus".into(), PREVIOUS_STATUS.into());
+        b.set.push("#previousStatus = #status".into());
         b.set.push("#status = :to".into());
         b.set.push("lastUpdatedAt = :now".into());
         b.set.push("version = version + :one".into());

@@ -61,7 +61,11 @@ pub enum CreateOutcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransitionOutcome {
-    Applied(CommandExecution),
+    /// Written; `previous` is the status it had before this write.
+    Applied {
+        execution: CommandExecution,
+        previous: ExecutionStatus,
+    },
     /// The update with this dedupe token was the last one applied: a
     /// redelivery. Nothing was written.
     Duplicate(CommandExecution),

@@ -1,0 +1,314 @@
+//! What Courier answers on each AWS IoT Jobs request topic (see
+//! `courier_core::protocol` for the topics and payloads). Returns the messages
+//! to publish, replies first, then notifications; the caller publishes them.
+//! I/O only through the service and its store.
+//!
+//! Notifications: a change that alters a device's pending list (an execution
+//! started or ended) publishes `notify` with the new list, and one that ends an
+//! execution also publishes `notify-next` with the new next execution. Those
+//! cost one Query of the pending index after the write; progress reports
+//! (IN_PROGRESS -> IN_PROGRESS) and redeliveries publish nothing.
+
+use crate::error::ServiceError;
+use crate::service::{Courier, DeviceUpdateOutcome};
+use crate::store::Store;
+use courier_core::protocol::{self, DeviceRequest, JobRef, RejectedCode, RequestKind, TopicRoot};
+use courier_core::{CommandExecution, ExecutionId, ThingName, Timestamp, TransitionError};
+use serde_json::{json, Value};
+
+/// One MQTT message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Value,
+}
+
+impl<S: Store> Courier<S> {
+    /// Answers one request published by a device on `topic`. `dedupe_token`
+    /// identifies the delivery (the Lambda request id) for updates and claims
+    /// that carry no clientToken.
+    pub async fn device_request(
+        &self,
+        root: &TopicRoot,
+        topic: &str,
+        payload: &Value,
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Vec<Outgoing> {
+        let token = payload
+            .get("clientToken")
+            .and_then(Value::as_str)
+            .filter(|t| t.len() <= 64);
+        let request = match root.parse_request(topic) {
+            Ok(request) => request,
+            Err(error) => {
+                // Under the root but not a request: say so on .../rejected.
+                return match root.thing_of(topic) {
+                    Some(_) => vec![Outgoing {
+                        topic: format!("{topic}/rejected"),
+                        payload: protocol::rejected(
+                            RejectedCode::InvalidTopic,
+                            &error.message,
+                            token,
+                            None,
+                            now,
+                        ),
+                    }],
+                    None => {
+                        tracing::warn!(%topic, "message outside the jobs topic root ignored");
+                        Vec::new()
+                    }
+                };
+            }
+        };
+        if !payload.is_object() && !payload.is_null() {
+            return vec![reject(
+                root,
+                &request,
+                RejectedCode::InvalidJson,
+                "the payload must be a JSON object",
+                token,
+                None,
+                now,
+            )];
+        }
+        match self
+            .answer(root, &request, payload, token, dedupe_token, now)
+            .await
+        {
+            Ok(messages) => messages,
+            Err(err) => {
+                let (code, current) = rejection(&err);
+                if matches!(
+                    code,
+                    RejectedCode::InternalError | RejectedCode::RequestThrottled
+                ) {
+                    tracing::error!(code = err.code(), error = ?err, %topic, "device request failed");
+                }
+                let message = if code == RejectedCode::InternalError {
+                    "internal error; retry".to_owned()
+                } else {
+                    err.to_string()
+                };
+                vec![reject(
+                    root,
+                    &request,
+                    code,
+                    &message,
+                    token,
+                    current.as_ref(),
+                    now,
+                )]
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        root: &TopicRoot,
+        request: &DeviceRequest,
+        payload: &Value,
+        token: Option<&str>,
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ServiceError> {
+        let accepted = |body: Value| Outgoing {
+            topic: root.reply_topic(request, true),
+            payload: body,
+        };
+        let stamp = |mut body: Value| {
+            body["timestamp"] = json!(now.epoch_secs());
+            if let Some(token) = token {
+                body["clientToken"] = json!(token);
+            }
+            body
+        };
+        let thing = &request.thing;
+        match &request.kind {
+            RequestKind::GetPending => {
+                let pending = self.pending(thing.as_str(), now).await?;
+                Ok(vec![accepted(protocol::pending_reply(
+                    &pending, token, now,
+                ))])
+            }
+            RequestKind::StartNext => {
+                let before = self.pending(thing.as_str(), now).await?;
+                let claim_token = token.unwrap_or(dedupe_token);
+                let started = self
+                    .start_next(thing.as_str(), payload, claim_token, now)
+                    .await?;
+                let mut out = vec![accepted(stamp(match &started {
+                    Some(e) => json!({ "execution": protocol::data(e, true) }),
+                    None => json!({}),
+                }))];
+                let changed = started.as_ref().is_some_and(|e| {
+                    before
+                        .iter()
+                        .any(|b| b.execution_id == e.execution_id && b.version != e.version)
+                });
+                if changed {
+                    out.extend(self.notifications(root, thing, false, now).await?);
+                }
+                Ok(out)
+            }
+            RequestKind::Describe(job) => {
+                let execution = match job {
+                    JobRef::Next => {
+                        let pending = self.pending(thing.as_str(), now).await?;
+                        protocol::next_pending(&pending).cloned().ok_or_else(|| {
+                            ServiceError::NotFound {
+                                what: "pending execution",
+                                id: "$next".into(),
+                            }
+                        })?
+                    }
+                    JobRef::Execution(id) => self.own_execution(thing, id, now).await?,
+                };
+                if let Some(number) = payload.get("executionNumber").and_then(Value::as_u64) {
+                    if number != u64::from(execution.execution_number) {
+                        return Err(ServiceError::NotFound {
+                            what: "execution number",
+                            id: number.to_string(),
+                        });
+                    }
+                }
+                let include_document = payload
+                    .get("includeJobDocument")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                Ok(vec![accepted(stamp(
+                    json!({ "execution": protocol::data(&execution, include_document) }),
+                ))])
+            }
+            RequestKind::Update(id) => {
+                let applied = match self
+                    .device_update(thing.as_str(), id.as_str(), payload, dedupe_token, now)
+                    .await?
+                {
+                    DeviceUpdateOutcome::Applied {
+                        execution,
+                        previous,
+                    } => Some((execution, previous)),
+                    DeviceUpdateOutcome::Duplicate(_) => None,
+                };
+                let execution = match &applied {
+                    Some((e, _)) => e.clone(),
+                    None => self.own_execution(thing, id, now).await?,
+                };
+                let mut body = json!({});
+                if payload
+                    .get("includeJobExecutionState")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
+                    body["executionState"] = protocol::state(&execution);
+                }
+                if payload
+                    .get("includeJobDocument")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
+                    body["jobDocument"] = protocol::job_document(&execution);
+                }
+                let mut out = vec![accepted(stamp(body))];
+                // The pending list changes when the status does (started or
+                // ended), not on a progress report.
+                if let Some((e, previous)) = applied {
+                    if e.status != previous {
+                        out.extend(
+                            self.notifications(root, thing, e.status.is_terminal(), now)
+                                .await?,
+                        );
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The execution, if it targets `thing`; otherwise not found.
+    async fn own_execution(
+        &self,
+        thing: &ThingName,
+        id: &ExecutionId,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let execution = self.get_execution(id.as_str(), now).await?;
+        if execution.target == *thing {
+            Ok(execution)
+        } else {
+            Err(ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            })
+        }
+    }
+
+    /// `notify` (and, when the next execution may have changed, `notify-next`).
+    async fn notifications(
+        &self,
+        root: &TopicRoot,
+        thing: &ThingName,
+        next_changed: bool,
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ServiceError> {
+        let pending = self.pending(thing.as_str(), now).await?;
+        let mut out = vec![Outgoing {
+            topic: root.notify_topic(thing),
+            payload: protocol::jobs_changed(&pending, now),
+        }];
+        if next_changed {
+            out.push(Outgoing {
+                topic: root.notify_next_topic(thing),
+                payload: protocol::next_changed(protocol::next_pending(&pending), now),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The Jobs rejection code for a service error, and the current record where
+/// AWS includes its state.
+fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
+    match err {
+        ServiceError::Validation(_) => (RejectedCode::InvalidRequest, None),
+        ServiceError::NotFound { .. } | ServiceError::NoRoute { .. } => {
+            (RejectedCode::ResourceNotFound, None)
+        }
+        ServiceError::Transition { error, current } => {
+            let current = current.as_deref().cloned();
+            match error {
+                TransitionError::VersionMismatch { .. } => (RejectedCode::VersionMismatch, current),
+                TransitionError::InvalidStateTransition { .. } => {
+                    (RejectedCode::InvalidStateTransition, current)
+                }
+                TransitionError::TerminalStateReached { .. } => {
+                    (RejectedCode::TerminalStateReached, None)
+                }
+                TransitionError::TargetMismatch => (RejectedCode::ResourceNotFound, None),
+            }
+        }
+        ServiceError::Throttled(_) => (RejectedCode::RequestThrottled, None),
+        ServiceError::Conflict(_) | ServiceError::MethodNotAllowed { .. } => {
+            (RejectedCode::InvalidRequest, None)
+        }
+        ServiceError::Unavailable(_) | ServiceError::Internal(_) => {
+            (RejectedCode::InternalError, None)
+        }
+    }
+}
+
+fn reject(
+    root: &TopicRoot,
+    request: &DeviceRequest,
+    code: RejectedCode,
+    message: &str,
+    token: Option<&str>,
+    current: Option<&CommandExecution>,
+    now: Timestamp,
+) -> Outgoing {
+    Outgoing {
+        topic: root.reply_topic(request, false),
+        payload: protocol::rejected(code, message, token, current, now),
+    }
+}
