@@ -609,3 +609,39 @@ async fn commands_are_created_once_and_listed() {
         .unwrap();
     assert_eq!(page.items, vec![definition]);
 }
+
+#[tokio::test]
+async fn another_device_reusing_a_token_is_refused_not_told_it_was_a_duplicate() {
+    // GIVEN dev-1's execution, last updated with token "t"
+    let store = fresh_store().await;
+    let exec = new_execution("e1", "dev-1", T0);
+    create(&store, &exec).await;
+    store
+        .apply_transition(
+            &exec.execution_id,
+            &device(ExecutionStatus::InProgress, "dev-1", T0 + 1),
+            "t",
+        )
+        .await
+        .unwrap();
+    // WHEN dev-2 sends an update for it with the same token
+    let err = store
+        .apply_transition(
+            &exec.execution_id,
+            &device(ExecutionStatus::Succeeded, "dev-2", T0 + 2),
+            "t",
+        )
+        .await
+        .unwrap_err();
+    // THEN it is refused as not its own, and learns nothing of the record
+    assert!(
+        matches!(
+            err,
+            StoreError::Rejected {
+                error: TransitionError::TargetMismatch,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

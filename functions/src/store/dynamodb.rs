@@ -546,7 +546,13 @@ impl Store for DynamoStore {
                 if current.is_expired(plan.now) {
                     return Err(StoreError::NotFound);
                 }
-                if last_token.as_deref() == Some(dedupe_token) {
+                // A redelivery only of the same target's own request: another
+                // device reusing the token must not see this record.
+                let own = plan
+                    .expected_target
+                    .as_ref()
+                    .is_none_or(|t| *t == current.target);
+                if own && last_token.as_deref() == Some(dedupe_token) {
                     return Ok(TransitionOutcome::Duplicate(current));
                 }
                 match plan.check(&current) {
