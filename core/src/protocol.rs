@@ -296,9 +296,10 @@ pub fn pending_reply(
         .filter(|e| e.status != ExecutionStatus::InProgress)
         .map(|e| summary(e))
         .collect();
-    with_token(
-        json!({ "inProgressJobs": in_progress, "queuedJobs": queued, "timestamp": now.epoch_secs() }),
+    reply(
+        json!({ "inProgressJobs": in_progress, "queuedJobs": queued }),
         client_token,
+        now,
     )
 }
 
@@ -333,19 +334,21 @@ pub fn rejected(
     current: Option<&CommandExecution>,
     now: Timestamp,
 ) -> Value {
-    let mut out =
-        json!({ "code": code.as_str(), "message": message, "timestamp": now.epoch_secs() });
+    let mut out = json!({ "code": code.as_str(), "message": message });
     if let (RejectedCode::VersionMismatch | RejectedCode::InvalidStateTransition, Some(current)) =
         (code, current)
     {
         out["executionState"] = state(current);
     }
-    with_token(out, client_token)
+    reply(out, client_token, now)
 }
 
-fn with_token(mut payload: Value, client_token: Option<&str>) -> Value {
+/// A reply or notification body stamped as AWS stamps them: `timestamp`
+/// (epoch seconds) and, when the request had one, its `clientToken` echoed.
+pub fn reply(mut body: Value, client_token: Option<&str>, now: Timestamp) -> Value {
+    body["timestamp"] = json!(now.epoch_secs());
     if let Some(token) = client_token {
-        payload["clientToken"] = json!(token);
+        body["clientToken"] = json!(token);
     }
-    payload
+    body
 }

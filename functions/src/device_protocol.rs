@@ -116,13 +116,6 @@ impl<S: Store> Courier<S> {
             topic: root.reply_topic(request, true),
             payload: body,
         };
-        let stamp = |mut body: Value| {
-            body["timestamp"] = json!(now.epoch_secs());
-            if let Some(token) = token {
-                body["clientToken"] = json!(token);
-            }
-            body
-        };
         let thing = &request.thing;
         match &request.kind {
             RequestKind::GetPending => {
@@ -132,21 +125,19 @@ impl<S: Store> Courier<S> {
                 ))])
             }
             RequestKind::StartNext => {
-                let before = self.pending(thing.as_str(), now).await?;
                 let claim_token = token.unwrap_or(dedupe_token);
-                let started = self
+                let next = self
                     .start_next(thing.as_str(), payload, claim_token, now)
                     .await?;
-                let mut out = vec![accepted(stamp(match &started {
-                    Some(e) => json!({ "execution": protocol::data(e, true) }),
-                    None => json!({}),
-                }))];
-                let changed = started.as_ref().is_some_and(|e| {
-                    before
-                        .iter()
-                        .any(|b| b.execution_id == e.execution_id && b.version != e.version)
-                });
-                if changed {
+                let mut out = vec![accepted(protocol::reply(
+                    match &next {
+                        Some(n) => json!({ "execution": protocol::data(&n.execution, true) }),
+                        None => json!({}),
+                    },
+                    token,
+                    now,
+                ))];
+                if next.is_some_and(|n| n.claimed) {
                     out.extend(self.notifications(root, thing, false, now).await?);
                 }
                 Ok(out)
@@ -176,24 +167,27 @@ impl<S: Store> Courier<S> {
                     .get("includeJobDocument")
                     .and_then(Value::as_bool)
                     .unwrap_or(true);
-                Ok(vec![accepted(stamp(
+                Ok(vec![accepted(protocol::reply(
                     json!({ "execution": protocol::data(&execution, include_document) }),
+                    token,
+                    now,
                 ))])
             }
             RequestKind::Update(id) => {
-                let applied = match self
+                // A duplicate is the device's own redelivery; the store returns
+                // the record as it is, and nothing is notified again.
+                let (execution, status_changed) = match self
                     .device_update(thing.as_str(), id.as_str(), payload, dedupe_token, now)
                     .await?
                 {
                     DeviceUpdateOutcome::Applied {
                         execution,
                         previous,
-                    } => Some((execution, previous)),
-                    DeviceUpdateOutcome::Duplicate(_) => None,
-                };
-                let execution = match &applied {
-                    Some((e, _)) => e.clone(),
-                    None => self.own_execution(thing, id, now).await?,
+                    } => {
+                        let changed = execution.status != previous;
+                        (execution, changed)
+                    }
+                    DeviceUpdateOutcome::Duplicate(execution) => (execution, false),
                 };
                 let mut body = json!({});
                 if payload
@@ -210,16 +204,14 @@ impl<S: Store> Courier<S> {
                 {
                     body["jobDocument"] = protocol::job_document(&execution);
                 }
-                let mut out = vec![accepted(stamp(body))];
+                let mut out = vec![accepted(protocol::reply(body, token, now))];
                 // The pending list changes when the status does (started or
                 // ended), not on a progress report.
-                if let Some((e, previous)) = applied {
-                    if e.status != previous {
-                        out.extend(
-                            self.notifications(root, thing, e.status.is_terminal(), now)
-                                .await?,
-                        );
-                    }
+                if status_changed {
+                    out.extend(
+                        self.notifications(root, thing, execution.status.is_terminal(), now)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }

@@ -50,6 +50,14 @@ pub struct ListExecutions {
     pub next_token: Option<String>,
 }
 
+/// What StartNextPendingJobExecution returned: the execution, and whether
+/// this request moved it to IN_PROGRESS (so the device's pending list changed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextExecution {
+    pub execution: CommandExecution,
+    pub claimed: bool,
+}
+
 /// What a device update did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceUpdateOutcome {
@@ -390,7 +398,7 @@ impl<S: Store> Courier<S> {
         body: &Value,
         dedupe_token: &str,
         now: Timestamp,
-    ) -> Result<Option<CommandExecution>, ServiceError> {
+    ) -> Result<Option<NextExecution>, ServiceError> {
         const ATTEMPTS: usize = 5;
         let thing = ThingName::parse_at(thing, "thingName").map_err(ValidationErrors::from)?;
         let update = parse_start_next_body(body)?;
@@ -400,7 +408,10 @@ impl<S: Store> Courier<S> {
                 return Ok(None);
             };
             if next.status == ExecutionStatus::InProgress && update.status_details.is_none() {
-                return Ok(Some(next.clone()));
+                return Ok(Some(NextExecution {
+                    execution: next.clone(),
+                    claimed: false,
+                }));
             }
             let claim = StatusUpdate {
                 expected_version: Some(next.version),
@@ -417,11 +428,24 @@ impl<S: Store> Courier<S> {
                 .apply_transition(&next.execution_id, &plan, dedupe_token)
                 .await
             {
-                Ok(TransitionOutcome::Applied { execution: e, .. }) => {
+                Ok(TransitionOutcome::Applied {
+                    execution: e,
+                    previous,
+                }) => {
                     tracing::info!(execution_id = %e.execution_id, target = %e.target, "next execution started");
-                    return Ok(Some(e));
+                    let claimed = previous != e.status;
+                    return Ok(Some(NextExecution {
+                        execution: e,
+                        claimed,
+                    }));
                 }
-                Ok(TransitionOutcome::Duplicate(e)) => return Ok(Some(e)),
+                // A redelivered claim: its notifications went out the first time.
+                Ok(TransitionOutcome::Duplicate(e)) => {
+                    return Ok(Some(NextExecution {
+                        execution: e,
+                        claimed: false,
+                    }))
+                }
                 // Raced with another claim, an update or a cancel: look again.
                 Err(StoreError::Rejected { .. } | StoreError::NotFound) => {}
                 Err(other) => return Err(other.into()),

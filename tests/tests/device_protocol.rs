@@ -50,6 +50,8 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
         .await
         .unwrap()
         .unwrap();
+    assert!(started.claimed);
+    let started = started.execution;
     // THEN the oldest is IN_PROGRESS, version 2, with the details
     assert_eq!(started.execution_id.as_str(), ids[0]);
     assert_eq!(
@@ -63,6 +65,8 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
         .await
         .unwrap()
         .unwrap();
+    assert!(!again.claimed);
+    let again = again.execution;
     assert_eq!(
         (again.execution_id.as_str(), again.version),
         (ids[0].as_str(), 2)
@@ -126,7 +130,9 @@ async fn concurrent_start_next_requests_claim_one_execution_once() {
     // THEN every request got the oldest, which moved to IN_PROGRESS exactly once
     assert!(claimed
         .iter()
-        .all(|e| e.execution_id.as_str() == ids[0] && e.status == ExecutionStatus::InProgress));
+        .all(|n| n.execution.execution_id.as_str() == ids[0]
+            && n.execution.status == ExecutionStatus::InProgress));
+    assert_eq!(claimed.iter().filter(|n| n.claimed).count(), 1);
     let first = courier.get_execution(&ids[0], now).await.unwrap();
     assert_eq!(first.version, 2);
     let second = courier.get_execution(&ids[1], now).await.unwrap();
@@ -149,7 +155,7 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(next.execution_id.as_str(), ids[1]);
+    assert_eq!(next.execution.execution_id.as_str(), ids[1]);
 }
 
 // ---- the request topics (AWS IoT Jobs device API) ---------------------------
