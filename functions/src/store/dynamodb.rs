@@ -634,38 +634,14 @@ impl UpdateBuilder {
         b.set.push("lastUpdatedAt = :now".into());
         b.set.push("version = version + :one".into());
         b.set.push("#lastToken = :token".into());
-        match &plan.status_reason {
-            Some(reason) => {
-                b.values.insert(
-                    ":reason".into(),
-                    dynamo::to_attribute_value(reason).map_err(internal)?,
-                );
-                b.set.push("statusReason = :reason".into());
-            }
-            None => b.remove.push("statusReason".into()),
-        }
+        b.set_or_remove("statusReason", plan.status_reason.as_ref())?;
+        // `None` keeps details and result; an empty map removes them (the
+        // record omits empty maps, so the item does too).
         if let Some(details) = &plan.status_details {
-            if details.is_empty() {
-                b.remove.push("statusDetails".into());
-            } else {
-                b.values.insert(
-                    ":details".into(),
-                    dynamo::to_attribute_value(details).map_err(internal)?,
-                );
-                b.set.push("statusDetails = :details".into());
-            }
+            b.set_or_remove("statusDetails", Some(details).filter(|d| !d.is_empty()))?;
         }
         if let Some(result) = &plan.result {
-            b.names.insert("#result".into(), "result".into());
-            if result.is_empty() {
-                b.remove.push("#result".into());
-            } else {
-                b.values.insert(
-                    ":result".into(),
-                    dynamo::to_attribute_value(result).map_err(internal)?,
-                );
-                b.set.push("#result = :result".into());
-            }
+            b.set_or_remove("result", Some(result).filter(|r| !r.is_empty()))?;
         }
         if plan.starts() {
             b.set
@@ -686,6 +662,28 @@ impl UpdateBuilder {
             b.remove.push("gsi3sk".into());
         }
         Ok(b)
+    }
+
+    /// SETs `attribute` to `value`, or REMOVEs it when there is none.
+    fn set_or_remove<T: serde::Serialize>(
+        &mut self,
+        attribute: &str,
+        value: Option<&T>,
+    ) -> Result<(), StoreError> {
+        let name = format!("#{attribute}");
+        self.names.insert(name.clone(), attribute.to_owned());
+        match value {
+            Some(value) => {
+                let placeholder = format!(":{attribute}");
+                self.values.insert(
+                    placeholder.clone(),
+                    dynamo::to_attribute_value(value).map_err(internal)?,
+                );
+                self.set.push(format!("{name} = {placeholder}"));
+            }
+            None => self.remove.push(name),
+        }
+        Ok(())
     }
 
     fn expression(&self) -> String {
