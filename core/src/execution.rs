@@ -2,6 +2,7 @@
 //! where the concept is the same, plus `version` and `clientToken`) and the
 //! parsing of a start-execution request. Pure, no I/O.
 
+use crate::deadline::{LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, ThingName};
 use crate::schema::{
@@ -32,6 +33,34 @@ pub struct CommandExecution {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub result: Parameters,
     pub execution_timeout_seconds: u32,
+    /// Deadlines (see `deadline`): held QUEUED until `notBefore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    /// Each attempt must be taken (IN_PROGRESS) within this long of becoming due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_timeout_seconds: Option<u32>,
+    /// The current attempt's delivery deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_by: Option<Timestamp>,
+    /// The whole execution's deadline: `executionTimeoutSeconds` after
+    /// creation (or after `notBefore`).
+    pub complete_by: Timestamp,
+    /// The device's step timer (`stepTimeoutInMinutes` from its last
+    /// IN_PROGRESS update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_deadline: Option<Timestamp>,
+    /// What a passed delivery or step deadline does.
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// Attempts allowed in all (1 = no retry).
+    #[serde(default = "first_attempt")]
+    pub max_attempts: u32,
+    /// A result that arrived after the execution timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_result: Option<LateResult>,
+    /// Who canceled it (the operator's identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled_by: Option<String>,
     /// Kept after the execution ends, then expired by TTL.
     pub retention_seconds: u32,
     pub created_at: Timestamp,
@@ -58,12 +87,6 @@ const fn first_attempt() -> u32 {
 impl CommandExecution {
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.time_to_live <= now
-    }
-
-    /// The execution's deadline: creation plus its timeout.
-    pub fn deadline(&self) -> Timestamp {
-        self.created_at
-            .plus_secs(i64::from(self.execution_timeout_seconds))
     }
 }
 
@@ -173,7 +196,16 @@ pub struct StartExecution {
     pub execution_timeout_seconds: u32,
     pub time_to_live: Option<Timestamp>,
     pub client_token: Option<ClientToken>,
+    pub not_before: Option<Timestamp>,
+    pub delivery_timeout_seconds: Option<u32>,
+    pub on_timeout: OnTimeout,
+    pub max_attempts: u32,
 }
+
+/// How far ahead an execution may be scheduled (`notBefore`).
+pub const MAX_SCHEDULE_AHEAD_SECONDS: i64 = 30 * 86_400;
+/// Attempts an execution may be given (`maxAttempts`).
+pub const MAX_ATTEMPTS_RANGE: (u32, u32) = (1, 10);
 
 /// The longest a record may be kept from its creation.
 pub const MAX_TIME_TO_LIVE_SECONDS: i64 =
@@ -195,12 +227,16 @@ impl StartExecution {
             );
             return Err(errors);
         };
-        const FIELDS: [&str; 5] = [
+        const FIELDS: [&str; 9] = [
             "target",
             "parameters",
             "executionTimeoutSeconds",
             "timeToLive",
             "clientToken",
+            "notBefore",
+            "deliveryTimeoutSeconds",
+            "onTimeout",
+            "maxAttempts",
         ];
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
@@ -251,33 +287,91 @@ impl StartExecution {
                 None
             }
         };
-        let timeout = match map.get("executionTimeoutSeconds") {
-            None | Some(Value::Null) => validator.definition().execution_timeout_seconds,
-            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-                Some(n) => {
-                    check_range_u32(
-                        n,
-                        EXECUTION_TIMEOUT_RANGE,
-                        "executionTimeoutSeconds",
-                        &mut errors,
+        let timeout = optional_u32(
+            map,
+            "executionTimeoutSeconds",
+            EXECUTION_TIMEOUT_RANGE,
+            &mut errors,
+        )
+        .unwrap_or(validator.definition().execution_timeout_seconds);
+        let not_before = match map.get("notBefore") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
+                Some(at) if at <= now.plus_secs(MAX_SCHEDULE_AHEAD_SECONDS) => Some(at),
+                Some(_) => {
+                    errors.add(
+                        "notBefore",
+                        ValidationCode::OutOfRange,
+                        format!(
+                            "notBefore (epoch seconds) may be at most {} days ahead",
+                            MAX_SCHEDULE_AHEAD_SECONDS / 86_400
+                        ),
                     );
-                    n
+                    None
                 }
                 None => {
                     errors.add(
-                        "executionTimeoutSeconds",
+                        "notBefore",
                         ValidationCode::WrongType,
-                        format!("expected a whole number of seconds, got {v}"),
+                        format!("expected epoch seconds, got {v}"),
                     );
-                    0
+                    None
                 }
             },
+        };
+        // Deadlines count from when the execution may first be delivered.
+        let due = not_before.map_or(now, |nb| nb.max(now));
+        let complete_by = due.plus_secs(i64::from(timeout));
+        let delivery_timeout_seconds = optional_u32(
+            map,
+            "deliveryTimeoutSeconds",
+            EXECUTION_TIMEOUT_RANGE,
+            &mut errors,
+        );
+        if delivery_timeout_seconds.is_some_and(|d| d >= timeout) {
+            errors.add(
+                "deliveryTimeoutSeconds",
+                ValidationCode::OutOfRange,
+                format!("must be shorter than executionTimeoutSeconds ({timeout})"),
+            );
+        }
+        let on_timeout = match map.get("onTimeout") {
+            None | Some(Value::Null) => OnTimeout::TimeOut,
+            Some(Value::String(raw)) => OnTimeout::parse(raw).unwrap_or_else(|| {
+                errors.add(
+                    "onTimeout",
+                    ValidationCode::InvalidValue,
+                    format!("{raw:?}: use TIME_OUT or RETRY"),
+                );
+                OnTimeout::TimeOut
+            }),
+            Some(other) => {
+                errors.add(
+                    "onTimeout",
+                    ValidationCode::WrongType,
+                    format!("expected TIME_OUT or RETRY, got {}", json_kind(other)),
+                );
+                OnTimeout::TimeOut
+            }
+        };
+        let max_attempts = optional_u32(map, "maxAttempts", MAX_ATTEMPTS_RANGE, &mut errors);
+        let max_attempts = match (on_timeout, max_attempts) {
+            (OnTimeout::TimeOut, Some(n)) if n > 1 => {
+                errors.add(
+                    "maxAttempts",
+                    ValidationCode::InvalidValue,
+                    "maxAttempts above 1 needs onTimeout RETRY",
+                );
+                1
+            }
+            (OnTimeout::TimeOut, _) => 1,
+            (OnTimeout::Retry, n) => n.unwrap_or(3),
         };
         let time_to_live = match map.get("timeToLive") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
                 Some(ttl) => {
-                    let earliest = now.plus_secs(i64::from(timeout));
+                    let earliest = complete_by;
                     let latest = now.plus_secs(MAX_TIME_TO_LIVE_SECONDS);
                     if ttl < earliest || ttl > latest {
                         errors.add(
@@ -310,13 +404,22 @@ impl StartExecution {
                 execution_timeout_seconds: timeout,
                 time_to_live,
                 client_token,
+                not_before,
+                delivery_timeout_seconds,
+                on_timeout,
+                max_attempts,
             }),
             _ => Err(errors),
         }
     }
 
-    /// The new QUEUED record, version 1. Its TTL is the request's, or the
-    /// deadline plus the command's retention.
+    /// When the execution may first be delivered.
+    fn due(&self, now: Timestamp) -> Timestamp {
+        self.not_before.map_or(now, |nb| nb.max(now))
+    }
+
+    /// The new QUEUED record, version 1. Its TTL is the request's, or
+    /// `completeBy` plus the command's retention.
     pub fn into_execution(
         self,
         execution_id: ExecutionId,
@@ -324,11 +427,11 @@ impl StartExecution {
         now: Timestamp,
     ) -> CommandExecution {
         let definition = validator.definition();
-        let time_to_live = self.time_to_live.unwrap_or_else(|| {
-            now.plus_secs(
-                i64::from(self.execution_timeout_seconds) + i64::from(definition.retention_seconds),
-            )
-        });
+        let due = self.due(now);
+        let complete_by = due.plus_secs(i64::from(self.execution_timeout_seconds));
+        let time_to_live = self
+            .time_to_live
+            .unwrap_or_else(|| complete_by.plus_secs(i64::from(definition.retention_seconds)));
         CommandExecution {
             execution_id,
             command_id: definition.command_id.clone(),
@@ -339,6 +442,17 @@ impl StartExecution {
             parameters: self.parameters,
             result: Parameters::new(),
             execution_timeout_seconds: self.execution_timeout_seconds,
+            not_before: self.not_before,
+            delivery_timeout_seconds: self.delivery_timeout_seconds,
+            deliver_by: self
+                .delivery_timeout_seconds
+                .map(|s| due.plus_secs(i64::from(s))),
+            complete_by,
+            step_deadline: None,
+            on_timeout: self.on_timeout,
+            max_attempts: self.max_attempts,
+            late_result: None,
+            canceled_by: None,
             retention_seconds: definition.retention_seconds,
             created_at: now,
             last_updated_at: now,
@@ -349,5 +463,34 @@ impl StartExecution {
             execution_number: 1,
             client_token: self.client_token,
         }
+    }
+}
+
+/// An optional whole-number field within `range`.
+pub(crate) fn optional_u32(
+    map: &serde_json::Map<String, Value>,
+    key: &str,
+    range: (u32, u32),
+    errors: &mut ValidationErrors,
+) -> Option<u32> {
+    match map.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => {
+                check_range_u32(n, range, key, errors);
+                Some(n)
+            }
+            None => {
+                errors.add(
+                    key,
+                    ValidationCode::WrongType,
+                    format!(
+                        "expected a whole number within {}..={}, got {v}",
+                        range.0, range.1
+                    ),
+                );
+                None
+            }
+        },
     }
 }

@@ -1,6 +1,8 @@
 //! courier-core: Courier's domain, with no I/O.
 //!
 //! - [`status`]: THE STATUS MACHINE — statuses, actors, the transition table.
+//! - [`deadline`]: THE DEADLINE MODEL — notBefore, deliverBy, completeBy,
+//!   step timers, retries, late results.
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
@@ -13,6 +15,7 @@
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
 //! and, compiled to wasm32, in the browser.
 
+pub mod deadline;
 pub mod error;
 pub mod execution;
 pub mod facade;
@@ -24,6 +27,7 @@ pub mod time;
 pub mod transition;
 pub mod value;
 
+pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use error::{ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution, StatusReason};
 pub use ids::{ClientToken, CommandId, ExecutionId, ParameterName, ThingName};

@@ -7,9 +7,12 @@
 //! | device   | QUEUED, SENT             | IN_PROGRESS, SUCCEEDED, FAILED, REJECTED  |
 //! | device   | IN_PROGRESS              | IN_PROGRESS (progress), SUCCEEDED, FAILED, REJECTED |
 //! | operator | QUEUED, SENT, IN_PROGRESS| CANCELED                                  |
-//! | system   | QUEUED                   | SENT, TIMED_OUT                           |
-//! | system   | SENT                     | QUEUED (re-queue), TIMED_OUT              |
-//! | system   | IN_PROGRESS              | TIMED_OUT                                 |
+//! | system   | QUEUED                   | SENT (dispatch), QUEUED (new attempt), TIMED_OUT |
+//! | system   | SENT                     | QUEUED (re-queue, new attempt), TIMED_OUT |
+//! | system   | IN_PROGRESS              | QUEUED (new attempt), TIMED_OUT           |
+//!
+//! An operator's cancel of an IN_PROGRESS execution also needs `force` (the
+//! device has started the work); deadlines are in `deadline`.
 //!
 //! SUCCEEDED, FAILED, REJECTED, TIMED_OUT and CANCELED are terminal: nothing
 //! leaves them.
@@ -117,9 +120,9 @@ impl ExecutionStatus {
                 Succeeded | Failed | Rejected | TimedOut | Canceled => &[],
             },
             Actor::System => match self {
-                Queued => &[Sent, TimedOut],
+                Queued => &[Sent, Queued, TimedOut],
                 Sent => &[Queued, TimedOut],
-                InProgress => &[TimedOut],
+                InProgress => &[Queued, TimedOut],
                 Succeeded | Failed | Rejected | TimedOut | Canceled => &[],
             },
         }

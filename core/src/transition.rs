@@ -8,6 +8,7 @@
 //! the same to a record in memory and explains any refusal. Both read the same
 //! plan, so the store's condition and the in-memory rules cannot drift.
 
+use crate::deadline::{Deadline, NewAttempt};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::{CommandExecution, StatusReason};
 use crate::ids::{ClientToken, ThingName};
@@ -33,7 +34,14 @@ pub struct StatusUpdate {
     pub result: Option<Parameters>,
     pub expected_version: Option<u64>,
     pub client_token: Option<ClientToken>,
+    /// The device's step timer for this IN_PROGRESS update.
+    pub step_timeout_in_minutes: Option<u32>,
+    /// The attempt the device believes it is updating.
+    pub execution_number: Option<u32>,
 }
+
+/// AWS IoT Jobs' range for `stepTimeoutInMinutes`.
+pub const STEP_TIMEOUT_MINUTES_RANGE: (u32, u32) = (1, 10_080);
 
 impl StatusUpdate {
     pub fn to(status: ExecutionStatus) -> Self {
@@ -44,9 +52,9 @@ impl StatusUpdate {
     }
 
     /// Parses an update as a device sends it (field names of AWS IoT Jobs'
-    /// UpdateJobExecution where they overlap). Fields this service does not use
-    /// (`executionNumber`, `includeJobDocument`, ...) are ignored, as an IoT
-    /// rule's `SELECT *` passes everything through.
+    /// UpdateJobExecution where they overlap). Fields that only shape the
+    /// reply (`includeJobDocument`, ...) are ignored here, as an IoT rule's
+    /// `SELECT *` passes everything through.
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Value::Object(map) = body else {
@@ -125,6 +133,14 @@ impl StatusUpdate {
             },
         };
         let client_token = crate::ids::optional_client_token(map, &mut errors);
+        let step_timeout_in_minutes = crate::execution::optional_u32(
+            map,
+            "stepTimeoutInMinutes",
+            STEP_TIMEOUT_MINUTES_RANGE,
+            &mut errors,
+        );
+        let execution_number =
+            crate::execution::optional_u32(map, "executionNumber", (1, u32::MAX), &mut errors);
         errors.into_result(Self {
             status,
             status_reason,
@@ -132,6 +148,8 @@ impl StatusUpdate {
             result,
             expected_version,
             client_token,
+            step_timeout_in_minutes,
+            execution_number,
         })
     }
 }
@@ -218,6 +236,24 @@ pub enum TransitionError {
     #[error("no such execution for this target")]
     #[serde(rename = "ResourceNotFound")]
     TargetMismatch,
+    /// The device names an attempt (`executionNumber`) that is not the
+    /// current one.
+    #[error("execution number {expected} is not the current attempt ({actual})")]
+    #[serde(rename = "ResourceNotFound")]
+    AttemptMismatch { expected: u32, actual: u32 },
+    /// Held until `notBefore`: not deliverable, and invisible to the device.
+    #[error("the execution is scheduled; it cannot be delivered or updated before notBefore")]
+    #[serde(rename = "ResourceNotFound")]
+    Held { not_before: Timestamp },
+    /// A deadline passed; the execution is timed out (or re-queued) by the
+    /// system, not changed by this request.
+    #[error("the execution's {} deadline has passed", .deadline.code())]
+    #[serde(rename = "TerminalStateReached")]
+    DeadlinePassed { deadline: Deadline },
+    /// The device has started the work; cancelling it needs `force`.
+    #[error("the device has started this execution (IN_PROGRESS); cancel with \"force\": true to stop it")]
+    #[serde(rename = "InvalidStateTransition")]
+    ForceRequired,
 }
 
 fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: Actor) -> String {
@@ -233,7 +269,11 @@ impl TransitionError {
             Self::TerminalStateReached { .. } => "TerminalStateReached",
             Self::VersionMismatch { .. } => "VersionMismatch",
             Self::InvalidStateTransition { .. } => "InvalidStateTransition",
-            Self::TargetMismatch => "ResourceNotFound",
+            Self::TargetMismatch | Self::AttemptMismatch { .. } | Self::Held { .. } => {
+                "ResourceNotFound"
+            }
+            Self::DeadlinePassed { .. } => "TerminalStateReached",
+            Self::ForceRequired => "InvalidStateTransition",
         }
     }
 }
@@ -253,6 +293,21 @@ pub struct TransitionPlan {
     pub status_details: Option<BTreeMap<String, String>>,
     pub result: Option<Parameters>,
     pub now: Timestamp,
+    /// Refuse when a deadline has passed (every change but the system's
+    /// expiry itself).
+    pub enforce_deadlines: bool,
+    /// Set by a device's IN_PROGRESS update with `stepTimeoutInMinutes`.
+    pub step_timeout_in_minutes: Option<u32>,
+    /// The attempt the device named; must be the current one.
+    pub expected_execution_number: Option<u32>,
+    /// A retry: the next attempt starts with fresh per-attempt fields.
+    pub new_attempt: Option<NewAttempt>,
+    /// Put (back) on hold until then: a failed publish waits to be retried.
+    pub hold_until: Option<Timestamp>,
+    /// Recorded on a cancel.
+    pub canceled_by: Option<String>,
+    /// A cancel that may stop work the device has started.
+    pub force: bool,
 }
 
 impl TransitionPlan {
@@ -274,16 +329,85 @@ impl TransitionPlan {
             });
         }
         Ok(Self {
+            allowed_from,
+            ..Self::new_unchecked(update, to, actor, now)
+        })
+    }
+
+    /// An operator's cancel. Without `force`, work the device has started
+    /// (IN_PROGRESS) is not cancelled.
+    pub fn cancel(update: StatusUpdate, by: &str, force: bool, now: Timestamp) -> Self {
+        let allowed_from =
+            ExecutionStatus::allowed_sources(ExecutionStatus::Canceled, Actor::Operator)
+                .into_iter()
+                .filter(|from| force || *from != ExecutionStatus::InProgress)
+                .collect();
+        Self {
+            to: ExecutionStatus::Canceled,
+            actor: Actor::Operator,
+            allowed_from,
+            canceled_by: Some(by.to_owned()),
+            force,
+            ..Self::new_unchecked(update, ExecutionStatus::Canceled, Actor::Operator, now)
+        }
+    }
+
+    fn new_unchecked(
+        update: StatusUpdate,
+        to: ExecutionStatus,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Self {
+        Self {
             to,
             actor,
-            allowed_from,
+            allowed_from: Vec::new(),
             expected_version: update.expected_version,
             expected_target: None,
             status_reason: update.status_reason,
             status_details: update.status_details,
             result: update.result,
             now,
-        })
+            enforce_deadlines: true,
+            step_timeout_in_minutes: update.step_timeout_in_minutes,
+            expected_execution_number: update.execution_number,
+            new_attempt: None,
+            hold_until: None,
+            canceled_by: None,
+            force: false,
+        }
+    }
+
+    /// The system's delivery of a QUEUED execution (QUEUED -> SENT).
+    pub fn dispatch(expected_version: u64, now: Timestamp) -> Self {
+        let update = StatusUpdate {
+            expected_version: Some(expected_version),
+            ..StatusUpdate::default()
+        };
+        Self {
+            allowed_from: vec![ExecutionStatus::Queued],
+            ..Self::new_unchecked(update, ExecutionStatus::Sent, Actor::System, now)
+        }
+    }
+
+    /// Undoes a dispatch whose publish failed (SENT -> QUEUED), holding the
+    /// execution until `retry_at` so the sweeper retries it.
+    pub fn undispatch(expected_version: u64, retry_at: Timestamp, now: Timestamp) -> Self {
+        let update = StatusUpdate {
+            expected_version: Some(expected_version),
+            status_reason: Some(StatusReason {
+                reason_code: "PUBLISH_FAILED".into(),
+                reason_description: Some(
+                    "the notification could not be published; delivery will be retried".into(),
+                ),
+            }),
+            ..StatusUpdate::default()
+        };
+        Self {
+            allowed_from: vec![ExecutionStatus::Sent],
+            hold_until: Some(retry_at),
+            ..Self::new_unchecked(update, ExecutionStatus::Queued, Actor::System, now)
+        }
     }
 
     pub fn for_target(mut self, target: ThingName) -> Self {
@@ -291,9 +415,28 @@ impl TransitionPlan {
         self
     }
 
+    /// Whether the device may not see or change it yet: held, and the change
+    /// is a delivery or a device's.
+    pub fn respects_hold(&self) -> bool {
+        self.actor == Actor::Device || self.to == ExecutionStatus::Sent
+    }
+
     /// Whether this change sets `startedAt` (when absent).
     pub fn starts(&self) -> bool {
         self.to == ExecutionStatus::InProgress
+    }
+
+    /// The step timer after this change: set or reset by an IN_PROGRESS
+    /// update that names one, kept by one that does not (as AWS does), gone
+    /// in any other status.
+    pub fn step_deadline(&self, current: &CommandExecution) -> Option<Timestamp> {
+        if self.to != ExecutionStatus::InProgress {
+            return None;
+        }
+        match self.step_timeout_in_minutes {
+            Some(minutes) => Some(self.now.plus_secs(i64::from(minutes) * 60)),
+            None => current.step_deadline,
+        }
     }
 
     /// Whether this change ends the execution (sets `completedAt`, moves TTL).
@@ -312,10 +455,28 @@ impl TransitionPlan {
         {
             return Err(TransitionError::TargetMismatch);
         }
+        if let Some(expected) = self.expected_execution_number {
+            if expected != current.execution_number {
+                return Err(TransitionError::AttemptMismatch {
+                    expected,
+                    actual: current.execution_number,
+                });
+            }
+        }
+        if self.respects_hold() && current.is_held(self.now) {
+            if let Some(not_before) = current.not_before {
+                return Err(TransitionError::Held { not_before });
+            }
+        }
         if current.status.is_terminal() {
             return Err(TransitionError::TerminalStateReached {
                 status: current.status,
             });
+        }
+        if self.enforce_deadlines {
+            if let Some(deadline) = current.overdue(self.now) {
+                return Err(TransitionError::DeadlinePassed { deadline });
+            }
         }
         if let Some(expected) = self.expected_version {
             if expected != current.version {
@@ -326,6 +487,12 @@ impl TransitionPlan {
             }
         }
         if !self.allowed_from.contains(&current.status) {
+            if self.to == ExecutionStatus::Canceled
+                && current.status == ExecutionStatus::InProgress
+                && !self.force
+            {
+                return Err(TransitionError::ForceRequired);
+            }
             return Err(TransitionError::InvalidStateTransition {
                 from: Some(current.status),
                 to: self.to,
@@ -357,6 +524,20 @@ impl TransitionPlan {
         if self.completes() {
             next.completed_at = Some(self.now);
             next.time_to_live = self.now.plus_secs(i64::from(current.retention_seconds));
+        }
+        next.step_deadline = self.step_deadline(current);
+        if let Some(attempt) = self.new_attempt {
+            next.execution_number = current.execution_number + 1;
+            next.deliver_by = attempt.deliver_by;
+            next.started_at = None;
+            next.status_details.clear();
+            next.result.clear();
+        }
+        if let Some(at) = self.hold_until {
+            next.not_before = Some(at);
+        }
+        if let Some(by) = &self.canceled_by {
+            next.canceled_by = Some(by.clone());
         }
         next.version = current.version + 1;
         Ok(next)

@@ -29,6 +29,15 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         version: 2,
         execution_number: 1,
         client_token: None,
+        not_before: None,
+        delivery_timeout_seconds: None,
+        deliver_by: None,
+        complete_by: Timestamp::from_secs(created + 600),
+        step_deadline: None,
+        on_timeout: OnTimeout::TimeOut,
+        max_attempts: 1,
+        late_result: None,
+        canceled_by: None,
     }
 }
 

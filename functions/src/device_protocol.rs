@@ -274,10 +274,14 @@ fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
                 TransitionError::InvalidStateTransition { .. } => {
                     (RejectedCode::InvalidStateTransition, current)
                 }
-                TransitionError::TerminalStateReached { .. } => {
+                TransitionError::ForceRequired => (RejectedCode::InvalidStateTransition, current),
+                TransitionError::TerminalStateReached { .. }
+                | TransitionError::DeadlinePassed { .. } => {
                     (RejectedCode::TerminalStateReached, None)
                 }
-                TransitionError::TargetMismatch => (RejectedCode::ResourceNotFound, None),
+                TransitionError::TargetMismatch
+                | TransitionError::AttemptMismatch { .. }
+                | TransitionError::Held { .. } => (RejectedCode::ResourceNotFound, None),
             }
         }
         ServiceError::Throttled(_) => (RejectedCode::RequestThrottled, None),

@@ -64,10 +64,14 @@ impl ServiceError {
             Self::NotFound { .. } | Self::NoRoute { .. } => "ResourceNotFoundException",
             Self::Conflict(_) => "ConflictException",
             Self::Transition { error, .. } => match error {
-                TransitionError::TargetMismatch => "ResourceNotFoundException",
+                TransitionError::TargetMismatch
+                | TransitionError::AttemptMismatch { .. }
+                | TransitionError::Held { .. } => "ResourceNotFoundException",
                 TransitionError::TerminalStateReached { .. }
                 | TransitionError::VersionMismatch { .. }
-                | TransitionError::InvalidStateTransition { .. } => error.code(),
+                | TransitionError::InvalidStateTransition { .. }
+                | TransitionError::DeadlinePassed { .. }
+                | TransitionError::ForceRequired => error.code(),
             },
             Self::Throttled(_) => "ThrottlingException",
             Self::Unavailable(_) => "ServiceUnavailableException",
@@ -83,10 +87,14 @@ impl ServiceError {
             Self::NotFound { .. } | Self::NoRoute { .. } => 404,
             Self::Conflict(_) => 409,
             Self::Transition { error, .. } => match error {
-                TransitionError::TargetMismatch => 404,
+                TransitionError::TargetMismatch
+                | TransitionError::AttemptMismatch { .. }
+                | TransitionError::Held { .. } => 404,
                 TransitionError::TerminalStateReached { .. }
                 | TransitionError::VersionMismatch { .. }
-                | TransitionError::InvalidStateTransition { .. } => 409,
+                | TransitionError::InvalidStateTransition { .. }
+                | TransitionError::DeadlinePassed { .. }
+                | TransitionError::ForceRequired => 409,
             },
             Self::Throttled(_) => 429,
             Self::Unavailable(_) => 503,
