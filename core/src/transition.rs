@@ -8,7 +8,7 @@
 //! the same to a record in memory and explains any refusal. Both read the same
 //! plan, so the store's condition and the in-memory rules cannot drift.
 
-use crate::deadline::{Deadline, NewAttempt};
+use crate::deadline::{Deadline, LateResult, NewAttempt};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::{CommandExecution, StatusReason};
 use crate::ids::{ClientToken, ThingName};
@@ -308,6 +308,8 @@ pub struct TransitionPlan {
     pub canceled_by: Option<String>,
     /// A cancel that may stop work the device has started.
     pub force: bool,
+    /// Kept with a timeout that a device's late report triggered.
+    pub late_result: Option<LateResult>,
 }
 
 impl TransitionPlan {
@@ -375,6 +377,7 @@ impl TransitionPlan {
             hold_until: None,
             canceled_by: None,
             force: false,
+            late_result: None,
         }
     }
 
@@ -538,6 +541,9 @@ impl TransitionPlan {
         }
         if let Some(by) = &self.canceled_by {
             next.canceled_by = Some(by.clone());
+        }
+        if let Some(late) = &self.late_result {
+            next.late_result = Some(late.clone());
         }
         next.version = current.version + 1;
         Ok(next)

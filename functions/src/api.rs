@@ -131,7 +131,7 @@ async fn route<S: Store>(
         ("POST", ["executions", id, "cancel"]) => Ok(Reply::json(
             200,
             &courier
-                .cancel_execution(id, &json_body(request)?, now, request_id)
+                .cancel_execution(id, &json_body(request)?, &caller(request), now, request_id)
                 .await?,
         )),
         (_, ["health"] | ["commands", ..] | ["executions", ..]) => {
@@ -250,4 +250,20 @@ impl Reply {
         }
         response
     }
+}
+
+/// Who is calling, for the record (`canceledBy`): the JWT `sub` claim the
+/// API's authorizer verified, else `anonymous` (an API without an
+/// authorizer, as under `make run`).
+fn caller(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub").cloned()),
+        _ => None,
+    }
+    .unwrap_or_else(|| "anonymous".to_owned())
 }

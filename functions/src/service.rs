@@ -11,8 +11,8 @@ use crate::store::{
 };
 use courier_core::{
     Actor, CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus,
-    StartExecution, StatusUpdate, ThingName, Timestamp, TransitionError, TransitionPlan,
-    ValidationCode, ValidationErrors, Validator,
+    LateResult, StartExecution, StatusUpdate, ThingName, Timestamp, TransitionError,
+    TransitionPlan, ValidationCode, ValidationErrors, Validator,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -211,6 +211,7 @@ impl<S: Store> Courier<S> {
         self.store
             .get_execution(&id, now)
             .await?
+            .map(|e| e.observed(now))
             .ok_or_else(|| ServiceError::NotFound {
                 what: "execution",
                 id: id.to_string(),
@@ -268,35 +269,44 @@ impl<S: Store> Courier<S> {
             params.limit.as_deref(),
             params.next_token.as_deref(),
         )?;
-        let page = self.store.list_executions(&query, page, now).await?;
+        let mut page = self.store.list_executions(&query, page, now).await?;
+        for e in &mut page.items {
+            *e = e.observed(now);
+        }
         Ok(self.listing(&scope, page))
     }
 
-    /// `POST /executions/{id}/cancel` by an operator. Cancelling an already
-    /// cancelled execution returns it unchanged (safe to retry).
+    /// `POST /executions/{id}/cancel` by an operator (`caller` is who, for
+    /// the record). Work the device has started needs `"force": true`; the
+    /// device hears of the cancel from the dispatcher (table stream).
+    /// Cancelling an already cancelled execution returns it unchanged (safe
+    /// to retry).
     pub async fn cancel_execution(
         &self,
         raw_id: &str,
         body: &Value,
+        caller: &str,
         now: Timestamp,
         request_id: &str,
     ) -> Result<CommandExecution, ServiceError> {
         let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
-        let mut update = if body.is_null() {
-            StatusUpdate::default()
+        let (mut update, force) = if body.is_null() {
+            (StatusUpdate::default(), false)
         } else {
             parse_cancel_body(body)?
         };
         update.status = Some(ExecutionStatus::Canceled);
+        if update.status_reason.is_none() {
+            update.status_reason = Some(courier_core::StatusReason {
+                reason_code: "CANCELED_BY_OPERATOR".into(),
+                reason_description: None,
+            });
+        }
         let token = update
             .client_token
             .as_ref()
             .map_or_else(|| request_id.to_owned(), ToString::to_string);
-        let plan = TransitionPlan::new(update, ExecutionStatus::Canceled, Actor::Operator, now)
-            .map_err(|error| ServiceError::Transition {
-                error,
-                current: None,
-            })?;
+        let plan = TransitionPlan::cancel(update, caller, force, now);
         match self.store.apply_transition(&id, &plan, &token).await {
             Ok(
                 TransitionOutcome::Applied { execution: e, .. } | TransitionOutcome::Duplicate(e),
@@ -311,7 +321,50 @@ impl<S: Store> Courier<S> {
                     },
                 current,
             }) => Ok(*current),
+            Err(StoreError::Rejected {
+                error: TransitionError::DeadlinePassed { .. },
+                current,
+            }) => {
+                let expired = self.expire_overdue(&current, None, now).await?;
+                Err(ServiceError::Transition {
+                    error: TransitionError::TerminalStateReached {
+                        status: expired.status,
+                    },
+                    current: Some(Box::new(expired)),
+                })
+            }
             Err(other) => Err(ServiceError::for_execution(other, &id)),
+        }
+    }
+
+    /// Applies the deadline that has passed on `current` (TIMED_OUT, or a
+    /// new attempt), keeping `late` beside it, and returns the record after.
+    /// If another writer got there first, returns the record as it is now.
+    pub async fn expire_overdue(
+        &self,
+        current: &CommandExecution,
+        late: Option<LateResult>,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let Some(mut plan) = courier_core::deadline::expire(current, now) else {
+            return Ok(current.clone());
+        };
+        plan.late_result = late.filter(|_| plan.to == ExecutionStatus::TimedOut);
+        let token = format!("expire:{}:{}", current.execution_id, current.version);
+        match self
+            .store
+            .apply_transition(&current.execution_id, &plan, &token)
+            .await
+        {
+            Ok(
+                TransitionOutcome::Applied { execution, .. }
+                | TransitionOutcome::Duplicate(execution),
+            ) => {
+                tracing::info!(execution_id = %execution.execution_id, status = %execution.status, reason = ?execution.status_reason, "deadline enforced");
+                Ok(execution)
+            }
+            Err(StoreError::Rejected { current, .. }) => Ok(*current),
+            Err(other) => Err(ServiceError::for_execution(other, &current.execution_id)),
         }
     }
 
@@ -351,12 +404,13 @@ impl<S: Store> Courier<S> {
             .client_token
             .as_ref()
             .map_or_else(|| dedupe_token.to_owned(), ToString::to_string);
+        let late = LateResult::from_update(&update, now);
         let plan = TransitionPlan::new(update, to, Actor::Device, now)
             .map_err(|error| ServiceError::Transition {
                 error,
                 current: None,
             })?
-            .for_target(thing);
+            .for_target(thing.clone());
         match self.store.apply_transition(&id, &plan, &token).await {
             Ok(TransitionOutcome::Applied {
                 execution: e,
@@ -372,6 +426,46 @@ impl<S: Store> Courier<S> {
                 tracing::info!(execution_id = %e.execution_id, "redelivered device update ignored");
                 Ok(DeviceUpdateOutcome::Duplicate(e))
             }
+            // Too late: the deadline is enforced now (the sweeper has not got
+            // to it yet), keeping the device's result beside the timeout.
+            Err(StoreError::Rejected {
+                error: TransitionError::DeadlinePassed { deadline },
+                current,
+            }) => {
+                let expired = self.expire_overdue(&current, late, now).await?;
+                tracing::info!(execution_id = %id, deadline = deadline.code(), "device update after a deadline");
+                Err(ServiceError::Transition {
+                    error: if expired.status.is_terminal() {
+                        TransitionError::TerminalStateReached {
+                            status: expired.status,
+                        }
+                    } else {
+                        TransitionError::DeadlinePassed { deadline }
+                    },
+                    current: Some(Box::new(expired)),
+                })
+            }
+            // Already timed out: the result is kept as a late result.
+            Err(StoreError::Rejected {
+                error:
+                    error @ TransitionError::TerminalStateReached {
+                        status: ExecutionStatus::TimedOut,
+                    },
+                current,
+            }) => {
+                let current = match late {
+                    Some(late) => self
+                        .store
+                        .record_late_result(&id, &thing, &late, now)
+                        .await?
+                        .unwrap_or(*current),
+                    None => *current,
+                };
+                Err(ServiceError::Transition {
+                    error,
+                    current: Some(Box::new(current)),
+                })
+            }
             Err(other) => Err(ServiceError::for_execution(other, &id)),
         }
     }
@@ -383,7 +477,19 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<Vec<CommandExecution>, ServiceError> {
         let thing = ThingName::parse_at(thing, "thingName").map_err(ValidationErrors::from)?;
-        Ok(self.store.pending_executions(&thing, now).await?)
+        self.visible_pending(&thing, now).await
+    }
+
+    /// What a device may see of its pending list: not held for `notBefore`,
+    /// and not past a deadline (the sweeper will time those out).
+    async fn visible_pending(
+        &self,
+        thing: &ThingName,
+        now: Timestamp,
+    ) -> Result<Vec<CommandExecution>, ServiceError> {
+        let mut pending = self.store.pending_executions(thing, now).await?;
+        pending.retain(|e| !e.is_held(now) && e.overdue(now).is_none());
+        Ok(pending)
     }
 
     /// StartNextPendingJobExecution: claims the device's next pending
@@ -403,11 +509,14 @@ impl<S: Store> Courier<S> {
         let thing = ThingName::parse_at(thing, "thingName").map_err(ValidationErrors::from)?;
         let update = parse_start_next_body(body)?;
         for _ in 0..ATTEMPTS {
-            let pending = self.store.pending_executions(&thing, now).await?;
+            let pending = self.visible_pending(&thing, now).await?;
             let Some(next) = courier_core::protocol::next_pending(&pending) else {
                 return Ok(None);
             };
-            if next.status == ExecutionStatus::InProgress && update.status_details.is_none() {
+            if next.status == ExecutionStatus::InProgress
+                && update.status_details.is_none()
+                && update.step_timeout_in_minutes.is_none()
+            {
                 return Ok(Some(NextExecution {
                     execution: next.clone(),
                     claimed: false,
@@ -500,8 +609,8 @@ impl<S: Store> Courier<S> {
     }
 }
 
-/// A StartNextPendingJobExecution body: optional statusDetails and
-/// clientToken (stepTimeoutInMinutes belongs to the deadline model).
+/// A StartNextPendingJobExecution body: optional statusDetails,
+/// stepTimeoutInMinutes and clientToken.
 fn parse_start_next_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
     let mut map = match body {
         Value::Null => serde_json::Map::new(),
@@ -514,7 +623,12 @@ fn parse_start_next_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
             ))
         }
     };
-    map.retain(|key, _| key == "statusDetails" || key == "clientToken");
+    map.retain(|key, _| {
+        matches!(
+            key.as_str(),
+            "statusDetails" | "clientToken" | "stepTimeoutInMinutes"
+        )
+    });
     map.insert(
         "status".into(),
         Value::from(ExecutionStatus::InProgress.as_str()),
@@ -522,8 +636,9 @@ fn parse_start_next_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
     Ok(StatusUpdate::parse(&Value::Object(map))?)
 }
 
-/// An operator's cancel body: optional expectedVersion, statusReason, clientToken.
-fn parse_cancel_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
+/// An operator's cancel body: optional expectedVersion, statusReason,
+/// clientToken and force.
+fn parse_cancel_body(body: &Value) -> Result<(StatusUpdate, bool), ServiceError> {
     let Value::Object(map) = body else {
         return Err(ServiceError::validation(
             "",
@@ -533,21 +648,34 @@ fn parse_cancel_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
     };
     let mut errors = ValidationErrors::new();
     for key in map.keys() {
-        if !["expectedVersion", "statusReason", "clientToken"].contains(&key.as_str()) {
+        if !["expectedVersion", "statusReason", "clientToken", "force"].contains(&key.as_str()) {
             errors.add(
                 key.as_str(),
                 ValidationCode::UnknownField,
-                "cancel takes expectedVersion, statusReason and clientToken",
+                "cancel takes expectedVersion, statusReason, clientToken and force",
             );
         }
     }
+    let force = match map.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.add(
+                "force",
+                ValidationCode::WrongType,
+                format!("expected true or false, got {other}"),
+            );
+            false
+        }
+    };
     let mut with_status = map.clone();
+    with_status.remove("force");
     with_status.insert(
         "status".into(),
         Value::from(ExecutionStatus::Canceled.as_str()),
     );
     match StatusUpdate::parse(&Value::Object(with_status)) {
-        Ok(update) => errors.into_result(update).map_err(Into::into),
+        Ok(update) => errors.into_result((update, force)).map_err(Into::into),
         Err(e) => {
             errors.0.extend(e.0);
             Err(errors.into())

@@ -147,7 +147,7 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
     let (courier, ids) = courier_with_queued("dev-1", 2).await;
     let now = Timestamp::from_secs(NOW + 10);
     courier
-        .cancel_execution(&ids[0], &json!(null), now, "op")
+        .cancel_execution(&ids[0], &json!(null), "ops", now, "op")
         .await
         .unwrap();
     let next = courier

@@ -433,10 +433,11 @@ async fn cancel_is_idempotent_and_versioned() {
         .call(
             "POST",
             &format!("/executions/{id}/cancel"),
-            Some(json!({"force": true})),
+            Some(json!({"force": "yes"})),
         )
         .await;
     assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["details"]["errors"][0]["path"], "force");
 }
 
 #[tokio::test]

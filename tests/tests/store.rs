@@ -645,3 +645,196 @@ async fn another_device_reusing_a_token_is_refused_not_told_it_was_a_duplicate()
         "{err:?}"
     );
 }
+
+fn start_with(body: serde_json::Value, id: &str, created: i64) -> CommandExecution {
+    let now = Timestamp::from_secs(created);
+    StartExecution::parse(&body, &validator(), now)
+        .unwrap()
+        .into_execution(ExecutionId::parse(id).unwrap(), &validator(), now)
+}
+
+fn device_with(update: serde_json::Value, thing: &str, at: i64) -> TransitionPlan {
+    let update = StatusUpdate::parse(&update).unwrap();
+    let to = update.status.unwrap();
+    TransitionPlan::new(update, to, Actor::Device, Timestamp::from_secs(at))
+        .unwrap()
+        .for_target(ThingName::parse(thing).unwrap())
+}
+
+#[tokio::test]
+async fn the_write_itself_refuses_a_device_update_after_a_deadline() {
+    // GIVEN an execution that must be taken within 10 s
+    let store = fresh_store().await;
+    let exec = start_with(
+        json!({"target": "dev-1", "deliveryTimeoutSeconds": 10}),
+        "e-late",
+        T0,
+    );
+    create(&store, &exec).await;
+    // WHEN the device reports 11 s later, before any sweeper ran
+    let err = store
+        .apply_transition(
+            &exec.execution_id,
+            &device(ExecutionStatus::Succeeded, "dev-1", T0 + 11),
+            "t1",
+        )
+        .await
+        .unwrap_err();
+    // THEN the conditional write refused it, explained from the item
+    assert!(matches!(
+        err,
+        StoreError::Rejected {
+            error: TransitionError::DeadlinePassed {
+                deadline: Deadline::DeliveryTimeout
+            },
+            ..
+        }
+    ));
+    assert_eq!(
+        store
+            .get_execution(&exec.execution_id, Timestamp::from_secs(T0 + 11))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_due_index_finds_what_is_due_and_follows_the_step_timer() {
+    let store = fresh_store().await;
+    // completeBy T0+60; one scheduled for T0+100 (completeBy T0+160)
+    let now_one = start_with(json!({"target": "dev-1"}), "e-now", T0);
+    let later = start_with(
+        json!({"target": "dev-2", "notBefore": T0 + 100}),
+        "e-later",
+        T0,
+    );
+    create(&store, &now_one).await;
+    create(&store, &later).await;
+    let due = |at: i64| {
+        let store = store.clone();
+        async move {
+            let mut ids: Vec<String> = store
+                .due_executions(Timestamp::from_secs(at), 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.execution_id.to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert!(due(T0 + 59).await.is_empty());
+    assert_eq!(due(T0 + 60).await, ["e-now"]);
+    assert_eq!(due(T0 + 100).await, ["e-later", "e-now"]);
+    // WHEN the device starts e-now with a 1-minute step timer at T0+10
+    let started = store
+        .apply_transition(
+            &now_one.execution_id,
+            &device_with(
+                json!({"status": "IN_PROGRESS", "stepTimeoutInMinutes": 1}),
+                "dev-1",
+                T0 + 10,
+            ),
+            "s1",
+        )
+        .await
+        .unwrap();
+    let TransitionOutcome::Applied { execution, .. } = started else {
+        panic!("applied")
+    };
+    assert_eq!(execution.step_deadline, Some(Timestamp::from_secs(T0 + 70)));
+    // THEN it is due at min(completeBy, stepDeadline) = T0+60 still; after it
+    // ends, never again
+    assert_eq!(due(T0 + 60).await, ["e-now"]);
+    store
+        .apply_transition(
+            &now_one.execution_id,
+            &device(ExecutionStatus::Succeeded, "dev-1", T0 + 20),
+            "s2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(due(T0 + 1000).await, ["e-later"]);
+}
+
+#[tokio::test]
+async fn store_and_memory_agree_on_retries_holds_and_late_results() {
+    let store = fresh_store().await;
+    let exec = start_with(
+        json!({"target": "dev-1", "deliveryTimeoutSeconds": 5, "onTimeout": "RETRY", "maxAttempts": 2}),
+        "e-retry",
+        T0,
+    );
+    create(&store, &exec).await;
+    let mut current = exec.clone();
+    // dispatch, fail to publish, dispatch again, then let delivery time out twice
+    let plans = [
+        TransitionPlan::dispatch(1, Timestamp::from_secs(T0 + 1)),
+        TransitionPlan::undispatch(
+            2,
+            Timestamp::from_secs(T0 + 2),
+            Timestamp::from_secs(T0 + 1),
+        ),
+    ];
+    for (i, plan) in plans.iter().enumerate() {
+        let TransitionOutcome::Applied { execution, .. } = store
+            .apply_transition(&exec.execution_id, plan, &format!("p{i}"))
+            .await
+            .unwrap()
+        else {
+            panic!("applied")
+        };
+        current = plan.apply(&current).unwrap();
+        assert_eq!(execution, current, "plan {i}");
+    }
+    for (i, at) in [(2, T0 + 5), (3, T0 + 11)] {
+        let plan = courier_core::deadline::expire(&current, Timestamp::from_secs(at)).unwrap();
+        let TransitionOutcome::Applied { execution, .. } = store
+            .apply_transition(&exec.execution_id, &plan, &format!("p{i}"))
+            .await
+            .unwrap()
+        else {
+            panic!("applied")
+        };
+        current = plan.apply(&current).unwrap();
+        assert_eq!(execution, current, "expiry {i}");
+    }
+    assert_eq!(
+        (current.status, current.execution_number),
+        (ExecutionStatus::TimedOut, 2)
+    );
+    // A late result is kept once, and only on the TIMED_OUT execution's own device.
+    let late = LateResult {
+        status: ExecutionStatus::Succeeded,
+        status_reason: None,
+        status_details: Default::default(),
+        result: Parameters::from([("ok".to_string(), TypedValue::B(true))]),
+        received_at: Timestamp::from_secs(T0 + 12),
+    };
+    let other = ThingName::parse("dev-2").unwrap();
+    let at = Timestamp::from_secs(T0 + 12);
+    assert!(store
+        .record_late_result(&exec.execution_id, &other, &late, at)
+        .await
+        .unwrap()
+        .is_none());
+    let kept = store
+        .record_late_result(&exec.execution_id, &exec.target, &late, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.late_result, Some(late.clone()));
+    assert_eq!(kept.status, ExecutionStatus::TimedOut);
+    assert!(
+        store
+            .record_late_result(&exec.execution_id, &exec.target, &late, at)
+            .await
+            .unwrap()
+            .is_none(),
+        "the first late result wins"
+    );
+}

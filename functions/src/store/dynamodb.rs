@@ -2,16 +2,28 @@
 //!
 //! One table, string keys `pk`/`sk`, TTL on the number attribute `ttl`:
 //!
-//! | item        | pk                 | sk           | gsi1 (byTarget)                  | gsi2 (byCommand)               | gsi3 (pending, sparse)           |
-//! |-------------|--------------------|--------------|----------------------------------|--------------------------------|----------------------------------|
-//! | command     | `COMMANDS`         | `{commandId}`| –                                | –                              | –                                |
-//! | execution   | `EXEC#{executionId}`| `EXEC`      | `THING#{target}` / `{created}#{id}` | `CMD#{commandId}` / `{created}#{id}` | `PENDING#{target}` / `{created}#{id}`, only while not terminal |
+//! | item        | pk                 | sk           | gsi1 (byTarget)                  | gsi2 (byCommand)               | gsi3 (pending, sparse)           | gsi4 (due, sparse) |
+//! |-------------|--------------------|--------------|----------------------------------|--------------------------------|----------------------------------|--------------------|
+//! | command     | `COMMANDS`         | `{commandId}`| –                                | –                              | –                                | – |
+//! | execution   | `EXEC#{executionId}`| `EXEC`      | `THING#{target}` / `{created}#{id}` | `CMD#{commandId}` / `{created}#{id}` | `PENDING#{target}` / `{created}#{id}`, only while not terminal | `DUE#{shard}` / `{wakeAt}#{id}`, only while not terminal |
 //!
 //! `{created}` is `createdAt` in epoch milliseconds, zero-padded to 15 digits,
-//! so index order is creation order. All three indexes project KEYS_ONLY and
-//! their keys never change while an execution lives, so a status change
-//! writes no index at all, except the last one, which removes the pending
+//! so index order is creation order. All indexes project KEYS_ONLY. The keys
+//! of gsi1-3 never change while an execution lives, so a status change
+//! writes none of them, except the last one, which removes the pending
 //! entry. Listings hydrate index keys with one BatchGetItem.
+//!
+//! gsi4 is the sweeper's timer: `{wakeAt}` (epoch ms, 15 digits) is when the
+//! execution's next deadline fires or its hold ends (`CommandExecution::
+//! wake_at`). The partition is spread over [`DUE_SHARDS`] shards by id, so no
+//! single partition takes every timer write; the sweeper Queries each shard
+//! for `sk <= now`. A change that moves the wake time rewrites the key in a
+//! second, version-conditioned UpdateItem (most changes do not move it).
+//!
+//! Deadlines are enforced by the write itself: a device's update carries a
+//! condition on the item's own `completeBy`, `deliverBy`, `stepDeadline` and
+//! `notBefore`, so no update slips in after a deadline whatever the sweeper's
+//! delay.
 //!
 //! Access patterns, none a Scan:
 //! - get a command / an execution: GetItem
@@ -35,12 +47,13 @@ use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilde
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnConsumedCapacity, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
-    Timestamp, TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, LateResult,
+    ThingName, Timestamp, TransitionPlan,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -53,6 +66,9 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 pub const BY_TARGET_INDEX: &str = "gsi1";
 pub const BY_COMMAND_INDEX: &str = "gsi2";
 pub const PENDING_INDEX: &str = "gsi3";
+pub const DUE_INDEX: &str = "gsi4";
+/// Partitions of the due index.
+pub const DUE_SHARDS: u32 = 4;
 const COMMANDS_PK: &str = "COMMANDS";
 const EXECUTION_SK: &str = "EXEC";
 /// Attributes the store adds to an execution item beside the record itself.
@@ -161,8 +177,16 @@ impl DynamoStore {
             .attribute_definitions(string_attr("pk"))
             .attribute_definitions(string_attr("sk"))
             .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range));
-        for name in [BY_TARGET_INDEX, BY_COMMAND_INDEX, PENDING_INDEX] {
+            .key_schema(key("sk", KeyType::Range))
+            // The dispatcher reads new images from the table's stream.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .expect("enabled is set"),
+            );
+        for name in [BY_TARGET_INDEX, BY_COMMAND_INDEX, PENDING_INDEX, DUE_INDEX] {
             request = request
                 .attribute_definitions(string_attr(&format!("{name}pk")))
                 .attribute_definitions(string_attr(&format!("{name}sk")))
@@ -528,8 +552,13 @@ impl Store for DynamoStore {
                     .ok_or_else(|| {
                         StoreError::Internal("UpdateItem returned no previousStatus".into())
                     })?;
+                let stored_due = string_attr(&item, "gsi4sk");
+                let execution = execution_from_item(item)?;
+                if due_key(&execution).map(|(_, sk)| sk) != stored_due {
+                    self.reschedule(&execution).await?;
+                }
                 Ok(TransitionOutcome::Applied {
-                    execution: execution_from_item(item)?,
+                    execution,
                     previous,
                 })
             }
@@ -565,6 +594,108 @@ impl Store for DynamoStore {
                     Ok(()) => Err(StoreError::Unavailable("concurrent update; retry".into())),
                 }
             }
+        }
+    }
+
+    async fn reschedule(&self, execution: &CommandExecution) -> Result<(), StoreError> {
+        self.write_due_key(execution).await
+    }
+
+    async fn due_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CommandExecution>, StoreError> {
+        let upper = format!("{:015}#~", now.millis().max(0));
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("gsi4pk = :pk AND gsi4sk <= :upper")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("DUE#{shard}")))
+                .expression_attribute_values(":upper", AttributeValue::S(upper.clone()))
+                .limit(i32::try_from(limit).unwrap_or(100))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(classify)?;
+            self.meter.record_read(out.consumed_capacity());
+            let keys = out.items.unwrap_or_default();
+            due.extend(self.hydrate(keys, now).await?);
+        }
+        Ok(due)
+    }
+
+    async fn record_late_result(
+        &self,
+        id: &ExecutionId,
+        target: &ThingName,
+        late: &LateResult,
+        now: Timestamp,
+    ) -> Result<Option<CommandExecution>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(id)))
+            .update_expression("SET lateResult = :late, version = version + :one, lastUpdatedAt = :now")
+            .condition_expression(
+                "#status = :timedOut AND target = :target AND attribute_not_exists(lateResult) AND timeToLive > :now",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":late", dynamo::to_attribute_value(late).map_err(internal)?)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", number(now.as_secs_f64()))
+            .expression_attribute_values(
+                ":timedOut",
+                AttributeValue::S(ExecutionStatus::TimedOut.as_str().into()),
+            )
+            .expression_attribute_values(":target", AttributeValue::S(target.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                out.attributes.map(execution_from_item).transpose()
+            }
+            Err(err) if is_conditional_failure(&err) => Ok(None),
+            Err(err) => Err(classify(err)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Points the due-index entry at the execution's wake time, unless the
+    /// item has changed since (its writer does the same).
+    async fn write_due_key(&self, execution: &CommandExecution) -> Result<(), StoreError> {
+        let Some((pk, sk)) = due_key(execution) else {
+            return Ok(());
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(&execution.execution_id)))
+            .update_expression("SET gsi4pk = :pk, gsi4sk = :sk")
+            .condition_expression("version = :v")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":sk", AttributeValue::S(sk))
+            .expression_attribute_values(":v", AttributeValue::N(execution.version.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if is_conditional_failure(&err) => Ok(()),
+            Err(err) => Err(classify(err)),
         }
     }
 }
@@ -625,6 +756,38 @@ impl UpdateBuilder {
             .insert("#lastToken".into(), LAST_UPDATE_TOKEN.into());
         b.condition
             .push("(attribute_not_exists(#lastToken) OR #lastToken <> :token)".into());
+        if let Some(number) = plan.expected_execution_number {
+            b.values
+                .insert(":attempt".into(), AttributeValue::N(number.to_string()));
+            b.condition.push("executionNumber = :attempt".into());
+        }
+        if plan.respects_hold() || plan.enforce_deadlines {
+            b.values.insert(
+                ":queued".into(),
+                AttributeValue::S(ExecutionStatus::Queued.as_str().into()),
+            );
+        }
+        if plan.respects_hold() {
+            b.condition.push(
+                "(#status <> :queued OR attribute_not_exists(notBefore) OR notBefore <= :now)"
+                    .into(),
+            );
+        }
+        if plan.enforce_deadlines {
+            // The same deadlines as `CommandExecution::expiry`, read from the
+            // item itself.
+            b.values.insert(
+                ":sent".into(),
+                AttributeValue::S(ExecutionStatus::Sent.as_str().into()),
+            );
+            b.values.insert(
+                ":inProgress".into(),
+                AttributeValue::S(ExecutionStatus::InProgress.as_str().into()),
+            );
+            b.condition.push("completeBy > :now".into());
+            b.condition.push("(NOT (#status IN (:queued, :sent)) OR attribute_not_exists(deliverBy) OR deliverBy > :now)".into());
+            b.condition.push("(#status <> :inProgress OR attribute_not_exists(stepDeadline) OR stepDeadline > :now)".into());
+        }
 
         // The right-hand side reads the value before this update.
         b.names
@@ -643,9 +806,45 @@ impl UpdateBuilder {
         if let Some(result) = &plan.result {
             b.set_or_remove("result", Some(result).filter(|r| !r.is_empty()))?;
         }
-        if plan.starts() {
+        if let Some(attempt) = plan.new_attempt {
+            // A new attempt starts afresh (as `TransitionPlan::apply` does).
+            b.set
+                .push("executionNumber = executionNumber + :one".into());
+            b.set_or_remove("deliverBy", attempt.deliver_by.as_ref())?;
+            b.remove.push("startedAt".into());
+            if plan.status_details.is_none() {
+                b.remove.push("#statusDetails".into());
+                b.names
+                    .insert("#statusDetails".into(), "statusDetails".into());
+            }
+            if plan.result.is_none() {
+                b.remove.push("#result".into());
+                b.names.insert("#result".into(), "result".into());
+            }
+        } else if plan.starts() {
             b.set
                 .push("startedAt = if_not_exists(startedAt, :now)".into());
+        }
+        if plan.to != ExecutionStatus::InProgress {
+            b.remove.push("stepDeadline".into());
+        } else if let Some(minutes) = plan.step_timeout_in_minutes {
+            let deadline = plan.now.plus_secs(i64::from(minutes) * 60);
+            b.values
+                .insert(":stepDeadline".into(), number(deadline.as_secs_f64()));
+            b.set.push("stepDeadline = :stepDeadline".into());
+        }
+        if let Some(at) = plan.hold_until {
+            b.values
+                .insert(":holdUntil".into(), number(at.as_secs_f64()));
+            b.set.push("notBefore = :holdUntil".into());
+        }
+        if let Some(by) = &plan.canceled_by {
+            b.values
+                .insert(":canceledBy".into(), AttributeValue::S(by.clone()));
+            b.set.push("canceledBy = :canceledBy".into());
+        }
+        if let Some(late) = &plan.late_result {
+            b.set_or_remove("lateResult", Some(late))?;
         }
         if plan.completes() {
             // TTL moves to completion + the execution's own retention, computed
@@ -658,8 +857,9 @@ impl UpdateBuilder {
             b.set.push("completedAt = :now".into());
             b.set.push("timeToLive = retentionSeconds + :now".into());
             b.set.push("#ttl = retentionSeconds + :nowSecs".into());
-            b.remove.push("gsi3pk".into());
-            b.remove.push("gsi3sk".into());
+            for key in ["gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk"] {
+                b.remove.push(key.into());
+            }
         }
         Ok(b)
     }
@@ -730,6 +930,10 @@ fn execution_to_item(
         put("gsi3pk", format!("PENDING#{}", execution.target));
         put("gsi3sk", sort);
     }
+    if let Some((pk, sk)) = due_key(execution) {
+        put("gsi4pk", pk);
+        put("gsi4sk", sk);
+    }
     if let Some(hash) = request_hash {
         put(REQUEST_HASH, hash.to_owned());
     }
@@ -738,6 +942,22 @@ fn execution_to_item(
         AttributeValue::N(execution.time_to_live.epoch_secs().to_string()),
     );
     Ok(item)
+}
+
+/// The due-index key of an execution: its shard and wake time, `None` once
+/// it has nothing left to wait for.
+fn due_key(execution: &CommandExecution) -> Option<(String, String)> {
+    let wake = execution.wake_at()?;
+    let shard = execution
+        .execution_id
+        .as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % DUE_SHARDS;
+    Some((
+        format!("DUE#{shard}"),
+        format!("{:015}#{}", wake.millis().max(0), execution.execution_id),
+    ))
 }
 
 fn execution_from_item(item: Item) -> Result<CommandExecution, StoreError> {
@@ -774,6 +994,11 @@ fn cursor_to_key(cursor: Cursor) -> Item {
         .into_iter()
         .map(|(k, v)| (k, AttributeValue::S(v)))
         .collect()
+}
+
+fn is_conditional_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
 }
 
 /// The item a failed condition returned (ReturnValuesOnConditionCheckFailure).

@@ -6,8 +6,8 @@
 pub mod dynamodb;
 
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, ThingName,
-    Timestamp, TransitionError, TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, LateResult,
+    ThingName, Timestamp, TransitionError, TransitionPlan,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -149,4 +149,31 @@ pub trait Store: Send + Sync {
         plan: &TransitionPlan,
         dedupe_token: &str,
     ) -> impl Future<Output = Result<TransitionOutcome, StoreError>> + Send;
+
+    /// Non-terminal executions whose wake time (`CommandExecution::wake_at`)
+    /// has come: up to `limit` per due-index shard, through the sparse due
+    /// index (never a Scan).
+    fn due_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
+
+    /// Re-files the execution in the due index at its current wake time
+    /// (unless it changed since `execution.version`).
+    fn reschedule(
+        &self,
+        execution: &CommandExecution,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a device's result that arrived after the execution TIMED_OUT.
+    /// `None` when there is nothing to record it on (not TIMED_OUT, another
+    /// target's, or a late result already kept: the first one wins).
+    fn record_late_result(
+        &self,
+        id: &ExecutionId,
+        target: &ThingName,
+        late: &LateResult,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<CommandExecution>, StoreError>> + Send;
 }
