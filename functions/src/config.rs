@@ -1,11 +1,14 @@
 //! Configuration from the environment, read once at cold start, and the AWS
 //! clients built from it. Local endpoints come from the SDK's own variables
-//! (`AWS_ENDPOINT_URL_DYNAMODB`), so no code differs between local and AWS.
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`), so no
+//! code differs between local and AWS.
 
 use crate::api::Cors;
 use crate::page_token::PageTokens;
+use crate::publisher::IotDataPublisher;
 use crate::service::Courier;
 use crate::store::dynamodb::DynamoStore;
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -15,6 +18,9 @@ pub struct Config {
     pub page_token_secret: Vec<u8>,
     /// `CORS_ALLOW_ORIGIN`: the dashboard's origin, or `*` (default).
     pub cors_allow_origin: String,
+    /// `TOPIC_ROOT`: the device protocol's topic root, with `{thingName}`
+    /// (default `courier/things/{thingName}/jobs`).
+    pub topic_root: TopicRoot,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +38,14 @@ impl Config {
                 "PAGE_TOKEN_SECRET must be at least 16 bytes".into(),
             ));
         }
+        let topic_root = std::env::var("TOPIC_ROOT").unwrap_or_else(|_| DEFAULT_ROOT.into());
+        let topic_root =
+            TopicRoot::parse(&topic_root).map_err(|e| ConfigError(format!("TOPIC_ROOT: {e}")))?;
         Ok(Self {
             table_name,
             page_token_secret,
             cors_allow_origin: std::env::var("CORS_ALLOW_ORIGIN").unwrap_or_else(|_| "*".into()),
+            topic_root,
         })
     }
 
@@ -48,8 +58,20 @@ impl Config {
     /// The service over DynamoDB, with the SDK client built once.
     pub async fn courier(&self) -> Courier<DynamoStore> {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &self.table_name);
+        self.courier_with(&sdk)
+    }
+
+    fn courier_with(&self, sdk: &aws_config::SdkConfig) -> Courier<DynamoStore> {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table_name);
         Courier::new(store, PageTokens::new(self.page_token_secret.clone()))
+    }
+
+    /// The service and an IoT data-plane publisher, for the functions that
+    /// talk to devices; the SDK configuration is loaded once for both.
+    pub async fn courier_and_publisher(&self) -> (Courier<DynamoStore>, IotDataPublisher) {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let publisher = IotDataPublisher::new(aws_sdk_iotdataplane::Client::new(&sdk));
+        (self.courier_with(&sdk), publisher)
     }
 }
 

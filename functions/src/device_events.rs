@@ -1,63 +1,61 @@
-//! The `device-events` Lambda: device status reports delivered by an IoT
-//! rule. I/O only through the service.
+//! The `device-events` Lambda: every AWS IoT Jobs request a device publishes
+//! (`get`, `start-next`, `{jobId}/get`, `{jobId}/update`), delivered by IoT
+//! rules, answered on `.../accepted` or `.../rejected` with notifications
+//! after. I/O through the service and the publisher.
 //!
-//! The event is what this rule delivers (topic → fields):
-//! `SELECT *, topic(3) AS thingName, topic(5) AS executionId FROM 'courier/things/+/jobs/+/update'`
-//! i.e. the device's UpdateJobExecution payload (status, statusDetails,
-//! statusReason, result, expectedVersion, clientToken) plus the thing and the
-//! execution named by the topic. The thing name comes from the topic only.
+//! The event is what each rule delivers (infra/template.yaml), e.g.
+//! `SELECT encode(*, 'base64') AS payload, topic() AS topic FROM 'courier/things/+/jobs/+/update'`:
+//! the payload untouched (so invalid JSON can be answered `InvalidJson`) and
+//! the topic, from which alone the thing name is taken.
 //!
-//! Permanent failures (bad input, unknown execution, refused transition) are
-//! logged and acknowledged: retrying cannot help, so the rule must not retry
-//! forever. Transient failures are returned as errors so Lambda retries the
-//! invocation; the retry carries the same request id, which is the update's
-//! dedupe token when it has no clientToken, so it is applied once.
+//! Every request gets its answer, including `InternalError` and
+//! `RequestThrottled` when storage fails (the device retries, as the Jobs
+//! protocol expects). Only a failed publish returns an error, so Lambda retries
+//! the invocation; the retry carries the same request id, which is the dedupe
+//! token of updates without a clientToken, so they are applied once.
 
-use crate::error::ServiceError;
-use crate::service::{Courier, DeviceUpdateOutcome};
+use crate::publisher::{publish_all, Publisher};
+use crate::service::Courier;
 use crate::store::Store;
+use base64::Engine as _;
+use courier_core::protocol::TopicRoot;
 use courier_core::Timestamp;
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
-/// Handles one device event; `Ok` carries what was done, for logs and tests.
-pub async fn handle<S: Store>(
+/// Handles one device request; `Ok` lists what was published, for logs and
+/// tests.
+pub async fn handle<S: Store, P: Publisher>(
     courier: &Courier<S>,
+    root: &TopicRoot,
+    publisher: &P,
     event: LambdaEvent<Value>,
     now: Timestamp,
-) -> Result<Value, ServiceError> {
-    let payload = event.payload;
-    let field = |name: &str| {
-        payload
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+) -> Result<Value, Diagnostic> {
+    let topic = event
+        .payload
+        .get("topic")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let payload = match event.payload.get("payload") {
+        Some(Value::String(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap_or_else(|_| encoded.clone().into_bytes()),
+        _ => Vec::new(),
     };
-    let (thing, execution_id) = (field("thingName"), field("executionId"));
-    match courier
-        .device_update(
-            &thing,
-            &execution_id,
-            &payload,
-            &event.context.request_id,
-            now,
-        )
-        .await
-    {
-        Ok(DeviceUpdateOutcome::Applied { execution: e, .. }) => Ok(json!({
-            "outcome": "applied", "executionId": e.execution_id, "status": e.status, "version": e.version
-        })),
-        Ok(DeviceUpdateOutcome::Duplicate(e)) => Ok(json!({
-            "outcome": "duplicate", "executionId": e.execution_id, "status": e.status, "version": e.version
-        })),
-        Err(err) if err.is_retryable() => {
-            tracing::error!(code = err.code(), error = ?err, %thing, %execution_id, "device update failed; returning the error so it is retried");
-            Err(err)
-        }
-        Err(err) => {
-            tracing::warn!(code = err.code(), message = %err, %thing, %execution_id, "device update rejected");
-            Ok(json!({ "outcome": "rejected", "executionId": execution_id, "error": err.body() }))
-        }
+    // Boxed: the answer's future is deep enough to exceed the compiler's
+    // layout recursion limit when inlined into the runtime's.
+    let messages =
+        Box::pin(courier.device_message(root, topic, &payload, &event.context.request_id, now))
+            .await;
+    if let Err(err) = publish_all(publisher, &messages).await {
+        tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
+        return Err(Diagnostic {
+            error_type: "PublishFailed".into(),
+            error_message: err.to_string(),
+        });
     }
+    Ok(json!({
+        "published": messages.iter().map(|m| json!({"topic": m.topic, "payload": m.payload})).collect::<Vec<_>>()
+    }))
 }

@@ -24,6 +24,45 @@ pub struct Outgoing {
 }
 
 impl<S: Store> Courier<S> {
+    /// Answers one raw MQTT message: JSON that does not parse (or is not
+    /// UTF-8) is answered `InvalidJson`; an empty payload is an empty request.
+    pub async fn device_message(
+        &self,
+        root: &TopicRoot,
+        topic: &str,
+        payload: &[u8],
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Vec<Outgoing> {
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return self
+                .device_request(root, topic, &Value::Null, dedupe_token, now)
+                .await;
+        }
+        match serde_json::from_slice::<Value>(payload) {
+            Ok(json) => {
+                self.device_request(root, topic, &json, dedupe_token, now)
+                    .await
+            }
+            Err(e) => match root.parse_request(topic) {
+                Ok(request) => vec![reject(
+                    root,
+                    &request,
+                    RejectedCode::InvalidJson,
+                    &format!("the payload is not JSON: {e}"),
+                    None,
+                    None,
+                    now,
+                )],
+                // Not a request: the same answer as for a JSON payload.
+                Err(_) => {
+                    self.device_request(root, topic, &Value::Null, dedupe_token, now)
+                        .await
+                }
+            },
+        }
+    }
+
     /// Answers one request published by a device on `topic`. `dedupe_token`
     /// identifies the delivery (the Lambda request id) for updates and claims
     /// that carry no clientToken.
@@ -85,10 +124,15 @@ impl<S: Store> Courier<S> {
                 ) {
                     tracing::error!(code = err.code(), error = ?err, %topic, "device request failed");
                 }
-                let message = if code == RejectedCode::InternalError {
-                    "internal error; retry".to_owned()
-                } else {
-                    err.to_string()
+                let message = match &err {
+                    _ if code == RejectedCode::InternalError => "internal error; retry".to_owned(),
+                    // Every problem at once, as the API's details list them.
+                    ServiceError::Validation(errors) => errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.path, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
                 };
                 vec![reject(
                     root,
@@ -237,7 +281,7 @@ impl<S: Store> Courier<S> {
     }
 
     /// `notify` (and, when the next execution may have changed, `notify-next`).
-    async fn notifications(
+    pub(crate) async fn notifications(
         &self,
         root: &TopicRoot,
         thing: &ThingName,

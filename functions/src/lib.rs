@@ -1,8 +1,12 @@
 //! courier-functions: the Lambda functions and what they share.
 //!
 //! - [`api`]: THE ROUTES (HTTP API, `api` binary)
-//! - [`device_events`]: device status reports from IoT rules (`device-events` binary)
+//! - [`device_events`]: device requests from IoT rules (`device-events` binary)
 //! - [`device_protocol`]: the answers to AWS IoT Jobs request topics
+//! - [`dispatcher`]: the table stream: delivery and device notifications (`dispatcher` binary)
+//! - [`sweeper`]: deadlines and scheduled releases, on a schedule (`sweeper` binary)
+//! - [`delivery`]: dispatch, announcements and sweeps (used by both)
+//! - [`publisher`]: MQTT publishing (AWS IoT data plane)
 //! - [`service`]: the operations, generic over [`store::Store`]
 //! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
 //! - [`error`]: the one error type and its HTTP mapping
@@ -12,13 +16,17 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod device_events;
 pub mod device_protocol;
+pub mod dispatcher;
 pub mod error;
 pub mod ids;
 pub mod page_token;
+pub mod publisher;
 pub mod service;
 pub mod store;
+pub mod sweeper;
 
 pub use config::Config;
 pub use error::ServiceError;

@@ -105,3 +105,53 @@ pub fn context(request_id: &str) -> lambda_runtime::Context {
     context.request_id = request_id.to_owned();
     context
 }
+
+/// What the IoT rule delivers to `device-events` for a message on `topic`:
+/// the payload base64-encoded, and the topic.
+pub fn iot_rule_event(topic: &str, payload: &Value) -> Value {
+    use base64::Engine as _;
+    let bytes = if payload.is_null() {
+        Vec::new()
+    } else {
+        payload.to_string().into_bytes()
+    };
+    json!({
+        "topic": topic,
+        "payload": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+/// Records what handlers publish, for handler tests driven by fixture events
+/// (the end-to-end tests publish through mosquitto instead). `failing` makes
+/// every publish fail, to exercise the retry paths.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    pub sent: std::sync::Mutex<Vec<(String, Value)>>,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingPublisher {
+    pub fn take(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.sent.lock().expect("not poisoned"))
+    }
+}
+
+impl courier_functions::publisher::Publisher for RecordingPublisher {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: &Value,
+    ) -> Result<(), courier_functions::publisher::PublishError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(courier_functions::publisher::PublishError {
+                topic: topic.to_owned(),
+                message: "broker unreachable (test)".into(),
+            });
+        }
+        self.sent
+            .lock()
+            .expect("not poisoned")
+            .push((topic.to_owned(), payload.clone()));
+        Ok(())
+    }
+}

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
 use courier_functions::api::{self, Cors};
 use courier_functions::device_events;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
-use courier_tests::{context, fresh_courier, http_event};
+use courier_tests::{context, fresh_courier, http_event, iot_rule_event, RecordingPublisher};
 use lambda_http::Body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -18,6 +19,7 @@ const NOW: i64 = 1_800_000_000;
 struct Api {
     courier: Courier<DynamoStore>,
     cors: Cors,
+    publisher: RecordingPublisher,
 }
 
 struct Reply {
@@ -33,6 +35,7 @@ impl Api {
             cors: Cors {
                 allow_origin: "*".into(),
             },
+            publisher: RecordingPublisher::default(),
         }
     }
 
@@ -70,14 +73,28 @@ impl Api {
         }
     }
 
-    async fn device(&self, event: Value, request_id: &str, now: i64) -> Value {
+    /// `thing` publishes `payload` on `{root}/{id}/update`; returns what
+    /// Courier published: the reply first, then any notifications.
+    async fn device(
+        &self,
+        thing: &str,
+        id: &str,
+        payload: Value,
+        request_id: &str,
+        now: i64,
+    ) -> Vec<(String, Value)> {
+        let topic = format!("courier/things/{thing}/jobs/{id}/update");
+        let root = TopicRoot::parse(DEFAULT_ROOT).unwrap();
         device_events::handle(
             &self.courier,
-            LambdaEvent::new(event, context(request_id)),
+            &root,
+            &self.publisher,
+            LambdaEvent::new(iot_rule_event(&topic, &payload), context(request_id)),
             Timestamp::from_secs(now),
         )
         .await
-        .expect("device events are acknowledged unless retryable")
+        .expect("answered unless publishing fails");
+        self.publisher.take()
     }
 
     async fn with_command(self) -> Self {
@@ -242,18 +259,34 @@ async fn full_lifecycle_through_the_handlers() {
 
     // WHEN the device reports IN_PROGRESS then SUCCEEDED through the IoT rule
     let progress = api
-        .device(json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS", "statusDetails": {"step": "1/2"}}), "r1", NOW + 1)
+        .device(
+            "dev-1",
+            &id,
+            json!({"status": "IN_PROGRESS", "statusDetails": {"step": "1/2"}}),
+            "r1",
+            NOW + 1,
+        )
         .await;
-    assert_eq!(progress["outcome"], "applied", "{progress}");
+    assert_eq!(
+        progress[0].0,
+        format!("courier/things/dev-1/jobs/{id}/update/accepted")
+    );
+    assert_eq!(
+        progress[1].0, "courier/things/dev-1/jobs/notify",
+        "the pending list changed"
+    );
     let done = api
         .device(
-            json!({"thingName": "dev-1", "executionId": id, "status": "SUCCEEDED", "expectedVersion": 2,
+            "dev-1",
+            &id,
+            json!({"status": "SUCCEEDED", "expectedVersion": 2, "includeJobExecutionState": true,
                    "result": {"applied": {"B": true}}, "statusReason": {"reasonCode": "OK"}}),
             "r2",
             NOW + 2,
         )
         .await;
-    assert_eq!(done["version"], 3, "{done}");
+    assert_eq!(done[0].1["executionState"]["versionNumber"], 3, "{done:?}");
+    assert_eq!(done[0].1["executionState"]["status"], "SUCCEEDED");
 
     // THEN the execution reads back with result, reason and timestamps
     let read = api.call("GET", &format!("/executions/{id}"), None).await;
@@ -323,7 +356,7 @@ async fn a_create_retried_with_its_client_token_returns_the_same_execution() {
 }
 
 #[tokio::test]
-async fn device_events_for_another_thing_or_bad_input_are_rejected_and_acknowledged() {
+async fn device_requests_for_another_thing_or_bad_input_are_rejected_and_write_nothing() {
     let api = Api::new().await.with_command().await;
     let started = api
         .call(
@@ -334,40 +367,43 @@ async fn device_events_for_another_thing_or_bad_input_are_rejected_and_acknowled
         .await;
     let id = started.body["executionId"].as_str().unwrap().to_owned();
 
+    let rejected = |reply: &[(String, Value)]| {
+        assert!(reply[0].0.ends_with("/update/rejected"), "{reply:?}");
+        reply[0].1.clone()
+    };
     let other = api
+        .device("dev-2", &id, json!({"status": "SUCCEEDED"}), "r1", NOW + 1)
+        .await;
+    assert_eq!(rejected(&other)["code"], "ResourceNotFound");
+    let stale = api
         .device(
-            json!({"thingName": "dev-2", "executionId": id, "status": "SUCCEEDED"}),
-            "r1",
+            "dev-1",
+            &id,
+            json!({"status": "IN_PROGRESS", "expectedVersion": 9}),
+            "r2",
             NOW + 1,
         )
         .await;
-    assert_eq!(other["outcome"], "rejected");
-    assert_eq!(other["error"]["code"], "ResourceNotFoundException");
-    let stale = api.device(json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS", "expectedVersion": 9}), "r2", NOW + 1).await;
-    assert_eq!(stale["error"]["code"], "VersionMismatch");
-    assert_eq!(stale["error"]["details"]["currentVersion"], 1);
+    assert_eq!(rejected(&stale)["code"], "VersionMismatch");
+    assert_eq!(rejected(&stale)["executionState"]["versionNumber"], 1);
     let cancel = api
-        .device(
-            json!({"thingName": "dev-1", "executionId": id, "status": "CANCELED"}),
-            "r3",
-            NOW + 1,
-        )
+        .device("dev-1", &id, json!({"status": "CANCELED"}), "r3", NOW + 1)
         .await;
-    assert_eq!(cancel["error"]["code"], "InvalidStateTransition");
+    assert_eq!(rejected(&cancel)["code"], "InvalidStateTransition");
     let garbage = api
         .device(
-            json!({"thingName": "dev-1", "executionId": id, "status": 5, "result": "x"}),
+            "dev-1",
+            &id,
+            json!({"status": 5, "result": "x"}),
             "r4",
             NOW + 1,
         )
         .await;
-    assert_eq!(garbage["error"]["code"], "ValidationException");
-    assert_eq!(
-        garbage["error"]["details"]["errors"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+    assert_eq!(rejected(&garbage)["code"], "InvalidRequest");
+    let message = rejected(&garbage)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("status") && message.contains("result"),
+        "{message}"
     );
 
     // nothing was written by any of them
@@ -378,15 +414,20 @@ async fn device_events_for_another_thing_or_bad_input_are_rejected_and_acknowled
     );
 
     // a redelivery (same request id) is applied once
-    let event = json!({"thingName": "dev-1", "executionId": id, "status": "IN_PROGRESS"});
+    let update = json!({"status": "IN_PROGRESS"});
+    let first = api
+        .device("dev-1", &id, update.clone(), "same", NOW + 2)
+        .await;
+    assert_eq!(first.len(), 2, "accepted, then notify: {first:?}");
+    let again = api.device("dev-1", &id, update, "same", NOW + 2).await;
     assert_eq!(
-        api.device(event.clone(), "same", NOW + 2).await["outcome"],
-        "applied"
+        again.len(),
+        1,
+        "accepted again, nothing notified twice: {again:?}"
     );
-    assert_eq!(
-        api.device(event, "same", NOW + 2).await["outcome"],
-        "duplicate"
-    );
+    assert!(again[0].0.ends_with("/update/accepted"));
+    let read = api.call("GET", &format!("/executions/{id}"), None).await;
+    assert_eq!(read.body["version"], 2, "applied once");
 }
 
 #[tokio::test]

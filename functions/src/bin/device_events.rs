@@ -1,5 +1,5 @@
-//! The `device-events` Lambda: device status reports from an IoT rule (see
-//! `courier_functions::device_events`).
+//! The `device-events` Lambda: AWS IoT Jobs requests from devices, through
+//! IoT rules (see `courier_functions::device_events`).
 
 use courier_functions::{config, device_events, Config};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
@@ -8,10 +8,11 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let courier = Config::from_env()?.courier().await;
-    let courier = &courier;
+    let config = Config::from_env()?;
+    let (courier, publisher) = config.courier_and_publisher().await;
+    let (courier, publisher, root) = (&courier, &publisher, &config.topic_root);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        device_events::handle(courier, event, config::now()).await
+        device_events::handle(courier, root, publisher, event, config::now()).await
     }))
     .await
 }

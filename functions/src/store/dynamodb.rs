@@ -944,6 +944,38 @@ fn execution_to_item(
     Ok(item)
 }
 
+/// An execution's new image from the table's stream, and its status before
+/// the change (`None` for a new execution).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamChange {
+    pub execution: CommandExecution,
+    pub previous: Option<ExecutionStatus>,
+}
+
+/// Decodes one DynamoDB stream record (the Lambda event's JSON). `None` for
+/// records that are not about an execution (commands, removals).
+pub fn stream_change(record: &serde_json::Value) -> Result<Option<StreamChange>, StoreError> {
+    let event = record["eventName"].as_str().unwrap_or_default();
+    if event != "INSERT" && event != "MODIFY" {
+        return Ok(None);
+    }
+    let image: serde_dynamo::Item = serde_json::from_value(record["dynamodb"]["NewImage"].clone())
+        .map_err(|e| StoreError::Internal(format!("stream image: {e}")))?;
+    let item: Item = image.into();
+    if !string_attr(&item, "pk").is_some_and(|pk| pk.starts_with("EXEC#")) {
+        return Ok(None);
+    }
+    let previous = if event == "INSERT" {
+        None
+    } else {
+        string_attr(&item, PREVIOUS_STATUS).and_then(|s| ExecutionStatus::parse(&s))
+    };
+    Ok(Some(StreamChange {
+        execution: execution_from_item(item)?,
+        previous,
+    }))
+}
+
 /// The due-index key of an execution: its shard and wake time, `None` once
 /// it has nothing left to wait for.
 fn due_key(execution: &CommandExecution) -> Option<(String, String)> {

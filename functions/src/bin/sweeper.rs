@@ -1,0 +1,18 @@
+//! The `sweeper` Lambda: deadlines and scheduled releases, every minute (see
+//! `courier_functions::sweeper`).
+
+use courier_functions::{config, sweeper, Config};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let (courier, publisher) = config.courier_and_publisher().await;
+    let (courier, publisher, root) = (&courier, &publisher, &config.topic_root);
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        sweeper::handle(courier, root, publisher, event, config::now).await
+    }))
+    .await
+}
