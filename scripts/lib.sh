@@ -7,11 +7,12 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Environment the functions read; AWS_ENDPOINT_URL_DYNAMODB is the SDK's own
 # variable, so no code differs between local and AWS.
-function_env() { # $1 = DynamoDB Local port, $2 = table
+function_env() { # $1 = DynamoDB Local port, $2 = table, $3 = data-plane stand-in port
   cat <<ENV
 TABLE_NAME=$2
 PAGE_TOKEN_SECRET=local-dev-secret-not-for-production
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$1
+AWS_ENDPOINT_URL_IOT_DATA_PLANE=http://127.0.0.1:$3
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local
@@ -38,4 +39,26 @@ start_static() { # $1 = port, $2 = log file
   for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
   echo "static server did not start on $1" >&2; return 1
 }
+# A mosquitto broker of our own on 127.0.0.1 (anonymous, loopback only);
+# sets MOSQUITTO_PID.
+start_mosquitto() { # $1 = port, $2 = log file
+  mkdir -p "$ROOT/.local"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$1" > "$ROOT/.local/mosquitto-$1.conf"
+  /usr/sbin/mosquitto -c "$ROOT/.local/mosquitto-$1.conf" >"$2" 2>&1 &
+  MOSQUITTO_PID=$!
+  for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
+  cat "$2" >&2; echo "mosquitto did not start on $1" >&2; return 1
+}
+stop_mosquitto() { [ -n "${MOSQUITTO_PID:-}" ] && kill "$MOSQUITTO_PID" 2>/dev/null; MOSQUITTO_PID=; }
+# The local stand-ins for IoT rules, the IoT data plane, the stream event
+# source mapping and the scheduler (courier-local bridge); sets BRIDGE_PID.
+start_bridge() { # $1 = DDB port, $2 = table, $3 = broker port, $4 = invoke port, $5 = data-plane port, $6 = log
+  DYNAMODB_ENDPOINT="http://127.0.0.1:$1" TABLE_NAME="$2" MQTT_BROKER="127.0.0.1:$3" \
+    INVOKE_URL="http://127.0.0.1:$4" PUBLISH_PORT="$5" SWEEP_EVERY_MS="${SWEEP_EVERY_MS:-1000}" \
+    "$ROOT/target/debug/courier-local" bridge >"$6" 2>&1 &
+  BRIDGE_PID=$!
+  for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$5") 2>/dev/null && return 0; sleep 0.25; done
+  cat "$6" >&2; echo "courier-local bridge did not start" >&2; return 1
+}
+stop_bridge() { [ -n "${BRIDGE_PID:-}" ] && kill "$BRIDGE_PID" 2>/dev/null; BRIDGE_PID=; }
 stop_static() { [ -n "${STATIC_PID:-}" ] && kill "$STATIC_PID" 2>/dev/null; STATIC_PID=; }

@@ -28,6 +28,7 @@ pub struct CommandExecution {
     /// Free-form progress strings from the device (AWS IoT Jobs' statusDetails).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub status_details: BTreeMap<String, String>,
+    #[serde(default)]
     pub parameters: Parameters,
     /// The device's typed result.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -72,10 +72,11 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   assert.equal((await page.textContent(rateErrors)).trim(), "");
   await page.screenshot({ path: `${SHOTS}2-valid-parameters.png`, fullPage: true });
 
-  // WHEN started THEN the execution appears, QUEUED, cancellable
+  // WHEN started THEN the execution appears, QUEUED (or SENT, once the
+  // dispatcher has delivered it), cancellable
   await page.click("#start");
   const row = "#executions tbody tr";
-  await page.waitForSelector(`${row} .status.QUEUED`);
+  await page.waitForSelector(`${row} .status.QUEUED, ${row} .status.SENT`);
   assert.equal(await page.isEnabled(`${row} button`), true);
   await page.screenshot({ path: `${SHOTS}3-execution-queued.png`, fullPage: true });
 

@@ -75,12 +75,23 @@ execution_id = execution["executionId"]
 status, again = http("POST", "/commands/set-config/executions", {"target": "dev-1", "parameters": {"rate": {"I": 30}}, "clientToken": "smoke-1"})
 check("a retried create with the same clientToken returns the same execution", status == 200 and again["executionId"] == execution_id, again)
 
+def answer(reply):
+    """The reply device-events published (the first message): topic and payload."""
+    published = reply.get("published") or [{}]
+    return published[0].get("topic", ""), published[0].get("payload", {})
+
+
 reply = invoke("device-events", "device-in-progress.json", execution_id)
-check("cargo lambda invoke device-events: IN_PROGRESS applied", reply.get("outcome") == "applied" and reply.get("version") == 2, reply)
+topic, body = answer(reply)
+# The dispatcher may have sent it (QUEUED -> SENT, version 2) before the device answers.
+started_version = body.get("executionState", {}).get("versionNumber", 0)
+check("cargo lambda invoke device-events: IN_PROGRESS accepted", topic.endswith("/update/accepted") and started_version in (2, 3), reply)
 reply = invoke("device-events", "device-succeeded.json", execution_id)
-check("cargo lambda invoke device-events: SUCCEEDED applied", reply.get("outcome") == "applied" and reply.get("status") == "SUCCEEDED", reply)
+topic, body = answer(reply)
+check("cargo lambda invoke device-events: SUCCEEDED accepted", topic.endswith("/update/accepted") and body.get("executionState", {}).get("status") == "SUCCEEDED" and body["executionState"]["versionNumber"] == started_version + 1, reply)
 reply = invoke("device-events", "device-succeeded.json", execution_id)
-check("the same device update redelivered is applied once", reply.get("outcome") == "duplicate" and reply.get("version") == 3, reply)
+topic, body = answer(reply)
+check("the same device update redelivered is applied once", topic.endswith("/update/accepted") and body.get("executionState", {}).get("versionNumber") == started_version + 1 and len(reply.get("published", [])) == 1, reply)
 
 status, final = http("GET", f"/executions/{execution_id}")
 check(

@@ -4,6 +4,9 @@
 //! DynamoDB Local is started by `scripts/test.sh` (which `make test` runs) and
 //! found through `DYNAMODB_ENDPOINT`.
 
+pub mod local;
+pub mod mqtt;
+
 use aws_sdk_dynamodb::Client;
 use courier_functions::page_token::PageTokens;
 use courier_functions::store::dynamodb::DynamoStore;

@@ -140,8 +140,8 @@ impl DynamoStore {
         &self.meter
     }
 
-    /// The table definition (keys, indexes, on-demand billing). `infra/`
-    /// declares the same; a test compares the two.
+    /// The table definition (keys, indexes, stream, on-demand billing);
+    /// `infra/template.yaml` declares the same for AWS.
     pub fn create_table_request(client: &Client, table: &str) -> CreateTableFluentBuilder {
         let string_attr = |name: &str| {
             AttributeDefinition::builder()
@@ -916,6 +916,9 @@ fn execution_to_item(
     request_hash: Option<&str>,
 ) -> Result<Item, StoreError> {
     let mut item = dynamo::to_item(execution).map_err(internal)?;
+    // No empty maps in items: DynamoDB Local's stream renders `{"M": {}}` as
+    // `{}`, which no SDK can read back (the record reads it as absent).
+    item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
     let sort = created_key(execution);
     let mut put = |k: &str, v: String| {
         item.insert(k.to_owned(), AttributeValue::S(v));

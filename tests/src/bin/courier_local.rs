@@ -1,26 +1,69 @@
-//! `courier-local create-table`: creates Courier's table (with TTL) in
-//! DynamoDB Local for `make run`. Uses the table definition the store itself
-//! declares, so local and tests cannot drift from it.
+//! LOCAL-ONLY helpers for `make run` and `make test`:
+//!
+//! - `courier-local create-table TABLE`: Courier's table (TTL, indexes,
+//!   stream) in DynamoDB Local, from the definition the store itself declares.
+//! - `courier-local bridge`: the stand-ins for IoT rules, the IoT data plane,
+//!   the DynamoDB stream event source mapping and the scheduler
+//!   (`courier_tests::local`), around functions running under
+//!   `cargo lambda watch`.
+//!
+//! Environment: DYNAMODB_ENDPOINT, and for `bridge` MQTT_BROKER (host:port),
+//! INVOKE_URL (cargo lambda watch), PUBLISH_PORT (the data-plane stand-in),
+//! TABLE_NAME, TOPIC_ROOT (optional), SWEEP_EVERY_MS (default 1000).
 
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_functions::store::dynamodb::DynamoStore;
+use courier_tests::local;
+use std::time::Duration;
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [command, table] = args.as_slice() else {
-        return Err(
-            "usage: courier-local create-table TABLE (DYNAMODB_ENDPOINT names DynamoDB Local)"
-                .into(),
-        );
-    };
-    if command != "create-table" {
-        return Err(format!("unknown command {command:?}").into());
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["create-table", table] => {
+            let client = courier_tests::client().await;
+            DynamoStore::create_table(&client, table).await?;
+            println!(
+                "created table {table} (TTL on `ttl`, stream of new images) at {}",
+                courier_tests::endpoint()
+            );
+            Ok(())
+        }
+        ["bridge"] => bridge().await,
+        _ => Err("usage: courier-local create-table TABLE | courier-local bridge".into()),
     }
-    let client = courier_tests::client().await;
-    DynamoStore::create_table(&client, table).await?;
-    println!(
-        "created table {table} with TTL on `ttl` at {}",
-        courier_tests::endpoint()
+}
+
+async fn bridge() -> Result<(), Box<dyn std::error::Error>> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let broker = var("MQTT_BROKER")?;
+    let invoke = var("INVOKE_URL")?;
+    let table = var("TABLE_NAME")?;
+    let publish_port: u16 = var("PUBLISH_PORT")?.parse()?;
+    let root =
+        TopicRoot::parse(&std::env::var("TOPIC_ROOT").unwrap_or_else(|_| DEFAULT_ROOT.into()))?;
+    let every = Duration::from_millis(
+        std::env::var("SWEEP_EVERY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
     );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", publish_port)).await?;
+    eprintln!(
+        "courier-local bridge: rules {broker} -> {invoke}/device-events; data plane :{publish_port} -> {broker}; stream of {table} -> dispatcher; sweeper every {every:?}"
+    );
+    let endpoint = courier_tests::endpoint();
+    tokio::select! {
+        () = local::run_rules(&broker, &invoke, &root) => {}
+        () = local::run_publish_endpoint(listener, &broker) => {}
+        () = local::run_stream(&endpoint, &table, &invoke) => {}
+        () = local::run_scheduler(&invoke, every) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
     Ok(())
 }

@@ -1,0 +1,273 @@
+//! The `dispatcher` and `sweeper` handlers, driven by real DynamoDB stream
+//! records (read back from DynamoDB Local's stream of a fresh table) and
+//! scheduled events, with a recording publisher. Time is passed in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+use courier_core::{ExecutionStatus, Timestamp};
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::store::Store;
+use courier_functions::{dispatcher, sweeper, Courier};
+use courier_tests::local::read_stream;
+use courier_tests::{context, endpoint, fresh_courier, RecordingPublisher};
+use lambda_runtime::LambdaEvent;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + secs)
+}
+
+fn root() -> TopicRoot {
+    TopicRoot::parse(DEFAULT_ROOT).unwrap()
+}
+
+async fn setup() -> Courier<DynamoStore> {
+    let courier = fresh_courier().await;
+    courier
+        .create_command(
+            &json!({"commandId": "reboot", "executionTimeoutSeconds": 600, "retentionSeconds": 3600}),
+            at(0),
+        )
+        .await
+        .unwrap();
+    courier
+}
+
+async fn start(courier: &Courier<DynamoStore>, body: Value) -> String {
+    let (e, _) = courier
+        .start_execution("reboot", &body, at(0))
+        .await
+        .unwrap();
+    e.execution_id.to_string()
+}
+
+/// The table's stream records about execution `id`, as Lambda delivers them.
+async fn records_of(courier: &Courier<DynamoStore>, id: &str) -> Vec<Value> {
+    read_stream(&endpoint(), courier.store().table())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["dynamodb"]["Keys"]["pk"]["S"] == json!(format!("EXEC#{id}")))
+        .collect()
+}
+
+async fn dispatch(
+    courier: &Courier<DynamoStore>,
+    publisher: &RecordingPublisher,
+    records: Vec<Value>,
+    now: Timestamp,
+) -> Value {
+    dispatcher::handle(
+        courier,
+        &root(),
+        publisher,
+        LambdaEvent::new(json!({ "Records": records }), context("stream")),
+        now,
+    )
+    .await
+    .unwrap()
+}
+
+async fn status_of(
+    courier: &Courier<DynamoStore>,
+    id: &str,
+    now: Timestamp,
+) -> (ExecutionStatus, u64) {
+    let e = courier.get_execution(id, now).await.unwrap();
+    (e.status, e.version)
+}
+
+#[tokio::test]
+async fn a_new_execution_is_sent_once_even_when_its_record_is_replayed() {
+    let courier = setup().await;
+    let publisher = RecordingPublisher::default();
+    let id = start(&courier, json!({"target": "dev-1"})).await;
+    let insert = records_of(&courier, &id).await;
+    assert_eq!(insert.len(), 1);
+    assert_eq!(insert[0]["eventName"], "INSERT");
+
+    // WHEN the INSERT record arrives
+    let out = dispatch(&courier, &publisher, insert.clone(), at(1)).await;
+    assert_eq!(out["handled"][0]["did"], "sent", "{out}");
+    // THEN the device is told (notify, then notify-next naming it) and it is SENT
+    let sent = publisher.take();
+    let topics: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "courier/things/dev-1/jobs/notify",
+            "courier/things/dev-1/jobs/notify-next"
+        ]
+    );
+    assert_eq!(sent[1].1["execution"]["jobId"], json!(id));
+    assert_eq!(
+        status_of(&courier, &id, at(1)).await,
+        (ExecutionStatus::Sent, 2)
+    );
+
+    // WHEN the same record is delivered again THEN nothing is sent or written
+    let again = dispatch(&courier, &publisher, insert, at(2)).await;
+    assert_eq!(again["batchItemFailures"], json!([]));
+    assert!(publisher.take().is_empty());
+    assert_eq!(
+        status_of(&courier, &id, at(2)).await,
+        (ExecutionStatus::Sent, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_retried_by_the_sweeper_without_blocking_the_stream() {
+    let courier = setup().await;
+    let publisher = RecordingPublisher::default();
+    let id = start(&courier, json!({"target": "dev-2"})).await;
+    let insert = records_of(&courier, &id).await;
+
+    // WHEN the broker is unreachable
+    publisher.failing.store(true, Ordering::Relaxed);
+    let out = dispatch(&courier, &publisher, insert, at(1)).await;
+    // THEN the record is done with (no batch failure) and the execution waits
+    // on hold for the retry
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(out["handled"][0]["did"], "publish failed, retry scheduled");
+    let held = courier.get_execution(&id, at(1)).await.unwrap();
+    assert_eq!(held.status, ExecutionStatus::Queued);
+    assert_eq!(held.not_before, Some(at(31)));
+    assert_eq!(held.status_reason.unwrap().reason_code, "PUBLISH_FAILED");
+
+    // WHEN the sweeper runs after the hold, with the broker back
+    publisher.failing.store(false, Ordering::Relaxed);
+    let early = sweeper::handle(
+        &courier,
+        &root(),
+        &publisher,
+        LambdaEvent::new(json!({}), context("s0")),
+        || at(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(early.dispatched, 0, "not before its retry time");
+    let report = sweeper::handle(
+        &courier,
+        &root(),
+        &publisher,
+        LambdaEvent::new(json!({}), context("s1")),
+        || at(31),
+    )
+    .await
+    .unwrap();
+    // THEN it is delivered
+    assert_eq!(report.dispatched, 1, "{report:?}");
+    assert_eq!(
+        status_of(&courier, &id, at(31)).await.0,
+        ExecutionStatus::Sent
+    );
+    assert!(publisher
+        .take()
+        .iter()
+        .any(|(t, p)| t.ends_with("/notify-next") && p["execution"]["jobId"] == json!(id)));
+}
+
+#[tokio::test]
+async fn poison_and_foreign_records_are_skipped_and_do_not_block_the_shard() {
+    let courier = setup().await;
+    let publisher = RecordingPublisher::default();
+    let id = start(&courier, json!({"target": "dev-3"})).await;
+    let mut records = vec![
+        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": {"pk": {"S": "EXEC#x"}, "status": {"N": "oops"}}}}),
+        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {"pk": {"S": "COMMANDS"}, "sk": {"S": "reboot"}}}}),
+        json!({"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "3"}}),
+    ];
+    records.extend(records_of(&courier, &id).await);
+    let out = dispatch(&courier, &publisher, records, at(1)).await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(out["handled"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        status_of(&courier, &id, at(1)).await.0,
+        ExecutionStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
+    let courier = setup().await;
+    let publisher = RecordingPublisher::default();
+    let undelivered = start(
+        &courier,
+        json!({"target": "dev-4", "deliveryTimeoutSeconds": 10}),
+    )
+    .await;
+    let fine = start(&courier, json!({"target": "dev-5"})).await;
+    dispatch(
+        &courier,
+        &publisher,
+        records_of(&courier, &undelivered).await,
+        at(1),
+    )
+    .await;
+    publisher.take();
+
+    // WHEN the sweeper runs past deliverBy
+    let report = sweeper::handle(
+        &courier,
+        &root(),
+        &publisher,
+        LambdaEvent::new(json!({}), context("s")),
+        || at(11),
+    )
+    .await
+    .unwrap();
+    // THEN only the overdue one is timed out, saying which deadline fired
+    assert_eq!((report.due, report.timed_out), (1, 1), "{report:?}");
+    let e = courier.get_execution(&undelivered, at(11)).await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::TimedOut);
+    assert_eq!(e.status_reason.unwrap().reason_code, "DELIVERY_TIMEOUT");
+    assert_eq!(
+        status_of(&courier, &fine, at(11)).await.0,
+        ExecutionStatus::Queued,
+        "the other is not due: delivering it is the stream's job"
+    );
+
+    // AND the timeout's MODIFY record makes the dispatcher tell the device
+    publisher.take();
+    let modify: Vec<Value> = records_of(&courier, &undelivered)
+        .await
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "TIMED_OUT")
+        .collect();
+    let out = dispatch(&courier, &publisher, modify, at(12)).await;
+    assert_eq!(out["handled"][0]["did"], "device notified", "{out}");
+    let told = publisher.take();
+    assert!(
+        told.iter()
+            .any(|(t, p)| t == "courier/things/dev-4/jobs/notify-next"
+                && p.get("execution").is_none()),
+        "{told:?}"
+    );
+
+    // AND a read never shows an overdue execution as still running
+    let slow = start(
+        &courier,
+        json!({"target": "dev-6", "executionTimeoutSeconds": 5}),
+    )
+    .await;
+    let seen = courier.get_execution(&slow, at(6)).await.unwrap();
+    assert_eq!(
+        seen.status,
+        ExecutionStatus::TimedOut,
+        "reported before any sweep"
+    );
+    assert_eq!(
+        courier
+            .store()
+            .get_execution(&seen.execution_id, at(6))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ExecutionStatus::Queued
+    );
+}

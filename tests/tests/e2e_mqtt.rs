@@ -1,0 +1,378 @@
+//! END TO END over MQTT: a real MQTT client (rumqttc) acts as the device
+//! against the local stack that `scripts/test.sh` starts — mosquitto, the
+//! functions under `cargo lambda watch`, DynamoDB Local, and the local
+//! stand-ins for IoT rules, the data plane, the table stream and the
+//! scheduler (`courier-local bridge`, sweeping every second).
+//!
+//! Each test uses its own things, so they run in parallel.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::protocol::DEFAULT_ROOT;
+use courier_tests::local::{http_request, invoke, read_stream};
+use courier_tests::mqtt::MqttDevice;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the end-to-end tests through `make test` (scripts/test.sh starts the local stack)")
+    })
+}
+
+/// `METHOD /path` on the API under cargo lambda watch.
+async fn api(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let base = env("API_URL"); // http://127.0.0.1:PORT/lambda-url/api
+    let rest = base.trim_start_matches("http://");
+    let (address, prefix) = rest.split_once('/').unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, bytes) = http_request(
+        address,
+        method,
+        &format!("/{prefix}{path}"),
+        body.as_bytes(),
+    )
+    .await
+    .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn device(thing: &str) -> MqttDevice {
+    MqttDevice::connect(&env("MQTT_BROKER"), thing, DEFAULT_ROOT)
+        .await
+        .unwrap()
+}
+
+/// Creates the test command (idempotent) and starts an execution on `thing`.
+async fn start(thing: &str, extra: Value) -> String {
+    let (status, body) = api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "e2e-reboot", "parameters": [{"name": "delay", "type": "I", "default": {"I": 0}}],
+                    "executionTimeoutSeconds": 600, "retentionSeconds": 3600})),
+    )
+    .await;
+    assert!(
+        status == 200 || status == 201,
+        "create command: {status} {body}"
+    );
+    let mut request = json!({"target": thing, "parameters": {"delay": {"I": 1}}});
+    for (k, v) in extra.as_object().unwrap() {
+        request[k] = v.clone();
+    }
+    let (status, body) = api("POST", "/commands/e2e-reboot/executions", Some(request)).await;
+    assert_eq!(status, 201, "{body}");
+    body["executionId"].as_str().unwrap().to_owned()
+}
+
+async fn execution(id: &str) -> Value {
+    let (status, body) = api("GET", &format!("/executions/{id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls the API until `done` holds (the sweeper runs every second).
+async fn eventually(id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let e = execution(id).await;
+        if done(&e) || tokio::time::Instant::now() > deadline {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The next `notify-next` naming `id` (or, with `None`, naming nothing).
+async fn notify_next(dev: &mut MqttDevice, id: Option<&str>) -> Value {
+    let topic = format!("{}/notify-next", dev.root);
+    let wanted = id.map(|i| json!(i));
+    dev.wait_for(Duration::from_secs(15), |(t, body, _)| {
+        *t == topic && body["execution"]["jobId"] == wanted.clone().unwrap_or(Value::Null)
+    })
+    .await
+    .map(|(_, body, _)| body)
+    .unwrap_or_else(|| panic!("no notify-next for {id:?}"))
+}
+
+#[tokio::test]
+async fn a_device_works_through_an_execution_over_mqtt() {
+    let mut dev = device("e2e-worker").await;
+    // GIVEN an execution started from the API
+    let id = start("e2e-worker", json!({})).await;
+    // THEN the dispatcher delivers it: notify-next names it, with its document
+    let next = notify_next(&mut dev, Some(&id)).await;
+    assert_eq!(next["execution"]["jobDocument"]["commandId"], "e2e-reboot");
+    assert_eq!(next["execution"]["status"], "QUEUED");
+    assert_eq!(
+        eventually(&id, Duration::from_secs(5), |e| e["status"] == "SENT").await["status"],
+        "SENT"
+    );
+
+    // get pending lists it as queued
+    let pending = dev.request("get", json!({})).await.unwrap();
+    assert_eq!(pending["queuedJobs"][0]["jobId"], json!(id));
+    assert!(
+        pending["clientToken"].is_string(),
+        "the clientToken is echoed"
+    );
+
+    // start-next claims it: IN_PROGRESS
+    let claimed = dev
+        .request("start-next", json!({"statusDetails": {"step": "begin"}}))
+        .await
+        .unwrap();
+    assert_eq!(claimed["execution"]["jobId"], json!(id));
+    assert_eq!(claimed["execution"]["status"], "IN_PROGRESS");
+    let mut version = claimed["execution"]["versionNumber"].as_u64().unwrap();
+
+    // progress with expectedVersion
+    let progress = dev
+        .request(
+            &format!("{id}/update"),
+            json!({"status": "IN_PROGRESS", "expectedVersion": version,
+            "statusDetails": {"step": "2/3"}, "includeJobExecutionState": true}),
+        )
+        .await
+        .unwrap();
+    version += 1;
+    assert_eq!(progress["executionState"]["versionNumber"], version);
+
+    // a stale version is rejected with the current state
+    let stale = dev
+        .request(
+            &format!("{id}/update"),
+            json!({"status": "IN_PROGRESS", "expectedVersion": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale["code"], "VersionMismatch");
+    assert_eq!(stale["executionState"]["versionNumber"], version);
+    assert_eq!(stale["executionState"]["status"], "IN_PROGRESS");
+
+    // describe it
+    let described = dev
+        .request(&format!("{id}/get"), json!({"includeJobDocument": false}))
+        .await
+        .unwrap();
+    assert_eq!(described["execution"]["statusDetails"]["step"], "2/3");
+    assert!(described["execution"].get("jobDocument").is_none());
+
+    // success with a typed result
+    dev.request(
+        &format!("{id}/update"),
+        json!({"status": "SUCCEEDED", "expectedVersion": version,
+            "result": {"uptime": {"I": 42}}, "statusReason": {"reasonCode": "OK"}}),
+    )
+    .await
+    .unwrap();
+    let done = execution(&id).await;
+    assert_eq!(
+        (
+            done["status"].as_str(),
+            done["result"]["uptime"]["I"].as_i64()
+        ),
+        (Some("SUCCEEDED"), Some(42))
+    );
+
+    // an update after a terminal state is rejected
+    let late = dev
+        .request(&format!("{id}/update"), json!({"status": "FAILED"}))
+        .await
+        .unwrap_err();
+    assert_eq!(late["code"], "TerminalStateReached");
+    // nothing left: $next is not found, start-next returns no execution
+    assert_eq!(
+        dev.request("$next/get", json!({})).await.unwrap_err()["code"],
+        "ResourceNotFound"
+    );
+    assert!(dev
+        .request("start-next", json!({}))
+        .await
+        .unwrap()
+        .get("execution")
+        .is_none());
+    // malformed requests get their codes
+    dev.publish_raw(&format!("{id}/update"), b"{not json")
+        .await
+        .unwrap();
+    let invalid = dev
+        .expect(&format!("{id}/update/rejected"), Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(invalid["code"], "InvalidJson");
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn an_untaken_execution_times_out_at_deliver_by_and_retries_as_a_new_attempt() {
+    let mut dev = device("e2e-deaf").await;
+    // GIVEN 2 attempts of 1 s each to take it
+    let id = start(
+        "e2e-deaf",
+        json!({"deliveryTimeoutSeconds": 1, "onTimeout": "RETRY", "maxAttempts": 2}),
+    )
+    .await;
+    let first = notify_next(&mut dev, Some(&id)).await;
+    assert_eq!(first["execution"]["executionNumber"], 1);
+    // THEN attempt 2 is delivered again, then it times out for good
+    let second = dev
+        .wait_for(Duration::from_secs(15), |(t, body, _)| {
+            t.ends_with("/notify-next") && body["execution"]["executionNumber"] == 2
+        })
+        .await
+        .expect("attempt 2 delivered");
+    assert_eq!(second.1["execution"]["jobId"], json!(id));
+    let e = eventually(&id, Duration::from_secs(15), |e| e["status"] == "TIMED_OUT").await;
+    assert_eq!(e["status"], "TIMED_OUT", "{e}");
+    assert_eq!(e["statusReason"]["reasonCode"], "DELIVERY_TIMEOUT");
+    assert_eq!(e["executionNumber"], 2);
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_silent_device_times_out_at_complete_by_and_its_late_result_is_kept() {
+    let mut dev = device("e2e-slow").await;
+    let id = start("e2e-slow", json!({"executionTimeoutSeconds": 2})).await;
+    notify_next(&mut dev, Some(&id)).await;
+    let claimed = dev.request("start-next", json!({})).await.unwrap();
+    assert_eq!(claimed["execution"]["jobId"], json!(id));
+    // WHEN the device says nothing for longer than the execution timeout
+    let e = eventually(&id, Duration::from_secs(15), |e| e["status"] == "TIMED_OUT").await;
+    assert_eq!(e["statusReason"]["reasonCode"], "EXECUTION_TIMEOUT", "{e}");
+    // THEN the device is told (notify-next without it), and its late result is
+    // kept while the status stays TIMED_OUT
+    notify_next(&mut dev, None).await;
+    let refused = dev
+        .request(
+            &format!("{id}/update"),
+            json!({"status": "SUCCEEDED", "result": {"done": {"B": true}}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused["code"], "TerminalStateReached");
+    let e = execution(&id).await;
+    assert_eq!(e["status"], "TIMED_OUT");
+    assert_eq!(e["lateResult"]["status"], "SUCCEEDED", "{e}");
+    assert_eq!(e["lateResult"]["result"]["done"]["B"], true);
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_device_silent_past_its_step_timer_is_timed_out() {
+    let mut dev = device("e2e-step").await;
+    let id = start("e2e-step", json!({})).await;
+    notify_next(&mut dev, Some(&id)).await;
+    // stepTimeoutInMinutes is whole minutes (as in AWS): this test waits ~1 min.
+    let claimed = dev
+        .request("start-next", json!({"stepTimeoutInMinutes": 1}))
+        .await
+        .unwrap();
+    assert_eq!(claimed["execution"]["jobId"], json!(id));
+    let e = eventually(&id, Duration::from_secs(80), |e| e["status"] == "TIMED_OUT").await;
+    assert_eq!(e["statusReason"]["reasonCode"], "STEP_TIMEOUT", "{e}");
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_execution_is_held_until_not_before() {
+    let mut dev = device("e2e-later").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let id = start("e2e-later", json!({"notBefore": now + 3.0})).await;
+    // Held: not delivered, not visible to the device
+    let pending = dev.request("get", json!({})).await.unwrap();
+    assert_eq!(pending["queuedJobs"], json!([]), "{pending}");
+    // Released by the sweeper once due
+    let next = notify_next(&mut dev, Some(&id)).await;
+    let released_at = next["timestamp"].as_f64().unwrap();
+    assert!(
+        released_at >= (now + 3.0).floor(),
+        "released at {released_at}, due {}",
+        now + 3.0
+    );
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_forced_cancel_of_started_work_reaches_the_device() {
+    let mut dev = device("e2e-cancel").await;
+    let id = start("e2e-cancel", json!({})).await;
+    notify_next(&mut dev, Some(&id)).await;
+    dev.request("start-next", json!({})).await.unwrap();
+    // WHEN an operator cancels without force THEN started work is kept
+    let (status, body) = api("POST", &format!("/executions/{id}/cancel"), Some(json!({}))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("InvalidStateTransition")),
+        "{body}"
+    );
+    // WHEN with force THEN canceled, recorded, and the device hears of it
+    let (status, body) = api(
+        "POST",
+        &format!("/executions/{id}/cancel"),
+        Some(json!({"force": true, "statusReason": {"reasonCode": "WRONG_FIRMWARE"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["canceledBy"].as_str()),
+        (Some("CANCELED"), Some("anonymous"))
+    );
+    notify_next(&mut dev, None).await;
+    let refused = dev
+        .request(&format!("{id}/update"), json!({"status": "SUCCEEDED"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused["code"], "TerminalStateReached");
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_replayed_stream_record_does_not_send_twice() {
+    let mut dev = device("e2e-replay").await;
+    let id = start("e2e-replay", json!({})).await;
+    notify_next(&mut dev, Some(&id)).await;
+    let sent = eventually(&id, Duration::from_secs(5), |e| e["status"] == "SENT").await;
+    // WHEN the stream's INSERT record of it is delivered again
+    let records = read_stream(&env("DYNAMODB_ENDPOINT"), &env("TABLE_NAME"))
+        .await
+        .unwrap();
+    let insert = records
+        .into_iter()
+        .find(|r| {
+            r["eventName"] == "INSERT"
+                && r["dynamodb"]["Keys"]["pk"]["S"] == json!(format!("EXEC#{id}"))
+        })
+        .expect("the INSERT record is on the stream");
+    let result = invoke(
+        &env("INVOKE_URL"),
+        "dispatcher",
+        &json!({"Records": [insert]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result["batchItemFailures"], json!([]));
+    let did = result["handled"][0]["did"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        did == "already dispatched" || did == "changed since",
+        "{result}"
+    );
+    // THEN nothing is sent again and nothing changes
+    let again = dev
+        .wait_for(Duration::from_secs(2), |(t, body, _)| {
+            t.ends_with("/notify-next") && body["execution"]["jobId"] == json!(id)
+        })
+        .await;
+    assert!(again.is_none(), "sent twice: {again:?}");
+    assert_eq!(execution(&id).await["version"], sent["version"]);
+    dev.disconnect().await;
+}
