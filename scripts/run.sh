@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole local stack. DynamoDB Local (in memory) with Courier's
-# table, the functions under `cargo lambda watch` (rebuilt on change), and the
+# table, a mosquitto broker, the functions under `cargo lambda watch` (rebuilt
+# on change), the local stand-ins for IoT rules / data plane / table stream /
+# scheduler (courier-local bridge), a simulated fleet of devices, and the
 # reference dashboard (static, with the WASM build of core).
 # Ctrl-C stops everything it started.
 set -euo pipefail
@@ -9,18 +11,33 @@ cd "$ROOT"
 DDB_PORT=${DDB_PORT:-8000}
 API_PORT=${API_PORT:-9000}
 DASH_PORT=${DASH_PORT:-8080}
+MQTT_PORT=${MQTT_PORT:-1884}
+PUBLISH_PORT=${PUBLISH_PORT:-9001}
+FLEET=${FLEET:-5}
 TABLE=${TABLE_NAME:-courier}
 
 scripts/setup.sh
-trap 'echo; echo "stopping"; stop_static; stop_watch; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_bridge; stop_mosquitto; stop_static; stop_watch; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 trap 'exit 0' INT TERM
 step "DynamoDB Local on :$DDB_PORT (in memory)"
 scripts/dynamodb-local.sh start "$DDB_PORT"
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run -q -p courier-tests --bin courier-local -- create-table "$TABLE"
+cargo build -q -p courier-tests --bins
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" target/debug/courier-local create-table "$TABLE"
 mkdir -p .local
-function_env "$DDB_PORT" "$TABLE" > .local/run.env
-step "functions under cargo lambda watch on :$API_PORT (first request builds them)"
+function_env "$DDB_PORT" "$TABLE" "$PUBLISH_PORT" > .local/run.env
+step "mosquitto on :$MQTT_PORT"
+start_mosquitto "$MQTT_PORT" .local/mosquitto.log
+step "functions under cargo lambda watch on :$API_PORT (building them)"
 start_watch "$API_PORT" .local/run.env .local/watch.log
+for fn in api device-events dispatcher sweeper; do
+  python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()' \
+    "http://127.0.0.1:$API_PORT/2015-03-31/functions/$fn/invocations" >/dev/null 2>&1 || true
+done
+step "local AWS stand-ins: IoT rules, data plane on :$PUBLISH_PORT, table stream, scheduler"
+SWEEP_EVERY_MS=5000 start_bridge "$DDB_PORT" "$TABLE" "$MQTT_PORT" "$API_PORT" "$PUBLISH_PORT" .local/bridge.log
+step "a simulated fleet: $FLEET devices (dev-1..dev-$FLEET), mixed behaviour"
+target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things "$FLEET" --mode mixed > .local/fleet.log 2>&1 &
+FLEET_PID=$!
 API="http://127.0.0.1:$API_PORT/lambda-url/api"
 step "dashboard on :$DASH_PORT (building the WASM module)"
 scripts/build-wasm.sh
@@ -31,19 +48,17 @@ cat <<TXT
 Courier is running.
   dashboard       $DASHBOARD
   HTTP API        $API        (e.g. curl $API/health)
-  device events   cargo lambda invoke device-events --invoke-port $API_PORT --data-file EVENT.json
+  MQTT broker     127.0.0.1:$MQTT_PORT  (mosquitto_sub -p $MQTT_PORT -t 'courier/things/#' -v)
+  devices         dev-1 .. dev-$FLEET (courier-device --mode mixed), log in .local/fleet.log
   DynamoDB Local  http://127.0.0.1:$DDB_PORT   table "$TABLE"
-  function logs   .local/watch.log (JSON)
+  logs            .local/watch.log (functions, JSON), .local/bridge.log
 
 Walk-through (also in README.md):
   curl -s -XPOST $API/commands -d '{"commandId":"set-config","parameters":[{"name":"rate","type":"I","required":true,"min":1,"max":3600}]}'
   curl -s -XPOST $API/commands/set-config/executions -d '{"target":"dev-1","parameters":{"rate":{"I":30}}}'
-  ID=<executionId from the answer>
-  sed "s/EXECUTION_ID/\$ID/" tests/events/device-in-progress.json > /tmp/ev.json && cargo lambda invoke device-events --invoke-port $API_PORT --data-file /tmp/ev.json
-  sed "s/EXECUTION_ID/\$ID/" tests/events/device-succeeded.json  > /tmp/ev.json && cargo lambda invoke device-events --invoke-port $API_PORT --data-file /tmp/ev.json
-  curl -s $API/executions/\$ID
+  curl -s "$API/executions?target=dev-1"      # SENT, IN_PROGRESS, then SUCCEEDED/FAILED/REJECTED as the device answers
 
 Ctrl-C stops everything.
 TXT
-tail -f .local/watch.log &
+tail -f .local/fleet.log &
 wait "$WATCH_PGID"

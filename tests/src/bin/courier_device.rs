@@ -81,10 +81,18 @@ async fn run_thing(o: &Options, thing: &str) -> Result<(), String> {
     let mut device = MqttDevice::connect(&o.broker, thing, &o.root).await?;
     println!("{thing}: connected");
     loop {
-        let next = device
+        let next = match device
             .request("start-next", json!({"stepTimeoutInMinutes": 5}))
             .await
-            .map_err(|e| format!("start-next rejected: {e}"))?;
+        {
+            Ok(next) => next,
+            Err(e) => {
+                // Throttled, an internal error, or no answer yet: ask again.
+                println!("{thing}: start-next: {}; retrying", e["code"]);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
         let Some(execution) = next.get("execution").cloned() else {
             // Nothing pending: wait for notify-next to name one.
             device.clear();
