@@ -591,12 +591,23 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
         if name.starts_with("http-") {
             lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else {
-            assert!(
-                json["thingName"].is_string()
-                    && json["executionId"].is_string()
-                    && json["status"].is_string(),
-                "{name}"
-            );
+            // An IoT rule event: an UpdateJobExecution request topic, and
+            // the payload base64-encoded.
+            use base64::Engine as _;
+            let topic = json["topic"]
+                .as_str()
+                .unwrap()
+                .replace("EXECUTION_ID", "e-1");
+            let root = TopicRoot::parse(DEFAULT_ROOT).unwrap();
+            let request = root
+                .parse_request(&topic)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(request.thing.as_str(), "dev-1", "{name}");
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(json["payload"].as_str().unwrap())
+                .unwrap();
+            let payload: Value = serde_json::from_slice(&payload).unwrap();
+            courier_core::StatusUpdate::parse(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         seen += 1;
     }
