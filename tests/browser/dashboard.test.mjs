@@ -72,13 +72,15 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   assert.equal((await page.textContent(rateErrors)).trim(), "");
   await page.screenshot({ path: `${SHOTS}2-valid-parameters.png`, fullPage: true });
 
-  // WHEN started THEN the execution appears, QUEUED (or SENT, once the
-  // dispatcher has delivered it), cancellable
+  // WHEN started THEN the execution appears, and once the dispatcher has
+  // published it to the (unsimulated) device, SENT and still cancellable.
+  // Waiting for SENT also keeps the cancel below from racing the dispatcher:
+  // the dashboard cancels with the expectedVersion it shows.
   await page.click("#start");
   const row = "#executions tbody tr";
-  await page.waitForSelector(`${row} .status.QUEUED, ${row} .status.SENT`);
+  await page.waitForSelector(`${row} .status.SENT`);
   assert.equal(await page.isEnabled(`${row} button`), true);
-  await page.screenshot({ path: `${SHOTS}3-execution-queued.png`, fullPage: true });
+  await page.screenshot({ path: `${SHOTS}3-execution-sent.png`, fullPage: true });
 
   // WHEN cancelled THEN it shows CANCELED and the WASM disables cancel
   await page.click(`${row} button`);
