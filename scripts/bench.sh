@@ -11,20 +11,8 @@ step "lifecycle capacity benchmark"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-tests --bin bench -- bench/results
 
 step "latency benchmark: the local stack with MQTT devices"
-TABLE=courier-bench
-cargo build --locked -q -p courier-tests --bins
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" target/debug/courier-local create-table "$TABLE"
-MQTT_PORT=$(free_port); WATCH_PORT=$(free_port); PUBLISH_PORT=$(free_port)
-mkdir -p .local
-function_env "$DDB_PORT" "$TABLE" "$PUBLISH_PORT" | sed 's/^RUST_LOG=.*/RUST_LOG=warn/' > .local/bench.env
-trap 'stop_bridge; stop_mosquitto; stop_watch; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
-start_mosquitto "$MQTT_PORT" .local/bench-mosquitto.log
-start_watch "$WATCH_PORT" .local/bench.env .local/bench-watch.log
-for fn in api device-events dispatcher sweeper; do
-  python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()' \
-    "http://127.0.0.1:$WATCH_PORT/2015-03-31/functions/$fn/invocations" >/dev/null 2>&1 || true
-done
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" SWEEP_EVERY_MS=60000 \
-  start_bridge "$DDB_PORT" "$TABLE" "$MQTT_PORT" "$WATCH_PORT" "$PUBLISH_PORT" .local/bench-bridge.log
+trap 'stop_local_stack; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+# Functions logging warnings only, and a sweeper that stays out of the measurement.
+FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 start_local_stack "$DDB_PORT" courier-bench bench
 MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
   target/debug/bench-latency bench/results

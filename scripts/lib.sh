@@ -17,7 +17,8 @@ AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local
 AWS_LAMBDA_LOG_FORMAT=JSON
-RUST_LOG=info
+RUST_LOG=${FUNCTION_LOG:-info}
+TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.
@@ -60,5 +61,25 @@ start_bridge() { # $1 = DDB port, $2 = table, $3 = broker port, $4 = invoke port
   for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$5") 2>/dev/null && return 0; sleep 0.25; done
   cat "$6" >&2; echo "courier-local bridge did not start" >&2; return 1
 }
+# The local stack around DynamoDB Local (already running on $1): Courier's
+# table $2, mosquitto, the functions under cargo lambda watch (each built by
+# one warm-up invocation) and courier-local bridge. Ports come from
+# MQTT_PORT, WATCH_PORT, PUBLISH_PORT (free ones when unset; set here);
+# logs are .local/$3-*.log. Stop with stop_local_stack.
+start_local_stack() { # $1 = DDB port, $2 = table, $3 = log prefix
+  MQTT_PORT=${MQTT_PORT:-$(free_port)}; WATCH_PORT=${WATCH_PORT:-$(free_port)}; PUBLISH_PORT=${PUBLISH_PORT:-$(free_port)}
+  mkdir -p "$ROOT/.local"
+  cargo build --locked -q -p courier-tests --bins
+  DYNAMODB_ENDPOINT="http://127.0.0.1:$1" "$ROOT/target/debug/courier-local" create-table "$2"
+  function_env "$1" "$2" "$PUBLISH_PORT" > "$ROOT/.local/$3.env"
+  start_mosquitto "$MQTT_PORT" "$ROOT/.local/$3-mosquitto.log"
+  start_watch "$WATCH_PORT" "$ROOT/.local/$3.env" "$ROOT/.local/$3-watch.log"
+  for fn in api device-events dispatcher sweeper; do
+    python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()' \
+      "http://127.0.0.1:$WATCH_PORT/2015-03-31/functions/$fn/invocations" >/dev/null 2>&1 || true
+  done
+  start_bridge "$1" "$2" "$MQTT_PORT" "$WATCH_PORT" "$PUBLISH_PORT" "$ROOT/.local/$3-bridge.log"
+}
+stop_local_stack() { stop_bridge; stop_mosquitto; stop_watch; }
 stop_bridge() { [ -n "${BRIDGE_PID:-}" ] && kill "$BRIDGE_PID" 2>/dev/null; BRIDGE_PID=; }
 stop_static() { [ -n "${STATIC_PID:-}" ] && kill "$STATIC_PID" 2>/dev/null; STATIC_PID=; }

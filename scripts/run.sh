@@ -17,24 +17,12 @@ FLEET=${FLEET:-5}
 TABLE=${TABLE_NAME:-courier}
 
 scripts/setup.sh
-trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_bridge; stop_mosquitto; stop_static; stop_watch; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_local_stack; stop_static; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 trap 'exit 0' INT TERM
 step "DynamoDB Local on :$DDB_PORT (in memory)"
 scripts/dynamodb-local.sh start "$DDB_PORT"
-cargo build -q -p courier-tests --bins
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" target/debug/courier-local create-table "$TABLE"
-mkdir -p .local
-function_env "$DDB_PORT" "$TABLE" "$PUBLISH_PORT" > .local/run.env
-step "mosquitto on :$MQTT_PORT"
-start_mosquitto "$MQTT_PORT" .local/mosquitto.log
-step "functions under cargo lambda watch on :$API_PORT (building them)"
-start_watch "$API_PORT" .local/run.env .local/watch.log
-for fn in api device-events dispatcher sweeper; do
-  python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()' \
-    "http://127.0.0.1:$API_PORT/2015-03-31/functions/$fn/invocations" >/dev/null 2>&1 || true
-done
-step "local AWS stand-ins: IoT rules, data plane on :$PUBLISH_PORT, table stream, scheduler"
-SWEEP_EVERY_MS=5000 start_bridge "$DDB_PORT" "$TABLE" "$MQTT_PORT" "$API_PORT" "$PUBLISH_PORT" .local/bridge.log
+step "Courier's table, mosquitto on :$MQTT_PORT, the functions under cargo lambda watch on :$API_PORT (building them), the local AWS stand-ins (data plane on :$PUBLISH_PORT)"
+WATCH_PORT=$API_PORT SWEEP_EVERY_MS=5000 start_local_stack "$DDB_PORT" "$TABLE" run
 step "a simulated fleet: $FLEET devices (dev-1..dev-$FLEET), mixed behaviour"
 target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things "$FLEET" --mode mixed > .local/fleet.log 2>&1 &
 FLEET_PID=$!
@@ -51,7 +39,7 @@ Courier is running.
   MQTT broker     127.0.0.1:$MQTT_PORT  (mosquitto_sub -p $MQTT_PORT -t 'courier/things/#' -v)
   devices         dev-1 .. dev-$FLEET (courier-device --mode mixed), log in .local/fleet.log
   DynamoDB Local  http://127.0.0.1:$DDB_PORT   table "$TABLE"
-  logs            .local/watch.log (functions, JSON), .local/bridge.log
+  logs            .local/run-watch.log (functions, JSON), .local/run-bridge.log
 
 Walk-through (also in README.md):
   curl -s -XPOST $API/commands -d '{"commandId":"set-config","parameters":[{"name":"rate","type":"I","required":true,"min":1,"max":3600}]}'

@@ -45,6 +45,31 @@ pub async fn invoke(invoke: &str, function: &str, event: &Value) -> Result<Value
     }
 }
 
+/// `METHOD path` on the HTTP API under `cargo lambda watch`; `base` is
+/// `http://127.0.0.1:PORT/lambda-url/api`. The body parsed as JSON (`null`
+/// when it is not).
+pub async fn call_api(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let rest = base.trim_start_matches("http://");
+    let (address, prefix) = rest.split_once('/').ok_or("API base URL without a path")?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let (status, bytes) = http_request(
+        address,
+        method,
+        &format!("/{prefix}{path}"),
+        body.as_bytes(),
+    )
+    .await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
 /// A minimal HTTP/1.1 client for loopback calls (`Connection: close`).
 pub async fn http_request(
     address: &str,
@@ -517,5 +542,54 @@ pub async fn run_scheduler(invoke_url: &str, every: Duration) {
         if let Err(e) = invoke(invoke_url, "sweeper", &event).await {
             eprintln!("scheduler: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_data_plane_stand_in_decodes_topics_as_the_sdk_encodes_them() {
+        assert_eq!(
+            percent_decode("courier%2Fthings%2Fdev-1%2Fjobs%2Fnotify-next"),
+            "courier/things/dev-1/jobs/notify-next"
+        );
+        assert_eq!(
+            percent_decode("%24aws%2Fthings%2Fd%2Fjobs"),
+            "$aws/things/d/jobs"
+        );
+        assert_eq!(
+            percent_decode("plain%2"),
+            "plain%2",
+            "a cut escape is kept as is"
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk(b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"),
+            b"{\"a\":1}"
+        );
+        assert_eq!(dechunk(b"0\r\n\r\n"), b"");
+    }
+
+    #[test]
+    fn stream_images_use_the_lambda_event_wire_format() {
+        let image = HashMap::from([
+            ("s".to_owned(), AttributeValue::S("x".into())),
+            ("n".to_owned(), AttributeValue::N("1.5".into())),
+            ("m".to_owned(), AttributeValue::M(HashMap::new())),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]),
+            ),
+        ]);
+        assert_eq!(
+            image_json(&image),
+            json!({"s": {"S": "x"}, "n": {"N": "1.5"}, "m": {"M": {}}, "l": {"L": [{"BOOL": true}, {"NULL": true}]}})
+        );
     }
 }

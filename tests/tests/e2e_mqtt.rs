@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::protocol::DEFAULT_ROOT;
-use courier_tests::local::{http_request, invoke, read_stream};
+use courier_tests::local::{call_api, invoke, read_stream};
 use courier_tests::mqtt::MqttDevice;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -22,22 +22,9 @@ fn env(name: &str) -> String {
 
 /// `METHOD /path` on the API under cargo lambda watch.
 async fn api(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let base = env("API_URL"); // http://127.0.0.1:PORT/lambda-url/api
-    let rest = base.trim_start_matches("http://");
-    let (address, prefix) = rest.split_once('/').unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, bytes) = http_request(
-        address,
-        method,
-        &format!("/{prefix}{path}"),
-        body.as_bytes(),
-    )
-    .await
-    .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    call_api(&env("API_URL"), method, path, body.as_ref())
+        .await
+        .unwrap()
 }
 
 async fn device(thing: &str) -> MqttDevice {

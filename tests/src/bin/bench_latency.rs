@@ -13,7 +13,7 @@
 //! end-to-end tests: MQTT_BROKER, API_URL.
 
 use courier_core::protocol::DEFAULT_ROOT;
-use courier_tests::local::http_request;
+use courier_tests::local::call_api;
 use courier_tests::mqtt::MqttDevice;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -27,21 +27,7 @@ fn env(name: &str) -> String {
 }
 
 async fn api(method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-    let base = env("API_URL");
-    let rest = base.trim_start_matches("http://");
-    let (address, prefix) = rest.split_once('/').ok_or("API_URL")?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, bytes) = http_request(
-        address,
-        method,
-        &format!("/{prefix}{path}"),
-        body.as_bytes(),
-    )
-    .await?;
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+    call_api(&env("API_URL"), method, path, body.as_ref()).await
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
