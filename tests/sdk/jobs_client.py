@@ -1,0 +1,152 @@
+"""Conformance: an unmodified AWS IoT Device SDK jobs client against Courier.
+
+The AWS IoT Device SDK v2 for Python (`awsiotsdk`, its `awsiot.iotjobs`
+client, not changed in any way) connects to the local mosquitto broker as a
+thing, while the functions run with TOPIC_ROOT=$aws/things/{thingName}/jobs
+(scripts/test.sh starts that stack). Only the transport differs from AWS IoT
+Core: plain MQTT on loopback instead of mutual TLS. The SDK parses every reply
+into its own model classes, so a field Courier got wrong fails here.
+
+Environment: MQTT_PORT, API_URL.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import Future
+
+from awscrt import io, mqtt
+from awsiot import iotjobs
+
+THING = "sdk-device-1"
+API = os.environ["API_URL"]
+failures = 0
+
+
+def check(label, ok, detail=""):
+    global failures
+    print(("PASS " if ok else "FAIL ") + label + ("" if ok else f": {detail}"))
+    if not ok:
+        failures += 1
+
+
+def http(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(API + path, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def connect():
+    bootstrap = io.ClientBootstrap(io.EventLoopGroup(1), io.DefaultHostResolver(io.EventLoopGroup(1)))
+    client = mqtt.Client(bootstrap, None)  # no TLS: the local broker
+    connection = mqtt.Connection(client=client, host_name="127.0.0.1", port=int(os.environ["MQTT_PORT"]),
+                                 client_id=THING, clean_session=True, keep_alive_secs=30)
+    connection.connect().result(10)
+    return connection
+
+
+def replies(jobs, subscribe_accepted, subscribe_rejected, request):
+    """Subscribes to a request's accepted and rejected topics; returns a
+    function that publishes and waits for the first reply."""
+    box = {"future": None}
+
+    def on_reply(kind):
+        def callback(response):
+            if box["future"] is not None and not box["future"].done():
+                box["future"].set_result((kind, response))
+        return callback
+
+    for subscribe, kind in ((subscribe_accepted, "accepted"), (subscribe_rejected, "rejected")):
+        future, _ = subscribe(request=request, qos=mqtt.QoS.AT_LEAST_ONCE, callback=on_reply(kind))
+        future.result(10)
+
+    def call(publish, payload):
+        box["future"] = Future()
+        publish(payload, mqtt.QoS.AT_LEAST_ONCE).result(10)
+        return box["future"].result(15)
+
+    return call
+
+
+def main():
+    connection = connect()
+    jobs = iotjobs.IotJobsClient(connection)
+    next_changed = []
+    ready = threading.Event()
+
+    def on_next(event):
+        next_changed.append(event)
+        ready.set()
+
+    jobs.subscribe_to_next_job_execution_changed_events(
+        iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=THING), mqtt.QoS.AT_LEAST_ONCE, on_next)[0].result(10)
+    start_next = replies(jobs, jobs.subscribe_to_start_next_pending_job_execution_accepted,
+                         jobs.subscribe_to_start_next_pending_job_execution_rejected,
+                         iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=THING))
+    get_pending = replies(jobs, jobs.subscribe_to_get_pending_job_executions_accepted,
+                          jobs.subscribe_to_get_pending_job_executions_rejected,
+                          iotjobs.GetPendingJobExecutionsSubscriptionRequest(thing_name=THING))
+    update = replies(jobs, jobs.subscribe_to_update_job_execution_accepted,
+                     jobs.subscribe_to_update_job_execution_rejected,
+                     iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=THING, job_id="+"))
+
+    status, _ = http("POST", "/commands", {"commandId": "sdk-reboot", "executionTimeoutSeconds": 600})
+    check("command created", status in (200, 201), status)
+    status, created = http("POST", "/commands/sdk-reboot/executions", {"target": THING})
+    check("execution started", status == 201, created)
+    job_id = created.get("executionId")
+
+    ready.wait(15)
+    event = next_changed[-1] if next_changed else None
+    check("NextJobExecutionChanged parsed by the SDK names the execution",
+          event is not None and event.execution is not None and event.execution.job_id == job_id, event and vars(event))
+
+    kind, pending = get_pending(jobs.publish_get_pending_job_executions,
+                                iotjobs.GetPendingJobExecutionsRequest(thing_name=THING, client_token="sdk-get"))
+    check("GetPendingJobExecutions accepted, parsed, clientToken echoed",
+          kind == "accepted" and pending.client_token == "sdk-get"
+          and [j.job_id for j in pending.queued_jobs] == [job_id], (kind, vars(pending)))
+
+    kind, started = start_next(jobs.publish_start_next_pending_job_execution,
+                               iotjobs.StartNextPendingJobExecutionRequest(thing_name=THING, step_timeout_in_minutes=5,
+                                                                           status_details={"step": "begin"}))
+    execution = getattr(started, "execution", None)
+    check("StartNextPendingJobExecution claims it IN_PROGRESS with its document",
+          kind == "accepted" and execution is not None and execution.job_id == job_id
+          and execution.status == iotjobs.JobStatus.IN_PROGRESS
+          and execution.job_document.get("commandId") == "sdk-reboot"
+          and execution.queued_at is not None and execution.version_number >= 2, (kind, started and vars(started)))
+
+    version = execution.version_number if execution else 0
+    kind, stale = update(jobs.publish_update_job_execution,
+                         iotjobs.UpdateJobExecutionRequest(thing_name=THING, job_id=job_id, status=iotjobs.JobStatus.IN_PROGRESS,
+                                                           expected_version=version + 7))
+    check("a stale expected_version is rejected VersionMismatch with the current state",
+          kind == "rejected" and stale.code == iotjobs.RejectedErrorCode.VERSION_MISMATCH
+          and stale.execution_state is not None and stale.execution_state.version_number == version, (kind, vars(stale)))
+
+    kind, done = update(jobs.publish_update_job_execution,
+                        iotjobs.UpdateJobExecutionRequest(thing_name=THING, job_id=job_id, status=iotjobs.JobStatus.SUCCEEDED,
+                                                          expected_version=version, status_details={"step": "done"},
+                                                          include_job_execution_state=True))
+    check("UpdateJobExecution SUCCEEDED accepted with the new state",
+          kind == "accepted" and done.execution_state is not None
+          and done.execution_state.status == iotjobs.JobStatus.SUCCEEDED
+          and done.execution_state.version_number == version + 1, (kind, vars(done)))
+
+    status, read = http("GET", f"/executions/{job_id}")
+    check("the API reads it back SUCCEEDED", status == 200 and read.get("status") == "SUCCEEDED", read)
+    connection.disconnect().result(10)
+    print(f"sdk conformance: {7 - failures} passed, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
