@@ -23,14 +23,26 @@ from awsiot import iotjobs
 
 THING = "sdk-device-1"
 API = os.environ["API_URL"]
-failures = 0
+passes = failures = 0
 
 
 def check(label, ok, detail=""):
-    global failures
+    global passes, failures
     print(("PASS " if ok else "FAIL ") + label + ("" if ok else f": {detail}"))
-    if not ok:
+    if ok:
+        passes += 1
+    else:
         failures += 1
+
+
+def show(obj):
+    """The SDK's model objects for a failure message (they may use slots)."""
+    if obj is None:
+        return None
+    try:
+        return vars(obj)
+    except TypeError:
+        return {name: getattr(obj, name, None) for name in dir(obj) if not name.startswith("_") and not callable(getattr(obj, name, None))}
 
 
 def http(method, path, body=None):
@@ -106,13 +118,13 @@ def main():
     ready.wait(15)
     event = next_changed[-1] if next_changed else None
     check("NextJobExecutionChanged parsed by the SDK names the execution",
-          event is not None and event.execution is not None and event.execution.job_id == job_id, event and vars(event))
+          event is not None and event.execution is not None and event.execution.job_id == job_id, show(event))
 
     kind, pending = get_pending(jobs.publish_get_pending_job_executions,
                                 iotjobs.GetPendingJobExecutionsRequest(thing_name=THING, client_token="sdk-get"))
     check("GetPendingJobExecutions accepted, parsed, clientToken echoed",
           kind == "accepted" and pending.client_token == "sdk-get"
-          and [j.job_id for j in pending.queued_jobs] == [job_id], (kind, vars(pending)))
+          and [j.job_id for j in pending.queued_jobs] == [job_id], (kind, show(pending)))
 
     kind, started = start_next(jobs.publish_start_next_pending_job_execution,
                                iotjobs.StartNextPendingJobExecutionRequest(thing_name=THING, step_timeout_in_minutes=5,
@@ -122,7 +134,7 @@ def main():
           kind == "accepted" and execution is not None and execution.job_id == job_id
           and execution.status == iotjobs.JobStatus.IN_PROGRESS
           and execution.job_document.get("commandId") == "sdk-reboot"
-          and execution.queued_at is not None and execution.version_number >= 2, (kind, started and vars(started)))
+          and execution.queued_at is not None and execution.version_number >= 2, (kind, started and show(started)))
 
     version = execution.version_number if execution else 0
     kind, stale = update(jobs.publish_update_job_execution,
@@ -130,7 +142,7 @@ def main():
                                                            expected_version=version + 7))
     check("a stale expected_version is rejected VersionMismatch with the current state",
           kind == "rejected" and stale.code == iotjobs.RejectedErrorCode.VERSION_MISMATCH
-          and stale.execution_state is not None and stale.execution_state.version_number == version, (kind, vars(stale)))
+          and stale.execution_state is not None and stale.execution_state.version_number == version, (kind, show(stale)))
 
     kind, done = update(jobs.publish_update_job_execution,
                         iotjobs.UpdateJobExecutionRequest(thing_name=THING, job_id=job_id, status=iotjobs.JobStatus.SUCCEEDED,
@@ -139,12 +151,12 @@ def main():
     check("UpdateJobExecution SUCCEEDED accepted with the new state",
           kind == "accepted" and done.execution_state is not None
           and done.execution_state.status == iotjobs.JobStatus.SUCCEEDED
-          and done.execution_state.version_number == version + 1, (kind, vars(done)))
+          and done.execution_state.version_number == version + 1, (kind, show(done)))
 
     status, read = http("GET", f"/executions/{job_id}")
     check("the API reads it back SUCCEEDED", status == 200 and read.get("status") == "SUCCEEDED", read)
     connection.disconnect().result(10)
-    print(f"sdk conformance: {7 - failures} passed, {failures} failed")
+    print(f"sdk conformance: {passes} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 
 

@@ -441,9 +441,10 @@ pub async fn run_stream(ddb_endpoint: &str, table: &str, invoke_url: &str) {
             }
         }
     };
-    // shard id -> iterator; new shards start at TRIM_HORIZON, those open at
-    // start-up at LATEST (as a mapping created now would).
-    let mut iterators: HashMap<String, Option<String>> = HashMap::new();
+    // Shards open at start-up are read from LATEST (as a mapping created now
+    // would), later ones from TRIM_HORIZON; a shard whose read failed is
+    // picked up again after its last record.
+    let mut shards: HashMap<String, ShardReader> = HashMap::new();
     let mut first = true;
     loop {
         if let Ok(described) = streams.describe_stream().stream_arn(&arn).send().await {
@@ -453,33 +454,45 @@ pub async fn run_stream(ddb_endpoint: &str, table: &str, invoke_url: &str) {
                 .unwrap_or_default()
             {
                 let id = shard.shard_id().unwrap_or_default().to_owned();
-                if iterators.contains_key(&id) {
+                let reader = shards.entry(id.clone()).or_insert(ShardReader {
+                    iterator: None,
+                    last: None,
+                    done: false,
+                    new: true,
+                });
+                if reader.iterator.is_some() || reader.done {
                     continue;
                 }
-                let kind = if first {
-                    ShardIteratorType::Latest
-                } else {
-                    ShardIteratorType::TrimHorizon
+                let request = streams.get_shard_iterator().stream_arn(&arn).shard_id(&id);
+                let request = match (&reader.last, reader.new && first) {
+                    (Some(seq), _) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .sequence_number(seq),
+                    (None, true) => request.shard_iterator_type(ShardIteratorType::Latest),
+                    (None, false) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
                 };
-                let iterator = streams
-                    .get_shard_iterator()
-                    .stream_arn(&arn)
-                    .shard_id(&id)
-                    .shard_iterator_type(kind)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|o| o.shard_iterator);
-                iterators.insert(id, iterator);
+                reader.new = false;
+                reader.iterator = request.send().await.ok().and_then(|o| o.shard_iterator);
             }
         }
         first = false;
         let mut idle = true;
-        for iterator in iterators.values_mut() {
-            let Some(it) = iterator.clone() else { continue };
+        for reader in shards.values_mut() {
+            let Some(it) = reader.iterator.clone() else {
+                continue;
+            };
             match streams.get_records().shard_iterator(it).send().await {
                 Ok(page) => {
-                    *iterator = page.next_shard_iterator.clone();
+                    reader.iterator = page.next_shard_iterator.clone();
+                    reader.done = reader.iterator.is_none();
+                    if let Some(seq) = page
+                        .records()
+                        .last()
+                        .and_then(|r| r.dynamodb())
+                        .and_then(|d| d.sequence_number())
+                    {
+                        reader.last = Some(seq.to_owned());
+                    }
                     let records: Vec<Value> = page
                         .records()
                         .iter()
@@ -491,8 +504,11 @@ pub async fn run_stream(ddb_endpoint: &str, table: &str, invoke_url: &str) {
                     }
                 }
                 Err(e) => {
-                    eprintln!("stream: get_records: {e}");
-                    *iterator = None;
+                    eprintln!(
+                        "stream: get_records: {}; resuming after the last record",
+                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+                    );
+                    reader.iterator = None;
                 }
             }
         }
@@ -502,6 +518,18 @@ pub async fn run_stream(ddb_endpoint: &str, table: &str, invoke_url: &str) {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// Where the event source mapping stand-in is in one shard.
+#[derive(Debug)]
+struct ShardReader {
+    iterator: Option<String>,
+    /// The last sequence number delivered, to resume after a failed read.
+    last: Option<String>,
+    /// Closed and read to its end.
+    done: bool,
+    /// Not yet read at all.
+    new: bool,
 }
 
 /// Invokes `dispatcher`; on reported failures, retries from the first failed
