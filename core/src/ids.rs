@@ -121,6 +121,10 @@ id_type!(
     ThingName, "a thing name", 128, |c| word_char(c) || c == ':', "letters, digits, ':', '_' and '-'"
 );
 id_type!(
+    /// A job's id: one command sent to many devices.
+    JobId, "a job id", 64, word_char, "letters, digits, '_' and '-'"
+);
+id_type!(
     /// A caller's idempotency token.
     ClientToken, "a client token", 64, |c| ('\x21'..='\x7e').contains(&c), "printable ASCII without spaces"
 );

@@ -3,6 +3,8 @@
 //! - [`status`]: THE STATUS MACHINE — statuses, actors, the transition table.
 //! - [`deadline`]: THE DEADLINE MODEL — notBefore, deliverBy, completeBy,
 //!   step timers, retries, late results.
+//! - [`job`]: JOBS — one command to a fleet: targets, rollout, abort,
+//!   retries, scheduling, statistics.
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
@@ -20,6 +22,7 @@ pub mod error;
 pub mod execution;
 pub mod facade;
 pub mod ids;
+pub mod job;
 pub mod protocol;
 pub mod schema;
 pub mod status;
@@ -30,7 +33,7 @@ pub mod value;
 pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use error::{ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution, StatusReason};
-pub use ids::{ClientToken, CommandId, ExecutionId, ParameterName, ThingName};
+pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};
 pub use status::{Actor, ExecutionStatus};
 pub use time::Timestamp;
