@@ -307,34 +307,45 @@ impl<S: Store> Courier<S> {
             .as_ref()
             .map_or_else(|| request_id.to_owned(), ToString::to_string);
         let plan = TransitionPlan::cancel(update, caller, force, now);
-        match self.store.apply_transition(&id, &plan, &token).await {
-            Ok(
-                TransitionOutcome::Applied { execution: e, .. } | TransitionOutcome::Duplicate(e),
-            ) => {
-                tracing::info!(execution_id = %e.execution_id, "execution canceled");
-                Ok(e)
+        // At most twice: a cancel that finds a passed deadline enforces it
+        // first; if that re-queued the execution as a new attempt, the cancel
+        // applies to that attempt.
+        for _ in 0..2 {
+            match self.store.apply_transition(&id, &plan, &token).await {
+                Ok(
+                    TransitionOutcome::Applied { execution: e, .. }
+                    | TransitionOutcome::Duplicate(e),
+                ) => {
+                    tracing::info!(execution_id = %e.execution_id, "execution canceled");
+                    return Ok(e);
+                }
+                Err(StoreError::Rejected {
+                    error:
+                        TransitionError::TerminalStateReached {
+                            status: ExecutionStatus::Canceled,
+                        },
+                    current,
+                }) => return Ok(*current),
+                Err(StoreError::Rejected {
+                    error: TransitionError::DeadlinePassed { .. },
+                    current,
+                }) => {
+                    let expired = self.expire_overdue(&current, None, now).await?;
+                    if expired.status.is_terminal() {
+                        return Err(ServiceError::Transition {
+                            error: TransitionError::TerminalStateReached {
+                                status: expired.status,
+                            },
+                            current: Some(Box::new(expired)),
+                        });
+                    }
+                }
+                Err(other) => return Err(ServiceError::for_execution(other, &id)),
             }
-            Err(StoreError::Rejected {
-                error:
-                    TransitionError::TerminalStateReached {
-                        status: ExecutionStatus::Canceled,
-                    },
-                current,
-            }) => Ok(*current),
-            Err(StoreError::Rejected {
-                error: TransitionError::DeadlinePassed { .. },
-                current,
-            }) => {
-                let expired = self.expire_overdue(&current, None, now).await?;
-                Err(ServiceError::Transition {
-                    error: TransitionError::TerminalStateReached {
-                        status: expired.status,
-                    },
-                    current: Some(Box::new(expired)),
-                })
-            }
-            Err(other) => Err(ServiceError::for_execution(other, &id)),
         }
+        Err(ServiceError::Throttled(format!(
+            "execution {id} kept changing while it was being canceled"
+        )))
     }
 
     /// Applies the deadline that has passed on `current` (TIMED_OUT, or a

@@ -271,3 +271,41 @@ async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
         ExecutionStatus::Queued
     );
 }
+
+#[tokio::test]
+async fn a_cancel_after_a_missed_deadline_enforces_it_first() {
+    let courier = setup().await;
+    // GIVEN one execution past its only attempt's deliverBy, and one that
+    // may be retried
+    let last = start(
+        &courier,
+        json!({"target": "dev-7", "deliveryTimeoutSeconds": 5}),
+    )
+    .await;
+    let retried = start(
+        &courier,
+        json!({"target": "dev-8", "deliveryTimeoutSeconds": 5, "onTimeout": "RETRY", "maxAttempts": 2}),
+    )
+    .await;
+    // WHEN an operator cancels both after deliverBy, before any sweep
+    let refused = courier
+        .cancel_execution(&last, &json!({}), "ops", at(6), "c1")
+        .await
+        .unwrap_err();
+    let canceled = courier
+        .cancel_execution(&retried, &json!({}), "ops", at(6), "c2")
+        .await
+        .unwrap();
+    // THEN the first is timed out (the cancel came too late to matter) and
+    // the second's new attempt is canceled
+    assert_eq!(refused.code(), "TerminalStateReached");
+    assert_eq!(
+        status_of(&courier, &last, at(6)).await.0,
+        ExecutionStatus::TimedOut
+    );
+    assert_eq!(
+        (canceled.status, canceled.execution_number),
+        (ExecutionStatus::Canceled, 2)
+    );
+    assert_eq!(canceled.canceled_by.as_deref(), Some("ops"));
+}
