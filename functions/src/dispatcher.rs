@@ -3,8 +3,8 @@
 //!
 //! For each record: a QUEUED execution that is due is dispatched
 //! (`Courier::dispatch`: conditional claim, then publish); one that ended
-//! without its device (CANCELED, TIMED_OUT) or was re-queued for a new
-//! attempt is announced to the device. Anything else is ignored. A record that
+//! without its device (CANCELED, TIMED_OUT), or was taken from the device for
+//! a new attempt, is announced to the device. Anything else is ignored. A record that
 //! cannot be decoded (a poison record) is logged and skipped, so it never
 //! blocks the shard; a transient failure reports that record in
 //! `batchItemFailures` (the event source mapping has ReportBatchItemFailures
@@ -77,10 +77,12 @@ async fn handle_change<S: Store, P: Publisher>(
         execution.status,
         ExecutionStatus::Canceled | ExecutionStatus::TimedOut
     ) && change.previous.is_some_and(|p| !p.is_terminal());
-    let requeued = execution.status == ExecutionStatus::Queued && change.previous.is_some();
     if execution.status == ExecutionStatus::Queued {
-        // A re-queued attempt's device may hold it as IN_PROGRESS: tell it first.
-        if requeued && change.previous != Some(ExecutionStatus::Queued) {
+        // A new attempt of work the device had started: tell it first that
+        // its IN_PROGRESS attempt is over. (A re-queue from SENT needs no
+        // word: the dispatch below announces the new attempt; and a failed
+        // publish put back on hold must not publish again here.)
+        if change.previous == Some(ExecutionStatus::InProgress) {
             courier
                 .announce_change(root, publisher, execution, now)
                 .await?;
