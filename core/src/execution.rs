@@ -3,7 +3,7 @@
 //! parsing of a start-execution request. Pure, no I/O.
 
 use crate::deadline::{LateResult, OnTimeout};
-use crate::error::{ValidationCode, ValidationError, ValidationErrors};
+use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, ThingName};
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
@@ -267,27 +267,7 @@ impl StartExecution {
                 None
             }
         };
-        let empty = serde_json::Map::new();
-        let parameters = match map.get("parameters") {
-            None | Some(Value::Null) => validator.validate(&empty),
-            Some(Value::Object(raw)) => validator.validate(raw),
-            Some(other) => Err(ValidationError::new(
-                "parameters",
-                ValidationCode::WrongType,
-                format!(
-                    "expected an object of typed values, got {}",
-                    json_kind(other)
-                ),
-            )
-            .into()),
-        };
-        let parameters = match parameters {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.0.extend(e.0);
-                None
-            }
-        };
+        let parameters = validator.validate_field(map.get("parameters"), &mut errors);
         let timeout = optional_u32(
             map,
             "executionTimeoutSeconds",

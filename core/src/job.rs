@@ -211,27 +211,7 @@ impl CreateJob {
                 None
             }
         };
-        let empty = Map::new();
-        let parameters = match map.get("parameters") {
-            None | Some(Value::Null) => validator.validate(&empty),
-            Some(Value::Object(raw)) => validator.validate(raw),
-            Some(other) => Err(crate::error::ValidationError::new(
-                "parameters",
-                ValidationCode::WrongType,
-                format!(
-                    "expected an object of typed values, got {}",
-                    json_kind(other)
-                ),
-            )
-            .into()),
-        };
-        let parameters = match parameters {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.0.extend(e.0);
-                None
-            }
-        };
+        let parameters = validator.validate_field(map.get("parameters"), &mut errors);
         let targets = parse_targets(map.get("targets"), &mut errors);
         let rollout = map
             .get("jobExecutionsRolloutConfig")

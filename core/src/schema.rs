@@ -272,6 +272,36 @@ impl Validator {
 
     /// Validates a raw parameters object, reporting every problem at once, and
     /// returns the typed parameters with defaults filled in.
+    /// Validates a request's `parameters` field (absent or null: none given),
+    /// adding any problems to `errors`. Shared by every request that carries
+    /// parameters (start execution, create job).
+    pub fn validate_field(
+        &self,
+        field: Option<&Value>,
+        errors: &mut ValidationErrors,
+    ) -> Option<Parameters> {
+        let result = match field {
+            None | Some(Value::Null) => self.validate(&Map::new()),
+            Some(Value::Object(raw)) => self.validate(raw),
+            Some(other) => Err(ValidationError::new(
+                "parameters",
+                ValidationCode::WrongType,
+                format!(
+                    "expected an object of typed values, got {}",
+                    json_kind(other)
+                ),
+            )
+            .into()),
+        };
+        match result {
+            Ok(parameters) => Some(parameters),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        }
+    }
+
     pub fn validate(&self, raw: &Map<String, Value>) -> Result<Parameters, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let size = serde_json::to_string(raw).map_or(0, |s| s.len());
