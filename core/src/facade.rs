@@ -30,20 +30,10 @@ pub fn compile(definition: &Value) -> Result<Validator, Value> {
 /// `{valid: true, errors: [], parameters}` with defaults filled in, or
 /// `{valid: false, errors}` listing every problem.
 pub fn validate_parameters(validator: &Validator, parameters: &Value) -> Value {
-    let empty = serde_json::Map::new();
-    let result = match parameters {
-        Value::Null => validator.validate(&empty),
-        Value::Object(map) => validator.validate(map),
-        other => Err(ValidationError::new(
-            "parameters",
-            ValidationCode::WrongType,
-            format!(
-                "expected an object of typed values, got {}",
-                crate::value::json_kind(other)
-            ),
-        )
-        .into()),
-    };
+    let mut errors = ValidationErrors::new();
+    let result = validator
+        .validate_field(Some(parameters), &mut errors)
+        .ok_or(errors);
     match result {
         Ok(typed) => json!({ "valid": true, "errors": [], "parameters": typed }),
         Err(errors) => invalid(errors),
