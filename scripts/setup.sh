@@ -3,7 +3,8 @@
 # Safe to run any number of times: each step checks before it installs.
 # What it installs and why (see README "Local development"):
 #   apt:  Debian's rustc-web 1.96 + std sources (the wasm32 build; rustup
-#         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker),
+#         cannot add targets here), lld (wasm-ld), mosquitto (MQTT broker) and
+#         mosquitto-clients (mosquitto_pub/_sub for the README walk-through),
 #         chromium (dashboard tests)
 #   cargo: wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
 #   pip:  cargo-lambda (+ ziglang), cfn-lint, awsiotsdk (the AWS IoT Device
@@ -16,7 +17,7 @@ ROOT=$PWD
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-apt_pkgs=(lld mosquitto chromium)
+apt_pkgs=(lld mosquitto mosquitto-clients chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 need_web=0
