@@ -13,6 +13,7 @@ TABLE_NAME=$2
 PAGE_TOKEN_SECRET=local-dev-secret-not-for-production
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$1
 AWS_ENDPOINT_URL_IOT_DATA_PLANE=http://127.0.0.1:$3
+AWS_ENDPOINT_URL_IOT=http://127.0.0.1:${MOTO_PORT:-5000}
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local
@@ -50,6 +51,15 @@ start_mosquitto() { # $1 = port, $2 = log file
   for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
   cat "$2" >&2; echo "mosquitto did not start on $1" >&2; return 1
 }
+# moto's server: the AWS IoT control plane (thing groups for jobs), in
+# memory, on 127.0.0.1; sets MOTO_PID.
+start_moto() { # $1 = port, $2 = log file
+  moto_server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 80); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
+  cat "$2" >&2; echo "moto_server did not start on $1" >&2; return 1
+}
+stop_moto() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null; MOTO_PID=; }
 stop_mosquitto() { [ -n "${MOSQUITTO_PID:-}" ] && kill "$MOSQUITTO_PID" 2>/dev/null; MOSQUITTO_PID=; }
 # The local stand-ins for IoT rules, the IoT data plane, the stream event
 # source mapping and the scheduler (courier-local bridge); sets BRIDGE_PID.

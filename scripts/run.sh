@@ -13,19 +13,24 @@ API_PORT=${API_PORT:-9000}
 DASH_PORT=${DASH_PORT:-8080}
 MQTT_PORT=${MQTT_PORT:-1884}
 PUBLISH_PORT=${PUBLISH_PORT:-9001}
+MOTO_PORT=${MOTO_PORT:-5000}
 FLEET=${FLEET:-5}
 TABLE=${TABLE_NAME:-courier}
 
 scripts/setup.sh
-trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_local_stack; stop_static; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 trap 'exit 0' INT TERM
 step "DynamoDB Local on :$DDB_PORT (in memory)"
 scripts/dynamodb-local.sh start "$DDB_PORT"
+step "moto on :$MOTO_PORT (the AWS IoT control plane: thing groups)"
+start_moto "$MOTO_PORT" .local/moto.log
+export MOTO_PORT
 step "Courier's table, mosquitto on :$MQTT_PORT, the functions under cargo lambda watch on :$API_PORT (building them), the local AWS stand-ins (data plane on :$PUBLISH_PORT)"
 WATCH_PORT=$API_PORT SWEEP_EVERY_MS=5000 start_local_stack "$DDB_PORT" "$TABLE" run
 step "a simulated fleet: $FLEET devices (dev-1..dev-$FLEET), mixed behaviour"
 target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things "$FLEET" --mode mixed > .local/fleet.log 2>&1 &
 FLEET_PID=$!
+MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" target/debug/courier-local create-group fleet $(seq -f 'dev-%g' 1 "$FLEET")
 API="http://127.0.0.1:$API_PORT/lambda-url/api"
 step "dashboard on :$DASH_PORT (building the WASM module)"
 scripts/build-wasm.sh
@@ -39,12 +44,15 @@ Courier is running.
   MQTT broker     127.0.0.1:$MQTT_PORT  (mosquitto_sub -p $MQTT_PORT -t 'courier/things/#' -v)
   devices         dev-1 .. dev-$FLEET (courier-device --mode mixed), log in .local/fleet.log
   DynamoDB Local  http://127.0.0.1:$DDB_PORT   table "$TABLE"
+  IoT (moto)      http://127.0.0.1:$MOTO_PORT  thing group "fleet" = dev-1 .. dev-$FLEET
   logs            .local/run-watch.log (functions, JSON), .local/run-bridge.log
 
 Walk-through (also in README.md):
   curl -s -XPOST $API/commands -d '{"commandId":"set-config","parameters":[{"name":"rate","type":"I","required":true,"min":1,"max":3600}]}'
   curl -s -XPOST $API/commands/set-config/executions -d '{"target":"dev-1","parameters":{"rate":{"I":30}}}'
   curl -s "$API/executions?target=dev-1"      # SENT, IN_PROGRESS, then SUCCEEDED/FAILED/REJECTED as the device answers
+  curl -s -XPOST $API/jobs -d '{"commandId":"set-config","targets":{"thingGroup":"fleet"},"parameters":{"rate":{"I":60}}}'
+  curl -s $API/jobs                           # the job with its statistics (GET /jobs/{jobId})
 
 Ctrl-C stops everything.
 TXT

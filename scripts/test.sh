@@ -28,13 +28,15 @@ step "parity: the shared vectors through the WASM module (node --test)"
 node --test wasm/tests/
 
 DDB_PORT=$(free_port)
-trap 'stop_local_stack; stop_static; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
-step "DynamoDB Local on :$DDB_PORT"
+MOTO_PORT=$(free_port)
+trap 'stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+step "DynamoDB Local on :$DDB_PORT, moto (IoT control plane) on :$MOTO_PORT"
 scripts/dynamodb-local.sh start "$DDB_PORT"
-export DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT"
+start_moto "$MOTO_PORT" .local/test-moto.log
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" MOTO_PORT
 
-step "integration tests: store, handlers and delivery against DynamoDB Local"
-cargo test --locked -p courier-tests --lib --test store --test handlers --test device_protocol --test delivery
+step "integration tests: store, handlers, delivery and jobs against DynamoDB Local and moto"
+cargo test --locked -p courier-tests --lib --test store --test handlers --test device_protocol --test delivery --test jobs
 
 step "local stack: mosquitto, the functions under cargo lambda watch, courier-local bridge"
 start_local_stack "$DDB_PORT" courier-local test

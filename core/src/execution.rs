@@ -4,7 +4,7 @@
 
 use crate::deadline::{LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationErrors};
-use crate::ids::{ClientToken, CommandId, ExecutionId, ThingName};
+use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ThingName};
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
 };
@@ -22,6 +22,9 @@ pub struct CommandExecution {
     pub execution_id: ExecutionId,
     pub command_id: CommandId,
     pub target: ThingName,
+    /// The job this execution belongs to (none for one started directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
     pub status: ExecutionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
@@ -56,6 +59,10 @@ pub struct CommandExecution {
     /// Attempts allowed in all (1 = no retry).
     #[serde(default = "first_attempt")]
     pub max_attempts: u32,
+    /// A FAILED attempt is retried (as a new attempt) while fewer than this
+    /// many retries were spent (a job's `jobExecutionsRetryConfig`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failure_retries: u32,
     /// A result that arrived after the execution timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_result: Option<LateResult>,
@@ -83,6 +90,11 @@ pub struct CommandExecution {
 
 const fn first_attempt() -> u32 {
     1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+const fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CommandExecution {
@@ -417,6 +429,7 @@ impl StartExecution {
             execution_id,
             command_id: definition.command_id.clone(),
             target: self.target,
+            job_id: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
             status_details: BTreeMap::new(),
@@ -432,6 +445,7 @@ impl StartExecution {
             step_deadline: None,
             on_timeout: self.on_timeout,
             max_attempts: self.max_attempts,
+            failure_retries: 0,
             late_result: None,
             canceled_by: None,
             retention_seconds: definition.retention_seconds,

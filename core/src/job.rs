@@ -140,7 +140,7 @@ pub struct RetryCriterion {
 
 /// `schedulingConfig`: when executions may start, and when the rest are
 /// canceled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scheduling {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,8 @@
 //!   step timers, retries, late results.
 //! - [`job`]: JOBS — one command to a fleet: targets, rollout, abort,
 //!   retries, scheduling, statistics.
+//! - [`job_run`]: THE JOB RUNNER'S RULES — the job record and its next step
+//!   (fan-out chunks, start, finish, abort, cancel the rest).
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
@@ -23,6 +25,7 @@ pub mod execution;
 pub mod facade;
 pub mod ids;
 pub mod job;
+pub mod job_run;
 pub mod protocol;
 pub mod schema;
 pub mod status;
@@ -34,6 +37,8 @@ pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use error::{ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution, StatusReason};
 pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+pub use job::{CreateJob, JobStatistics, JobStatus};
+pub use job_run::{Job, JobStep};
 pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};
 pub use status::{Actor, ExecutionStatus};
 pub use time::Timestamp;

@@ -36,6 +36,8 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         step_deadline: None,
         on_timeout: OnTimeout::TimeOut,
         max_attempts: 1,
+        failure_retries: 0,
+        job_id: None,
         late_result: None,
         canceled_by: None,
     }

@@ -59,6 +59,8 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         step_deadline: None,
         on_timeout: OnTimeout::TimeOut,
         max_attempts: 1,
+        failure_retries: 0,
+        job_id: None,
         late_result: None,
         canceled_by: None,
     }

@@ -11,11 +11,17 @@
 //! | GET    | /executions/{executionId}             | get an execution (includeResult)       |
 //! | GET    | /executions?target=|commandId=        | list executions (status, limit, nextToken) |
 //! | POST   | /executions/{executionId}/cancel      | cancel an execution                    |
+//! | POST   | /jobs                                 | create a job (one command, many devices) |
+//! | GET    | /jobs                                 | list jobs, newest first (limit, nextToken) |
+//! | GET    | /jobs/{jobId}                         | get a job with its statistics          |
+//! | GET    | /jobs/{jobId}/executions              | a job's executions (status, limit, nextToken) |
+//! | POST   | /jobs/{jobId}/cancel                  | cancel a job (force)                   |
 //! | GET    | /health                               | liveness and version                   |
 
 use crate::error::ServiceError;
 use crate::service::{Courier, ListExecutions};
-use crate::store::Store;
+use crate::store::JobStore;
+use crate::thing_groups::ThingGroups;
 use courier_core::{Timestamp, ValidationCode};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -33,8 +39,9 @@ pub struct Cors {
 }
 
 /// Handles one HTTP request. Never fails: every error becomes a JSON response.
-pub async fn handle<S: Store>(
+pub async fn handle<S: JobStore, G: ThingGroups>(
     courier: &Courier<S>,
+    groups: &G,
     cors: &Cors,
     request: Request,
     now: Timestamp,
@@ -48,7 +55,18 @@ pub async fn handle<S: Store>(
         "" => request.uri().path().to_owned(),
         raw => raw.to_owned(),
     };
-    let response = match route(courier, &request, &method, &path, now, &request_id).await {
+    // Boxed to keep the future's type shallow (compiler layout limit).
+    let response = match Box::pin(route(
+        courier,
+        groups,
+        &request,
+        &method,
+        &path,
+        now,
+        &request_id,
+    ))
+    .await
+    {
         Ok(response) => response,
         Err(err) => {
             if err.status() >= 500 {
@@ -62,8 +80,9 @@ pub async fn handle<S: Store>(
     Ok(response.finish(cors, &request_id))
 }
 
-async fn route<S: Store>(
+async fn route<S: JobStore, G: ThingGroups>(
     courier: &Courier<S>,
+    groups: &G,
     request: &Request,
     method: &Method,
     path: &str,
@@ -134,7 +153,39 @@ async fn route<S: Store>(
                 .cancel_execution(id, &json_body(request)?, &caller(request), now, request_id)
                 .await?,
         )),
-        (_, ["health"] | ["commands", ..] | ["executions", ..]) => {
+        ("POST", ["jobs"]) => {
+            let (job, created) = courier
+                .create_job(groups, &json_body(request)?, now)
+                .await?;
+            let reply = Reply::json(if created { 201 } else { 200 }, &job);
+            Ok(reply.location(format!("/jobs/{}", job.job.job_id)))
+        }
+        ("GET", ["jobs"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_jobs(param("limit").as_deref(), param("nextToken").as_deref())
+                .await?,
+        )),
+        ("GET", ["jobs", id]) => Ok(Reply::json(200, &courier.get_job(id).await?)),
+        ("GET", ["jobs", id, "executions"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_job_executions(
+                    id,
+                    param("status").as_deref(),
+                    param("limit").as_deref(),
+                    param("nextToken").as_deref(),
+                    now,
+                )
+                .await?,
+        )),
+        ("POST", ["jobs", id, "cancel"]) => Ok(Reply::json(
+            200,
+            &courier
+                .cancel_job(id, &json_body(request)?, &caller(request), now)
+                .await?,
+        )),
+        (_, ["health"] | ["commands", ..] | ["executions", ..] | ["jobs", ..]) => {
             Err(not_allowed(method, path, &segments))
         }
         _ => Err(ServiceError::NoRoute {
@@ -146,8 +197,10 @@ async fn route<S: Store>(
 
 fn not_allowed(method: &Method, path: &str, segments: &[&str]) -> ServiceError {
     let allow = match segments {
-        ["commands"] => "GET, POST",
-        ["commands", _, "executions"] | ["executions", _, "cancel"] => "POST",
+        ["commands"] | ["jobs"] => "GET, POST",
+        ["commands", _, "executions"] | ["executions", _, "cancel"] | ["jobs", _, "cancel"] => {
+            "POST"
+        }
         _ => "GET",
     };
     ServiceError::MethodNotAllowed {

@@ -1,6 +1,7 @@
 //! Configuration from the environment, read once at cold start, and the AWS
 //! clients built from it. Local endpoints come from the SDK's own variables
-//! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`), so no
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`,
+//! `AWS_ENDPOINT_URL_IOT`), so no
 //! code differs between local and AWS.
 
 use crate::api::Cors;
@@ -8,6 +9,7 @@ use crate::page_token::PageTokens;
 use crate::publisher::IotDataPublisher;
 use crate::service::Courier;
 use crate::store::dynamodb::DynamoStore;
+use crate::thing_groups::IotThingGroups;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 
 #[derive(Debug, Clone)]
@@ -55,10 +57,14 @@ impl Config {
         }
     }
 
-    /// The service over DynamoDB, with the SDK client built once.
-    pub async fn courier(&self) -> Courier<DynamoStore> {
+    /// The service over DynamoDB and the IoT control plane (thing groups),
+    /// for the API; the SDK clients are built once.
+    pub async fn courier_and_groups(&self) -> (Courier<DynamoStore>, IotThingGroups) {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        self.courier_with(&sdk)
+        (
+            self.courier_with(&sdk),
+            IotThingGroups::new(aws_sdk_iot::Client::new(&sdk)),
+        )
     }
 
     fn courier_with(&self, sdk: &aws_config::SdkConfig) -> Courier<DynamoStore> {
@@ -72,6 +78,19 @@ impl Config {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let publisher = IotDataPublisher::new(aws_sdk_iotdataplane::Client::new(&sdk));
         (self.courier_with(&sdk), publisher)
+    }
+
+    /// Everything the job runner needs (dispatcher, sweeper): the service, a
+    /// publisher and the thing-group resolver, from one SDK configuration.
+    pub async fn courier_publisher_and_groups(
+        &self,
+    ) -> (Courier<DynamoStore>, IotDataPublisher, IotThingGroups) {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        (
+            self.courier_with(&sdk),
+            IotDataPublisher::new(aws_sdk_iotdataplane::Client::new(&sdk)),
+            IotThingGroups::new(aws_sdk_iot::Client::new(&sdk)),
+        )
     }
 }
 

@@ -40,6 +40,8 @@ pub enum DispatchOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
+    /// Jobs whose wake time came.
+    pub jobs: usize,
     pub due: usize,
     pub timed_out: usize,
     pub requeued: usize,

@@ -329,6 +329,7 @@ fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
             }
         }
         ServiceError::Throttled(_) => (RejectedCode::RequestThrottled, None),
+        ServiceError::JobEnded { .. } => (RejectedCode::InvalidStateTransition, None),
         ServiceError::Conflict(_) | ServiceError::MethodNotAllowed { .. } => {
             (RejectedCode::InvalidRequest, None)
         }

@@ -4,27 +4,47 @@
 //! For each record: a QUEUED execution that is due is dispatched
 //! (`Courier::dispatch`: conditional claim, then publish); one that ended
 //! without its device (CANCELED, TIMED_OUT), or was taken from the device for
-//! a new attempt, is announced to the device. Anything else is ignored. A record that
-//! cannot be decoded (a poison record) is logged and skipped, so it never
-//! blocks the shard; a transient failure reports that record in
-//! `batchItemFailures` (the event source mapping has ReportBatchItemFailures
-//! on) and Lambda retries from there — which is safe, since every step is
-//! conditional or idempotent.
+//! a new attempt, is announced to the device. A job record runs the job's
+//! next step (`Courier::run_job`: the fan-out continues chunk by chunk this
+//! way). Anything else is ignored. A record that cannot be decoded (a poison
+//! record) is logged and skipped, so it never blocks the shard; a transient
+//! failure reports that record in `batchItemFailures` (the event source
+//! mapping has ReportBatchItemFailures on) and Lambda retries from there —
+//! which is safe, since every step is conditional or idempotent.
+//!
+//! JOB STATISTICS are kept here: the changes of a job's executions handled in
+//! this batch are added to its counters once (see `store::dynamodb::jobs`),
+//! then the job takes a step (it may have completed, or met its abort rule).
+//! If adding fails, the whole batch is reported failed: Lambda redelivers it
+//! from its first record, and the per-batch markers skip what was added.
 
 use crate::delivery::DispatchOutcome;
+use crate::jobs::StepReport;
 use crate::publisher::Publisher;
 use crate::service::Courier;
-use crate::store::dynamodb::{stream_change, StreamChange};
-use crate::store::Store;
+use crate::store::dynamodb::{stream_record, StreamChange, StreamRecord};
+use crate::store::{JobStore, StatisticsOutcome};
+use crate::thing_groups::ThingGroups;
+use courier_core::job_run::StatisticsDelta;
 use courier_core::protocol::TopicRoot;
-use courier_core::{ExecutionStatus, Timestamp};
+use courier_core::{ExecutionStatus, JobId, Timestamp};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-pub async fn handle<S: Store, P: Publisher>(
+/// One counted change: the stream record's id and the move it made.
+struct Counted {
+    event_id: String,
+    from: Option<ExecutionStatus>,
+    to: ExecutionStatus,
+    new_attempt: bool,
+}
+
+pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
+    groups: &G,
     event: LambdaEvent<Value>,
     now: Timestamp,
 ) -> Result<Value, lambda_runtime::Diagnostic> {
@@ -36,13 +56,27 @@ pub async fn handle<S: Store, P: Publisher>(
         .unwrap_or_default();
     let mut failures = Vec::new();
     let mut done = Vec::new();
+    let mut counted: BTreeMap<JobId, Vec<Counted>> = BTreeMap::new();
+    let mut jobs_to_step: Vec<JobId> = Vec::new();
     for record in &records {
         let sequence = record["dynamodb"]["SequenceNumber"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let change = match stream_change(record) {
-            Ok(Some(change)) => change,
+        let change = match stream_record(record) {
+            Ok(Some(StreamRecord::Execution(change))) => change,
+            Ok(Some(StreamRecord::Job(job))) => {
+                // A claimed chunk's own write: its commit takes the next step.
+                let claimed = job
+                    .fan_out
+                    .claim
+                    .as_ref()
+                    .is_some_and(|c| c.expires_at > now);
+                if !claimed && !jobs_to_step.contains(&job.job_id) {
+                    jobs_to_step.push(job.job_id.clone());
+                }
+                continue;
+            }
             Ok(None) => continue,
             Err(err) => {
                 tracing::error!(error = %err, %sequence, "undecodable stream record skipped");
@@ -52,7 +86,15 @@ pub async fn handle<S: Store, P: Publisher>(
         // Boxed to keep the future's type shallow (compiler layout limit).
         match Box::pin(handle_change(courier, root, publisher, &change, now)).await {
             Ok(what) => {
-                done.push(json!({ "executionId": change.execution.execution_id, "did": what }))
+                done.push(json!({ "executionId": change.execution.execution_id, "did": what }));
+                if let Some(job) = change.execution.job_id.as_ref().filter(|_| change.counts) {
+                    counted.entry(job.clone()).or_default().push(Counted {
+                        event_id: record["eventID"].as_str().unwrap_or(&sequence).to_owned(),
+                        from: change.previous,
+                        to: change.execution.status,
+                        new_attempt: change.new_attempt,
+                    });
+                }
             }
             Err(err) => {
                 tracing::error!(code = err.code(), error = %err, %sequence, "stream record failed; Lambda retries from it");
@@ -62,10 +104,63 @@ pub async fn handle<S: Store, P: Publisher>(
             }
         }
     }
+    for (job, changes) in &counted {
+        if let Err(err) = Box::pin(add_statistics(courier, job, changes)).await {
+            tracing::error!(job_id = %job, error = %err, "job statistics not added; the batch is retried");
+            let first = records
+                .first()
+                .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+                .unwrap_or_default();
+            return Ok(json!({ "batchItemFailures": [{ "itemIdentifier": first }] }));
+        }
+        if !jobs_to_step.contains(job) {
+            jobs_to_step.push(job.clone());
+        }
+    }
+    for job in &jobs_to_step {
+        // A failed step is taken again by the job's next change or wake time.
+        match Box::pin(courier.run_job(groups, job, now)).await {
+            Ok(StepReport::Idle) => {}
+            Ok(report) => done.push(json!({ "jobId": job, "did": format!("{report:?}") })),
+            Err(err) => {
+                tracing::warn!(job_id = %job, code = err.code(), error = %err, "job step failed")
+            }
+        }
+    }
     Ok(json!({ "batchItemFailures": failures, "handled": done }))
 }
 
-async fn handle_change<S: Store, P: Publisher>(
+/// Adds one job's counted changes, skipping what a redelivered batch added.
+async fn add_statistics<S: JobStore>(
+    courier: &Courier<S>,
+    job: &JobId,
+    changes: &[Counted],
+) -> Result<(), crate::store::StoreError> {
+    let mut rest = changes;
+    while let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+        let mut delta = StatisticsDelta::default();
+        for c in rest {
+            delta.record(c.from, c.to, c.new_attempt);
+        }
+        match courier
+            .store()
+            .add_statistics(job, &delta, &first.event_id, &last.event_id)
+            .await?
+        {
+            StatisticsOutcome::Added => return Ok(()),
+            StatisticsOutcome::AlreadyAdded { last } => {
+                let Some(at) = rest.iter().position(|c| c.event_id == last) else {
+                    // The earlier delivery covered more than this one: all added.
+                    return Ok(());
+                };
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn handle_change<S: JobStore, P: Publisher>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,

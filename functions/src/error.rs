@@ -20,6 +20,14 @@ pub enum ServiceError {
         error: TransitionError,
         current: Option<Box<CommandExecution>>,
     },
+    /// A job that has ended cannot change.
+    #[error(
+        "job {id} has ended ({status:?}); only a scheduled or in-progress job can be canceled"
+    )]
+    JobEnded {
+        id: String,
+        status: courier_core::JobStatus,
+    },
     #[error("request rate exceeded; retry with backoff")]
     Throttled(String),
     #[error("storage is unavailable; retry with backoff")]
@@ -73,6 +81,7 @@ impl ServiceError {
                 | TransitionError::DeadlinePassed { .. }
                 | TransitionError::ForceRequired => error.code(),
             },
+            Self::JobEnded { .. } => "InvalidStateTransition",
             Self::Throttled(_) => "ThrottlingException",
             Self::Unavailable(_) => "ServiceUnavailableException",
             Self::Internal(_) => "InternalServerException",
@@ -96,6 +105,7 @@ impl ServiceError {
                 | TransitionError::DeadlinePassed { .. }
                 | TransitionError::ForceRequired => 409,
             },
+            Self::JobEnded { .. } => 409,
             Self::Throttled(_) => 429,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -112,6 +122,7 @@ impl ServiceError {
             | Self::NotFound { .. }
             | Self::Conflict(_)
             | Self::Transition { .. }
+            | Self::JobEnded { .. }
             | Self::NoRoute { .. }
             | Self::MethodNotAllowed { .. } => false,
         }
@@ -136,6 +147,7 @@ impl ServiceError {
             }
             Self::NotFound { what, id } => json!({ "resource": what, "id": id }),
             Self::MethodNotAllowed { allow, .. } => json!({ "allow": allow }),
+            Self::JobEnded { id, status } => json!({ "jobId": id, "currentStatus": status }),
             Self::Conflict(_)
             | Self::Throttled(_)
             | Self::Unavailable(_)
@@ -182,7 +194,9 @@ impl From<StoreError> for ServiceError {
                 current: Some(current),
             },
             StoreError::Throttled(detail) => Self::Throttled(detail),
-            StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::Conflict(detail) | StoreError::Unavailable(detail) => {
+                Self::Unavailable(detail)
+            }
             StoreError::Internal(detail) => Self::Internal(detail),
         }
     }

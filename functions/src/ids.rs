@@ -1,7 +1,7 @@
 //! Execution id generation (randomness lives here, not in core). Does no I/O
 //! beyond reading the OS random source.
 
-use courier_core::{ClientToken, ExecutionId};
+use courier_core::{ClientToken, ExecutionId, JobId, ThingName};
 use sha2::{Digest, Sha256};
 
 /// A fresh random id, UUID v4 text form.
@@ -19,10 +19,31 @@ pub fn random_execution_id() -> ExecutionId {
 /// The id for a create carrying `token`: derived from the token, so a retry
 /// lands on the same item and the conditional put finds it (UUID v8 form).
 pub fn execution_id_for_token(token: &ClientToken) -> ExecutionId {
-    let digest = Sha256::digest(format!("courier/execution/{token}").as_bytes());
+    derived_id(&format!("courier/execution/{token}"))
+}
+
+/// An id derived from `seed` (UUID v8 form from its SHA-256).
+fn derived_id(seed: &str) -> ExecutionId {
+    let digest = Sha256::digest(seed.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid_text(bytes, 8)
+}
+
+/// A job's execution for `thing`: derived from both, so a fan-out chunk
+/// written twice lands on the same items (UUID v8 form).
+pub fn job_execution_id(job: &JobId, thing: &ThingName) -> ExecutionId {
+    derived_id(&format!("courier/job/{job}/{thing}"))
+}
+
+/// A job id for a create carrying `token` (a retry finds the same job), else
+/// a random one.
+pub fn job_id(token: Option<&ClientToken>) -> JobId {
+    let id = match token {
+        Some(token) => derived_id(&format!("courier/job/{token}")),
+        None => random_execution_id(),
+    };
+    JobId::parse(id.as_str()).expect("a UUID is a valid job id")
 }
 
 fn uuid_text(mut bytes: [u8; 16], version: u8) -> ExecutionId {

@@ -6,6 +6,8 @@
 //! - [`dispatcher`]: the table stream: delivery and device notifications (`dispatcher` binary)
 //! - [`sweeper`]: deadlines and scheduled releases, on a schedule (`sweeper` binary)
 //! - [`delivery`]: dispatch, announcements and sweeps (used by both)
+//! - [`jobs`]: JOBS — create, read, cancel, and the job runner's steps
+//! - [`thing_groups`]: thing-group resolution (AWS IoT control plane)
 //! - [`publisher`]: MQTT publishing (AWS IoT data plane)
 //! - [`service`]: the operations, generic over [`store::Store`]
 //! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
@@ -22,11 +24,13 @@ pub mod device_protocol;
 pub mod dispatcher;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod page_token;
 pub mod publisher;
 pub mod service;
 pub mod store;
 pub mod sweeper;
+pub mod thing_groups;
 
 pub use config::Config;
 pub use error::ServiceError;

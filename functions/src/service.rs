@@ -126,7 +126,7 @@ impl<S: Store> Courier<S> {
     }
 
     /// The compiled definition, from the cache or the store.
-    async fn validator(&self, raw_id: &str) -> Result<Arc<Validator>, ServiceError> {
+    pub(crate) async fn validator(&self, raw_id: &str) -> Result<Arc<Validator>, ServiceError> {
         let id = CommandId::parse_at(raw_id, "commandId").map_err(ValidationErrors::from)?;
         if let Some(cached) = self
             .validators
@@ -576,7 +576,7 @@ impl<S: Store> Courier<S> {
         )))
     }
 
-    fn page_request(
+    pub(crate) fn page_request(
         &self,
         scope: &str,
         limit: Option<&str>,
@@ -612,7 +612,7 @@ impl<S: Store> Courier<S> {
             .map_err(Into::into)
     }
 
-    fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {
+    pub(crate) fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {
         Listing {
             items: page.items,
             next_token: page.next.map(|cursor| self.tokens.seal(scope, &cursor)),

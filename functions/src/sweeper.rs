@@ -1,11 +1,13 @@
-//! The `sweeper` Lambda, on a schedule (every minute): enforces deadlines and
-//! releases scheduled executions (`Courier::sweep`). Does I/O through the
+//! The `sweeper` Lambda, on a schedule (every minute): steps the jobs whose
+//! wake time came (`Courier::sweep_jobs`), enforces deadlines and releases
+//! scheduled executions (`Courier::sweep`). Does I/O through the
 //! service. Sweeps again while a pass was full, within the invocation's time.
 
 use crate::delivery::SweepReport;
 use crate::publisher::Publisher;
 use crate::service::Courier;
-use crate::store::Store;
+use crate::store::JobStore;
+use crate::thing_groups::ThingGroups;
 use courier_core::protocol::TopicRoot;
 use courier_core::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -16,14 +18,21 @@ pub const PASS_SIZE: u32 = 100;
 /// Passes per invocation; the next schedule picks up the rest.
 pub const MAX_PASSES: usize = 20;
 
-pub async fn handle<S: Store, P: Publisher>(
+pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
+    groups: &G,
     _event: LambdaEvent<Value>,
     now: impl Fn() -> Timestamp,
 ) -> Result<SweepReport, Diagnostic> {
-    let mut total = SweepReport::default();
+    // Jobs first: a start or end time, a rollout minute, an abandoned chunk.
+    let mut total = SweepReport {
+        jobs: Box::pin(courier.sweep_jobs(groups, now()))
+            .await
+            .map_err(Diagnostic::from)?,
+        ..SweepReport::default()
+    };
     for pass in 0..MAX_PASSES {
         // Boxed to keep the future's type shallow (compiler layout limit).
         let report = Box::pin(courier.sweep(root, publisher, now(), PASS_SIZE))

@@ -10,6 +10,7 @@ pub mod mqtt;
 use aws_sdk_dynamodb::Client;
 use courier_functions::page_token::PageTokens;
 use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::thing_groups::IotThingGroups;
 use courier_functions::Courier;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,6 +53,32 @@ pub async fn fresh_table() -> (Client, String) {
         .await
         .expect("create table in DynamoDB Local");
     (client, name)
+}
+
+/// The IoT control plane served by moto (`MOTO_ENDPOINT`, started by
+/// scripts/test.sh), for thing groups. Without it, the client points at a
+/// closed port: fine for tests that never resolve a group.
+pub async fn iot_client() -> aws_sdk_iot::Client {
+    let endpoint =
+        std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9".to_owned());
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "courier-tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_iot::Client::new(&config)
+}
+
+/// Thing-group resolution through moto (see [`iot_client`]).
+pub async fn thing_groups() -> IotThingGroups {
+    IotThingGroups::new(iot_client().await)
 }
 
 /// A store over a fresh table.

@@ -10,7 +10,7 @@ use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
 use courier_functions::{dispatcher, sweeper, Courier};
 use courier_tests::local::read_stream;
-use courier_tests::{context, endpoint, fresh_courier, RecordingPublisher};
+use courier_tests::{context, endpoint, fresh_courier, thing_groups, RecordingPublisher};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -65,6 +65,7 @@ async fn dispatch(
         courier,
         &root(),
         publisher,
+        &thing_groups().await,
         LambdaEvent::new(json!({ "Records": records }), context("stream")),
         now,
     )
@@ -144,6 +145,7 @@ async fn a_failed_publish_is_retried_by_the_sweeper_without_blocking_the_stream(
         &courier,
         &root(),
         &publisher,
+        &thing_groups().await,
         LambdaEvent::new(json!({}), context("s0")),
         || at(20),
     )
@@ -154,6 +156,7 @@ async fn a_failed_publish_is_retried_by_the_sweeper_without_blocking_the_stream(
         &courier,
         &root(),
         &publisher,
+        &thing_groups().await,
         LambdaEvent::new(json!({}), context("s1")),
         || at(31),
     )
@@ -215,6 +218,7 @@ async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
         &courier,
         &root(),
         &publisher,
+        &thing_groups().await,
         LambdaEvent::new(json!({}), context("s")),
         || at(11),
     )

@@ -9,7 +9,9 @@ use courier_functions::api::{self, Cors};
 use courier_functions::device_events;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
-use courier_tests::{context, fresh_courier, http_event, iot_rule_event, RecordingPublisher};
+use courier_tests::{
+    context, fresh_courier, http_event, iot_rule_event, thing_groups, RecordingPublisher,
+};
 use lambda_http::Body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -52,6 +54,7 @@ impl Api {
         let request = lambda_http::request::from_str(event).expect("a valid API Gateway v2 event");
         let response = api::handle(
             &self.courier,
+            &thing_groups().await,
             &self.cors,
             request,
             Timestamp::from_secs(now),

@@ -53,6 +53,8 @@ export interface CommandExecution {
   executionTimeoutSeconds: number; retentionSeconds: number;
   createdAt: number; lastUpdatedAt: number; startedAt?: number; completedAt?: number;
   timeToLive: number; version: number; clientToken?: string;
+  /** Set on a job's executions. */
+  jobId?: string; executionNumber?: number;
 }
 export interface StatusUpdate {
   status: ExecutionStatus; statusReason?: StatusReason; statusDetails?: Record<string, string>;

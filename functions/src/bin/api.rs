@@ -8,10 +8,10 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let cors = config.cors();
-    let courier = config.courier().await;
-    let (courier, cors) = (&courier, &cors);
+    let (courier, groups) = config.courier_and_groups().await;
+    let (courier, groups, cors) = (&courier, &groups, &cors);
     run(service_fn(move |request: Request| async move {
-        api::handle(courier, cors, request, config::now()).await
+        api::handle(courier, groups, cors, request, config::now()).await
     }))
     .await
 }

@@ -9,10 +9,11 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let (courier, publisher) = config.courier_and_publisher().await;
-    let (courier, publisher, root) = (&courier, &publisher, &config.topic_root);
+    let (courier, publisher, groups) = config.courier_publisher_and_groups().await;
+    let (courier, publisher, groups) = (&courier, &publisher, &groups);
+    let root = &config.topic_root;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dispatcher::handle(courier, root, publisher, event, config::now()).await
+        dispatcher::handle(courier, root, publisher, groups, event, config::now()).await
     }))
     .await
 }

@@ -60,6 +60,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod jobs;
+pub use jobs::{job_from_image, STATISTICS_SHARDS};
+
 type Item = HashMap<String, AttributeValue>;
 
 pub const TTL_ATTRIBUTE: &str = "ttl";
@@ -77,6 +80,9 @@ const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
 /// The status before the latest change, so a caller learns whether the change
 /// moved the status (not just reported progress) without a read.
 const PREVIOUS_STATUS: &str = "previousStatus";
+/// The attempt (`executionNumber`) before the latest change: the stream tells
+/// a new attempt from its image alone (job statistics count attempts).
+const PREVIOUS_ATTEMPT: &str = "previousExecutionNumber";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 
@@ -120,6 +126,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     meter: Arc<CapacityMeter>,
+    /// BatchWriteItem calls made (benchmarks).
+    batch_writes: Arc<AtomicU64>,
 }
 
 impl DynamoStore {
@@ -128,7 +136,13 @@ impl DynamoStore {
             client,
             table: table.into(),
             meter: Arc::new(CapacityMeter::default()),
+            batch_writes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// BatchWriteItem calls made so far (benchmarks).
+    pub fn batch_write_calls(&self) -> u64 {
+        self.batch_writes.load(Ordering::Relaxed)
     }
 
     pub fn table(&self) -> &str {
@@ -641,7 +655,7 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(execution_key(id)))
-            .update_expression("SET lateResult = :late, version = version + :one, lastUpdatedAt = :now")
+            .update_expression("SET lateResult = :late, version = version + :one, lastUpdatedAt = :now REMOVE previousStatus")
             .condition_expression(
                 "#status = :timedOut AND target = :target AND attribute_not_exists(lateResult) AND timeToLive > :now",
             )
@@ -681,7 +695,9 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(execution_key(&execution.execution_id)))
-            .update_expression("SET gsi4pk = :pk, gsi4sk = :sk")
+            // Not a status change: no previousStatus in this image, so the
+            // stream's readers (job statistics) do not count it.
+            .update_expression("SET gsi4pk = :pk, gsi4sk = :sk REMOVE previousStatus")
             .condition_expression("version = :v")
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":sk", AttributeValue::S(sk))
@@ -793,6 +809,9 @@ impl UpdateBuilder {
         b.names
             .insert("#previousStatus".into(), PREVIOUS_STATUS.into());
         b.set.push("#previousStatus = #status".into());
+        b.names
+            .insert("#previousAttempt".into(), PREVIOUS_ATTEMPT.into());
+        b.set.push("#previousAttempt = executionNumber".into());
         b.set.push("#status = :to".into());
         b.set.push("lastUpdatedAt = :now".into());
         b.set.push("version = version + :one".into());
@@ -927,7 +946,11 @@ fn execution_to_item(
     put("sk", EXECUTION_SK.into());
     put("gsi1pk", format!("THING#{}", execution.target));
     put("gsi1sk", sort.clone());
-    put("gsi2pk", format!("CMD#{}", execution.command_id));
+    // A job's executions are listed under the job, a direct one under its command.
+    match &execution.job_id {
+        Some(job) => put("gsi2pk", format!("JOB#{job}")),
+        None => put("gsi2pk", format!("CMD#{}", execution.command_id)),
+    }
     put("gsi2sk", sort.clone());
     if !execution.status.is_terminal() {
         put("gsi3pk", format!("PENDING#{}", execution.target));
@@ -953,11 +976,23 @@ fn execution_to_item(
 pub struct StreamChange {
     pub execution: CommandExecution,
     pub previous: Option<ExecutionStatus>,
+    /// The change started a new attempt (`executionNumber` went up).
+    pub new_attempt: bool,
+    /// A creation or a status change (not a re-filing in the due index or a
+    /// late result kept): what job statistics count.
+    pub counts: bool,
+}
+
+/// What a stream record is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamRecord {
+    Execution(Box<StreamChange>),
+    Job(Box<courier_core::Job>),
 }
 
 /// Decodes one DynamoDB stream record (the Lambda event's JSON). `None` for
-/// records that are not about an execution (commands, removals).
-pub fn stream_change(record: &serde_json::Value) -> Result<Option<StreamChange>, StoreError> {
+/// records about anything else (commands, counters, removals).
+pub fn stream_record(record: &serde_json::Value) -> Result<Option<StreamRecord>, StoreError> {
     let event = record["eventName"].as_str().unwrap_or_default();
     if event != "INSERT" && event != "MODIFY" {
         return Ok(None);
@@ -965,18 +1000,32 @@ pub fn stream_change(record: &serde_json::Value) -> Result<Option<StreamChange>,
     let image: serde_dynamo::Item = serde_json::from_value(record["dynamodb"]["NewImage"].clone())
         .map_err(|e| StoreError::Internal(format!("stream image: {e}")))?;
     let item: Item = image.into();
+    if let Some(job) = job_from_image(&item)? {
+        return Ok(Some(StreamRecord::Job(Box::new(job))));
+    }
     if !string_attr(&item, "pk").is_some_and(|pk| pk.starts_with("EXEC#")) {
         return Ok(None);
     }
-    let previous = if event == "INSERT" {
-        None
+    let counts = event == "INSERT" || item.contains_key(PREVIOUS_STATUS);
+    let (previous, previous_attempt) = if event == "INSERT" {
+        (None, None)
     } else {
-        string_attr(&item, PREVIOUS_STATUS).and_then(|s| ExecutionStatus::parse(&s))
+        (
+            string_attr(&item, PREVIOUS_STATUS).and_then(|s| ExecutionStatus::parse(&s)),
+            match item.get(PREVIOUS_ATTEMPT) {
+                Some(AttributeValue::N(n)) => n.parse::<u32>().ok(),
+                _ => None,
+            },
+        )
     };
-    Ok(Some(StreamChange {
-        execution: execution_from_item(item)?,
+    let execution = execution_from_item(item)?;
+    let new_attempt = previous_attempt.is_some_and(|n| execution.execution_number > n);
+    Ok(Some(StreamRecord::Execution(Box::new(StreamChange {
+        execution,
         previous,
-    }))
+        new_attempt,
+        counts,
+    }))))
 }
 
 /// The due-index key of an execution: its shard and wake time, `None` once

@@ -5,9 +5,10 @@
 
 pub mod dynamodb;
 
+use courier_core::job_run::{Job, StatisticsDelta};
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, LateResult,
-    ThingName, Timestamp, TransitionError, TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, JobId,
+    JobStatistics, LateResult, ThingName, Timestamp, TransitionError, TransitionPlan,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -82,6 +83,9 @@ pub enum StoreError {
         error: TransitionError,
         current: Box<CommandExecution>,
     },
+    /// A conditional write lost to a concurrent one; read again and retry.
+    #[error("changed concurrently: {0}")]
+    Conflict(String),
     #[error("throttled: {0}")]
     Throttled(String),
     #[error("storage unavailable: {0}")]
@@ -176,4 +180,103 @@ pub trait Store: Send + Sync {
         late: &LateResult,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<CommandExecution>, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateJobOutcome {
+    Created(Job),
+    /// A job with this id exists; `same_request`: created from a request
+    /// with the same fingerprint (an idempotent retry).
+    Existing {
+        job: Job,
+        same_request: bool,
+    },
+}
+
+/// What adding a batch's statistics did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatisticsOutcome {
+    Added,
+    /// A batch starting at the same stream record was added before, up to
+    /// and including the record `last` (a redelivery): add only what follows.
+    AlreadyAdded {
+        last: String,
+    },
+}
+
+/// Storage of jobs: the job record, its explicit target list, its statistics
+/// counters, and the fan-out's batch writes. None scans.
+pub trait JobStore: Store {
+    /// Creates the job (and stores `targets`, an explicit list) unless a job
+    /// with its id exists.
+    fn create_job(
+        &self,
+        job: &Job,
+        targets: Option<&[ThingName]>,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<CreateJobOutcome, StoreError>> + Send;
+
+    /// The job and its statistics (summed over the counter shards).
+    fn get_job(
+        &self,
+        id: &JobId,
+    ) -> impl Future<Output = Result<Option<(Job, JobStatistics)>, StoreError>> + Send;
+
+    /// Jobs, newest first.
+    fn list_jobs(
+        &self,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Job>, StoreError>> + Send;
+
+    /// A job's executions, in the order they were created.
+    fn job_executions(
+        &self,
+        id: &JobId,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Page<CommandExecution>, StoreError>> + Send;
+
+    /// Replaces the job record if it is still at `expected_version`
+    /// ([`StoreError::Conflict`] otherwise).
+    fn put_job(
+        &self,
+        job: &Job,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `count` explicit targets from index `from` (within one stored page).
+    fn job_targets(
+        &self,
+        job: &Job,
+        from: u64,
+        count: u32,
+    ) -> impl Future<Output = Result<Vec<ThingName>, StoreError>> + Send;
+
+    /// Writes new executions: BatchWriteItem, 25 at a time, unprocessed
+    /// items retried with backoff and jitter; with `only_missing`, one
+    /// conditional put each instead, so existing ones are left alone.
+    /// Returns how many were written.
+    fn write_executions(
+        &self,
+        executions: &[CommandExecution],
+        only_missing: bool,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Adds a batch of execution changes to the job's counters, once: the
+    /// batch is named by its first stream record's id, `first`, and `last`
+    /// is its last record's.
+    fn add_statistics(
+        &self,
+        job: &JobId,
+        delta: &StatisticsDelta,
+        first: &str,
+        last: &str,
+    ) -> impl Future<Output = Result<StatisticsOutcome, StoreError>> + Send;
+
+    /// Jobs whose wake time (`Job::wake_at`) has come.
+    fn due_jobs(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 }

@@ -2,6 +2,9 @@
 //!
 //! - `courier-local create-table TABLE`: Courier's table (TTL, indexes,
 //!   stream) in DynamoDB Local, from the definition the store itself declares.
+//! - `courier-local create-group GROUP THING...`: a thing group with those
+//!   things in the IoT control plane (moto locally; `MOTO_ENDPOINT`), so
+//!   jobs can target it.
 //! - `courier-local bridge`: the stand-ins for IoT rules, the IoT data plane,
 //!   the DynamoDB stream event source mapping and the scheduler
 //!   (`courier_tests::local`), around functions running under
@@ -34,8 +37,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
+        ["create-group", group, things @ ..] => {
+            let iot = courier_tests::iot_client().await;
+            iot.create_thing_group()
+                .thing_group_name(*group)
+                .send()
+                .await?;
+            for thing in things {
+                iot.create_thing().thing_name(*thing).send().await?;
+                iot.add_thing_to_thing_group()
+                    .thing_group_name(*group)
+                    .thing_name(*thing)
+                    .send()
+                    .await?;
+            }
+            println!("thing group {group} with {} things", things.len());
+            Ok(())
+        }
         ["bridge"] => bridge().await,
-        _ => Err("usage: courier-local create-table TABLE | courier-local bridge".into()),
+        _ => Err(
+            "usage: courier-local create-table TABLE | create-group GROUP THING... | bridge".into(),
+        ),
     }
 }
 

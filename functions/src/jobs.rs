@@ -1,0 +1,645 @@
+//! JOBS, the operations: create, read, list and cancel (the API), and the
+//! job runner — one step at a time, chosen by `courier_core::job_run`
+//! (`Job::next_step`) and performed here: fan out a chunk, start, finish,
+//! cancel what remains. I/O through the store and the thing-group resolver.
+//!
+//! Who runs steps: the dispatcher, for every change of a job record on the
+//! table stream (so each committed chunk triggers the next: the fan-out
+//! continues through the stream in chunks, each far inside a function's time
+//! limit) and after it adds a batch's statistics (completion, abort); the
+//! sweeper, for jobs whose wake time came (start time, end time, the next
+//! rollout minute, an abandoned chunk's lease).
+
+use crate::error::ServiceError;
+use crate::ids;
+use crate::service::{Courier, Listing};
+use crate::store::{
+    CreateJobOutcome, Cursor, JobStore, PageRequest, StoreError, TransitionOutcome,
+};
+use crate::thing_groups::{GroupError, ThingGroups};
+use courier_core::job_run::{CancelSweep, Claim, JobTargets, StatisticsDelta};
+use courier_core::{
+    ClientToken, CommandExecution, CreateJob, ExecutionStatus, Job, JobId, JobStatistics,
+    JobStatus, JobStep, StatusReason, StatusUpdate, Timestamp, TransitionError, TransitionPlan,
+    ValidationCode, ValidationErrors,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// `GET /jobs/{jobId}`: the job and its statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    #[serde(flatten)]
+    pub job: Job,
+    pub statistics: JobStatistics,
+}
+
+impl JobView {
+    /// A completed job shows its recounted statistics, a running one the
+    /// live counters.
+    pub fn new(job: Job, live: JobStatistics) -> Self {
+        let statistics = job.final_statistics.clone().unwrap_or(live);
+        Self { job, statistics }
+    }
+}
+
+/// What one step did (logged, and returned to tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepReport {
+    Idle,
+    Started,
+    FannedOut {
+        written: usize,
+        resumed: bool,
+    },
+    Finished(JobStatus),
+    Canceled {
+        executions: usize,
+        done: bool,
+    },
+    /// The counters said the job was done; the recount corrected them.
+    Recounted,
+    /// Another writer changed the job first; its change starts the next step.
+    Raced,
+    Gone,
+}
+
+/// Executions canceled per step of a cancel sweep.
+const CANCEL_PAGE: u32 = 100;
+
+fn job_id_param(raw: &str) -> Result<JobId, ServiceError> {
+    Ok(JobId::parse_at(raw, "jobId").map_err(ValidationErrors::from)?)
+}
+
+fn not_found(id: &JobId) -> ServiceError {
+    ServiceError::NotFound {
+        what: "job",
+        id: id.to_string(),
+    }
+}
+
+impl<S: JobStore> Courier<S> {
+    /// `POST /jobs`. Returns the job and whether it was created now (false:
+    /// an idempotent retry with the same jobId or clientToken).
+    pub async fn create_job<G: ThingGroups>(
+        &self,
+        groups: &G,
+        body: &Value,
+        now: Timestamp,
+    ) -> Result<(JobView, bool), ServiceError> {
+        let command_id = match body.get("commandId") {
+            Some(Value::String(id)) => id.clone(),
+            _ => {
+                return Err(ServiceError::validation(
+                    "commandId",
+                    ValidationCode::MissingRequired,
+                    "commandId (the command every target runs) is required",
+                ))
+            }
+        };
+        let validator = self.validator(&command_id).await?;
+        let request = CreateJob::parse(body, &validator, now)?;
+        let client_token = match body.get("clientToken") {
+            Some(Value::String(t)) => {
+                Some(ClientToken::parse_at(t, "clientToken").map_err(ValidationErrors::from)?)
+            }
+            _ => None,
+        };
+        if let courier_core::job::Targets::ThingGroup { name, recursive } = &request.targets {
+            // Refuse an unknown group now rather than run an empty job.
+            match groups.page(name, *recursive, None, 1).await {
+                Ok(_) => {}
+                Err(GroupError::NotFound(group)) => {
+                    return Err(ServiceError::NotFound {
+                        what: "thing group",
+                        id: group,
+                    })
+                }
+                Err(err @ GroupError::Unavailable { .. }) => {
+                    return Err(ServiceError::Unavailable(err.to_string()))
+                }
+            }
+        }
+        let request_hash = ids::fingerprint(
+            json!([
+                command_id,
+                request.parameters,
+                request.targets,
+                request.rollout,
+                request.abort,
+                request.retry,
+                request.scheduling,
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        let job_id = request
+            .job_id
+            .clone()
+            .unwrap_or_else(|| ids::job_id(client_token.as_ref()));
+        let (job, targets) = request.into_job(job_id, validator.definition(), client_token, now);
+        match self
+            .store()
+            .create_job(&job, targets.as_deref(), &request_hash)
+            .await?
+        {
+            CreateJobOutcome::Created(job) => {
+                tracing::info!(job_id = %job.job_id, command_id = %job.command_id, targets = ?job.targets, "job created");
+                Ok((
+                    JobView {
+                        job,
+                        statistics: JobStatistics::default(),
+                    },
+                    true,
+                ))
+            }
+            CreateJobOutcome::Existing {
+                job,
+                same_request: true,
+            } => Ok((self.get_job(job.job_id.as_str()).await?, false)),
+            CreateJobOutcome::Existing { job, .. } => Err(ServiceError::Conflict(format!(
+                "job {} exists with a different request; use a new jobId or clientToken",
+                job.job_id
+            ))),
+        }
+    }
+
+    /// `GET /jobs/{jobId}`.
+    pub async fn get_job(&self, raw_id: &str) -> Result<JobView, ServiceError> {
+        let id = job_id_param(raw_id)?;
+        let (job, live) = self
+            .store()
+            .get_job(&id)
+            .await?
+            .ok_or_else(|| not_found(&id))?;
+        Ok(JobView::new(job, live))
+    }
+
+    /// `GET /jobs`, newest first.
+    pub async fn list_jobs(
+        &self,
+        limit: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Listing<Job>, ServiceError> {
+        let scope = "jobs";
+        let page = self.page_request(scope, limit, next_token)?;
+        let page = self.store().list_jobs(page).await?;
+        Ok(self.listing(scope, page))
+    }
+
+    /// `GET /jobs/{jobId}/executions?status=&limit=&nextToken=`. A status
+    /// filter keeps the page's matches (pages may come back short; follow
+    /// `nextToken`).
+    pub async fn list_job_executions(
+        &self,
+        raw_id: &str,
+        status: Option<&str>,
+        limit: Option<&str>,
+        next_token: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Listing<CommandExecution>, ServiceError> {
+        let id = job_id_param(raw_id)?;
+        let status = match status {
+            None => None,
+            Some(raw) => Some(ExecutionStatus::parse(raw).ok_or_else(|| {
+                let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ServiceError::validation(
+                    "status",
+                    ValidationCode::InvalidValue,
+                    format!("{raw:?} is not a status; use one of {}", all.join(", ")),
+                )
+            })?),
+        };
+        let scope = format!("jobs/{id}/executions?{status:?}");
+        let page = self.page_request(&scope, limit, next_token)?;
+        if self.store().get_job(&id).await?.is_none() {
+            return Err(not_found(&id));
+        }
+        let mut page = self.store().job_executions(&id, page, now).await?;
+        page.items = page
+            .items
+            .into_iter()
+            .map(|e| e.observed(now))
+            .filter(|e| status.is_none_or(|s| e.status == s))
+            .collect();
+        Ok(self.listing(&scope, page))
+    }
+
+    /// `POST /jobs/{jobId}/cancel` `{force?, reasonCode?, comment?}`: the job
+    /// becomes CANCELED and its executions that have not ended are canceled
+    /// in the background (IN_PROGRESS ones only with `force`). Canceling a
+    /// canceled job returns it (safe to retry); an ended one is refused.
+    pub async fn cancel_job(
+        &self,
+        raw_id: &str,
+        body: &Value,
+        caller: &str,
+        now: Timestamp,
+    ) -> Result<JobView, ServiceError> {
+        let id = job_id_param(raw_id)?;
+        let (force, reason) = parse_job_cancel(body)?;
+        for _ in 0..5 {
+            let (job, statistics) = self
+                .store()
+                .get_job(&id)
+                .await?
+                .ok_or_else(|| not_found(&id))?;
+            match job.status {
+                JobStatus::Canceled => return Ok(JobView::new(job, statistics)),
+                JobStatus::Completed | JobStatus::Aborted => {
+                    return Err(ServiceError::JobEnded {
+                        id: id.to_string(),
+                        status: job.status,
+                    })
+                }
+                JobStatus::Scheduled | JobStatus::InProgress => {}
+            }
+            let mut canceled = job.finish(
+                JobStatus::Canceled,
+                Some(reason.clone()),
+                Some(CancelSweep {
+                    force,
+                    ..CancelSweep::default()
+                }),
+                now,
+            );
+            canceled.canceled_by = Some(caller.to_owned());
+            match self.store().put_job(&canceled, job.version).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %id, force, "job canceled");
+                    return Ok(JobView {
+                        job: canceled,
+                        statistics,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "job {id} kept changing while it was being canceled"
+        )))
+    }
+
+    /// Runs the job's next step (see `Job::next_step`).
+    pub async fn run_job<G: ThingGroups>(
+        &self,
+        groups: &G,
+        id: &JobId,
+        now: Timestamp,
+    ) -> Result<StepReport, ServiceError> {
+        let Some((job, stats)) = self.store().get_job(id).await? else {
+            return Ok(StepReport::Gone);
+        };
+        let step = job.next_step(&stats, now);
+        let report = match step {
+            JobStep::Idle => StepReport::Idle,
+            JobStep::Start => {
+                let mut started = job.clone();
+                started.status = JobStatus::InProgress;
+                started.touch(now);
+                self.replace(&started, job.version, StepReport::Started)
+                    .await?
+            }
+            JobStep::FanOut { claim, resume } => {
+                self.fan_out(groups, &job, claim, resume, now).await?
+            }
+            JobStep::Finish {
+                status: JobStatus::Completed,
+                reason,
+                cancel_rest,
+            } => {
+                self.complete(&job, &stats, reason, cancel_rest, now)
+                    .await?
+            }
+            JobStep::Finish {
+                status,
+                reason,
+                cancel_rest,
+            } => {
+                let finished = job.finish(status, reason, cancel_rest, now);
+                self.replace(&finished, job.version, StepReport::Finished(status))
+                    .await?
+            }
+            JobStep::CancelRest(sweep) => self.cancel_rest(&job, sweep, now).await?,
+        };
+        if report != StepReport::Idle {
+            tracing::info!(job_id = %id, ?report, "job step");
+        }
+        Ok(report)
+    }
+
+    async fn replace(
+        &self,
+        job: &Job,
+        expected_version: u64,
+        report: StepReport,
+    ) -> Result<StepReport, ServiceError> {
+        match self.store().put_job(job, expected_version).await {
+            Ok(()) => Ok(report),
+            Err(StoreError::Conflict(_)) => Ok(StepReport::Raced),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Claim, write, commit (see `courier_core::job_run`).
+    async fn fan_out<G: ThingGroups>(
+        &self,
+        groups: &G,
+        job: &Job,
+        claim: Claim,
+        resume: bool,
+        now: Timestamp,
+    ) -> Result<StepReport, ServiceError> {
+        let mut claimed = job.clone();
+        claimed.fan_out.claim = Some(claim.clone());
+        claimed.touch(now);
+        if self.store().put_job(&claimed, job.version).await.is_err() {
+            return Ok(StepReport::Raced);
+        }
+        let (things, next_token) = match &job.targets {
+            JobTargets::Things { .. } => (
+                self.store()
+                    .job_targets(job, claim.from, claim.count)
+                    .await?,
+                None,
+            ),
+            JobTargets::ThingGroup { name, recursive } => {
+                match groups
+                    .page(name, *recursive, claim.page_token.as_deref(), claim.count)
+                    .await
+                {
+                    Ok(page) => (page.things, page.next_token),
+                    // Deleted since the job was created: nothing more to send.
+                    Err(GroupError::NotFound(_)) => (Vec::new(), None),
+                    Err(err @ GroupError::Unavailable { .. }) => {
+                        return Err(ServiceError::Unavailable(err.to_string()))
+                    }
+                }
+            }
+        };
+        let executions: Vec<CommandExecution> = things
+            .into_iter()
+            .map(|thing| {
+                let id = ids::job_execution_id(&job.job_id, &thing);
+                claimed.execution_for(id, thing, now)
+            })
+            .collect();
+        let written = self.store().write_executions(&executions, resume).await?;
+        let count = u32::try_from(executions.len()).unwrap_or(u32::MAX);
+        // Commit against whatever the job is now (a cancel may have come in
+        // meanwhile), as long as the claim is still ours.
+        for _ in 0..5 {
+            let Some((current, _)) = self.store().get_job(&job.job_id).await? else {
+                return Ok(StepReport::Gone);
+            };
+            if current.fan_out.claim.as_ref() != Some(&claim) {
+                return Ok(StepReport::Raced);
+            }
+            let committed = current.commit(&claim, count, next_token.clone(), now);
+            match self.store().put_job(&committed, current.version).await {
+                Ok(()) => {
+                    return Ok(StepReport::FannedOut {
+                        written,
+                        resumed: resume,
+                    })
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "job {} kept changing while a chunk was committed",
+            job.job_id
+        )))
+    }
+
+    /// The counters say every execution ended: recount from the executions
+    /// themselves before believing it. The live counters are exact under
+    /// Lambda's retries (see `store::dynamodb::jobs`); the recount makes the
+    /// final figures exact whatever happened, and corrects the counters if
+    /// they were off.
+    async fn complete(
+        &self,
+        job: &Job,
+        live: &JobStatistics,
+        reason: Option<StatusReason>,
+        cancel_rest: Option<CancelSweep>,
+        now: Timestamp,
+    ) -> Result<StepReport, ServiceError> {
+        let actual = self.recount(&job.job_id, now).await?;
+        let created = job.fan_out.created;
+        if actual.total() == created && actual.ended() == created {
+            let mut finished = job.finish(JobStatus::Completed, reason, cancel_rest, now);
+            finished.final_statistics = Some(actual);
+            return self
+                .replace(
+                    &finished,
+                    job.version,
+                    StepReport::Finished(JobStatus::Completed),
+                )
+                .await;
+        }
+        let correction = StatisticsDelta::correction(live, &actual);
+        tracing::warn!(job_id = %job.job_id, ?correction, "job counters corrected by a recount");
+        let marker = format!("recount-{}-{}", job.version, now.millis());
+        self.store()
+            .add_statistics(&job.job_id, &correction, &marker, &marker)
+            .await?;
+        Ok(StepReport::Recounted)
+    }
+
+    /// Statistics counted from the job's executions, page by page.
+    pub async fn recount(&self, id: &JobId, now: Timestamp) -> Result<JobStatistics, ServiceError> {
+        let mut stats = JobStatistics::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .store()
+                .job_executions(id, PageRequest { limit: 100, start }, now)
+                .await?;
+            for e in &page.items {
+                *stats.devices.entry(e.status).or_default() += 1;
+                stats.attempts += u64::from(e.execution_number);
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(stats),
+            }
+        }
+    }
+
+    /// Cancels one page of what remains of an ended job, then records where
+    /// the sweep got to (that change starts the next page).
+    async fn cancel_rest(
+        &self,
+        job: &Job,
+        sweep: CancelSweep,
+        now: Timestamp,
+    ) -> Result<StepReport, ServiceError> {
+        let start: Option<Cursor> = sweep
+            .cursor
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok());
+        let page = self
+            .store()
+            .job_executions(
+                &job.job_id,
+                PageRequest {
+                    limit: CANCEL_PAGE,
+                    start,
+                },
+                now,
+            )
+            .await?;
+        let reason_code = match job.status {
+            JobStatus::Aborted => "JOB_ABORTED",
+            JobStatus::Canceled
+            | JobStatus::Completed
+            | JobStatus::Scheduled
+            | JobStatus::InProgress => job
+                .status_reason
+                .as_ref()
+                .map_or("JOB_CANCELED", |r| r.reason_code.as_str()),
+        };
+        let by = job
+            .canceled_by
+            .clone()
+            .unwrap_or_else(|| format!("job:{}", job.job_id));
+        let mut canceled = 0;
+        for execution in page.items.iter().filter(|e| !e.status.is_terminal()) {
+            let update = StatusUpdate {
+                status: Some(ExecutionStatus::Canceled),
+                status_reason: Some(StatusReason {
+                    reason_code: reason_code.to_owned(),
+                    reason_description: Some(format!("job {} ended", job.job_id)),
+                }),
+                ..StatusUpdate::default()
+            };
+            let plan = TransitionPlan::cancel(update, &by, sweep.force, now);
+            let token = format!("job-cancel:{}:{}", job.job_id, execution.execution_id);
+            match self
+                .store()
+                .apply_transition(&execution.execution_id, &plan, &token)
+                .await
+            {
+                Ok(TransitionOutcome::Applied { .. }) => canceled += 1,
+                Ok(TransitionOutcome::Duplicate(_)) => {}
+                // Ended meanwhile, started (without force), or a deadline
+                // passed (the sweeper ends it): nothing to cancel.
+                Err(StoreError::Rejected {
+                    error:
+                        TransitionError::TerminalStateReached { .. }
+                        | TransitionError::ForceRequired
+                        | TransitionError::DeadlinePassed { .. }
+                        | TransitionError::InvalidStateTransition { .. }
+                        | TransitionError::VersionMismatch { .. }
+                        | TransitionError::TargetMismatch
+                        | TransitionError::AttemptMismatch { .. }
+                        | TransitionError::Held { .. },
+                    ..
+                })
+                | Err(StoreError::NotFound) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let done = page.next.is_none();
+        let mut next = job.clone();
+        next.cancel = Some(CancelSweep {
+            cursor: page
+                .next
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok()),
+            done,
+            force: sweep.force,
+        });
+        next.touch(now);
+        self.replace(
+            &next,
+            job.version,
+            StepReport::Canceled {
+                executions: canceled,
+                done,
+            },
+        )
+        .await
+    }
+
+    /// Steps for every job whose wake time came (the sweeper); a job with
+    /// nothing to do is filed under its next wake time.
+    pub async fn sweep_jobs<G: ThingGroups>(
+        &self,
+        groups: &G,
+        now: Timestamp,
+    ) -> Result<usize, ServiceError> {
+        let due = self.store().due_jobs(now, 100).await?;
+        let count = due.len();
+        for job in due {
+            let report = Box::pin(self.run_job(groups, &job.job_id, now)).await?;
+            if report == StepReport::Idle {
+                let mut refiled = job.clone();
+                refiled.touch(now);
+                // Lost to a concurrent change: that change re-filed it.
+                let _ = self.store().put_job(&refiled, job.version).await;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// A job cancel body: optional `force`, `reasonCode`, `comment`.
+fn parse_job_cancel(body: &Value) -> Result<(bool, StatusReason), ServiceError> {
+    let empty = serde_json::Map::new();
+    let map = match body {
+        Value::Null => &empty,
+        Value::Object(map) => map,
+        _ => {
+            return Err(ServiceError::validation(
+                "",
+                ValidationCode::InvalidJson,
+                "the body must be a JSON object",
+            ))
+        }
+    };
+    let mut errors = ValidationErrors::new();
+    for key in map.keys() {
+        if !["force", "reasonCode", "comment"].contains(&key.as_str()) {
+            errors.add(
+                key.as_str(),
+                ValidationCode::UnknownField,
+                "cancel takes force, reasonCode and comment",
+            );
+        }
+    }
+    let force = match map.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.add(
+                "force",
+                ValidationCode::WrongType,
+                format!("expected true or false, got {other}"),
+            );
+            false
+        }
+    };
+    let mut reason = json!({ "reasonCode": "CANCELED_BY_OPERATOR" });
+    if let Some(code) = map.get("reasonCode") {
+        reason["reasonCode"] = code.clone();
+    }
+    if let Some(comment) = map.get("comment") {
+        reason["reasonDescription"] = comment.clone();
+    }
+    let reason = match StatusReason::parse_at(&reason, "reasonCode") {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    };
+    match reason {
+        Some(reason) if errors.is_empty() => Ok((force, reason)),
+        _ => Err(errors.into()),
+    }
+}

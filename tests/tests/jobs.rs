@@ -1,0 +1,525 @@
+//! Jobs against DynamoDB Local and moto (the IoT control plane): fan-out
+//! through the table stream (records read back from DynamoDB Local's stream
+//! and fed to the `dispatcher` handler, as Lambda would), devices answering
+//! through the `device-events` handler, statistics, cancel, resume of an
+//! interrupted fan-out, rollout rate, abort. Time is passed in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::job_run::{Claim, CLAIM_LEASE_SECONDS};
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+use courier_core::{ExecutionStatus, JobId, JobStatus, Timestamp};
+use courier_functions::jobs::{JobView, StepReport};
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::store::{JobStore, PageRequest};
+use courier_functions::thing_groups::IotThingGroups;
+use courier_functions::{device_events, dispatcher, ids, Courier};
+use courier_tests::local::{read_stream, StreamTail};
+use courier_tests::{
+    context, endpoint, fresh_courier, iot_client, iot_rule_event, thing_groups, RecordingPublisher,
+};
+use lambda_runtime::LambdaEvent;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + secs)
+}
+
+fn root() -> TopicRoot {
+    TopicRoot::parse(DEFAULT_ROOT).unwrap()
+}
+
+/// The service, the publisher the dispatcher uses, moto's thing groups, and
+/// the stream records already delivered.
+struct Harness {
+    courier: Courier<DynamoStore>,
+    publisher: RecordingPublisher,
+    groups: IotThingGroups,
+    stream: StreamTail,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let courier = fresh_courier().await;
+        courier
+            .create_command(
+                &json!({"commandId": "reboot", "executionTimeoutSeconds": 3600, "retentionSeconds": 3600}),
+                at(0),
+            )
+            .await
+            .unwrap();
+        let stream = StreamTail::new(&endpoint(), courier.store().table())
+            .await
+            .unwrap();
+        Self {
+            courier,
+            publisher: RecordingPublisher::default(),
+            groups: thing_groups().await,
+            stream,
+        }
+    }
+
+    async fn create_job(&self, body: Value, now: Timestamp) -> JobView {
+        let (job, created) = self
+            .courier
+            .create_job(&self.groups, &body, now)
+            .await
+            .unwrap();
+        assert!(created);
+        job
+    }
+
+    async fn job(&self, id: &JobId) -> JobView {
+        self.courier.get_job(id.as_str()).await.unwrap()
+    }
+
+    /// Feeds the stream's new records to the dispatcher, 100 per invocation
+    /// (Lambda's default batch), until no new record appears.
+    async fn pump(&mut self, now: Timestamp) -> usize {
+        let mut total = 0;
+        loop {
+            let fresh = self.stream.read().await.unwrap();
+            if fresh.is_empty() {
+                return total;
+            }
+            for batch in fresh.chunks(100) {
+                let out = self.deliver(batch.to_vec(), now).await;
+                assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+                total += batch.len();
+            }
+        }
+    }
+
+    async fn deliver(&self, records: Vec<Value>, now: Timestamp) -> Value {
+        dispatcher::handle(
+            &self.courier,
+            &root(),
+            &self.publisher,
+            &self.groups,
+            LambdaEvent::new(json!({ "Records": records }), context("stream")),
+            now,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A device reports on its execution through the IoT rule's event.
+    async fn device_says(&self, thing: &str, execution_id: &str, update: Value, now: Timestamp) {
+        let topic = format!("courier/things/{thing}/jobs/{execution_id}/update");
+        let out = device_events::handle(
+            &self.courier,
+            &root(),
+            &RecordingPublisher::default(),
+            LambdaEvent::new(
+                iot_rule_event(&topic, &update),
+                context(&format!("{thing}-{now:?}")),
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+        let accepted = out["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["topic"].as_str().unwrap().ends_with("/update/accepted"));
+        assert!(accepted, "{thing}: {out}");
+    }
+
+    async fn executions(&self, id: &JobId, now: Timestamp) -> Vec<courier_core::CommandExecution> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .courier
+                .store()
+                .job_executions(id, PageRequest { limit: 100, start }, now)
+                .await
+                .unwrap();
+            all.extend(page.items);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return all,
+            }
+        }
+    }
+}
+
+/// A thing group in moto with `n` things, unique to the calling test.
+async fn thing_group(n: usize) -> (String, Vec<String>) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let iot = iot_client().await;
+    let group = format!(
+        "fleet-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    iot.create_thing_group()
+        .thing_group_name(&group)
+        .send()
+        .await
+        .expect("moto serves CreateThingGroup (is MOTO_ENDPOINT set? run through make test)");
+    let mut things = Vec::new();
+    for i in 0..n {
+        let thing = format!("{group}-dev-{i:03}");
+        iot.create_thing().thing_name(&thing).send().await.unwrap();
+        iot.add_thing_to_thing_group()
+            .thing_group_name(&group)
+            .thing_name(&thing)
+            .send()
+            .await
+            .unwrap();
+        things.push(thing);
+    }
+    (group, things)
+}
+
+fn count(view: &JobView, status: ExecutionStatus) -> u64 {
+    view.statistics.count(status)
+}
+
+#[tokio::test]
+async fn a_job_over_a_thing_group_of_50_completes_with_exact_statistics() {
+    // GIVEN a thing group of 50 things in the IoT control plane
+    let (group, things) = thing_group(50).await;
+    let mut h = Harness::new().await;
+
+    // WHEN a job targets the group
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"thingGroup": group}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    assert_eq!(job.job.status, JobStatus::InProgress);
+    h.pump(at(1)).await;
+
+    // THEN every thing has one execution, sent to it, and the statistics say so
+    let view = h.job(&id).await;
+    assert!(view.job.fan_out.done);
+    assert_eq!(view.job.fan_out.created, 50);
+    assert_eq!(
+        count(&view, ExecutionStatus::Sent),
+        50,
+        "{:?}",
+        view.statistics
+    );
+    assert_eq!(view.statistics.attempts, 50);
+    let executions = h.executions(&id, at(1)).await;
+    let targets: BTreeSet<String> = executions.iter().map(|e| e.target.to_string()).collect();
+    assert_eq!(targets, things.iter().cloned().collect());
+
+    // WHEN the devices answer: 45 succeed, 5 fail
+    for (i, e) in executions.iter().enumerate() {
+        let status = if i < 5 { "FAILED" } else { "SUCCEEDED" };
+        let id = e.execution_id.as_str();
+        h.device_says(
+            e.target.as_str(),
+            id,
+            json!({"status": "IN_PROGRESS"}),
+            at(2),
+        )
+        .await;
+        h.device_says(e.target.as_str(), id, json!({"status": status}), at(3))
+            .await;
+    }
+    h.pump(at(4)).await;
+
+    // THEN the job is COMPLETED with devices counted once per final status
+    let view = h.job(&id).await;
+    assert_eq!(
+        view.job.status,
+        JobStatus::Completed,
+        "{:?}",
+        view.statistics
+    );
+    assert_eq!(count(&view, ExecutionStatus::Succeeded), 45);
+    assert_eq!(count(&view, ExecutionStatus::Failed), 5);
+    assert_eq!(view.statistics.total(), 50);
+    assert_eq!(view.statistics.attempts, 50);
+
+    // WHEN the whole stream is delivered again (at-least-once delivery)
+    let all = read_stream(&endpoint(), h.courier.store().table())
+        .await
+        .unwrap();
+    for batch in all.chunks(100) {
+        h.deliver(batch.to_vec(), at(5)).await;
+    }
+    // THEN nothing is counted twice
+    assert_eq!(h.job(&id).await.statistics, view.statistics);
+}
+
+#[tokio::test]
+async fn an_interrupted_fan_out_resumes_and_creates_each_execution_exactly_once() {
+    let mut h = Harness::new().await;
+    let things: Vec<String> = (0..1200).map(|i| format!("dev-{i:05}")).collect();
+    // Scheduled an hour ahead: executions are written now, held until then
+    // (so this test is about the fan-out, not about delivering 1200).
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": things},
+                   "schedulingConfig": {"startTime": NOW + 3600}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    assert_eq!(job.job.status, JobStatus::Scheduled);
+    let store = h.courier.store();
+
+    // GIVEN a worker that claimed the first chunk, wrote 400 of its 1000
+    // executions and died; one of those was canceled meanwhile
+    let mut claimed = job.job.clone();
+    claimed.fan_out.claim = Some(Claim {
+        from: 0,
+        count: 1000,
+        page_token: None,
+        expires_at: at(CLAIM_LEASE_SECONDS),
+    });
+    claimed.touch(at(0));
+    store.put_job(&claimed, job.job.version).await.unwrap();
+    let first: Vec<_> = store
+        .job_targets(&claimed, 0, 400)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| claimed.execution_for(ids::job_execution_id(&id, &t), t, at(0)))
+        .collect();
+    assert_eq!(store.write_executions(&first, false).await.unwrap(), 400);
+    let touched = first[7].execution_id.to_string();
+    h.courier
+        .cancel_execution(&touched, &Value::Null, "ops", at(1), "req-1")
+        .await
+        .unwrap();
+
+    // WHEN steps run while the lease holds THEN nobody touches the chunk
+    assert_eq!(
+        h.courier.run_job(&h.groups, &id, at(10)).await.unwrap(),
+        StepReport::Idle
+    );
+
+    // WHEN the lease has expired (the sweeper's wake-up) and the job runs on
+    let report = h
+        .courier
+        .run_job(&h.groups, &id, at(CLAIM_LEASE_SECONDS + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        StepReport::FannedOut {
+            written: 600,
+            resumed: true
+        }
+    );
+    h.pump(at(CLAIM_LEASE_SECONDS + 2)).await;
+
+    // THEN each target has exactly one execution, the early ones untouched
+    let view = h.job(&id).await;
+    assert!(view.job.fan_out.done, "{:?}", view.job.fan_out);
+    assert_eq!(view.job.fan_out.created, 1200);
+    let executions = h.executions(&id, at(CLAIM_LEASE_SECONDS + 2)).await;
+    assert_eq!(executions.len(), 1200);
+    let distinct: BTreeSet<&str> = executions.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(distinct.len(), 1200);
+    let kept = executions
+        .iter()
+        .find(|e| e.execution_id.as_str() == touched)
+        .unwrap();
+    assert_eq!(kept.status, ExecutionStatus::Canceled, "not written again");
+    assert_eq!(view.statistics.total(), 1200);
+    assert_eq!(view.statistics.count(ExecutionStatus::Queued), 1199);
+    assert_eq!(view.statistics.attempts, 1200);
+}
+
+#[tokio::test]
+async fn canceling_a_job_cancels_what_has_not_started_and_force_stops_the_rest() {
+    let mut h = Harness::new().await;
+    let things: Vec<String> = (0..10).map(|i| format!("c-{i}")).collect();
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": things}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    h.pump(at(1)).await;
+    let executions = h.executions(&id, at(1)).await;
+    for e in &executions[..3] {
+        h.device_says(
+            e.target.as_str(),
+            e.execution_id.as_str(),
+            json!({"status": "IN_PROGRESS"}),
+            at(2),
+        )
+        .await;
+    }
+
+    // WHEN the job is canceled without force
+    let canceled = h
+        .courier
+        .cancel_job(
+            id.as_str(),
+            &json!({"comment": "wrong firmware"}),
+            "ops@example.com",
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(canceled.job.status, JobStatus::Canceled);
+    h.pump(at(4)).await;
+
+    // THEN the 7 not started are CANCELED, the 3 started keep running
+    let view = h.job(&id).await;
+    assert_eq!(
+        count(&view, ExecutionStatus::Canceled),
+        7,
+        "{:?}",
+        view.statistics
+    );
+    assert_eq!(count(&view, ExecutionStatus::InProgress), 3);
+    let one = h
+        .executions(&id, at(4))
+        .await
+        .into_iter()
+        .find(|e| e.status == ExecutionStatus::Canceled)
+        .unwrap();
+    assert_eq!(one.canceled_by.as_deref(), Some("ops@example.com"));
+
+    // WHEN canceled again THEN it is the same job (safe to retry)
+    let again = h
+        .courier
+        .cancel_job(
+            id.as_str(),
+            &json!({"force": true}),
+            "ops@example.com",
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.job.version, view.job.version);
+
+    // AND a new job canceled with force stops IN_PROGRESS work too
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": ["f-1", "f-2"]}}),
+            at(10),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    h.pump(at(11)).await;
+    let started = &h.executions(&id, at(11)).await[0];
+    h.device_says(
+        started.target.as_str(),
+        started.execution_id.as_str(),
+        json!({"status": "IN_PROGRESS"}),
+        at(12),
+    )
+    .await;
+    h.courier
+        .cancel_job(id.as_str(), &json!({"force": true}), "ops", at(13))
+        .await
+        .unwrap();
+    h.pump(at(14)).await;
+    let view = h.job(&id).await;
+    assert_eq!(
+        count(&view, ExecutionStatus::Canceled),
+        2,
+        "{:?}",
+        view.statistics
+    );
+}
+
+#[tokio::test]
+async fn the_rollout_starts_at_most_maximum_per_minute() {
+    let mut h = Harness::new().await;
+    let things: Vec<String> = (0..12).map(|i| format!("r-{i}")).collect();
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": things},
+                   "jobExecutionsRolloutConfig": {"maximumPerMinute": 5}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+
+    // WHEN the stream and the sweeper run through the first minute
+    h.pump(at(1)).await;
+    h.courier.sweep_jobs(&h.groups, at(30)).await.unwrap();
+    h.pump(at(31)).await;
+    // THEN 5 executions exist
+    assert_eq!(h.executions(&id, at(31)).await.len(), 5);
+
+    // WHEN the next minutes come
+    h.courier.sweep_jobs(&h.groups, at(62)).await.unwrap();
+    h.pump(at(62)).await;
+    assert_eq!(h.executions(&id, at(62)).await.len(), 10);
+    h.courier.sweep_jobs(&h.groups, at(123)).await.unwrap();
+    h.pump(at(123)).await;
+    // THEN 5 more each minute, then the last 2
+    let view = h.job(&id).await;
+    assert_eq!(h.executions(&id, at(123)).await.len(), 12);
+    assert!(view.job.fan_out.done);
+}
+
+#[tokio::test]
+async fn the_job_aborts_at_its_failure_threshold_and_cancels_the_rest() {
+    let mut h = Harness::new().await;
+    let things: Vec<String> = (0..20).map(|i| format!("a-{i}")).collect();
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": things},
+                   "abortConfig": {"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
+                       "thresholdPercentage": 30, "minNumberOfExecutedThings": 5}]}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    h.pump(at(1)).await;
+    let executions = h.executions(&id, at(1)).await;
+
+    // WHEN 4 devices end (2 failed: 50%, but fewer than 5 ended)
+    for (i, e) in executions[..4].iter().enumerate() {
+        let status = if i < 2 { "FAILED" } else { "SUCCEEDED" };
+        h.device_says(
+            e.target.as_str(),
+            e.execution_id.as_str(),
+            json!({"status": status}),
+            at(2),
+        )
+        .await;
+    }
+    h.pump(at(3)).await;
+    // THEN the job goes on
+    assert_eq!(h.job(&id).await.job.status, JobStatus::InProgress);
+
+    // WHEN a fifth ends (2 of 5 failed: 40% >= 30%)
+    let e = &executions[4];
+    h.device_says(
+        e.target.as_str(),
+        e.execution_id.as_str(),
+        json!({"status": "SUCCEEDED"}),
+        at(4),
+    )
+    .await;
+    h.pump(at(5)).await;
+
+    // THEN the job is ABORTED and the other 15 are canceled
+    let view = h.job(&id).await;
+    assert_eq!(view.job.status, JobStatus::Aborted);
+    assert_eq!(
+        view.job.status_reason.as_ref().unwrap().reason_code,
+        "ABORT_CRITERIA_MET"
+    );
+    assert_eq!(
+        count(&view, ExecutionStatus::Canceled),
+        15,
+        "{:?}",
+        view.statistics
+    );
+    assert_eq!(count(&view, ExecutionStatus::Failed), 2);
+    assert_eq!(count(&view, ExecutionStatus::Succeeded), 3);
+}
