@@ -63,6 +63,9 @@ pub struct CommandExecution {
     /// many retries were spent (a job's `jobExecutionsRetryConfig`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failure_retries: u32,
+    /// How often the device answered BUSY ("not now") to this execution.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub busy_count: u32,
     /// A result that arrived after the execution timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_result: Option<LateResult>,
@@ -446,6 +449,7 @@ impl StartExecution {
             on_timeout: self.on_timeout,
             max_attempts: self.max_attempts,
             failure_retries: 0,
+            busy_count: 0,
             late_result: None,
             canceled_by: None,
             retention_seconds: definition.retention_seconds,

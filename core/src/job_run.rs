@@ -12,7 +12,7 @@
 //! and the rest are written once. Execution ids are derived from the job id
 //! and the thing name, so a resumed chunk lands on the same items.
 
-use crate::deadline::OnTimeout;
+use crate::deadline::{NewAttempt, OnTimeout};
 use crate::execution::{CommandExecution, StatusReason};
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ThingName};
 use crate::job::{
@@ -20,8 +20,10 @@ use crate::job::{
     RolloutConfig, Scheduling, Targets,
 };
 use crate::schema::{CommandDefinition, Parameters};
+use crate::status::Actor;
 use crate::status::ExecutionStatus;
 use crate::time::Timestamp;
+use crate::transition::{StatusUpdate, TransitionPlan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -274,6 +276,7 @@ impl Job {
             },
             max_attempts: 1 + retries,
             failure_retries: self.failure_retries(),
+            busy_count: 0,
             late_result: None,
             canceled_by: None,
             retention_seconds: self.retention_seconds,
@@ -580,4 +583,81 @@ impl JobStatistics {
         self.devices.retain(|_, n| *n != 0);
         self.attempts += attempts;
     }
+}
+
+/// How long a busy device's execution waits before it is offered again.
+pub const BUSY_RETRY_SECONDS: i64 = 60;
+/// A device may answer BUSY this many times to one execution; the answer
+/// after that stands.
+pub const MAX_BUSY: u32 = 5;
+/// The reason code of a device's "not now" (on a REJECTED or FAILED update).
+pub const BUSY_REASON: &str = "BUSY";
+
+/// RETRIES of a job's executions, decided when the device reports: a BUSY
+/// answer re-queues the same attempt after [`BUSY_RETRY_SECONDS`] (up to
+/// [`MAX_BUSY`] times, spending no attempt); a FAILED one becomes a new
+/// attempt while the job's `jobExecutionsRetryConfig` allows. `None`: the
+/// report stands. The plan is conditional on `current`'s version.
+pub fn retry_instead(
+    current: &CommandExecution,
+    update: &StatusUpdate,
+    now: Timestamp,
+) -> Option<TransitionPlan> {
+    current.job_id.as_ref()?;
+    if current.status.is_terminal() {
+        return None;
+    }
+    let to = update.status?;
+    let code = update
+        .status_reason
+        .as_ref()
+        .map(|r| r.reason_code.as_str());
+    let reported_failure = matches!(to, ExecutionStatus::Failed | ExecutionStatus::Rejected);
+    let busy = reported_failure && code == Some(BUSY_REASON) && current.busy_count < MAX_BUSY;
+    let attempt = current.execution_number;
+    let retry = !busy && to == ExecutionStatus::Failed && attempt <= current.failure_retries;
+    if !busy && !retry {
+        return None;
+    }
+    let description = if busy {
+        format!(
+            "the device was busy ({} of {MAX_BUSY}); offered again in {BUSY_RETRY_SECONDS} s",
+            current.busy_count + 1
+        )
+    } else {
+        format!(
+            "attempt {attempt} failed ({}); retried as attempt {} of {}",
+            code.unwrap_or("no reason given"),
+            attempt + 1,
+            current.failure_retries + 1
+        )
+    };
+    let requeue = StatusUpdate {
+        status: Some(ExecutionStatus::Queued),
+        status_reason: Some(StatusReason {
+            reason_code: if busy {
+                "DEVICE_BUSY"
+            } else {
+                "RETRY_AFTER_FAILURE"
+            }
+            .to_owned(),
+            reason_description: Some(description),
+        }),
+        expected_version: Some(current.version),
+        ..StatusUpdate::default()
+    };
+    let mut plan =
+        TransitionPlan::new(requeue, ExecutionStatus::Queued, Actor::System, now).ok()?;
+    plan.expected_target = Some(current.target.clone());
+    if busy {
+        plan.busy = true;
+        plan.hold_until = Some(now.plus_secs(BUSY_RETRY_SECONDS));
+    } else {
+        plan.new_attempt = Some(NewAttempt {
+            deliver_by: current
+                .delivery_timeout_seconds
+                .map(|s| now.plus_secs(i64::from(s))),
+        });
+    }
+    Some(plan)
 }

@@ -310,6 +310,9 @@ pub struct TransitionPlan {
     pub force: bool,
     /// Kept with a timeout that a device's late report triggered.
     pub late_result: Option<LateResult>,
+    /// A busy device's answer: the same attempt waits and is offered again
+    /// (`busyCount` goes up).
+    pub busy: bool,
 }
 
 impl TransitionPlan {
@@ -378,6 +381,7 @@ impl TransitionPlan {
             canceled_by: None,
             force: false,
             late_result: None,
+            busy: false,
         }
     }
 
@@ -544,6 +548,9 @@ impl TransitionPlan {
         }
         if let Some(late) = &self.late_result {
             next.late_result = Some(late.clone());
+        }
+        if self.busy {
+            next.busy_count = current.busy_count + 1;
         }
         next.version = current.version + 1;
         Ok(next)

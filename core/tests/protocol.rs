@@ -37,6 +37,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         on_timeout: OnTimeout::TimeOut,
         max_attempts: 1,
         failure_retries: 0,
+        busy_count: 0,
         job_id: None,
         late_result: None,
         canceled_by: None,

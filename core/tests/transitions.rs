@@ -60,6 +60,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         on_timeout: OnTimeout::TimeOut,
         max_attempts: 1,
         failure_retries: 0,
+        busy_count: 0,
         job_id: None,
         late_result: None,
         canceled_by: None,

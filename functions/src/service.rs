@@ -416,12 +416,32 @@ impl<S: Store> Courier<S> {
             .as_ref()
             .map_or_else(|| dedupe_token.to_owned(), ToString::to_string);
         let late = LateResult::from_update(&update, now);
+        let retry = if matches!(to, ExecutionStatus::Failed | ExecutionStatus::Rejected) {
+            // A job's execution may be retried instead (see
+            // `courier_core::job_run::retry_instead`): that needs the record.
+            self.store
+                .get_execution(&id, now)
+                .await?
+                .and_then(|current| courier_core::job_run::retry_instead(&current, &update, now))
+        } else {
+            None
+        };
         let plan = TransitionPlan::new(update, to, Actor::Device, now)
             .map_err(|error| ServiceError::Transition {
                 error,
                 current: None,
             })?
             .for_target(thing.clone());
+        // The retry only replaces a report that would itself be accepted.
+        let plan = match retry {
+            Some(mut retry) => {
+                retry.expected_version = plan.expected_version.or(retry.expected_version);
+                retry.expected_execution_number = plan.expected_execution_number;
+                retry.enforce_deadlines = true;
+                retry
+            }
+            None => plan,
+        };
         match self.store.apply_transition(&id, &plan, &token).await {
             Ok(TransitionOutcome::Applied {
                 execution: e,

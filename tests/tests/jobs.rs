@@ -523,3 +523,93 @@ async fn the_job_aborts_at_its_failure_threshold_and_cancels_the_rest() {
     assert_eq!(count(&view, ExecutionStatus::Failed), 2);
     assert_eq!(count(&view, ExecutionStatus::Succeeded), 3);
 }
+
+#[tokio::test]
+async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_again() {
+    let mut h = Harness::new().await;
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": ["flaky", "busy"]},
+                   "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]}}),
+            at(0),
+        )
+        .await;
+    let id = job.job.job_id.clone();
+    h.pump(at(1)).await;
+    let executions = h.executions(&id, at(1)).await;
+    let flaky = executions
+        .iter()
+        .find(|e| e.target.as_str() == "flaky")
+        .unwrap();
+    let busy = executions
+        .iter()
+        .find(|e| e.target.as_str() == "busy")
+        .unwrap();
+    let (flaky_id, busy_id) = (
+        flaky.execution_id.to_string(),
+        busy.execution_id.to_string(),
+    );
+    let failed = json!({"status": "FAILED", "statusReason": {"reasonCode": "DISK_FULL"}});
+
+    // WHEN the flaky device fails twice THEN each failure is a new attempt, sent again
+    for attempt in 2..=3u32 {
+        let now = at(i64::from(attempt) * 10);
+        h.device_says("flaky", &flaky_id, failed.clone(), now).await;
+        let e = h.courier.get_execution(&flaky_id, now).await.unwrap();
+        assert_eq!(
+            (e.status, e.execution_number),
+            (ExecutionStatus::Queued, attempt)
+        );
+        assert_eq!(e.status_reason.unwrap().reason_code, "RETRY_AFTER_FAILURE");
+        h.pump(at(i64::from(attempt) * 10 + 1)).await;
+        let e = h.courier.get_execution(&flaky_id, at(40)).await.unwrap();
+        assert_eq!(
+            e.status,
+            ExecutionStatus::Sent,
+            "attempt {attempt} delivered"
+        );
+    }
+    // WHEN it fails a third time THEN the retries are spent: FAILED stands
+    h.device_says("flaky", &flaky_id, failed, at(40)).await;
+    let e = h.courier.get_execution(&flaky_id, at(41)).await.unwrap();
+    assert_eq!((e.status, e.execution_number), (ExecutionStatus::Failed, 3));
+
+    // WHEN the busy device says "not now" THEN the same attempt waits a minute
+    let not_now = json!({"status": "REJECTED", "statusReason": {"reasonCode": "BUSY"}});
+    h.device_says("busy", &busy_id, not_now.clone(), at(50))
+        .await;
+    let e = h.courier.get_execution(&busy_id, at(51)).await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Queued);
+    assert_eq!((e.execution_number, e.busy_count), (1, 1));
+    assert_eq!(e.not_before, Some(at(50 + 60)));
+    // ... up to five times; the sixth answer stands
+    for n in 2..=6i64 {
+        let now = at(50 + n * 100);
+        h.courier
+            .sweep(&root(), &h.publisher, now, 100)
+            .await
+            .unwrap();
+        h.device_says("busy", &busy_id, not_now.clone(), now).await;
+    }
+    let e = h.courier.get_execution(&busy_id, at(700)).await.unwrap();
+    assert_eq!(
+        (e.status, e.busy_count, e.execution_number),
+        (ExecutionStatus::Rejected, 5, 1)
+    );
+
+    // THEN the job counts each device once and every attempt
+    h.pump(at(701)).await;
+    let view = h.job(&id).await;
+    assert_eq!(
+        view.job.status,
+        JobStatus::Completed,
+        "{:?}",
+        view.statistics
+    );
+    assert_eq!(count(&view, ExecutionStatus::Failed), 1);
+    assert_eq!(count(&view, ExecutionStatus::Rejected), 1);
+    assert_eq!(
+        view.statistics.attempts, 4,
+        "3 attempts of flaky, 1 of busy"
+    );
+}

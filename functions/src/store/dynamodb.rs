@@ -865,6 +865,12 @@ impl UpdateBuilder {
         if let Some(late) = &plan.late_result {
             b.set_or_remove("lateResult", Some(late))?;
         }
+        if plan.busy {
+            b.values
+                .insert(":zero".into(), AttributeValue::N("0".into()));
+            b.set
+                .push("busyCount = if_not_exists(busyCount, :zero) + :one".into());
+        }
         if plan.completes() {
             // TTL moves to completion + the execution's own retention, computed
             // by DynamoDB from the item so the write needs no read.

@@ -1,0 +1,234 @@
+//! The job runner's rules: which step a job takes next, given its record,
+//! its statistics and the time; and the retry decision on a device report.
+
+#![allow(clippy::unwrap_used)]
+
+use courier_core::job::JobStatistics;
+use courier_core::job_run::{
+    retry_instead, Claim, StatisticsDelta, BUSY_RETRY_SECONDS, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK,
+    MAX_BUSY, TARGET_PAGE,
+};
+use courier_core::{
+    CommandDefinition, CreateJob, ExecutionId, ExecutionStatus, Job, JobId, JobStatus, JobStep,
+    StatusUpdate, ThingName, Timestamp,
+};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + secs)
+}
+
+fn job(body: Value) -> Job {
+    let definition: CommandDefinition =
+        serde_json::from_value(json!({"commandId": "reboot"})).unwrap();
+    let validator = definition.validator().unwrap();
+    let request = CreateJob::parse(&body, &validator, at(0)).unwrap();
+    request
+        .into_job(JobId::parse("j-1").unwrap(), &definition, None, at(0))
+        .0
+}
+
+fn things(n: usize) -> Value {
+    json!((0..n).map(|i| format!("t-{i}")).collect::<Vec<_>>())
+}
+
+fn stats(pairs: &[(ExecutionStatus, i64)]) -> JobStatistics {
+    let mut delta = StatisticsDelta::default();
+    for (status, n) in pairs {
+        for _ in 0..*n {
+            delta.record(None, *status, false);
+        }
+    }
+    let mut s = JobStatistics::default();
+    s.add(&delta.devices, u64::try_from(delta.attempts).unwrap());
+    s
+}
+
+#[test]
+fn a_new_job_fans_out_in_chunks_that_never_cross_a_target_page() {
+    let j = job(json!({"targets": {"things": things(2500)}}));
+    let JobStep::FanOut { claim, resume } = j.next_step(&JobStatistics::default(), at(1)) else {
+        panic!("expected a fan-out");
+    };
+    assert!(!resume);
+    assert_eq!((claim.from, claim.count), (0, FAN_OUT_CHUNK));
+    let next = j.commit(&claim, claim.count, None, at(2));
+    assert_eq!(next.fan_out.created, 1000);
+    assert!(!next.fan_out.done);
+    let JobStep::FanOut { claim, .. } = next.next_step(&JobStatistics::default(), at(3)) else {
+        panic!("expected a fan-out");
+    };
+    assert_eq!(
+        claim.from % TARGET_PAGE + u64::from(claim.count),
+        TARGET_PAGE
+    );
+}
+
+#[test]
+fn a_live_claim_waits_and_an_expired_one_is_resumed() {
+    let mut j = job(json!({"targets": {"things": things(10)}}));
+    j.fan_out.claim = Some(Claim {
+        from: 0,
+        count: 10,
+        page_token: None,
+        expires_at: at(CLAIM_LEASE_SECONDS),
+    });
+    assert_eq!(j.next_step(&JobStatistics::default(), at(5)), JobStep::Idle);
+    assert_eq!(j.wake_at(at(5)), Some(at(CLAIM_LEASE_SECONDS)));
+    let JobStep::FanOut { claim, resume } =
+        j.next_step(&JobStatistics::default(), at(CLAIM_LEASE_SECONDS + 1))
+    else {
+        panic!("expected the chunk to be resumed");
+    };
+    assert!(resume);
+    assert_eq!((claim.from, claim.count), (0, 10));
+}
+
+#[test]
+fn the_rollout_allows_maximum_per_minute_then_waits_for_the_next_minute() {
+    let j = job(
+        json!({"targets": {"things": things(12)}, "jobExecutionsRolloutConfig": {"maximumPerMinute": 5}}),
+    );
+    let JobStep::FanOut { claim, .. } = j.next_step(&JobStatistics::default(), at(0)) else {
+        panic!("expected a fan-out");
+    };
+    assert_eq!(claim.count, 5);
+    let j = j.commit(&claim, 5, None, at(0));
+    assert_eq!(
+        j.next_step(&JobStatistics::default(), at(30)),
+        JobStep::Idle
+    );
+    assert_eq!(j.wake_at(at(30)), Some(at(60)));
+    assert!(matches!(
+        j.next_step(&JobStatistics::default(), at(60)),
+        JobStep::FanOut {
+            claim: Claim { count: 5, .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_job_completes_when_every_created_execution_ended() {
+    let mut j = job(json!({"targets": {"things": things(3)}}));
+    j.fan_out.created = 3;
+    j.fan_out.done = true;
+    let running = stats(&[
+        (ExecutionStatus::Succeeded, 2),
+        (ExecutionStatus::InProgress, 1),
+    ]);
+    assert_eq!(j.next_step(&running, at(1)), JobStep::Idle);
+    let ended = stats(&[
+        (ExecutionStatus::Succeeded, 2),
+        (ExecutionStatus::Failed, 1),
+    ]);
+    assert!(matches!(
+        j.next_step(&ended, at(1)),
+        JobStep::Finish {
+            status: JobStatus::Completed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_end_time_cancels_the_rest_and_the_abort_rule_aborts() {
+    let j =
+        job(json!({"targets": {"things": things(3)}, "schedulingConfig": {"endTime": NOW + 100}}));
+    assert!(matches!(
+        j.next_step(&JobStatistics::default(), at(100)),
+        JobStep::Finish {
+            status: JobStatus::Canceled,
+            cancel_rest: Some(_),
+            ..
+        }
+    ));
+    let j = job(
+        json!({"targets": {"things": things(10)}, "abortConfig": {"criteriaList": [
+        {"failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 50, "minNumberOfExecutedThings": 4}]}}),
+    );
+    let below = stats(&[
+        (ExecutionStatus::Failed, 1),
+        (ExecutionStatus::Succeeded, 3),
+    ]);
+    assert!(!matches!(
+        j.next_step(&below, at(1)),
+        JobStep::Finish { .. }
+    ));
+    let above = stats(&[
+        (ExecutionStatus::Failed, 2),
+        (ExecutionStatus::Succeeded, 2),
+    ]);
+    assert!(matches!(
+        j.next_step(&above, at(1)),
+        JobStep::Finish {
+            status: JobStatus::Aborted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_scheduled_job_writes_held_executions_and_starts_at_its_start_time() {
+    let j = job(
+        json!({"targets": {"things": things(2)}, "schedulingConfig": {"startTime": NOW + 600}}),
+    );
+    assert_eq!(j.status, JobStatus::Scheduled);
+    assert!(matches!(
+        j.next_step(&JobStatistics::default(), at(1)),
+        JobStep::FanOut { .. }
+    ));
+    let e = j.execution_for(
+        ExecutionId::parse("e-1").unwrap(),
+        ThingName::parse("t-0").unwrap(),
+        at(1),
+    );
+    assert_eq!(e.not_before, Some(at(600)));
+    assert!(e.is_held(at(599)));
+    assert_eq!(
+        j.next_step(&JobStatistics::default(), at(600)),
+        JobStep::Start
+    );
+}
+
+#[test]
+fn failures_are_retried_while_the_job_allows_and_busy_answers_wait() {
+    let j = job(json!({"targets": {"things": things(1)},
+        "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]}}));
+    let mut e = j.execution_for(
+        ExecutionId::parse("e-1").unwrap(),
+        ThingName::parse("t-0").unwrap(),
+        at(0),
+    );
+    e.status = ExecutionStatus::InProgress;
+    let failed = StatusUpdate::to(ExecutionStatus::Failed);
+    let plan = retry_instead(&e, &failed, at(1)).unwrap();
+    let retried = plan.apply(&e).unwrap();
+    assert_eq!(
+        (retried.status, retried.execution_number),
+        (ExecutionStatus::Queued, 2)
+    );
+    assert!(
+        retry_instead(&retried, &failed, at(2)).is_none(),
+        "retries spent"
+    );
+
+    let busy =
+        StatusUpdate::parse(&json!({"status": "REJECTED", "statusReason": {"reasonCode": "BUSY"}}))
+            .unwrap();
+    let mut waiting = e.clone();
+    for n in 1..=MAX_BUSY {
+        waiting = retry_instead(&waiting, &busy, at(3))
+            .unwrap()
+            .apply(&waiting)
+            .unwrap();
+        assert_eq!((waiting.busy_count, waiting.execution_number), (n, 1));
+        assert_eq!(waiting.not_before, Some(at(3 + BUSY_RETRY_SECONDS)));
+    }
+    assert!(
+        retry_instead(&waiting, &busy, at(4)).is_none(),
+        "the sixth BUSY stands"
+    );
+}
