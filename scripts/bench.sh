@@ -10,6 +10,9 @@ scripts/dynamodb-local.sh start "$DDB_PORT"
 step "lifecycle capacity benchmark"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-tests --bin bench -- bench/results
 
+step "jobs benchmark: fan-out of 10,000 targets, BatchWriteItem calls, write units, statistics"
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-tests --bin bench-jobs -- bench/results
+
 step "latency benchmark: the local stack with MQTT devices"
 trap 'stop_local_stack; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 # Functions logging warnings only, and a sweeper that stays out of the measurement.

@@ -616,3 +616,124 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
     }
     assert!(seen >= 3);
 }
+
+#[tokio::test]
+async fn the_job_routes_answer_with_typed_errors_and_pages() {
+    let api = Api::new().await.with_command().await;
+
+    // Bad requests: every problem at once, 400
+    let bad = api
+        .call(
+            "POST",
+            "/jobs",
+            Some(
+                json!({"commandId": "set-config", "targets": {"things": ["ok", "not/ok"]},
+                        "parameters": {"rate": {"I": 0}},
+                        "jobExecutionsRolloutConfig": {"maximumPerMinute": 0}, "extra": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.body["code"], "ValidationException");
+    let problems = codes(&bad.body);
+    for expected in [
+        ("targets.things[1]", "InvalidId"),
+        ("parameters.rate", "OutOfRange"),
+        ("jobExecutionsRolloutConfig.maximumPerMinute", "OutOfRange"),
+        ("extra", "UnknownField"),
+    ] {
+        assert!(
+            problems.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {problems:?}"
+        );
+    }
+    let unknown_command = api
+        .call(
+            "POST",
+            "/jobs",
+            Some(json!({"commandId": "nope", "targets": {"things": ["a"]}})),
+        )
+        .await;
+    assert_eq!(unknown_command.status, 404);
+
+    // A job: 201 with its Location, then found by id and in the list
+    let body = json!({"commandId": "set-config", "targets": {"things": ["a", "b", "a"]},
+                      "parameters": {"rate": {"I": 5}}, "clientToken": "job-1"});
+    let created = api.call("POST", "/jobs", Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["jobId"].as_str().unwrap().to_owned();
+    assert_eq!(created.headers["location"], format!("/jobs/{id}").as_str());
+    assert_eq!(
+        created.body["targets"],
+        json!({"things": {"count": 2}}),
+        "duplicates removed"
+    );
+    assert_eq!(created.body["statistics"]["attempts"], 0);
+    // ... the same request again is the same job (200); a different one with the token, 409
+    let again = api.call("POST", "/jobs", Some(body)).await;
+    assert_eq!(
+        (again.status, again.body["jobId"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let clash = api
+        .call(
+            "POST",
+            "/jobs",
+            Some(
+                json!({"commandId": "set-config", "targets": {"things": ["c"]},
+                        "parameters": {"rate": {"I": 5}}, "clientToken": "job-1"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (clash.status, clash.body["code"].as_str()),
+        (409, Some("ConflictException"))
+    );
+    let got = api.call("GET", &format!("/jobs/{id}"), None).await;
+    assert_eq!(
+        (got.status, got.body["status"].as_str()),
+        (200, Some("IN_PROGRESS"))
+    );
+    let listed = api.call("GET", "/jobs?limit=10", None).await;
+    assert_eq!(listed.body["items"][0]["jobId"], json!(id));
+
+    // Its executions: a bad status is 400, an unknown job 404
+    let bad_status = api
+        .call("GET", &format!("/jobs/{id}/executions?status=DONE"), None)
+        .await;
+    assert_eq!(bad_status.status, 400);
+    let missing = api.call("GET", "/jobs/no-such-job/executions", None).await;
+    assert_eq!(
+        (missing.status, missing.body["details"]["resource"].as_str()),
+        (404, Some("job"))
+    );
+
+    // Cancel: 200 and CANCELED; again 200; an unknown field 400
+    let canceled = api
+        .call(
+            "POST",
+            &format!("/jobs/{id}/cancel"),
+            Some(json!({"comment": "oops"})),
+        )
+        .await;
+    assert_eq!(
+        (canceled.status, canceled.body["status"].as_str()),
+        (200, Some("CANCELED"))
+    );
+    assert_eq!(canceled.body["canceledBy"], "anonymous");
+    let bad_cancel = api
+        .call(
+            "POST",
+            &format!("/jobs/{id}/cancel"),
+            Some(json!({"force": "yes"})),
+        )
+        .await;
+    assert_eq!(bad_cancel.status, 400);
+
+    // Routes: wrong method 405 with Allow
+    let wrong = api.call("DELETE", "/jobs", None).await;
+    assert_eq!(
+        (wrong.status, wrong.body["details"]["allow"].as_str()),
+        (405, Some("GET, POST"))
+    );
+}

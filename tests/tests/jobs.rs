@@ -613,3 +613,24 @@ async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_
         "3 attempts of flaky, 1 of busy"
     );
 }
+
+#[tokio::test]
+async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
+    let h = Harness::new().await;
+    let err = h
+        .courier
+        .create_job(
+            &h.groups,
+            &json!({"commandId": "reboot", "targets": {"thingGroup": "no-such-group"}}),
+            at(0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (404, "ResourceNotFoundException")
+    );
+    assert_eq!(err.body()["details"]["resource"], "thing group");
+    let listed = h.courier.list_jobs(None, None).await.unwrap();
+    assert!(listed.items.is_empty());
+}
