@@ -94,3 +94,34 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   assert.equal(stored.status, "CANCELED");
   assert.equal(stored.target, "dev-ui-1");
 });
+
+test("the jobs view starts a job, shows its statistics live, and cancels it", async () => {
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.click('#commands button[data-command-id="set-rate"]');
+  await page.fill("#param-rate", "60");
+
+  // WHEN a job is started for three devices (no device answers in this stack)
+  await page.click("#job-options summary");
+  await page.fill("#job-targets", "dev-job-1, dev-job-2, dev-job-3");
+  await page.waitForFunction(() => !document.querySelector("#start-job").disabled);
+  await page.click("#start-job");
+  await page.waitForSelector("#job-result:has-text('job ')");
+  const jobId = (await page.textContent("#job-result")).split(" ")[1];
+  const row = `#jobs tbody tr[data-job-id="${jobId}"]`;
+
+  // THEN the job shows up with its three executions delivered (SENT 3)
+  await page.waitForSelector(`${row} .counts:has-text("SENT 3")`, { timeout: 30_000 });
+  assert.match(await page.textContent(row), /IN_PROGRESS/);
+  await page.screenshot({ path: `${SHOTS}5-job-sent.png`, fullPage: true });
+
+  // WHEN canceled THEN the job is CANCELED and its executions are counted CANCELED
+  await page.click(`${row} button`);
+  await page.waitForSelector(`${row} .counts:has-text("CANCELED 3")`, { timeout: 30_000 });
+  assert.match(await page.textContent(row), /CANCELED/);
+  assert.equal(await page.isDisabled(`${row} button`), true);
+  await page.screenshot({ path: `${SHOTS}6-job-canceled.png`, fullPage: true });
+  const stored = await (await fetch(`${API}/jobs/${jobId}`)).json();
+  assert.equal(stored.status, "CANCELED");
+  assert.equal(stored.statistics.devices.CANCELED, 3);
+});

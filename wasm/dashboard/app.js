@@ -8,7 +8,7 @@ const API = new URLSearchParams(location.search).get("api") ?? "http://127.0.0.1
 const POLL_MS = 1500;
 const $ = (sel) => document.querySelector(sel);
 
-const state = { commands: [], validator: null, command: null, device: "", pollTimer: null };
+const state = { commands: [], validator: null, command: null, device: "", pollTimer: null, jobsTimer: null };
 
 async function api(method, path, body) {
   const response = await fetch(API + path, {
@@ -131,7 +131,36 @@ function validateForm() {
     document.querySelector(`#start-form [name="${CSS.escape(name)}"]`)?.setAttribute("aria-invalid", "true");
   }
   $("#start").disabled = !result.valid;
+  // A job takes the same parameters; its targets are checked by the API.
+  $("#start-job").disabled = !state.validator.validateStart({ target: "job", parameters: readParameters() }, Date.now() / 1000).valid || jobTargets() === null;
   return result.valid;
+}
+
+// "dev-1, dev-2" or "group:fleet" -> the job's targets, or null when empty.
+function jobTargets() {
+  const raw = $("#job-targets").value.trim();
+  if (raw === "") return null;
+  if (raw.startsWith("group:")) return { thingGroup: raw.slice("group:".length).trim() };
+  return { things: raw.split(/[\s,]+/).filter(Boolean) };
+}
+
+async function startJob() {
+  const body = { commandId: state.command.commandId, targets: jobTargets(), parameters: readParameters() };
+  const rate = $("#job-rate").value.trim();
+  if (rate !== "") body.jobExecutionsRolloutConfig = { maximumPerMinute: Number(rate) };
+  $("#start-job").disabled = true;
+  try {
+    const job = await api("POST", "/jobs", body);
+    $("#job-result").textContent = `job ${job.jobId} ${job.status}`;
+    $("#job-result").className = "muted";
+    refreshJobs();
+  } catch (e) {
+    const details = (e.body?.details?.errors ?? []).map((x) => `${x.path}: ${x.message}`).join("; ");
+    $("#job-result").textContent = `${e.body?.code ?? "Error"}: ${e.message}${details ? " — " + details : ""}`;
+    $("#job-result").className = "error";
+  } finally {
+    validateForm();
+  }
 }
 
 async function startExecution(event) {
@@ -217,6 +246,65 @@ async function cancelExecution(execution, button) {
   refreshExecutions();
 }
 
+// ---- jobs, live -------------------------------------------------------------------
+
+const STATUSES = ["QUEUED", "SENT", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"];
+
+async function refreshJobs() {
+  clearTimeout(state.jobsTimer);
+  try {
+    const page = await api("GET", "/jobs?limit=10");
+    renderJobs(page.items);
+  } catch (e) {
+    $("#jobs-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
+    $("#jobs-empty").hidden = false;
+  }
+  state.jobsTimer = setTimeout(refreshJobs, POLL_MS);
+}
+
+async function renderJobs(jobs) {
+  $("#jobs-empty").hidden = jobs.length > 0;
+  // The list holds the records; each job's statistics come with GET /jobs/{id}.
+  const views = await Promise.all(jobs.map((j) => api("GET", `/jobs/${encodeURIComponent(j.jobId)}`).catch(() => ({ ...j, statistics: { devices: {}, attempts: 0 } }))));
+  $("#jobs tbody").replaceChildren(...views.map(jobRow));
+}
+
+function jobRow(job) {
+  const devices = job.statistics?.devices ?? {};
+  const total = Object.values(devices).reduce((a, b) => a + b, 0);
+  const bar = el("div", { className: "bar", title: STATUSES.filter((s) => devices[s]).map((s) => `${s} ${devices[s]}`).join(", ") });
+  for (const s of STATUSES) if (devices[s]) bar.append(el("span", { className: s, style: `width:${(100 * devices[s]) / Math.max(total, 1)}%` }));
+  const counts = el("div", { className: "counts", textContent: STATUSES.filter((s) => devices[s]).map((s) => `${s} ${devices[s]}`).join(" · ") || "no executions yet" });
+  const targets = job.targets?.thingGroup ? `group ${job.targets.thingGroup.name}` : `${job.targets?.things?.count ?? "?"} things`;
+  const open = ["SCHEDULED", "IN_PROGRESS"].includes(job.status);
+  const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel job", disabled: !open });
+  cancel.addEventListener("click", () => cancelJob(job, cancel));
+  const reason = job.statusReason ? ` (${job.statusReason.reasonCode})` : "";
+  const row = el(
+    "tr",
+    {},
+    el("td", { className: "id", textContent: job.jobId.slice(0, 8), title: job.jobId }),
+    el("td", { textContent: job.commandId }),
+    el("td", {}, el("span", { className: `status job ${job.status}`, textContent: job.status + reason })),
+    el("td", { textContent: `${targets}, ${job.fanOut?.created ?? 0} created${job.fanOut?.done ? "" : " so far"}` }),
+    el("td", {}, bar, counts),
+    el("td", { textContent: String(job.statistics?.attempts ?? 0) }),
+    el("td", {}, cancel),
+  );
+  row.dataset.jobId = job.jobId;
+  return row;
+}
+
+async function cancelJob(job, button) {
+  button.disabled = true;
+  try {
+    await api("POST", `/jobs/${encodeURIComponent(job.jobId)}/cancel`, { comment: "canceled from the dashboard" });
+  } catch (e) {
+    alert(`${e.body?.code ?? "Error"}: ${e.message}`);
+  }
+  refreshJobs();
+}
+
 // ---- start -------------------------------------------------------------------
 
 await init();
@@ -224,5 +312,8 @@ $("#versions").textContent = `rules: courier-core ${coreVersion()} (WebAssembly)
 $("#start-form").addEventListener("submit", startExecution);
 $("#target").addEventListener("input", validateForm);
 $("#device").addEventListener("change", (e) => watchDevice(e.target.value.trim()));
+$("#job-targets").addEventListener("input", validateForm);
+$("#start-job").addEventListener("click", startJob);
 await loadCommands();
+refreshJobs();
 document.body.dataset.ready = "true";
