@@ -36,6 +36,8 @@ pub const GROUP_PAGE: u32 = 250;
 /// How long a claimed chunk is its writer's. Longer than any function's
 /// timeout, so a claim that outlives it was abandoned.
 pub const CLAIM_LEASE_SECONDS: i64 = 180;
+/// A running job is looked at by the sweeper at least this often.
+pub const RECHECK_SECONDS: i64 = 300;
 /// A finished job's record is kept this long (its executions keep their own).
 pub const JOB_RETENTION_SECONDS: i64 = 90 * 86_400;
 
@@ -450,6 +452,11 @@ impl Job {
                         .window_start
                         .map_or(now, |start| start.plus_secs(60));
                     wakes.push(window_end.max(now));
+                }
+                // A safety net: completion and abort are decided after each
+                // batch of changes; should that step fail, this takes it.
+                if self.status == JobStatus::InProgress {
+                    wakes.push(now.plus_secs(RECHECK_SECONDS));
                 }
             }
         }

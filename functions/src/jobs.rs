@@ -355,8 +355,10 @@ impl<S: JobStore> Courier<S> {
         let mut claimed = job.clone();
         claimed.fan_out.claim = Some(claim.clone());
         claimed.touch(now);
-        if self.store().put_job(&claimed, job.version).await.is_err() {
-            return Ok(StepReport::Raced);
+        match self.store().put_job(&claimed, job.version).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(StepReport::Raced),
+            Err(other) => return Err(other.into()),
         }
         let (things, next_token) = match &job.targets {
             JobTargets::Things { .. } => (

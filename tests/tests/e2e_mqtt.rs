@@ -363,3 +363,85 @@ async fn a_replayed_stream_record_does_not_send_twice() {
     assert_eq!(execution(&id).await["version"], sent["version"]);
     dev.disconnect().await;
 }
+
+#[tokio::test]
+async fn a_job_over_a_thing_group_completes_while_mqtt_devices_work() {
+    // GIVEN a thing group of five in the IoT control plane (moto), each thing
+    // a device connected over MQTT
+    let group = format!("e2e-fleet-{}", std::process::id());
+    let things: Vec<String> = (1..=5).map(|i| format!("{group}-{i}")).collect();
+    let iot = courier_tests::iot_client().await;
+    iot.create_thing_group()
+        .thing_group_name(&group)
+        .send()
+        .await
+        .expect("moto (MOTO_ENDPOINT) serves the IoT control plane");
+    let mut devices = Vec::new();
+    for thing in &things {
+        iot.create_thing().thing_name(thing).send().await.unwrap();
+        iot.add_thing_to_thing_group()
+            .thing_group_name(&group)
+            .thing_name(thing)
+            .send()
+            .await
+            .unwrap();
+        devices.push(device(thing).await);
+    }
+    let (status, body) = api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "e2e-reboot", "parameters": [{"name": "delay", "type": "I", "default": {"I": 0}}],
+                    "executionTimeoutSeconds": 600, "retentionSeconds": 3600})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{body}");
+
+    // WHEN a job targets the group through the API
+    let (status, job) = api(
+        "POST",
+        "/jobs",
+        Some(json!({"commandId": "e2e-reboot", "targets": {"thingGroup": group}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["jobId"].as_str().unwrap().to_owned();
+
+    // THEN each device is told of its execution, takes it and reports; one fails
+    for (i, dev) in devices.iter_mut().enumerate() {
+        let topic = format!("{}/notify-next", dev.root);
+        dev.wait_for(Duration::from_secs(30), |(t, body, _)| {
+            *t == topic && body["execution"]["jobId"].is_string()
+        })
+        .await
+        .unwrap_or_else(|| panic!("device {i} was not told of its execution"));
+        let claimed = dev.request("start-next", json!({})).await.unwrap();
+        let id = claimed["execution"]["jobId"].as_str().unwrap().to_owned();
+        let outcome = if i == 0 { "FAILED" } else { "SUCCEEDED" };
+        dev.request(&format!("{id}/update"), json!({"status": outcome}))
+            .await
+            .unwrap();
+    }
+
+    // AND the job completes with each device counted once
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, view) = api("GET", &format!("/jobs/{job_id}"), None).await;
+        if view["status"] == "COMPLETED" || tokio::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(view["status"], "COMPLETED", "{view}");
+    assert_eq!(
+        view["statistics"]["devices"],
+        json!({"FAILED": 1, "SUCCEEDED": 4})
+    );
+    assert_eq!(view["statistics"]["attempts"], 5);
+    let (_, failed) = api(
+        "GET",
+        &format!("/jobs/{job_id}/executions?status=FAILED"),
+        None,
+    )
+    .await;
+    assert_eq!(failed["items"][0]["target"], json!(things[0]));
+}
