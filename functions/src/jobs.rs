@@ -12,7 +12,7 @@
 
 use crate::error::ServiceError;
 use crate::ids;
-use crate::service::{Courier, Listing};
+use crate::service::{parse_cancel_fields, Courier, Listing};
 use crate::store::{
     CreateJobOutcome, Cursor, JobStore, PageRequest, StoreError, TransitionOutcome,
 };
@@ -592,40 +592,7 @@ impl<S: JobStore> Courier<S> {
 
 /// A job cancel body: optional `force`, `reasonCode`, `comment`.
 fn parse_job_cancel(body: &Value) -> Result<(bool, StatusReason), ServiceError> {
-    let empty = serde_json::Map::new();
-    let map = match body {
-        Value::Null => &empty,
-        Value::Object(map) => map,
-        _ => {
-            return Err(ServiceError::validation(
-                "",
-                ValidationCode::InvalidJson,
-                "the body must be a JSON object",
-            ))
-        }
-    };
-    let mut errors = ValidationErrors::new();
-    for key in map.keys() {
-        if !["force", "reasonCode", "comment"].contains(&key.as_str()) {
-            errors.add(
-                key.as_str(),
-                ValidationCode::UnknownField,
-                "cancel takes force, reasonCode and comment",
-            );
-        }
-    }
-    let force = match map.get("force") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            errors.add(
-                "force",
-                ValidationCode::WrongType,
-                format!("expected true or false, got {other}"),
-            );
-            false
-        }
-    };
+    let (map, force, mut errors) = parse_cancel_fields(body, &["force", "reasonCode", "comment"])?;
     let mut reason = json!({ "reasonCode": "CANCELED_BY_OPERATOR" });
     if let Some(code) = map.get("reasonCode") {
         reason["reasonCode"] = code.clone();

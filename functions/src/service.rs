@@ -667,23 +667,31 @@ fn parse_start_next_body(body: &Value) -> Result<StatusUpdate, ServiceError> {
     Ok(StatusUpdate::parse(&Value::Object(map))?)
 }
 
-/// An operator's cancel body: optional expectedVersion, statusReason,
-/// clientToken and force.
-fn parse_cancel_body(body: &Value) -> Result<(StatusUpdate, bool), ServiceError> {
-    let Value::Object(map) = body else {
-        return Err(ServiceError::validation(
-            "",
-            ValidationCode::InvalidJson,
-            "the body must be a JSON object",
-        ));
+/// The part every cancel body shares (an execution's, a job's): a JSON
+/// object (or nothing) with only `allowed` fields and an optional boolean
+/// `force`. Returns the fields, `force`, and the problems found so far.
+pub(crate) fn parse_cancel_fields(
+    body: &Value,
+    allowed: &[&str],
+) -> Result<(serde_json::Map<String, Value>, bool, ValidationErrors), ServiceError> {
+    let map = match body {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(map) => map.clone(),
+        _ => {
+            return Err(ServiceError::validation(
+                "",
+                ValidationCode::InvalidJson,
+                "the body must be a JSON object",
+            ))
+        }
     };
     let mut errors = ValidationErrors::new();
     for key in map.keys() {
-        if !["expectedVersion", "statusReason", "clientToken", "force"].contains(&key.as_str()) {
+        if !allowed.contains(&key.as_str()) {
             errors.add(
                 key.as_str(),
                 ValidationCode::UnknownField,
-                "cancel takes expectedVersion, statusReason, clientToken and force",
+                format!("cancel takes {}", allowed.join(", ")),
             );
         }
     }
@@ -699,6 +707,16 @@ fn parse_cancel_body(body: &Value) -> Result<(StatusUpdate, bool), ServiceError>
             false
         }
     };
+    Ok((map, force, errors))
+}
+
+/// An operator's cancel body: optional expectedVersion, statusReason,
+/// clientToken and force.
+fn parse_cancel_body(body: &Value) -> Result<(StatusUpdate, bool), ServiceError> {
+    let (map, force, mut errors) = parse_cancel_fields(
+        body,
+        &["expectedVersion", "statusReason", "clientToken", "force"],
+    )?;
     let mut with_status = map.clone();
     with_status.remove("force");
     with_status.insert(

@@ -33,8 +33,8 @@ async fn device(thing: &str) -> MqttDevice {
         .unwrap()
 }
 
-/// Creates the test command (idempotent) and starts an execution on `thing`.
-async fn start(thing: &str, extra: Value) -> String {
+/// Creates the test command (idempotent).
+async fn create_command() {
     let (status, body) = api(
         "POST",
         "/commands",
@@ -46,6 +46,11 @@ async fn start(thing: &str, extra: Value) -> String {
         status == 200 || status == 201,
         "create command: {status} {body}"
     );
+}
+
+/// Creates the test command (idempotent) and starts an execution on `thing`.
+async fn start(thing: &str, extra: Value) -> String {
+    create_command().await;
     let mut request = json!({"target": thing, "parameters": {"delay": {"I": 1}}});
     for (k, v) in extra.as_object().unwrap() {
         request[k] = v.clone();
@@ -387,14 +392,7 @@ async fn a_job_over_a_thing_group_completes_while_mqtt_devices_work() {
             .unwrap();
         devices.push(device(thing).await);
     }
-    let (status, body) = api(
-        "POST",
-        "/commands",
-        Some(json!({"commandId": "e2e-reboot", "parameters": [{"name": "delay", "type": "I", "default": {"I": 0}}],
-                    "executionTimeoutSeconds": 600, "retentionSeconds": 3600})),
-    )
-    .await;
-    assert!(status == 200 || status == 201, "{body}");
+    create_command().await;
 
     // WHEN a job targets the group through the API
     let (status, job) = api(
