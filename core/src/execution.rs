@@ -4,7 +4,7 @@
 
 use crate::deadline::{LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationErrors};
-use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ThingName};
+use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
 };
@@ -33,6 +33,10 @@ pub struct CommandExecution {
     pub status_details: BTreeMap<String, String>,
     #[serde(default)]
     pub parameters: Parameters,
+    /// Sensitive parameters left out of `parameters` in this copy (listings
+    /// show only their names; the stored record and the device have them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted_parameters: Vec<ParameterName>,
     /// The device's typed result.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub result: Parameters,
@@ -437,6 +441,7 @@ impl StartExecution {
             status_reason: None,
             status_details: BTreeMap::new(),
             parameters: self.parameters,
+            redacted_parameters: Vec::new(),
             result: Parameters::new(),
             execution_timeout_seconds: self.execution_timeout_seconds,
             not_before: self.not_before,

@@ -3,7 +3,8 @@
 //!
 //! Character sets and lengths follow AWS IoT where the concept is the same:
 //! thing names `[a-zA-Z0-9:_-]{1,128}`, command ids `[a-zA-Z0-9_-]{1,64}`,
-//! client tokens printable ASCII `[\x21-\x7E]{1,64}`.
+//! client tokens printable ASCII `[\x21-\x7E]{1,64}`; tenant ids
+//! `[a-zA-Z0-9._:-]{1,64}`.
 
 use crate::error::{ValidationCode, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,11 @@ id_type!(
 id_type!(
     /// A job's id: one command sent to many devices.
     JobId, "a job id", 64, word_char, "letters, digits, '_' and '-'"
+);
+id_type!(
+    /// The tenant a caller acts for (from a verified JWT claim). Every key in
+    /// the table is scoped by it; `#` is the key separator and never part of one.
+    TenantId, "a tenant id", 64, |c| word_char(c) || c == '.' || c == ':', "letters, digits, '.', ':', '_' and '-'"
 );
 id_type!(
     /// A caller's idempotency token.

@@ -14,7 +14,7 @@
 
 use crate::deadline::{NewAttempt, OnTimeout};
 use crate::execution::{CommandExecution, StatusReason};
-use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ThingName};
+use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::job::{
     AbortCriterion, CreateJob, FailureType, JobStatistics, JobStatus, RetryCriterion,
     RolloutConfig, Scheduling, Targets,
@@ -69,6 +69,10 @@ pub struct Claim {
 pub struct FanOut {
     /// Executions written and committed.
     pub created: u64,
+    /// Targets given no execution because another tenant owns the thing
+    /// (a thing belongs to the first tenant that targets it).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub skipped: u64,
     /// Every target has its execution.
     pub done: bool,
     /// The thing-group page to read next.
@@ -81,6 +85,19 @@ pub struct FanOut {
     pub window_start: Option<Timestamp>,
     #[serde(default)]
     pub window_created: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+const fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FanOut {
+    /// Targets dealt with so far (with an execution or skipped): where the
+    /// next chunk starts in the target list.
+    pub fn position(&self) -> u64 {
+        self.created + self.skipped
+    }
 }
 
 /// Progress of canceling what remains of a canceled or aborted job.
@@ -104,6 +121,10 @@ pub struct Job {
     pub command_id: CommandId,
     #[serde(default)]
     pub parameters: Parameters,
+    /// Sensitive parameters left out of `parameters` in this copy (see
+    /// `CommandExecution::redacted_parameters`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted_parameters: Vec<ParameterName>,
     pub targets: JobTargets,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutConfig>,
@@ -197,6 +218,7 @@ impl CreateJob {
             job_id,
             command_id: definition.command_id.clone(),
             parameters: self.parameters,
+            redacted_parameters: Vec::new(),
             targets,
             rollout: self.rollout,
             abort: self.abort,
@@ -264,6 +286,7 @@ impl Job {
             status_reason: None,
             status_details: BTreeMap::new(),
             parameters: self.parameters.clone(),
+            redacted_parameters: Vec::new(),
             result: Parameters::new(),
             execution_timeout_seconds: self.execution_timeout_seconds,
             not_before,
@@ -318,16 +341,17 @@ impl Job {
     fn next_chunk(&self, allowance: u32, now: Timestamp) -> Option<Claim> {
         let count = match &self.targets {
             JobTargets::Things { count } => {
-                let left = count.saturating_sub(self.fan_out.created);
+                let position = self.fan_out.position();
+                let left = count.saturating_sub(position);
                 // Never cross a stored page, so a chunk is one read.
-                let in_page = TARGET_PAGE - self.fan_out.created % TARGET_PAGE;
+                let in_page = TARGET_PAGE - position % TARGET_PAGE;
                 u32::try_from(left.min(in_page)).unwrap_or(FAN_OUT_CHUNK)
             }
             JobTargets::ThingGroup { .. } => GROUP_PAGE,
         }
         .min(allowance);
         (count > 0).then(|| Claim {
-            from: self.fan_out.created,
+            from: self.fan_out.position(),
             count,
             page_token: self.fan_out.next_token.clone(),
             expires_at: now.plus_secs(CLAIM_LEASE_SECONDS),
@@ -463,20 +487,24 @@ impl Job {
         wakes.into_iter().min()
     }
 
-    /// The job after a committed chunk of `written` executions; `next_token`
-    /// is the thing group's next page (`None`: it was the last).
+    /// The job after a committed chunk of `written` executions and `skipped`
+    /// targets (owned by another tenant); `next_token` is the thing group's
+    /// next page (`None`: it was the last).
     pub fn commit(
         &self,
         claim: &Claim,
         written: u32,
+        skipped: u32,
         next_token: Option<String>,
         now: Timestamp,
     ) -> Self {
         let mut job = self.clone();
         job.fan_out.claim = None;
-        job.fan_out.created = claim.from + u64::from(written);
+        // The claim started at the position before this chunk.
+        job.fan_out.created = claim.from.saturating_sub(job.fan_out.skipped) + u64::from(written);
+        job.fan_out.skipped += u64::from(skipped);
         job.fan_out.done = match &job.targets {
-            JobTargets::Things { count } => job.fan_out.created >= *count,
+            JobTargets::Things { count } => job.fan_out.position() >= *count,
             JobTargets::ThingGroup { .. } => next_token.is_none(),
         };
         job.fan_out.next_token = next_token;

@@ -36,7 +36,7 @@ pub mod value;
 pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use error::{ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution, StatusReason};
-pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, TenantId, ThingName};
 pub use job::{CreateJob, JobStatistics, JobStatus};
 pub use job_run::{Job, JobStep};
 pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};

@@ -90,6 +90,10 @@ pub struct ParameterSpec {
     /// Largest decoded size of a BIN value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u32>,
+    /// A secret or personal value (a Wi-Fi password, a user's name): shown to
+    /// the device and to `GET /executions/{id}`, never in listings or logs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 /// A checked definition, ready to validate parameter sets.
@@ -268,6 +272,18 @@ impl ParameterSpec {
 impl Validator {
     pub fn definition(&self) -> &CommandDefinition {
         &self.definition
+    }
+
+    /// Removes the values of sensitive parameters from `parameters` and
+    /// returns their names (for listings and logs; see
+    /// [`ParameterSpec::sensitive`]).
+    pub fn redact(&self, parameters: &mut Parameters) -> Vec<ParameterName> {
+        self.definition
+            .parameters
+            .iter()
+            .filter(|spec| spec.sensitive && parameters.remove(spec.name.as_str()).is_some())
+            .map(|spec| spec.name.clone())
+            .collect()
     }
 
     /// Validates a raw parameters object, reporting every problem at once, and

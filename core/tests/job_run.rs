@@ -54,7 +54,7 @@ fn a_new_job_fans_out_in_chunks_that_never_cross_a_target_page() {
     };
     assert!(!resume);
     assert_eq!((claim.from, claim.count), (0, FAN_OUT_CHUNK));
-    let next = j.commit(&claim, claim.count, None, at(2));
+    let next = j.commit(&claim, claim.count, 0, None, at(2));
     assert_eq!(next.fan_out.created, 1000);
     assert!(!next.fan_out.done);
     let JobStep::FanOut { claim, .. } = next.next_step(&JobStatistics::default(), at(3)) else {
@@ -95,7 +95,7 @@ fn the_rollout_allows_maximum_per_minute_then_waits_for_the_next_minute() {
         panic!("expected a fan-out");
     };
     assert_eq!(claim.count, 5);
-    let j = j.commit(&claim, 5, None, at(0));
+    let j = j.commit(&claim, 5, 0, None, at(0));
     assert_eq!(
         j.next_step(&JobStatistics::default(), at(30)),
         JobStep::Idle
@@ -126,6 +126,34 @@ fn a_job_completes_when_every_created_execution_ended() {
     ]);
     assert!(matches!(
         j.next_step(&ended, at(1)),
+        JobStep::Finish {
+            status: JobStatus::Completed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn targets_owned_by_another_tenant_are_skipped_and_the_job_still_completes() {
+    // GIVEN a job of 1,200 targets whose first chunk had 3 things of another tenant
+    let j = job(json!({"targets": {"things": things(1200)}}));
+    let JobStep::FanOut { claim, .. } = j.next_step(&JobStatistics::default(), at(1)) else {
+        panic!("expected a fan-out");
+    };
+    let j = j.commit(&claim, claim.count - 3, 3, None, at(2));
+    // THEN the next chunk starts after every target dealt with
+    assert_eq!((j.fan_out.created, j.fan_out.skipped), (997, 3));
+    let JobStep::FanOut { claim, .. } = j.next_step(&JobStatistics::default(), at(3)) else {
+        panic!("expected a fan-out");
+    };
+    assert_eq!((claim.from, claim.count), (1000, 200));
+    let j = j.commit(&claim, 200, 0, None, at(4));
+    assert!(j.fan_out.done);
+    assert_eq!((j.fan_out.created, j.fan_out.position()), (1197, 1200));
+    // AND it completes when the 1,197 executions it has ended
+    let ended = stats(&[(ExecutionStatus::Succeeded, 1197)]);
+    assert!(matches!(
+        j.next_step(&ended, at(5)),
         JobStep::Finish {
             status: JobStatus::Completed,
             ..

@@ -17,6 +17,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         status_reason: None,
         status_details: BTreeMap::from([("step".to_string(), "2/3".to_string())]),
         parameters: Parameters::from([("rate".to_string(), TypedValue::I(30))]),
+        redacted_parameters: Vec::new(),
         result: Parameters::new(),
         execution_timeout_seconds: 600,
         retention_seconds: 3600,

@@ -41,6 +41,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         status_reason: None,
         status_details: BTreeMap::new(),
         parameters: Parameters::new(),
+        redacted_parameters: Vec::new(),
         result: Parameters::new(),
         execution_timeout_seconds: 4_000,
         retention_seconds: 3600,

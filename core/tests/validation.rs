@@ -199,3 +199,35 @@ fn a_new_execution_is_queued_at_version_one_with_ttl_after_its_deadline() {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
 }
+
+#[test]
+fn sensitive_parameters_are_validated_like_any_other_and_redacted_on_request() {
+    // GIVEN a definition with a sensitive parameter
+    let validator = definition(json!({
+        "commandId": "join-wifi",
+        "parameters": [
+            {"name": "ssid", "type": "S", "required": true},
+            {"name": "password", "type": "S", "required": true, "minLength": 8, "sensitive": true}
+        ]
+    }))
+    .validator()
+    .unwrap();
+    // THEN it round-trips with the flag, and only where it is set
+    let printed = serde_json::to_value(validator.definition()).unwrap();
+    assert_eq!(printed["parameters"][1]["sensitive"], json!(true));
+    assert!(printed["parameters"][0].get("sensitive").is_none());
+    // AND its value is validated as usual
+    let Value::Object(short) = json!({"ssid": {"S": "home"}, "password": {"S": "short"}}) else {
+        unreachable!()
+    };
+    assert!(validator.validate(&short).is_err());
+    // WHEN a listing redacts a valid set THEN the secret is gone and named
+    let Value::Object(ok) = json!({"ssid": {"S": "home"}, "password": {"S": "hunter2hunter2"}})
+    else {
+        unreachable!()
+    };
+    let mut parameters = validator.validate(&ok).unwrap();
+    let redacted = validator.redact(&mut parameters);
+    assert_eq!(redacted, vec![ParameterName::parse("password").unwrap()]);
+    assert_eq!(parameters.keys().collect::<Vec<_>>(), vec!["ssid"]);
+}

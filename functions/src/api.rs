@@ -1,23 +1,25 @@
 //! THE ROUTES. The `api` Lambda's HTTP entry point (API Gateway HTTP API v2
-//! and function URLs): routing, body and query parsing, CORS, and the one
-//! place a [`ServiceError`] becomes a response. I/O only through the service.
+//! and function URLs): routing, authentication and scopes ([`crate::auth`]),
+//! body and query parsing, CORS, and the one place a [`ServiceError`] becomes
+//! a response. I/O only through the service, scoped to the caller's tenant.
 //!
-//! | method | path                                  | what                                   |
-//! |--------|---------------------------------------|----------------------------------------|
-//! | POST   | /commands                             | create a command definition            |
-//! | GET    | /commands                             | list commands (limit, nextToken)       |
-//! | GET    | /commands/{commandId}                 | get a command                          |
-//! | POST   | /commands/{commandId}/executions      | start an execution on a device         |
-//! | GET    | /executions/{executionId}             | get an execution (includeResult)       |
-//! | GET    | /executions?target=|commandId=        | list executions (status, limit, nextToken) |
-//! | POST   | /executions/{executionId}/cancel      | cancel an execution                    |
-//! | POST   | /jobs                                 | create a job (one command, many devices) |
-//! | GET    | /jobs                                 | list jobs, newest first (limit, nextToken) |
-//! | GET    | /jobs/{jobId}                         | get a job with its statistics          |
-//! | GET    | /jobs/{jobId}/executions              | a job's executions (status, limit, nextToken) |
-//! | POST   | /jobs/{jobId}/cancel                  | cancel a job (force)                   |
-//! | GET    | /health                               | liveness and version                   |
+//! | method | path                                  | scope  | what                                   |
+//! |--------|---------------------------------------|--------|----------------------------------------|
+//! | POST   | /commands                             | write  | create a command definition            |
+//! | GET    | /commands                             | read   | list commands (limit, nextToken)       |
+//! | GET    | /commands/{commandId}                 | read   | get a command                          |
+//! | POST   | /commands/{commandId}/executions      | write  | start an execution on a device         |
+//! | GET    | /executions/{executionId}             | read   | get an execution (includeResult)       |
+//! | GET    | /executions?target=|commandId=        | read   | list executions (status, limit, nextToken) |
+//! | POST   | /executions/{executionId}/cancel      | cancel | cancel an execution                    |
+//! | POST   | /jobs                                 | write  | create a job (one command, many devices) |
+//! | GET    | /jobs                                 | read   | list jobs, newest first (limit, nextToken) |
+//! | GET    | /jobs/{jobId}                         | read   | get a job with its statistics          |
+//! | GET    | /jobs/{jobId}/executions              | read   | a job's executions (status, limit, nextToken) |
+//! | POST   | /jobs/{jobId}/cancel                  | cancel | cancel a job (force)                   |
+//! | GET    | /health                               | none   | liveness and version                   |
 
+use crate::auth::{AuthSettings, Scope};
 use crate::error::ServiceError;
 use crate::service::{Courier, ListExecutions};
 use crate::store::JobStore;
@@ -28,9 +30,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// Request bodies above this are refused with 413 before parsing. Parameters
-/// are limited to 128 KiB; the rest of a body is small.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Request bodies above this are refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 /// Cross-origin settings, so browser dashboards on another origin can call.
 #[derive(Debug, Clone)]
@@ -38,11 +39,18 @@ pub struct Cors {
     pub allow_origin: String,
 }
 
+/// How the API answers: CORS and who callers are.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub cors: Cors,
+    pub auth: AuthSettings,
+}
+
 /// Handles one HTTP request. Never fails: every error becomes a JSON response.
 pub async fn handle<S: JobStore, G: ThingGroups>(
     courier: &Courier<S>,
     groups: &G,
-    cors: &Cors,
+    settings: &ApiSettings,
     request: Request,
     now: Timestamp,
 ) -> Result<Response<Body>, lambda_http::Error> {
@@ -59,6 +67,7 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
     let response = match Box::pin(route(
         courier,
         groups,
+        &settings.auth,
         &request,
         &method,
         &path,
@@ -77,12 +86,23 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
             Reply::json(err.status(), &err.body())
         }
     };
-    Ok(response.finish(cors, &request_id))
+    Ok(response.finish(&settings.cors, &request_id))
 }
 
+/// What a route needs: reading, writing, or cancelling.
+fn required_scope(method: &Method, segments: &[&str]) -> Scope {
+    match (method.as_str(), segments.last()) {
+        ("GET", _) => Scope::Read,
+        ("POST", Some(&"cancel")) => Scope::Cancel,
+        _ => Scope::Write,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one request's parts, passed through once
 async fn route<S: JobStore, G: ThingGroups>(
     courier: &Courier<S>,
     groups: &G,
+    auth: &AuthSettings,
     request: &Request,
     method: &Method,
     path: &str,
@@ -95,11 +115,18 @@ async fn route<S: JobStore, G: ThingGroups>(
     if method == Method::OPTIONS {
         return Ok(Reply::empty(StatusCode::NO_CONTENT));
     }
-    match (method.as_str(), segments.as_slice()) {
-        ("GET", ["health"]) => Ok(Reply::json(
+    if (method.as_str(), segments.as_slice()) == ("GET", ["health"].as_slice()) {
+        return Ok(Reply::json(
             200,
             &json!({ "status": "ok", "version": courier_core::VERSION }),
-        )),
+        ));
+    }
+    let principal = auth.authenticate(request)?;
+    principal.require(required_scope(method, &segments))?;
+    // From here on every key is the caller's tenant's.
+    let courier = &courier.for_tenant(&principal.tenant);
+    let caller = principal.subject.as_str();
+    match (method.as_str(), segments.as_slice()) {
         ("POST", ["commands"]) => {
             let (command, created) = courier.create_command(&json_body(request)?, now).await?;
             let reply = Reply::json(if created { 201 } else { 200 }, &command);
@@ -150,7 +177,7 @@ async fn route<S: JobStore, G: ThingGroups>(
         ("POST", ["executions", id, "cancel"]) => Ok(Reply::json(
             200,
             &courier
-                .cancel_execution(id, &json_body(request)?, &caller(request), now, request_id)
+                .cancel_execution(id, &json_body(request)?, caller, now, request_id)
                 .await?,
         )),
         ("POST", ["jobs"]) => {
@@ -182,7 +209,7 @@ async fn route<S: JobStore, G: ThingGroups>(
         ("POST", ["jobs", id, "cancel"]) => Ok(Reply::json(
             200,
             &courier
-                .cancel_job(id, &json_body(request)?, &caller(request), now)
+                .cancel_job(id, &json_body(request)?, caller, now)
                 .await?,
         )),
         (_, ["health"] | ["commands", ..] | ["executions", ..] | ["jobs", ..]) => {
@@ -303,20 +330,4 @@ impl Reply {
         }
         response
     }
-}
-
-/// Who is calling, for the record (`canceledBy`): the JWT `sub` claim the
-/// API's authorizer verified, else `anonymous` (an API without an
-/// authorizer, as under `make run`).
-fn caller(request: &Request) -> String {
-    use lambda_http::request::RequestContext;
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .and_then(|jwt| jwt.claims.get("sub").cloned()),
-        _ => None,
-    }
-    .unwrap_or_else(|| "anonymous".to_owned())
 }

@@ -4,7 +4,8 @@
 //! `AWS_ENDPOINT_URL_IOT`), so no
 //! code differs between local and AWS.
 
-use crate::api::Cors;
+use crate::api::{ApiSettings, Cors};
+use crate::auth::AuthSettings;
 use crate::page_token::PageTokens;
 use crate::publisher::IotDataPublisher;
 use crate::service::Courier;
@@ -23,6 +24,10 @@ pub struct Config {
     /// `TOPIC_ROOT`: the device protocol's topic root, with `{thingName}`
     /// (default `courier/things/{thingName}/jobs`).
     pub topic_root: TopicRoot,
+    /// `TENANT_CLAIM`: the JWT claim naming the caller's tenant (default
+    /// `tenant`); `LOCAL_DEV_IDENTITY=on`: accept the development identity
+    /// (local mode only; see `auth`).
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +48,37 @@ impl Config {
         let topic_root = std::env::var("TOPIC_ROOT").unwrap_or_else(|_| DEFAULT_ROOT.into());
         let topic_root =
             TopicRoot::parse(&topic_root).map_err(|e| ConfigError(format!("TOPIC_ROOT: {e}")))?;
+        let local_dev_identity = match std::env::var("LOCAL_DEV_IDENTITY").as_deref() {
+            Ok("on") => true,
+            Ok("" | "off") | Err(_) => false,
+            Ok(other) => {
+                return Err(ConfigError(format!(
+                    "LOCAL_DEV_IDENTITY is on or off, got {other:?}"
+                )))
+            }
+        };
+        if local_dev_identity {
+            tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
+        }
         Ok(Self {
             table_name,
             page_token_secret,
             cors_allow_origin: std::env::var("CORS_ALLOW_ORIGIN").unwrap_or_else(|_| "*".into()),
             topic_root,
+            auth: AuthSettings {
+                tenant_claim: std::env::var("TENANT_CLAIM").unwrap_or_else(|_| "tenant".into()),
+                local_dev_identity,
+            },
         })
     }
 
-    pub fn cors(&self) -> Cors {
-        Cors {
-            allow_origin: self.cors_allow_origin.clone(),
+    /// What the API needs besides the service: CORS and authentication.
+    pub fn api_settings(&self) -> ApiSettings {
+        ApiSettings {
+            cors: Cors {
+                allow_origin: self.cors_allow_origin.clone(),
+            },
+            auth: self.auth.clone(),
         }
     }
 

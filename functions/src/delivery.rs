@@ -134,9 +134,10 @@ impl<S: Store> Courier<S> {
             due: due.len(),
             ..SweepReport::default()
         };
-        for execution in due {
+        for (tenant, execution) in due {
+            let courier = self.for_tenant(&tenant);
             if execution.overdue(now).is_some() {
-                let after = self.expire_overdue(&execution, None, now).await?;
+                let after = courier.expire_overdue(&execution, None, now).await?;
                 match after.status {
                     ExecutionStatus::TimedOut => report.timed_out += 1,
                     ExecutionStatus::Queued if after.version > execution.version => {
@@ -151,7 +152,7 @@ impl<S: Store> Courier<S> {
                     | ExecutionStatus::Canceled => report.skipped += 1,
                 }
             } else if execution.status == ExecutionStatus::Queued && !execution.is_held(now) {
-                match self.dispatch(root, publisher, &execution, now).await? {
+                match courier.dispatch(root, publisher, &execution, now).await? {
                     DispatchOutcome::Sent | DispatchOutcome::RetryScheduled => {
                         report.dispatched += 1;
                     }
@@ -159,7 +160,7 @@ impl<S: Store> Courier<S> {
                 }
             } else {
                 // Woke early: a change moved its deadline later.
-                self.store().reschedule(&execution).await?;
+                courier.store().reschedule(&execution).await?;
                 report.rescheduled += 1;
             }
         }

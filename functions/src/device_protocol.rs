@@ -147,7 +147,39 @@ impl<S: Store> Courier<S> {
         }
     }
 
+    /// Answers within the tenant that owns the thing: a device's executions
+    /// live there. A thing no tenant owns has no executions at all (creating
+    /// one claims the thing first), so it is answered from this view, which
+    /// holds none for it either.
     async fn answer(
+        &self,
+        root: &TopicRoot,
+        request: &DeviceRequest,
+        payload: &Value,
+        token: Option<&str>,
+        dedupe_token: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ServiceError> {
+        match self.store().thing_owner(&request.thing).await? {
+            Some(owner) if owner != *self.tenant() => {
+                Box::pin(self.for_tenant(&owner).answer_for_owner(
+                    root,
+                    request,
+                    payload,
+                    token,
+                    dedupe_token,
+                    now,
+                ))
+                .await
+            }
+            Some(_) | None => {
+                Box::pin(self.answer_for_owner(root, request, payload, token, dedupe_token, now))
+                    .await
+            }
+        }
+    }
+
+    async fn answer_for_owner(
         &self,
         root: &TopicRoot,
         request: &DeviceRequest,
@@ -330,9 +362,12 @@ fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
         }
         ServiceError::Throttled(_) => (RejectedCode::RequestThrottled, None),
         ServiceError::JobEnded { .. } => (RejectedCode::InvalidStateTransition, None),
-        ServiceError::Conflict(_) | ServiceError::MethodNotAllowed { .. } => {
-            (RejectedCode::InvalidRequest, None)
-        }
+        // The device path has no callers' tokens; these cannot arise on it.
+        ServiceError::Conflict(_)
+        | ServiceError::MethodNotAllowed { .. }
+        | ServiceError::Unauthenticated(_)
+        | ServiceError::MissingScope(_)
+        | ServiceError::AccessDenied(_) => (RejectedCode::InvalidRequest, None),
         ServiceError::Unavailable(_) | ServiceError::Internal(_) => {
             (RejectedCode::InternalError, None)
         }

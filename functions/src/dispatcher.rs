@@ -27,7 +27,7 @@ use crate::store::{JobStore, StatisticsOutcome};
 use crate::thing_groups::ThingGroups;
 use courier_core::job_run::StatisticsDelta;
 use courier_core::protocol::TopicRoot;
-use courier_core::{ExecutionStatus, JobId, Timestamp};
+use courier_core::{ExecutionStatus, JobId, TenantId, Timestamp};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -56,8 +56,10 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
         .unwrap_or_default();
     let mut failures = Vec::new();
     let mut done = Vec::new();
-    let mut counted: BTreeMap<JobId, Vec<Counted>> = BTreeMap::new();
-    let mut jobs_to_step: Vec<JobId> = Vec::new();
+    // Jobs are named with their tenant: each record is handled by a service
+    // scoped to the tenant in its key.
+    let mut counted: BTreeMap<(TenantId, JobId), Vec<Counted>> = BTreeMap::new();
+    let mut jobs_to_step: Vec<(TenantId, JobId)> = Vec::new();
     for record in &records {
         let sequence = record["dynamodb"]["SequenceNumber"]
             .as_str()
@@ -65,15 +67,16 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
             .to_owned();
         let change = match stream_record(record) {
             Ok(Some(StreamRecord::Execution(change))) => change,
-            Ok(Some(StreamRecord::Job(job))) => {
+            Ok(Some(StreamRecord::Job(tenant, job))) => {
                 // A claimed chunk's own write: its commit takes the next step.
                 let claimed = job
                     .fan_out
                     .claim
                     .as_ref()
                     .is_some_and(|c| c.expires_at > now);
-                if !claimed && !jobs_to_step.contains(&job.job_id) {
-                    jobs_to_step.push(job.job_id.clone());
+                let key = (tenant, job.job_id.clone());
+                if !claimed && !jobs_to_step.contains(&key) {
+                    jobs_to_step.push(key);
                 }
                 continue;
             }
@@ -84,11 +87,13 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
             }
         };
         // Boxed to keep the future's type shallow (compiler layout limit).
-        match Box::pin(handle_change(courier, root, publisher, &change, now)).await {
+        let scoped = courier.for_tenant(&change.tenant);
+        match Box::pin(handle_change(&scoped, root, publisher, &change, now)).await {
             Ok(what) => {
                 done.push(json!({ "executionId": change.execution.execution_id, "did": what }));
                 if let Some(job) = change.execution.job_id.as_ref().filter(|_| change.counts) {
-                    counted.entry(job.clone()).or_default().push(Counted {
+                    let key = (change.tenant.clone(), job.clone());
+                    counted.entry(key).or_default().push(Counted {
                         event_id: record["eventID"].as_str().unwrap_or(&sequence).to_owned(),
                         from: change.previous,
                         to: change.execution.status,
@@ -104,8 +109,9 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
             }
         }
     }
-    for (job, changes) in &counted {
-        if let Err(err) = Box::pin(add_statistics(courier, job, changes)).await {
+    for ((tenant, job), changes) in &counted {
+        let scoped = courier.for_tenant(tenant);
+        if let Err(err) = Box::pin(add_statistics(&scoped, job, changes)).await {
             tracing::error!(job_id = %job, error = %err, "job statistics not added; the batch is retried");
             let first = records
                 .first()
@@ -113,13 +119,14 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
                 .unwrap_or_default();
             return Ok(json!({ "batchItemFailures": [{ "itemIdentifier": first }] }));
         }
-        if !jobs_to_step.contains(job) {
-            jobs_to_step.push(job.clone());
+        let key = (tenant.clone(), job.clone());
+        if !jobs_to_step.contains(&key) {
+            jobs_to_step.push(key);
         }
     }
-    for job in &jobs_to_step {
+    for (tenant, job) in &jobs_to_step {
         // A failed step is taken again by the job's next change or wake time.
-        match Box::pin(courier.run_job(groups, job, now)).await {
+        match Box::pin(courier.for_tenant(tenant).run_job(groups, job, now)).await {
             Ok(StepReport::Idle) => {}
             Ok(report) => done.push(json!({ "jobId": job, "did": format!("{report:?}") })),
             Err(err) => {

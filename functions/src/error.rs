@@ -34,6 +34,15 @@ pub enum ServiceError {
     Unavailable(String),
     #[error("internal error; the request id identifies it in the logs")]
     Internal(String),
+    /// No verified caller (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's token lacks the scope the route needs (403).
+    #[error("this operation needs the {} scope", .0.as_str())]
+    MissingScope(crate::auth::Scope),
+    /// The caller's token is not usable here (403), e.g. it names no tenant.
+    #[error("{0}")]
+    AccessDenied(String),
     #[error("no route {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
@@ -86,6 +95,8 @@ impl ServiceError {
             Self::Unavailable(_) => "ServiceUnavailableException",
             Self::Internal(_) => "InternalServerException",
             Self::MethodNotAllowed { .. } => "MethodNotAllowedException",
+            Self::Unauthenticated(_) => "UnauthorizedException",
+            Self::MissingScope(_) | Self::AccessDenied(_) => "AccessDeniedException",
         }
     }
 
@@ -110,6 +121,8 @@ impl ServiceError {
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
             Self::MethodNotAllowed { .. } => 405,
+            Self::Unauthenticated(_) => 401,
+            Self::MissingScope(_) | Self::AccessDenied(_) => 403,
         }
     }
 
@@ -124,7 +137,10 @@ impl ServiceError {
             | Self::Transition { .. }
             | Self::JobEnded { .. }
             | Self::NoRoute { .. }
-            | Self::MethodNotAllowed { .. } => false,
+            | Self::MethodNotAllowed { .. }
+            | Self::Unauthenticated(_)
+            | Self::MissingScope(_)
+            | Self::AccessDenied(_) => false,
         }
     }
 
@@ -148,11 +164,14 @@ impl ServiceError {
             Self::NotFound { what, id } => json!({ "resource": what, "id": id }),
             Self::MethodNotAllowed { allow, .. } => json!({ "allow": allow }),
             Self::JobEnded { id, status } => json!({ "jobId": id, "currentStatus": status }),
+            Self::MissingScope(scope) => json!({ "requiredScope": scope.as_str() }),
             Self::Conflict(_)
             | Self::Throttled(_)
             | Self::Unavailable(_)
             | Self::Internal(_)
-            | Self::NoRoute { .. } => json!({}),
+            | Self::NoRoute { .. }
+            | Self::Unauthenticated(_)
+            | Self::AccessDenied(_) => json!({}),
         };
         let message = match self {
             Self::Transition {

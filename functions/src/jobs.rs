@@ -184,7 +184,10 @@ impl<S: JobStore> Courier<S> {
     ) -> Result<Listing<Job>, ServiceError> {
         let scope = "jobs";
         let page = self.page_request(scope, limit, next_token)?;
-        let page = self.store().list_jobs(page).await?;
+        let mut page = self.store().list_jobs(page).await?;
+        for job in &mut page.items {
+            job.redacted_parameters = self.redact(&job.command_id, &mut job.parameters).await;
+        }
         Ok(self.listing(scope, page))
     }
 
@@ -223,6 +226,9 @@ impl<S: JobStore> Courier<S> {
             .map(|e| e.observed(now))
             .filter(|e| status.is_none_or(|s| e.status == s))
             .collect();
+        for e in &mut page.items {
+            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
+        }
         Ok(self.listing(&scope, page))
     }
 
@@ -381,9 +387,17 @@ impl<S: JobStore> Courier<S> {
                 }
             }
         };
+        // Things another tenant owns get no execution (see `Store::claim_things`).
+        let ours = self.store().claim_things(&things).await?;
+        let skipped = u32::try_from(ours.iter().filter(|o| !**o).count()).unwrap_or(u32::MAX);
+        if skipped > 0 {
+            tracing::warn!(job_id = %job.job_id, skipped, "targets owned by another tenant were skipped");
+        }
         let executions: Vec<CommandExecution> = things
             .into_iter()
-            .map(|thing| {
+            .zip(ours)
+            .filter(|(_, ours)| *ours)
+            .map(|(thing, _)| {
                 let id = ids::job_execution_id(&job.job_id, &thing);
                 claimed.execution_for(id, thing, now)
             })
@@ -399,7 +413,7 @@ impl<S: JobStore> Courier<S> {
             if current.fan_out.claim.as_ref() != Some(&claim) {
                 return Ok(StepReport::Raced);
             }
-            let committed = current.commit(&claim, count, next_token.clone(), now);
+            let committed = current.commit(&claim, count, skipped, next_token.clone(), now);
             match self.store().put_job(&committed, current.version).await {
                 Ok(()) => {
                     return Ok(StepReport::FannedOut {
@@ -577,13 +591,14 @@ impl<S: JobStore> Courier<S> {
     ) -> Result<usize, ServiceError> {
         let due = self.store().due_jobs(now, 100).await?;
         let count = due.len();
-        for job in due {
-            let report = Box::pin(self.run_job(groups, &job.job_id, now)).await?;
+        for (tenant, job) in due {
+            let courier = self.for_tenant(&tenant);
+            let report = Box::pin(courier.run_job(groups, &job.job_id, now)).await?;
             if report == StepReport::Idle {
                 let mut refiled = job.clone();
                 refiled.touch(now);
                 // Lost to a concurrent change: that change re-filed it.
-                let _ = self.store().put_job(&refiled, job.version).await;
+                let _ = courier.store().put_job(&refiled, job.version).await;
             }
         }
         Ok(count)

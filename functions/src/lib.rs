@@ -17,6 +17,7 @@
 //! Each binary in `src/bin/` only wires these together.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod device_events;

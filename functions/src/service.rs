@@ -11,7 +11,7 @@ use crate::store::{
 };
 use courier_core::{
     Actor, CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus,
-    LateResult, StartExecution, StatusUpdate, ThingName, Timestamp, TransitionError,
+    LateResult, StartExecution, StatusUpdate, TenantId, ThingName, Timestamp, TransitionError,
     TransitionPlan, ValidationCode, ValidationErrors, Validator,
 };
 use serde_json::Value;
@@ -21,15 +21,19 @@ use std::sync::{Arc, Mutex};
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// The service: a store, the page-token key, and a cache of compiled command
-/// definitions. Definitions are immutable, so a cached one is never stale and
-/// a warm function starts executions without reading the command.
+/// The service for one tenant: that tenant's view of the store, the
+/// page-token key, and a cache of compiled command definitions shared by
+/// every tenant's view. Definitions are immutable, so a cached one is never
+/// stale and a warm function starts executions without reading the command.
 #[derive(Debug)]
 pub struct Courier<S> {
     store: S,
     tokens: PageTokens,
-    validators: Mutex<HashMap<CommandId, Arc<Validator>>>,
+    validators: Arc<Mutex<ValidatorCache>>,
 }
+
+/// Compiled command definitions by tenant and command id.
+type ValidatorCache = HashMap<(TenantId, CommandId), Arc<Validator>>;
 
 /// A page as callers see it: items and an opaque `nextToken`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -74,12 +78,27 @@ impl<S: Store> Courier<S> {
         Self {
             store,
             tokens,
-            validators: Mutex::new(HashMap::new()),
+            validators: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The tenant this service acts for.
+    pub fn tenant(&self) -> &TenantId {
+        self.store.tenant()
+    }
+
+    /// The same service acting for `tenant` (cheap: clients and caches are
+    /// shared). Every key it touches is scoped to that tenant.
+    pub fn for_tenant(&self, tenant: &TenantId) -> Self {
+        Self {
+            store: self.store.for_tenant(tenant),
+            tokens: self.tokens.clone(),
+            validators: Arc::clone(&self.validators),
+        }
     }
 
     /// `POST /commands`. Returns the stored definition and whether it was
@@ -128,14 +147,16 @@ impl<S: Store> Courier<S> {
     /// The compiled definition, from the cache or the store.
     pub(crate) async fn validator(&self, raw_id: &str) -> Result<Arc<Validator>, ServiceError> {
         let id = CommandId::parse_at(raw_id, "commandId").map_err(ValidationErrors::from)?;
+        let key = (self.tenant().clone(), id);
         if let Some(cached) = self
             .validators
             .lock()
             .ok()
-            .and_then(|cache| cache.get(&id).cloned())
+            .and_then(|cache| cache.get(&key).cloned())
         {
             return Ok(cached);
         }
+        let (_, id) = key;
         let definition =
             self.store
                 .get_command(&id)
@@ -148,7 +169,7 @@ impl<S: Store> Courier<S> {
             ServiceError::Internal(format!("stored definition {id} is invalid: {e}"))
         })?);
         if let Ok(mut cache) = self.validators.lock() {
-            cache.insert(id, Arc::clone(&validator));
+            cache.insert((self.tenant().clone(), id), Arc::clone(&validator));
         }
         Ok(validator)
     }
@@ -190,6 +211,18 @@ impl<S: Store> Courier<S> {
             None => ids::random_execution_id(),
         };
         let execution = start.into_execution(id, &validator, now);
+        // A thing belongs to the first tenant that targets it; to every other
+        // tenant it does not exist.
+        let ours = self
+            .store
+            .claim_things(std::slice::from_ref(&execution.target))
+            .await?;
+        if ours.first() != Some(&true) {
+            return Err(ServiceError::NotFound {
+                what: "thing",
+                id: execution.target.to_string(),
+            });
+        }
         match self.store.create_execution(&execution, &request_hash).await? {
             CreateOutcome::Created(created) => {
                 tracing::info!(execution_id = %created.execution_id, command_id = %created.command_id, target = %created.target, "execution created");
@@ -269,11 +302,49 @@ impl<S: Store> Courier<S> {
             params.limit.as_deref(),
             params.next_token.as_deref(),
         )?;
+        // A thing is another tenant's, or nobody's, alike: not found (no
+        // existence oracle). So is a command this tenant does not have.
+        match &query.of {
+            ExecutionsOf::Target(thing) => {
+                if self.store.thing_owner(thing).await?.as_ref() != Some(self.tenant()) {
+                    return Err(ServiceError::NotFound {
+                        what: "thing",
+                        id: thing.to_string(),
+                    });
+                }
+            }
+            ExecutionsOf::Command(command) => {
+                self.validator(command.as_str()).await?;
+            }
+        }
         let mut page = self.store.list_executions(&query, page, now).await?;
         for e in &mut page.items {
             *e = e.observed(now);
+            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
         }
         Ok(self.listing(&scope, page))
+    }
+
+    /// Leaves the values of sensitive parameters (see
+    /// `ParameterSpec::sensitive`) of command `command_id` out of
+    /// `parameters`, for a listing, and returns their names. Should the
+    /// definition be unreadable, every parameter is left out rather than risk
+    /// showing a secret.
+    pub(crate) async fn redact(
+        &self,
+        command_id: &CommandId,
+        parameters: &mut courier_core::Parameters,
+    ) -> Vec<courier_core::ParameterName> {
+        match self.validator(command_id.as_str()).await {
+            Ok(validator) => validator.redact(parameters),
+            Err(err) => {
+                tracing::warn!(%command_id, code = err.code(), "definition unreadable; every parameter redacted");
+                std::mem::take(parameters)
+                    .into_keys()
+                    .filter_map(|name| courier_core::ParameterName::parse(&name).ok())
+                    .collect()
+            }
+        }
     }
 
     /// `POST /executions/{id}/cancel` by an operator (`caller` is who, for
@@ -619,7 +690,7 @@ impl<S: Store> Courier<S> {
         };
         let start = match next_token {
             None | Some("") => None,
-            Some(token) => match self.tokens.open(scope, token) {
+            Some(token) => match self.tokens.open(&self.token_scope(scope), token) {
                 Ok(cursor) => Some(cursor),
                 Err(e) => {
                     errors.add("nextToken", ValidationCode::InvalidValue, e.to_string());
@@ -633,10 +704,17 @@ impl<S: Store> Courier<S> {
     }
 
     pub(crate) fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {
+        let scope = self.token_scope(scope);
         Listing {
             items: page.items,
-            next_token: page.next.map(|cursor| self.tokens.seal(scope, &cursor)),
+            next_token: page.next.map(|cursor| self.tokens.seal(&scope, &cursor)),
         }
+    }
+
+    /// A nextToken is bound to the tenant and the query it came from: one
+    /// replayed by another tenant, or on another query, does not open.
+    fn token_scope(&self, scope: &str) -> String {
+        format!("{}/{scope}", self.tenant())
     }
 }
 

@@ -129,6 +129,21 @@ pub fn http_event(method: &str, path_and_query: &str, body: Option<&Value>) -> V
     })
 }
 
+/// An HTTP API event as API Gateway delivers it after its JWT authorizer
+/// verified a token carrying `claims` and `scopes`.
+pub fn http_event_with_jwt(
+    method: &str,
+    path_and_query: &str,
+    body: Option<&Value>,
+    claims: Value,
+    scopes: &[&str],
+) -> Value {
+    let mut event = http_event(method, path_and_query, body);
+    event["requestContext"]["authorizer"] =
+        json!({ "jwt": { "claims": claims, "scopes": scopes } });
+    event
+}
+
 /// A Lambda invocation context with the given request id.
 pub fn context(request_id: &str) -> lambda_runtime::Context {
     let mut context = lambda_runtime::Context::default();

@@ -51,7 +51,12 @@ async fn records_of(courier: &Courier<DynamoStore>, id: &str) -> Vec<Value> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r["dynamodb"]["Keys"]["pk"]["S"] == json!(format!("EXEC#{id}")))
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["pk"]["S"]
+                == json!(courier
+                    .store()
+                    .execution_pk(&courier_core::ExecutionId::parse(id).unwrap()))
+        })
         .collect()
 }
 
@@ -180,8 +185,8 @@ async fn poison_and_foreign_records_are_skipped_and_do_not_block_the_shard() {
     let publisher = RecordingPublisher::default();
     let id = start(&courier, json!({"target": "dev-3"})).await;
     let mut records = vec![
-        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": {"pk": {"S": "EXEC#x"}, "status": {"N": "oops"}}}}),
-        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {"pk": {"S": "COMMANDS"}, "sk": {"S": "reboot"}}}}),
+        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": {"pk": {"S": "T#default#EXEC#x"}, "status": {"N": "oops"}}}}),
+        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {"pk": {"S": "T#default#COMMANDS"}, "sk": {"S": "reboot"}}}}),
         json!({"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "3"}}),
     ];
     records.extend(records_of(&courier, &id).await);

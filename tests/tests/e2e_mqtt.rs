@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::protocol::DEFAULT_ROOT;
+use courier_functions::auth::DEFAULT_TENANT;
 use courier_tests::local::{call_api, invoke, read_stream};
 use courier_tests::mqtt::MqttDevice;
 use serde_json::{json, Value};
@@ -314,7 +315,7 @@ async fn a_forced_cancel_of_started_work_reaches_the_device() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["status"].as_str(), body["canceledBy"].as_str()),
-        (Some("CANCELED"), Some("anonymous"))
+        (Some("CANCELED"), Some("developer"))
     );
     notify_next(&mut dev, None).await;
     let refused = dev
@@ -339,7 +340,8 @@ async fn a_replayed_stream_record_does_not_send_twice() {
         .into_iter()
         .find(|r| {
             r["eventName"] == "INSERT"
-                && r["dynamodb"]["Keys"]["pk"]["S"] == json!(format!("EXEC#{id}"))
+                && r["dynamodb"]["Keys"]["pk"]["S"]
+                    == json!(format!("T#{DEFAULT_TENANT}#EXEC#{id}"))
         })
         .expect("the INSERT record is on the stream");
     let result = invoke(

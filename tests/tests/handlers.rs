@@ -5,7 +5,8 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
-use courier_functions::api::{self, Cors};
+use courier_functions::api::{self, ApiSettings, Cors};
+use courier_functions::auth::AuthSettings;
 use courier_functions::device_events;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
@@ -20,7 +21,7 @@ const NOW: i64 = 1_800_000_000;
 
 struct Api {
     courier: Courier<DynamoStore>,
-    cors: Cors,
+    settings: ApiSettings,
     publisher: RecordingPublisher,
 }
 
@@ -34,8 +35,15 @@ impl Api {
     async fn new() -> Self {
         Self {
             courier: fresh_courier().await,
-            cors: Cors {
-                allow_origin: "*".into(),
+            // Local mode: requests without a JWT act as the default tenant.
+            settings: ApiSettings {
+                cors: Cors {
+                    allow_origin: "*".into(),
+                },
+                auth: AuthSettings {
+                    tenant_claim: "tenant".into(),
+                    local_dev_identity: true,
+                },
             },
             publisher: RecordingPublisher::default(),
         }
@@ -55,7 +63,7 @@ impl Api {
         let response = api::handle(
             &self.courier,
             &thing_groups().await,
-            &self.cors,
+            &self.settings,
             request,
             Timestamp::from_secs(now),
         )
@@ -720,7 +728,7 @@ async fn the_job_routes_answer_with_typed_errors_and_pages() {
         (canceled.status, canceled.body["status"].as_str()),
         (200, Some("CANCELED"))
     );
-    assert_eq!(canceled.body["canceledBy"], "anonymous");
+    assert_eq!(canceled.body["canceledBy"], "developer");
     let bad_cancel = api
         .call(
             "POST",

@@ -721,7 +721,7 @@ async fn the_due_index_finds_what_is_due_and_follows_the_step_timer() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|e| e.execution_id.to_string())
+                .map(|(_, e)| e.execution_id.to_string())
                 .collect();
             ids.sort();
             ids

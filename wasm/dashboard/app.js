@@ -1,7 +1,10 @@
 // Courier's reference dashboard. Every rule (parameter validation, which
 // transitions an operator may make) comes from the WASM build of courier-core,
 // so the page refuses exactly what the API would refuse, with the same codes
-// and messages. The API base URL is the `api` query parameter.
+// and messages. The API base URL is the `api` query parameter. Against a
+// deployment, paste an access token (a JWT your identity provider issued with
+// the courier/read, courier/write and courier/cancel scopes); it is kept for
+// this tab only. `make run` needs none: the local stack is in local mode.
 import init, { CommandValidator, canTransition, coreVersion, formatTypedValue } from "../pkg/courier.js";
 
 const API = new URLSearchParams(location.search).get("api") ?? "http://127.0.0.1:9000/lambda-url/api";
@@ -11,9 +14,12 @@ const $ = (sel) => document.querySelector(sel);
 const state = { commands: [], validator: null, command: null, device: "", pollTimer: null, jobsTimer: null };
 
 async function api(method, path, body) {
+  const headers = body === undefined ? {} : { "content-type": "application/json" };
+  const token = sessionStorage.getItem("courier-token");
+  if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(API + path, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const json = response.status === 204 ? null : await response.json();
@@ -197,6 +203,12 @@ async function refreshExecutions() {
     const page = await api("GET", `/executions?target=${encodeURIComponent(state.device)}&limit=25`);
     renderExecutions(page.items);
   } catch (e) {
+    // A thing nobody in this tenant has targeted yet has no executions.
+    if (e.status === 404 && e.body?.details?.resource === "thing") {
+      renderExecutions([]);
+      state.pollTimer = setTimeout(refreshExecutions, POLL_MS);
+      return;
+    }
     $("#executions-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
     $("#executions-empty").hidden = false;
   }
@@ -314,6 +326,11 @@ $("#target").addEventListener("input", validateForm);
 $("#device").addEventListener("change", (e) => watchDevice(e.target.value.trim()));
 $("#job-targets").addEventListener("input", validateForm);
 $("#start-job").addEventListener("click", startJob);
+$("#token").value = sessionStorage.getItem("courier-token") ?? "";
+$("#token").addEventListener("change", (e) => {
+  sessionStorage.setItem("courier-token", e.target.value.trim());
+  loadCommands();
+});
 await loadCommands();
 refreshJobs();
 document.body.dataset.ready = "true";

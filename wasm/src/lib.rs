@@ -33,6 +33,8 @@ export interface ParameterSpec {
   min?: number; max?: number;
   minLength?: number; maxLength?: number; pattern?: string; enum?: string[];
   maxBytes?: number;
+  /** Secret or personal: left out of listings and logs. */
+  sensitive?: boolean;
 }
 export interface CommandDefinition {
   commandId: string;
@@ -50,6 +52,8 @@ export interface CommandExecution {
   executionId: string; commandId: string; target: string; status: ExecutionStatus;
   statusReason?: StatusReason; statusDetails?: Record<string, string>;
   parameters: Parameters; result?: Parameters;
+  /** In listings: sensitive parameters whose values were left out. */
+  redactedParameters?: string[];
   executionTimeoutSeconds: number; retentionSeconds: number;
   createdAt: number; lastUpdatedAt: number; startedAt?: number; completedAt?: number;
   timeToLive: number; version: number; clientToken?: string;

@@ -7,11 +7,11 @@ use lambda_http::{run, service_fn, tracing, Error, Request};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let cors = config.cors();
+    let settings = config.api_settings();
     let (courier, groups) = config.courier_and_groups().await;
-    let (courier, groups, cors) = (&courier, &groups, &cors);
+    let (courier, groups, settings) = (&courier, &groups, &settings);
     run(service_fn(move |request: Request| async move {
-        api::handle(courier, groups, cors, request, config::now()).await
+        api::handle(courier, groups, settings, request, config::now()).await
     }))
     .await
 }

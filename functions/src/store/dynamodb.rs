@@ -2,10 +2,21 @@
 //!
 //! One table, string keys `pk`/`sk`, TTL on the number attribute `ttl`:
 //!
+//! Every key of a tenant's item begins `T#{tenant}#` (written `T#…#` below):
+//! the tenant comes from the caller's verified token, so a request can only
+//! ever name its own tenant's items.
+//!
 //! | item        | pk                 | sk           | gsi1 (byTarget)                  | gsi2 (byCommand)               | gsi3 (pending, sparse)           | gsi4 (due, sparse) |
 //! |-------------|--------------------|--------------|----------------------------------|--------------------------------|----------------------------------|--------------------|
-//! | command     | `COMMANDS`         | `{commandId}`| –                                | –                              | –                                | – |
-//! | execution   | `EXEC#{executionId}`| `EXEC`      | `THING#{target}` / `{created}#{id}` | `CMD#{commandId}` / `{created}#{id}` | `PENDING#{target}` / `{created}#{id}`, only while not terminal | `DUE#{shard}` / `{wakeAt}#{id}`, only while not terminal |
+//! | command     | `T#…#COMMANDS`     | `{commandId}`| –                                | –                              | –                                | – |
+//! | execution   | `T#…#EXEC#{executionId}`| `EXEC`  | `T#…#THING#{target}` / `{created}#{id}` | `T#…#CMD#{commandId}` / `{created}#{id}` | `T#…#PENDING#{target}` / `{created}#{id}`, only while not terminal | `DUE#{shard}` / `{wakeAt}#{id}`, only while not terminal |
+//! | thing owner | `THING#{thingName}`| `OWNER`      | –                                | –                              | –                                | – |
+//!
+//! A thing belongs to the first tenant that targets it (a conditional put of
+//! its owner item); a device's requests find their tenant there, and another
+//! tenant's executions for it are refused at creation. The due index is the
+//! one cross-tenant partition: the sweeper serves every tenant, and reads
+//! each item's tenant from its key.
 //!
 //! `{created}` is `createdAt` in epoch milliseconds, zero-padded to 15 digits,
 //! so index order is creation order. All indexes project KEYS_ONLY. The keys
@@ -53,12 +64,12 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use courier_core::{
     CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, LateResult,
-    ThingName, Timestamp, TransitionPlan,
+    TenantId, ThingName, Timestamp, TransitionPlan,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 mod jobs;
 pub use jobs::{job_from_image, STATISTICS_SHARDS};
@@ -74,6 +85,9 @@ pub const DUE_INDEX: &str = "gsi4";
 pub const DUE_SHARDS: u32 = 4;
 const COMMANDS_PK: &str = "COMMANDS";
 const EXECUTION_SK: &str = "EXEC";
+const OWNER_SK: &str = "OWNER";
+/// Thing owners remembered per warm function (ownership never changes).
+const OWNER_CACHE_MAX: usize = 100_000;
 /// Attributes the store adds to an execution item beside the record itself.
 const REQUEST_HASH: &str = "requestHash";
 const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
@@ -121,23 +135,62 @@ impl CapacityMeter {
     }
 }
 
+/// One tenant's view of the table (see [`Store::for_tenant`]).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    tenant: TenantId,
+    /// Thing -> owning tenant, shared by every view.
+    owners: Arc<Mutex<HashMap<ThingName, TenantId>>>,
     meter: Arc<CapacityMeter>,
     /// BatchWriteItem calls made (benchmarks).
     batch_writes: Arc<AtomicU64>,
 }
 
 impl DynamoStore {
+    /// The table, viewed as the default tenant ([`crate::auth::DEFAULT_TENANT`]);
+    /// scope it with [`Store::for_tenant`].
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            tenant: crate::auth::default_tenant(),
+            owners: Arc::new(Mutex::new(HashMap::new())),
             meter: Arc::new(CapacityMeter::default()),
             batch_writes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// `key` inside this view's tenant: `T#{tenant}#{key}`.
+    fn scoped(&self, key: impl std::fmt::Display) -> String {
+        format!("{TENANT_PREFIX}{}#{key}", self.tenant)
+    }
+
+    /// The partition key of this tenant's execution `id` (for tools that read
+    /// the table or its stream directly).
+    pub fn execution_pk(&self, id: &ExecutionId) -> String {
+        self.scoped(format!("EXEC#{id}"))
+    }
+
+    fn execution_key(&self, id: &ExecutionId) -> Item {
+        let mut key = Item::new();
+        key.insert("pk".into(), AttributeValue::S(self.execution_pk(id)));
+        key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
+        key
+    }
+
+    fn remember_owner(&self, thing: &ThingName, owner: &TenantId) {
+        if let Ok(mut owners) = self.owners.lock() {
+            if owners.len() >= OWNER_CACHE_MAX {
+                owners.clear();
+            }
+            owners.insert(thing.clone(), owner.clone());
+        }
+    }
+
+    fn cached_owner(&self, thing: &ThingName) -> Option<TenantId> {
+        self.owners.lock().ok()?.get(thing).cloned()
     }
 
     /// BatchWriteItem calls made so far (benchmarks).
@@ -232,34 +285,51 @@ impl DynamoStore {
     }
 
     /// Reads full items for index keys, in the keys' order, with consistent
-    /// reads; retries unprocessed keys.
+    /// reads. Each comes with its tenant (from its key): the due index holds
+    /// every tenant's.
     async fn hydrate(
         &self,
         keys: Vec<Item>,
         now: Timestamp,
-    ) -> Result<Vec<CommandExecution>, StoreError> {
-        let mut found: HashMap<String, CommandExecution> = HashMap::with_capacity(keys.len());
+    ) -> Result<Vec<(TenantId, CommandExecution)>, StoreError> {
         let order: Vec<String> = keys.iter().filter_map(|k| string_attr(k, "pk")).collect();
+        let keys = order
+            .iter()
+            .map(|pk| {
+                Item::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                    ("sk".to_owned(), AttributeValue::S(EXECUTION_SK.into())),
+                ])
+            })
+            .collect();
+        let mut found: HashMap<String, (TenantId, CommandExecution)> = HashMap::new();
+        for item in self.batch_get(keys, true).await? {
+            let pk = string_attr(&item, "pk").unwrap_or_default();
+            let Some((tenant, _)) = split_scoped(&pk) else {
+                continue;
+            };
+            let execution = execution_from_item(item)?;
+            if !execution.is_expired(now) {
+                found.insert(pk, (tenant, execution));
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|pk| found.remove(&pk))
+            .collect())
+    }
+
+    /// BatchGetItem over any number of keys (100 per call), retrying
+    /// unprocessed keys with backoff; items come back in no particular order.
+    async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_MAX) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|k| {
-                    let mut key = Item::new();
-                    key.insert(
-                        "pk".into(),
-                        k.get("pk")
-                            .cloned()
-                            .unwrap_or(AttributeValue::S(String::new())),
-                    );
-                    key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
-                    key
-                })
-                .collect();
+            let mut pending = chunk.to_vec();
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(internal)?;
                 let out = self
@@ -273,36 +343,29 @@ impl DynamoStore {
                 for c in out.consumed_capacity() {
                     self.meter.record_read(Some(c));
                 }
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
+                items.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                if let Some(rest) = out
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.table))
+                    .filter(|rest| !rest.keys.is_empty())
                 {
-                    let pk = string_attr(&item, "pk").unwrap_or_default();
-                    let execution = execution_from_item(item)?;
-                    if !execution.is_expired(now) {
-                        found.insert(pk, execution);
+                    pending = rest.keys;
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Throttled(
+                            "BatchGetItem left keys unprocessed after 8 attempts".into(),
+                        ));
                     }
-                }
-                if let Some(mut left) = out.unprocessed_keys.filter(|u| !u.is_empty()) {
-                    if let Some(rest) = left.remove(&self.table) {
-                        pending = rest.keys;
-                        attempt += 1;
-                        if attempt > 8 {
-                            return Err(StoreError::Throttled(
-                                "BatchGetItem left keys unprocessed after 8 attempts".into(),
-                            ));
-                        }
-                        backoff(attempt).await;
-                    }
+                    backoff(attempt).await;
                 }
             }
         }
-        Ok(order
-            .into_iter()
-            .filter_map(|pk| found.remove(&pk))
-            .collect())
+        Ok(items)
     }
 
     /// One page of a Query on the table (`index: None`, partition key `pk`)
@@ -390,19 +453,98 @@ impl DynamoStore {
             .await?;
         let items = self.hydrate(keys.items, now).await?;
         Ok(Page {
-            items,
+            items: items.into_iter().map(|(_, e)| e).collect(),
             next: keys.next,
         })
     }
 }
 
 impl Store for DynamoStore {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    fn for_tenant(&self, tenant: &TenantId) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            ..self.clone()
+        }
+    }
+
+    async fn thing_owner(&self, thing: &ThingName) -> Result<Option<TenantId>, StoreError> {
+        if let Some(owner) = self.cached_owner(thing) {
+            return Ok(Some(owner));
+        }
+        // Consistent: a device asking right after its first execution was
+        // created must find the claim that creation made.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(owner_key(thing)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        let owner = out.item.as_ref().and_then(owner_of_item);
+        if let Some(owner) = &owner {
+            self.remember_owner(thing, owner);
+        }
+        Ok(owner)
+    }
+
+    async fn claim_things(&self, things: &[ThingName]) -> Result<Vec<bool>, StoreError> {
+        let mut owners: Vec<Option<TenantId>> =
+            things.iter().map(|t| self.cached_owner(t)).collect();
+        // Unknown ones: one BatchGetItem per 100, then a conditional put for
+        // each that nobody owns yet (the put, not the read, decides a race).
+        let unknown: Vec<usize> = (0..things.len()).filter(|&i| owners[i].is_none()).collect();
+        for chunk in unknown.chunks(BATCH_GET_MAX) {
+            let keys = chunk.iter().map(|&i| owner_key(&things[i])).collect();
+            for item in self.batch_get(keys, false).await? {
+                let (Some(pk), Some(owner)) = (string_attr(&item, "pk"), owner_of_item(&item))
+                else {
+                    continue;
+                };
+                for &i in chunk {
+                    if pk.strip_prefix(THING_PREFIX) == Some(things[i].as_str()) {
+                        owners[i] = Some(owner.clone());
+                    }
+                }
+            }
+        }
+        for (i, thing) in things.iter().enumerate() {
+            if owners[i].is_some() {
+                continue;
+            }
+            let mut item = owner_key(thing);
+            item.insert("tenant".into(), AttributeValue::S(self.tenant.to_string()));
+            owners[i] = match self.put_if_absent(item, None).await? {
+                None => Some(self.tenant.clone()),
+                Some(existing) => owner_of_item(&existing),
+            };
+        }
+        Ok(things
+            .iter()
+            .zip(owners)
+            .map(|(thing, owner)| match owner {
+                Some(owner) => {
+                    self.remember_owner(thing, &owner);
+                    owner == self.tenant
+                }
+                None => false,
+            })
+            .collect())
+    }
+
     async fn put_command(
         &self,
         definition: &CommandDefinition,
     ) -> Result<PutOutcome<CommandDefinition>, StoreError> {
         let mut item = dynamo::to_item(definition).map_err(internal)?;
-        item.insert("pk".into(), AttributeValue::S(COMMANDS_PK.into()));
+        item.insert("pk".into(), AttributeValue::S(self.scoped(COMMANDS_PK)));
         item.insert(
             "sk".into(),
             AttributeValue::S(definition.command_id.to_string()),
@@ -418,7 +560,7 @@ impl Store for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(COMMANDS_PK.into()))
+            .key("pk", AttributeValue::S(self.scoped(COMMANDS_PK)))
             .key("sk", AttributeValue::S(id.to_string()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -433,7 +575,7 @@ impl Store for DynamoStore {
         page: PageRequest,
     ) -> Result<Page<CommandDefinition>, StoreError> {
         let raw = self
-            .query_page(None, COMMANDS_PK.into(), true, page)
+            .query_page(None, self.scoped(COMMANDS_PK), true, page)
             .await?;
         let items = raw
             .items
@@ -451,7 +593,7 @@ impl Store for DynamoStore {
         execution: &CommandExecution,
         request_hash: &str,
     ) -> Result<CreateOutcome, StoreError> {
-        let item = execution_to_item(execution, Some(request_hash))?;
+        let item = self.execution_item(execution, Some(request_hash))?;
         // An expired record with the same id is as good as absent.
         match self.put_if_absent(item, Some(execution.created_at)).await? {
             None => Ok(CreateOutcome::Created(execution.clone())),
@@ -474,7 +616,7 @@ impl Store for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(execution_key(id)))
+            .set_key(Some(self.execution_key(id)))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -496,10 +638,10 @@ impl Store for DynamoStore {
         let (index, partition) = match (&query.of, query.status) {
             // Pending statuses of one device: the small sparse index.
             (ExecutionsOf::Target(t), Some(s)) if !s.is_terminal() => {
-                (PENDING_INDEX, format!("PENDING#{t}"))
+                (PENDING_INDEX, self.scoped(format!("PENDING#{t}")))
             }
-            (ExecutionsOf::Target(t), _) => (BY_TARGET_INDEX, format!("THING#{t}")),
-            (ExecutionsOf::Command(c), _) => (BY_COMMAND_INDEX, format!("CMD#{c}")),
+            (ExecutionsOf::Target(t), _) => (BY_TARGET_INDEX, self.scoped(format!("THING#{t}"))),
+            (ExecutionsOf::Command(c), _) => (BY_COMMAND_INDEX, self.scoped(format!("CMD#{c}"))),
         };
         let mut page = self.query_index(index, partition, true, page, now).await?;
         if let Some(status) = query.status {
@@ -519,7 +661,7 @@ impl Store for DynamoStore {
             let page = self
                 .query_index(
                     PENDING_INDEX,
-                    format!("PENDING#{target}"),
+                    self.scoped(format!("PENDING#{target}")),
                     false,
                     PageRequest { limit: 100, start },
                     now,
@@ -545,7 +687,7 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(execution_key(id)))
+            .set_key(Some(self.execution_key(id)))
             .update_expression(update.expression())
             .condition_expression(update.condition.join(" AND "))
             .set_expression_attribute_names(Some(update.names))
@@ -619,7 +761,7 @@ impl Store for DynamoStore {
         &self,
         now: Timestamp,
         limit: u32,
-    ) -> Result<Vec<CommandExecution>, StoreError> {
+    ) -> Result<Vec<(TenantId, CommandExecution)>, StoreError> {
         let upper = format!("{:015}#~", now.millis().max(0));
         let mut due = Vec::new();
         for shard in 0..DUE_SHARDS {
@@ -654,7 +796,7 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(execution_key(id)))
+            .set_key(Some(self.execution_key(id)))
             .update_expression("SET lateResult = :late, version = version + :one, lastUpdatedAt = :now REMOVE previousStatus")
             .condition_expression(
                 "#status = :timedOut AND target = :target AND attribute_not_exists(lateResult) AND timeToLive > :now",
@@ -694,7 +836,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(execution_key(&execution.execution_id)))
+            .set_key(Some(self.execution_key(&execution.execution_id)))
             // Not a status change: no previousStatus in this image, so the
             // stream's readers (job statistics) do not count it.
             .update_expression("SET gsi4pk = :pk, gsi4sk = :sk REMOVE previousStatus")
@@ -920,11 +1062,28 @@ impl UpdateBuilder {
     }
 }
 
-fn execution_key(id: &ExecutionId) -> Item {
-    let mut key = Item::new();
-    key.insert("pk".into(), AttributeValue::S(format!("EXEC#{id}")));
-    key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
-    key
+/// Tenant-scoped keys begin with this, then the tenant and `#`.
+const TENANT_PREFIX: &str = "T#";
+const THING_PREFIX: &str = "THING#";
+
+/// `T#{tenant}#{rest}` -> the tenant and `rest`.
+fn split_scoped(key: &str) -> Option<(TenantId, &str)> {
+    let (tenant, rest) = key.strip_prefix(TENANT_PREFIX)?.split_once('#')?;
+    Some((TenantId::parse(tenant).ok()?, rest))
+}
+
+fn owner_key(thing: &ThingName) -> Item {
+    Item::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("{THING_PREFIX}{thing}")),
+        ),
+        ("sk".to_owned(), AttributeValue::S(OWNER_SK.into())),
+    ])
+}
+
+fn owner_of_item(item: &Item) -> Option<TenantId> {
+    string_attr(item, "tenant").and_then(|t| TenantId::parse(&t).ok())
 }
 
 /// Index sort key: creation order, then id for uniqueness.
@@ -936,50 +1095,65 @@ fn created_key(execution: &CommandExecution) -> String {
     )
 }
 
-fn execution_to_item(
-    execution: &CommandExecution,
-    request_hash: Option<&str>,
-) -> Result<Item, StoreError> {
-    let mut item = dynamo::to_item(execution).map_err(internal)?;
-    // No empty maps in items: DynamoDB Local's stream renders `{"M": {}}` as
-    // `{}`, which no SDK can read back (the record reads it as absent).
-    item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
-    let sort = created_key(execution);
-    let mut put = |k: &str, v: String| {
-        item.insert(k.to_owned(), AttributeValue::S(v));
-    };
-    put("pk", format!("EXEC#{}", execution.execution_id));
-    put("sk", EXECUTION_SK.into());
-    put("gsi1pk", format!("THING#{}", execution.target));
-    put("gsi1sk", sort.clone());
-    // A job's executions are listed under the job, a direct one under its command.
-    match &execution.job_id {
-        Some(job) => put("gsi2pk", format!("JOB#{job}")),
-        None => put("gsi2pk", format!("CMD#{}", execution.command_id)),
+impl DynamoStore {
+    /// The item of an execution of this view's tenant, with its index keys.
+    fn execution_item(
+        &self,
+        execution: &CommandExecution,
+        request_hash: Option<&str>,
+    ) -> Result<Item, StoreError> {
+        let mut item = dynamo::to_item(execution).map_err(internal)?;
+        // No empty maps in items: DynamoDB Local's stream renders `{"M": {}}` as
+        // `{}`, which no SDK can read back (the record reads it as absent).
+        item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
+        let sort = created_key(execution);
+        let mut put = |k: &str, v: String| {
+            item.insert(k.to_owned(), AttributeValue::S(v));
+        };
+        put(
+            "pk",
+            self.scoped(format!("EXEC#{}", execution.execution_id)),
+        );
+        put("sk", EXECUTION_SK.into());
+        put("gsi1pk", self.scoped(format!("THING#{}", execution.target)));
+        put("gsi1sk", sort.clone());
+        // A job's executions are listed under the job, a direct one under its command.
+        match &execution.job_id {
+            Some(job) => put("gsi2pk", self.scoped(format!("JOB#{job}"))),
+            None => put(
+                "gsi2pk",
+                self.scoped(format!("CMD#{}", execution.command_id)),
+            ),
+        }
+        put("gsi2sk", sort.clone());
+        if !execution.status.is_terminal() {
+            put(
+                "gsi3pk",
+                self.scoped(format!("PENDING#{}", execution.target)),
+            );
+            put("gsi3sk", sort);
+        }
+        if let Some((pk, sk)) = due_key(execution) {
+            put("gsi4pk", pk);
+            put("gsi4sk", sk);
+        }
+        if let Some(hash) = request_hash {
+            put(REQUEST_HASH, hash.to_owned());
+        }
+        item.insert(
+            TTL_ATTRIBUTE.into(),
+            AttributeValue::N(execution.time_to_live.epoch_secs().to_string()),
+        );
+        Ok(item)
     }
-    put("gsi2sk", sort.clone());
-    if !execution.status.is_terminal() {
-        put("gsi3pk", format!("PENDING#{}", execution.target));
-        put("gsi3sk", sort);
-    }
-    if let Some((pk, sk)) = due_key(execution) {
-        put("gsi4pk", pk);
-        put("gsi4sk", sk);
-    }
-    if let Some(hash) = request_hash {
-        put(REQUEST_HASH, hash.to_owned());
-    }
-    item.insert(
-        TTL_ATTRIBUTE.into(),
-        AttributeValue::N(execution.time_to_live.epoch_secs().to_string()),
-    );
-    Ok(item)
 }
 
 /// An execution's new image from the table's stream, and its status before
 /// the change (`None` for a new execution).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamChange {
+    /// Whose execution it is (from its key).
+    pub tenant: TenantId,
     pub execution: CommandExecution,
     pub previous: Option<ExecutionStatus>,
     /// The change started a new attempt (`executionNumber` went up).
@@ -993,7 +1167,7 @@ pub struct StreamChange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamRecord {
     Execution(Box<StreamChange>),
-    Job(Box<courier_core::Job>),
+    Job(TenantId, Box<courier_core::Job>),
 }
 
 /// Decodes one DynamoDB stream record (the Lambda event's JSON). `None` for
@@ -1006,10 +1180,14 @@ pub fn stream_record(record: &serde_json::Value) -> Result<Option<StreamRecord>,
     let image: serde_dynamo::Item = serde_json::from_value(record["dynamodb"]["NewImage"].clone())
         .map_err(|e| StoreError::Internal(format!("stream image: {e}")))?;
     let item: Item = image.into();
-    if let Some(job) = job_from_image(&item)? {
-        return Ok(Some(StreamRecord::Job(Box::new(job))));
+    if let Some((tenant, job)) = job_from_image(&item)? {
+        return Ok(Some(StreamRecord::Job(tenant, Box::new(job))));
     }
-    if !string_attr(&item, "pk").is_some_and(|pk| pk.starts_with("EXEC#")) {
+    let pk = string_attr(&item, "pk").unwrap_or_default();
+    let Some((tenant, rest)) = split_scoped(&pk) else {
+        return Ok(None);
+    };
+    if !rest.starts_with("EXEC#") {
         return Ok(None);
     }
     let counts = event == "INSERT" || item.contains_key(PREVIOUS_STATUS);
@@ -1027,6 +1205,7 @@ pub fn stream_record(record: &serde_json::Value) -> Result<Option<StreamRecord>,
     let execution = execution_from_item(item)?;
     let new_attempt = previous_attempt.is_some_and(|n| execution.execution_number > n);
     Ok(Some(StreamRecord::Execution(Box::new(StreamChange {
+        tenant,
         execution,
         previous,
         new_attempt,

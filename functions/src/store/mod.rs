@@ -2,13 +2,19 @@
 //! handlers are generic over, and its one implementation, DynamoDB
 //! ([`dynamodb`]). The table layout is documented in `dynamodb.rs` and the
 //! README. This module only defines types; I/O happens in the implementation.
+//!
+//! A store value is one tenant's view of the table ([`Store::tenant`]):
+//! every key it reads or writes is scoped by that tenant, so no method can
+//! reach another tenant's items. The few cross-tenant reads the system needs
+//! (the sweeper's due index, thing ownership) return the tenant with each
+//! item, and the caller scopes a view to it with [`Store::for_tenant`].
 
 pub mod dynamodb;
 
 use courier_core::job_run::{Job, StatisticsDelta};
 use courier_core::{
     CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, JobId,
-    JobStatistics, LateResult, ThingName, Timestamp, TransitionError, TransitionPlan,
+    JobStatistics, LateResult, TenantId, ThingName, Timestamp, TransitionError, TransitionPlan,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -97,7 +103,27 @@ pub enum StoreError {
 /// Everything the handlers need from storage. Every method is one GetItem,
 /// Query (plus BatchGetItem to hydrate keys-only index entries), PutItem or
 /// UpdateItem; none scans.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + Clone {
+    /// The tenant whose items this view reads and writes.
+    fn tenant(&self) -> &TenantId;
+
+    /// The same store, scoped to `tenant` (cheap: shares clients and caches).
+    fn for_tenant(&self, tenant: &TenantId) -> Self;
+
+    /// The tenant a thing belongs to; `None` while no tenant has targeted it.
+    fn thing_owner(
+        &self,
+        thing: &ThingName,
+    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+
+    /// Makes each thing this tenant's unless another tenant owns it (a thing
+    /// belongs to the first tenant that targets it) and says, in order,
+    /// whether it is this tenant's.
+    fn claim_things(
+        &self,
+        things: &[ThingName],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
     /// Creates the definition unless one with its id exists.
     fn put_command(
         &self,
@@ -154,14 +180,15 @@ pub trait Store: Send + Sync {
         dedupe_token: &str,
     ) -> impl Future<Output = Result<TransitionOutcome, StoreError>> + Send;
 
-    /// Non-terminal executions whose wake time (`CommandExecution::wake_at`)
-    /// has come: up to `limit` per due-index shard, through the sparse due
-    /// index (never a Scan).
+    /// Non-terminal executions of every tenant whose wake time
+    /// (`CommandExecution::wake_at`) has come, each with its tenant: up to
+    /// `limit` per due-index shard, through the sparse due index (never a
+    /// Scan).
     fn due_executions(
         &self,
         now: Timestamp,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TenantId, CommandExecution)>, StoreError>> + Send;
 
     /// Re-files the execution in the due index at its current wake time
     /// (unless it changed since `execution.version`).
@@ -273,10 +300,11 @@ pub trait JobStore: Store {
         last: &str,
     ) -> impl Future<Output = Result<StatisticsOutcome, StoreError>> + Send;
 
-    /// Jobs whose wake time (`Job::wake_at`) has come.
+    /// Jobs of every tenant whose wake time (`Job::wake_at`) has come, each
+    /// with its tenant.
     fn due_jobs(
         &self,
         now: Timestamp,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TenantId, Job)>, StoreError>> + Send;
 }

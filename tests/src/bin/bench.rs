@@ -9,6 +9,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use courier_core::Timestamp;
+use courier_functions::auth::DEFAULT_TENANT;
 use courier_functions::page_token::PageTokens;
 use courier_functions::service::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
@@ -97,7 +98,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let raw = client
             .get_item()
             .table_name(&table)
-            .key("pk", AttributeValue::S(format!("EXEC#{id}")))
+            .key(
+                "pk",
+                AttributeValue::S(format!("T#{DEFAULT_TENANT}#EXEC#{id}")),
+            )
             .key("sk", AttributeValue::S("EXEC".into()))
             .send()
             .await?;

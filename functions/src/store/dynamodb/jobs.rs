@@ -1,15 +1,17 @@
 //! Jobs in the table: the DynamoDB implementation of [`JobStore`]. Does I/O.
 //!
-//! | item            | pk          | sk                | gsi1 (byTarget)          | gsi4 (due, sparse) |
-//! |-----------------|-------------|-------------------|--------------------------|--------------------|
-//! | job             | `JOB#{id}`  | `JOB`             | `JOBS` / `{created}#{id}` | `DUEJOB` / `{wakeAt}#{id}` while it has a wake time |
-//! | target page     | `JOB#{id}`  | `TARGETS#{n:06}`  | –                        | – |
-//! | counter shard   | `JOB#{id}`  | `STATS#{k}`       | –                        | – |
-//! | batch marker    | `JOB#{id}`  | `BATCH#{eventId}` | –                        | – (TTL 2 days) |
+//! Keys are tenant-scoped (`T#…#` is `T#{tenant}#`, see `dynamodb.rs`):
+//!
+//! | item            | pk              | sk                | gsi1 (byTarget)          | gsi4 (due, sparse) |
+//! |-----------------|-----------------|-------------------|--------------------------|--------------------|
+//! | job             | `T#…#JOB#{id}`  | `JOB`             | `T#…#JOBS` / `{created}#{id}` | `DUEJOB` / `{wakeAt}#{id}` while it has a wake time |
+//! | target page     | `T#…#JOB#{id}`  | `TARGETS#{n:06}`  | –                        | – |
+//! | counter shard   | `T#…#JOB#{id}`  | `STATS#{k}`       | –                        | – |
+//! | batch marker    | `T#…#JOB#{id}`  | `BATCH#{eventId}` | –                        | – (TTL 2 days) |
 //!
 //! A job's executions are ordinary execution items whose gsi2 partition is
-//! `JOB#{jobId}` (not `CMD#{commandId}`), so the job's executions are one
-//! Query and a job execution costs exactly what a single one does.
+//! `T#…#JOB#{jobId}` (not `T#…#CMD#{commandId}`), so the job's executions are
+//! one Query and a job execution costs exactly what a single one does.
 //!
 //! STATISTICS: the dispatcher (the table stream) adds each batch of
 //! execution changes to one of [`STATISTICS_SHARDS`] counter items with
@@ -20,8 +22,8 @@
 //! spread over the shards; reading them is one Query together with the job.
 
 use super::{
-    backoff, classify, execution_to_item, internal, string_attr, DynamoStore, Item,
-    BY_COMMAND_INDEX, BY_TARGET_INDEX, DUE_INDEX, TTL_ATTRIBUTE,
+    backoff, classify, internal, split_scoped, string_attr, DynamoStore, Item, BY_COMMAND_INDEX,
+    BY_TARGET_INDEX, DUE_INDEX, TTL_ATTRIBUTE,
 };
 use crate::store::{CreateJobOutcome, JobStore, Page, PageRequest, StatisticsOutcome, StoreError};
 use aws_sdk_dynamodb::types::{
@@ -29,7 +31,9 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 use courier_core::job_run::{Job, StatisticsDelta, TARGET_PAGE};
-use courier_core::{CommandExecution, ExecutionStatus, JobId, JobStatistics, ThingName, Timestamp};
+use courier_core::{
+    CommandExecution, ExecutionStatus, JobId, JobStatistics, TenantId, ThingName, Timestamp,
+};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::BTreeMap;
 
@@ -46,10 +50,6 @@ const MARKER_TTL_SECONDS: i64 = 2 * 86_400;
 /// Attempts at a batch's unprocessed items before giving up (retryable).
 const BATCH_WRITE_ATTEMPTS: u32 = 10;
 
-fn job_pk(id: &JobId) -> String {
-    format!("JOB#{id}")
-}
-
 fn key(pk: String, sk: String) -> Item {
     Item::from([
         ("pk".to_owned(), AttributeValue::S(pk)),
@@ -57,46 +57,55 @@ fn key(pk: String, sk: String) -> Item {
     ])
 }
 
-fn job_to_item(job: &Job, request_hash: &str) -> Result<Item, StoreError> {
-    let mut item = dynamo::to_item(job).map_err(internal)?;
-    item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
-    let mut put = |k: &str, v: String| {
-        item.insert(k.to_owned(), AttributeValue::S(v));
-    };
-    put("pk", job_pk(&job.job_id));
-    put("sk", JOB_SK.into());
-    put(&format!("{BY_TARGET_INDEX}pk"), JOBS_PK.into());
-    put(
-        &format!("{BY_TARGET_INDEX}sk"),
-        format!("{:015}#{}", job.created_at.millis().max(0), job.job_id),
-    );
-    if let Some(wake) = job.wake_at(job.last_updated_at) {
-        put(&format!("{DUE_INDEX}pk"), JOB_DUE_PK.into());
-        put(
-            &format!("{DUE_INDEX}sk"),
-            format!("{:015}#{}", wake.millis().max(0), job.job_id),
-        );
+impl DynamoStore {
+    fn job_pk(&self, id: &JobId) -> String {
+        self.scoped(format!("JOB#{id}"))
     }
-    put(REQUEST_HASH, request_hash.to_owned());
-    item.insert(
-        TTL_ATTRIBUTE.into(),
-        AttributeValue::N(job.time_to_live.epoch_secs().to_string()),
-    );
-    Ok(item)
+
+    fn job_to_item(&self, job: &Job, request_hash: &str) -> Result<Item, StoreError> {
+        let mut item = dynamo::to_item(job).map_err(internal)?;
+        item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
+        let mut put = |k: &str, v: String| {
+            item.insert(k.to_owned(), AttributeValue::S(v));
+        };
+        put("pk", self.job_pk(&job.job_id));
+        put("sk", JOB_SK.into());
+        put(&format!("{BY_TARGET_INDEX}pk"), self.scoped(JOBS_PK));
+        put(
+            &format!("{BY_TARGET_INDEX}sk"),
+            format!("{:015}#{}", job.created_at.millis().max(0), job.job_id),
+        );
+        if let Some(wake) = job.wake_at(job.last_updated_at) {
+            put(&format!("{DUE_INDEX}pk"), JOB_DUE_PK.into());
+            put(
+                &format!("{DUE_INDEX}sk"),
+                format!("{:015}#{}", wake.millis().max(0), job.job_id),
+            );
+        }
+        put(REQUEST_HASH, request_hash.to_owned());
+        item.insert(
+            TTL_ATTRIBUTE.into(),
+            AttributeValue::N(job.time_to_live.epoch_secs().to_string()),
+        );
+        Ok(item)
+    }
 }
 
 fn job_from_item(item: Item) -> Result<Job, StoreError> {
     dynamo::from_item(item).map_err(|e| StoreError::Internal(format!("malformed job item: {e}")))
 }
 
-/// Decodes a job item from a stream image (`None` if the item is not a job).
-pub fn job_from_image(item: &Item) -> Result<Option<Job>, StoreError> {
-    let is_job = string_attr(item, "pk").is_some_and(|pk| pk.starts_with("JOB#"))
-        && string_attr(item, "sk").as_deref() == Some(JOB_SK);
-    if !is_job {
+/// Decodes a job item from a stream image, with its tenant (`None` if the
+/// item is not a job).
+pub fn job_from_image(item: &Item) -> Result<Option<(TenantId, Job)>, StoreError> {
+    let pk = string_attr(item, "pk").unwrap_or_default();
+    let Some((tenant, rest)) = split_scoped(&pk) else {
+        return Ok(None);
+    };
+    if !rest.starts_with("JOB#") || string_attr(item, "sk").as_deref() != Some(JOB_SK) {
         return Ok(None);
     }
-    job_from_item(item.clone()).map(Some)
+    job_from_item(item.clone()).map(|job| Some((tenant, job)))
 }
 
 fn counter_name(status: ExecutionStatus) -> String {
@@ -189,7 +198,7 @@ impl JobStore for DynamoStore {
         targets: Option<&[ThingName]>,
         request_hash: &str,
     ) -> Result<CreateJobOutcome, StoreError> {
-        let pk = job_pk(&job.job_id);
+        let pk = self.job_pk(&job.job_id);
         // An existing job is never touched: its target pages stay as they are.
         let existing = self
             .client
@@ -234,7 +243,7 @@ impl JobStore for DynamoStore {
             }
         }
         match self
-            .put_if_absent(job_to_item(job, request_hash)?, None)
+            .put_if_absent(self.job_to_item(job, request_hash)?, None)
             .await?
         {
             None => Ok(CreateJobOutcome::Created(job.clone())),
@@ -255,7 +264,7 @@ impl JobStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :job AND :stats")
-            .expression_attribute_values(":pk", AttributeValue::S(job_pk(id)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.job_pk(id)))
             .expression_attribute_values(":job", AttributeValue::S(JOB_SK.into()))
             .expression_attribute_values(":stats", AttributeValue::S("STATS#~".into()))
             .consistent_read(true)
@@ -277,7 +286,7 @@ impl JobStore for DynamoStore {
 
     async fn list_jobs(&self, page: PageRequest) -> Result<Page<Job>, StoreError> {
         let keys = self
-            .query_page(Some(BY_TARGET_INDEX), JOBS_PK.into(), false, page)
+            .query_page(Some(BY_TARGET_INDEX), self.scoped(JOBS_PK), false, page)
             .await?;
         let mut jobs = Vec::with_capacity(keys.items.len());
         for k in keys.items {
@@ -310,7 +319,7 @@ impl JobStore for DynamoStore {
         page: PageRequest,
         now: Timestamp,
     ) -> Result<Page<CommandExecution>, StoreError> {
-        self.query_index(BY_COMMAND_INDEX, job_pk(id), false, page, now)
+        self.query_index(BY_COMMAND_INDEX, self.job_pk(id), false, page, now)
             .await
     }
 
@@ -320,7 +329,7 @@ impl JobStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(job_pk(&job.job_id), JOB_SK.into())))
+            .set_key(Some(key(self.job_pk(&job.job_id), JOB_SK.into())))
             .projection_expression(REQUEST_HASH)
             .consistent_read(true)
             .send()
@@ -335,7 +344,7 @@ impl JobStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(job_to_item(job, &hash)?))
+            .set_item(Some(self.job_to_item(job, &hash)?))
             .condition_expression("version = :v")
             .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
@@ -365,7 +374,10 @@ impl JobStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(job_pk(&job.job_id), format!("TARGETS#{page:06}"))))
+            .set_key(Some(key(
+                self.job_pk(&job.job_id),
+                format!("TARGETS#{page:06}"),
+            )))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -398,7 +410,7 @@ impl JobStore for DynamoStore {
         if only_missing {
             let mut written = 0;
             for execution in executions {
-                let item = execution_to_item(execution, None)?;
+                let item = self.execution_item(execution, None)?;
                 if self.put_if_absent(item, None).await?.is_none() {
                     written += 1;
                 }
@@ -408,7 +420,7 @@ impl JobStore for DynamoStore {
         for chunk in executions.chunks(BATCH_WRITE_MAX) {
             let requests = chunk
                 .iter()
-                .map(|e| execution_to_item(e, None).and_then(Self::put_request))
+                .map(|e| self.execution_item(e, None).and_then(Self::put_request))
                 .collect::<Result<Vec<_>, _>>()?;
             self.batch_write(requests).await?;
         }
@@ -425,7 +437,7 @@ impl JobStore for DynamoStore {
         if delta.is_empty() {
             return Ok(StatisticsOutcome::Added);
         }
-        let pk = job_pk(job);
+        let pk = self.job_pk(job);
         let mut marker = key(pk.clone(), format!("BATCH#{first}"));
         marker.insert("last".into(), AttributeValue::S(last.to_owned()));
         let expires = crate::config::now().plus_secs(MARKER_TTL_SECONDS);
@@ -505,7 +517,11 @@ impl JobStore for DynamoStore {
         )))
     }
 
-    async fn due_jobs(&self, now: Timestamp, limit: u32) -> Result<Vec<Job>, StoreError> {
+    async fn due_jobs(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Job)>, StoreError> {
         let out = self
             .client
             .query()
@@ -528,6 +544,9 @@ impl JobStore for DynamoStore {
             let Some(pk) = string_attr(&k, "pk") else {
                 continue;
             };
+            let Some((tenant, _)) = split_scoped(&pk) else {
+                continue;
+            };
             let item = self
                 .client
                 .get_item()
@@ -539,7 +558,7 @@ impl JobStore for DynamoStore {
                 .map_err(classify)?
                 .item;
             if let Some(item) = item {
-                jobs.push(job_from_item(item)?);
+                jobs.push((tenant, job_from_item(item)?));
             }
         }
         Ok(jobs)
