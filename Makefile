@@ -1,7 +1,7 @@
 # Courier: two commands do all set-up on a fresh machine.
 #   make run    the whole local stack (DynamoDB Local, functions under cargo lambda watch, dashboard)
 #   make test   install what is needed, then every check and test
-.PHONY: run test bench setup wasm fmt clean
+.PHONY: run test bench setup wasm fmt clean package deploy
 
 run:
 	@bash scripts/run.sh
@@ -14,6 +14,14 @@ bench:
 
 setup:
 	@bash scripts/setup.sh
+
+# Release arm64 bootstrap zips for every function, with their sizes.
+package:
+	@bash scripts/package.sh
+
+# sam build + sam deploy --guided into your AWS account (README "Deployment").
+deploy:
+	@bash scripts/deploy.sh
 
 wasm:
 	@bash scripts/build-wasm.sh

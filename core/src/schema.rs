@@ -175,6 +175,30 @@ impl CommandDefinition {
 }
 
 impl ParameterSpec {
+    /// A sensitive parameter's validation message, saying what is wrong
+    /// without the value itself.
+    fn message_without_value(&self, error: &ValidationError) -> String {
+        let rule = match error.code {
+            // These never show the value.
+            ValidationCode::TooShort | ValidationCode::TooLong | ValidationCode::WrongType => {
+                return error.message.clone()
+            }
+            ValidationCode::OutOfRange => match (&self.min, &self.max) {
+                (Some(min), Some(max)) => format!("it must be from {min} to {max}"),
+                (Some(min), None) => format!("it must be at least {min}"),
+                (None, Some(max)) => format!("it must be at most {max}"),
+                (None, None) => format!("it does not fit type {}", self.value_type),
+            },
+            ValidationCode::PatternMismatch => format!(
+                "it must match the pattern {}",
+                self.pattern.as_deref().unwrap_or_default()
+            ),
+            ValidationCode::NotInEnum => "it is not one of the allowed values".to_owned(),
+            _ => format!("it is not a valid {} value", self.value_type),
+        };
+        format!("the value of sensitive parameter {:?} is not shown; {rule}", self.name.as_str())
+    }
+
     /// Checks that the constraints fit the type and each other; returns the
     /// compiled pattern, if any.
     fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<regex_lite::Regex> {
@@ -358,9 +382,17 @@ impl Validator {
             let path = format!("parameters.{}", spec.name);
             match raw.get(spec.name.as_str()) {
                 Some(json) => {
+                    let before = errors.len();
                     if let Some(value) = errors.collect(parse_typed(json, spec.value_type, &path)) {
                         if self.check_constraints(i, &value, &path, &mut errors) {
                             typed.insert(spec.name.to_string(), value);
+                        }
+                    }
+                    if spec.sensitive {
+                        // Messages go back to callers, into logs and onto
+                        // dashboards: none may repeat a secret.
+                        for error in &mut errors.0[before..] {
+                            error.message = spec.message_without_value(error);
                         }
                     }
                 }

@@ -221,6 +221,28 @@ fn sensitive_parameters_are_validated_like_any_other_and_redacted_on_request() {
         unreachable!()
     };
     assert!(validator.validate(&short).is_err());
+    // ... and no refusal repeats it
+    let pin = definition(json!({"commandId": "unlock", "parameters": [
+        {"name": "pin", "type": "I", "min": 1000, "max": 9999, "sensitive": true},
+        {"name": "code", "type": "S", "pattern": "[0-9]{6}", "sensitive": true},
+        {"name": "serial", "type": "UL", "sensitive": true}
+    ]}))
+    .validator()
+    .unwrap();
+    let Value::Object(bad) =
+        json!({"pin": {"I": 31337}, "code": {"S": "s3cr3t-code"}, "serial": {"UL": "s3cr3t-serial"}})
+    else {
+        unreachable!()
+    };
+    let errors = pin.validate(&bad).unwrap_err();
+    assert_eq!(errors.len(), 3);
+    for e in errors.iter() {
+        for secret in ["31337", "s3cr3t"] {
+            assert!(!e.message.contains(secret), "{}: {}", e.path, e.message);
+        }
+    }
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages[0].contains("from 1000 to 9999"), "{messages:?}");
     // WHEN a listing redacts a valid set THEN the secret is gone and named
     let Value::Object(ok) = json!({"ssid": {"S": "home"}, "password": {"S": "hunter2hunter2"}})
     else {
