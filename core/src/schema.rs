@@ -196,7 +196,10 @@ impl ParameterSpec {
             ValidationCode::NotInEnum => "it is not one of the allowed values".to_owned(),
             _ => format!("it is not a valid {} value", self.value_type),
         };
-        format!("the value of sensitive parameter {:?} is not shown; {rule}", self.name.as_str())
+        format!(
+            "the value of sensitive parameter {:?} is not shown; {rule}",
+            self.name.as_str()
+        )
     }
 
     /// Checks that the constraints fit the type and each other; returns the

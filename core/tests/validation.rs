@@ -229,8 +229,7 @@ fn sensitive_parameters_are_validated_like_any_other_and_redacted_on_request() {
     ]}))
     .validator()
     .unwrap();
-    let Value::Object(bad) =
-        json!({"pin": {"I": 31337}, "code": {"S": "s3cr3t-code"}, "serial": {"UL": "s3cr3t-serial"}})
+    let Value::Object(bad) = json!({"pin": {"I": 31337}, "code": {"S": "s3cr3t-code"}, "serial": {"UL": "s3cr3t-serial"}})
     else {
         unreachable!()
     };
