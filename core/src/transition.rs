@@ -313,6 +313,11 @@ pub struct TransitionPlan {
     /// A busy device's answer: the same attempt waits and is offered again
     /// (`busyCount` goes up).
     pub busy: bool,
+    /// When IoT Core received the device message this plan answers (the
+    /// rule's `timestamp()`). The store refuses a message older than the
+    /// last one it applied to the execution as stale: Lambda redelivering an
+    /// event after newer ones were applied changes nothing.
+    pub message_at: Option<Timestamp>,
 }
 
 impl TransitionPlan {
@@ -382,6 +387,7 @@ impl TransitionPlan {
             force: false,
             late_result: None,
             busy: false,
+            message_at: None,
         }
     }
 
@@ -419,6 +425,13 @@ impl TransitionPlan {
 
     pub fn for_target(mut self, target: ThingName) -> Self {
         self.expected_target = Some(target);
+        self
+    }
+
+    /// The device message this plan answers was received at `at` (see
+    /// [`TransitionPlan::message_at`]).
+    pub fn received_at(mut self, at: Option<Timestamp>) -> Self {
+        self.message_at = at;
         self
     }
 

@@ -4,9 +4,11 @@
 //! after. I/O through the service and the publisher.
 //!
 //! The event is what each rule delivers (infra/template.yaml), e.g.
-//! `SELECT encode(*, 'base64') AS payload, topic() AS topic FROM 'courier/things/+/jobs/+/update'`:
-//! the payload untouched (so invalid JSON can be answered `InvalidJson`) and
-//! the topic, from which alone the thing name is taken.
+//! `SELECT encode(*, 'base64') AS payload, topic() AS topic, timestamp() AS receivedAt FROM 'courier/things/+/jobs/+/update'`:
+//! the payload untouched (so invalid JSON can be answered `InvalidJson`),
+//! the topic, from which alone the thing name is taken, and when IoT Core
+//! received the message (an update older than one already applied is a
+//! redelivery and changes nothing).
 //!
 //! Every request gets its answer, including `InternalError` and
 //! `RequestThrottled` when storage fails (the device retries, as the Jobs
@@ -15,7 +17,7 @@
 //! token of updates without a clientToken, so they are applied once.
 
 use crate::publisher::{publish_all, Publisher};
-use crate::service::Courier;
+use crate::service::{Courier, Delivery};
 use crate::store::Store;
 use base64::Engine as _;
 use courier_core::protocol::TopicRoot;
@@ -43,11 +45,17 @@ pub async fn handle<S: Store, P: Publisher>(
             .unwrap_or_else(|_| encoded.clone().into_bytes()),
         _ => Vec::new(),
     };
+    let delivery = Delivery {
+        request_id: &event.context.request_id,
+        received_at: event
+            .payload
+            .get("receivedAt")
+            .and_then(Value::as_i64)
+            .map(Timestamp::from_millis),
+    };
     // Boxed: the answer's future is deep enough to exceed the compiler's
     // layout recursion limit when inlined into the runtime's.
-    let messages =
-        Box::pin(courier.device_message(root, topic, &payload, &event.context.request_id, now))
-            .await;
+    let messages = Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await;
     if let Err(err) = publish_all(publisher, &messages).await {
         tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
         return Err(Diagnostic {

@@ -10,7 +10,7 @@
 //! (IN_PROGRESS -> IN_PROGRESS) and redeliveries publish nothing.
 
 use crate::error::ServiceError;
-use crate::service::{Courier, DeviceUpdateOutcome};
+use crate::service::{Courier, Delivery, DeviceUpdateOutcome};
 use crate::store::Store;
 use courier_core::protocol::{self, DeviceRequest, JobRef, RejectedCode, RequestKind, TopicRoot};
 use courier_core::{CommandExecution, ExecutionId, ThingName, Timestamp, TransitionError};
@@ -31,19 +31,16 @@ impl<S: Store> Courier<S> {
         root: &TopicRoot,
         topic: &str,
         payload: &[u8],
-        dedupe_token: &str,
+        delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Vec<Outgoing> {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return self
-                .device_request(root, topic, &Value::Null, dedupe_token, now)
+                .device_request(root, topic, &Value::Null, delivery, now)
                 .await;
         }
         match serde_json::from_slice::<Value>(payload) {
-            Ok(json) => {
-                self.device_request(root, topic, &json, dedupe_token, now)
-                    .await
-            }
+            Ok(json) => self.device_request(root, topic, &json, delivery, now).await,
             Err(e) => match root.parse_request(topic) {
                 Ok(request) => vec![reject(
                     root,
@@ -56,22 +53,22 @@ impl<S: Store> Courier<S> {
                 )],
                 // Not a request: the same answer as for a JSON payload.
                 Err(_) => {
-                    self.device_request(root, topic, &Value::Null, dedupe_token, now)
+                    self.device_request(root, topic, &Value::Null, delivery, now)
                         .await
                 }
             },
         }
     }
 
-    /// Answers one request published by a device on `topic`. `dedupe_token`
-    /// identifies the delivery (the Lambda request id) for updates and claims
-    /// that carry no clientToken.
+    /// Answers one request published by a device on `topic`. `delivery`
+    /// identifies it (the Lambda request id, the receive time) for updates
+    /// and claims that carry no clientToken.
     pub async fn device_request(
         &self,
         root: &TopicRoot,
         topic: &str,
         payload: &Value,
-        dedupe_token: &str,
+        delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Vec<Outgoing> {
         let token = payload
@@ -112,7 +109,7 @@ impl<S: Store> Courier<S> {
             )];
         }
         match self
-            .answer(root, &request, payload, token, dedupe_token, now)
+            .answer(root, &request, payload, token, delivery, now)
             .await
         {
             Ok(messages) => messages,
@@ -157,24 +154,19 @@ impl<S: Store> Courier<S> {
         request: &DeviceRequest,
         payload: &Value,
         token: Option<&str>,
-        dedupe_token: &str,
+        delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Outgoing>, ServiceError> {
         match self.store().thing_owner(&request.thing).await? {
             Some(owner) if owner != *self.tenant() => {
-                Box::pin(self.for_tenant(&owner).answer_for_owner(
-                    root,
-                    request,
-                    payload,
-                    token,
-                    dedupe_token,
-                    now,
-                ))
+                Box::pin(
+                    self.for_tenant(&owner)
+                        .answer_for_owner(root, request, payload, token, delivery, now),
+                )
                 .await
             }
             Some(_) | None => {
-                Box::pin(self.answer_for_owner(root, request, payload, token, dedupe_token, now))
-                    .await
+                Box::pin(self.answer_for_owner(root, request, payload, token, delivery, now)).await
             }
         }
     }
@@ -185,7 +177,7 @@ impl<S: Store> Courier<S> {
         request: &DeviceRequest,
         payload: &Value,
         token: Option<&str>,
-        dedupe_token: &str,
+        delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Outgoing>, ServiceError> {
         let accepted = |body: Value| Outgoing {
@@ -201,7 +193,7 @@ impl<S: Store> Courier<S> {
                 ))])
             }
             RequestKind::StartNext => {
-                let claim_token = token.unwrap_or(dedupe_token);
+                let claim_token = token.unwrap_or(delivery.request_id);
                 let next = self
                     .start_next(thing.as_str(), payload, claim_token, now)
                     .await?;
@@ -253,7 +245,7 @@ impl<S: Store> Courier<S> {
                 // A duplicate is the device's own redelivery; the store returns
                 // the record as it is, and nothing is notified again.
                 let (execution, status_changed) = match self
-                    .device_update(thing.as_str(), id.as_str(), payload, dedupe_token, now)
+                    .device_update(thing.as_str(), id.as_str(), payload, delivery, now)
                     .await?
                 {
                     DeviceUpdateOutcome::Applied {

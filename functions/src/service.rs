@@ -62,6 +62,28 @@ pub struct NextExecution {
     pub claimed: bool,
 }
 
+/// One delivery of a device message, as the device path recognises it when
+/// it comes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// The Lambda request id: stable across Lambda's retries of one event.
+    /// An update's `clientToken` takes its place where there is one.
+    pub request_id: &'a str,
+    /// When IoT Core received the message (the rule's `timestamp()`), where
+    /// the rule passes it: an update older than one already applied is stale.
+    pub received_at: Option<Timestamp>,
+}
+
+impl<'a> Delivery<'a> {
+    /// A delivery known only by its request id.
+    pub fn new(request_id: &'a str) -> Self {
+        Self {
+            request_id,
+            received_at: None,
+        }
+    }
+}
+
 /// What a device update did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceUpdateOutcome {
@@ -452,14 +474,14 @@ impl<S: Store> Courier<S> {
 
     /// A device's status report (an IoT rule event). `thing` comes from the
     /// MQTT topic, so a device can only ever touch its own executions.
-    /// `dedupe_token` is the update's clientToken, else the invocation's
-    /// request id (stable across Lambda's retries of one event).
+    /// A redelivery is recognised by the update's clientToken, else the
+    /// invocation's request id, and by its receive time ([`Delivery`]).
     pub async fn device_update(
         &self,
         thing: &str,
         execution_id: &str,
         update: &Value,
-        dedupe_token: &str,
+        delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<DeviceUpdateOutcome, ServiceError> {
         let mut errors = ValidationErrors::new();
@@ -485,7 +507,7 @@ impl<S: Store> Courier<S> {
         let token = update
             .client_token
             .as_ref()
-            .map_or_else(|| dedupe_token.to_owned(), ToString::to_string);
+            .map_or_else(|| delivery.request_id.to_owned(), ToString::to_string);
         let late = LateResult::from_update(&update, now);
         let retry = if matches!(to, ExecutionStatus::Failed | ExecutionStatus::Rejected) {
             // A job's execution may be retried instead (see
@@ -502,13 +524,15 @@ impl<S: Store> Courier<S> {
                 error,
                 current: None,
             })?
-            .for_target(thing.clone());
+            .for_target(thing.clone())
+            .received_at(delivery.received_at);
         // The retry only replaces a report that would itself be accepted.
         let plan = match retry {
             Some(mut retry) => {
                 retry.expected_version = plan.expected_version.or(retry.expected_version);
                 retry.expected_execution_number = plan.expected_execution_number;
                 retry.enforce_deadlines = true;
+                retry.message_at = plan.message_at;
                 retry
             }
             None => plan,

@@ -166,6 +166,14 @@ pub fn iot_rule_event(topic: &str, payload: &Value) -> Value {
     })
 }
 
+/// [`iot_rule_event`] with the rule's `timestamp()`: when IoT Core received
+/// the message, in epoch milliseconds.
+pub fn iot_rule_event_at(topic: &str, payload: &Value, received_at_ms: i64) -> Value {
+    let mut event = iot_rule_event(topic, payload);
+    event["receivedAt"] = json!(received_at_ms);
+    event
+}
+
 /// Records what handlers publish, for handler tests driven by fixture events
 /// (the end-to-end tests publish through mosquitto instead). `failing` makes
 /// every publish fail, to exercise the retry paths.

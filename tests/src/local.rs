@@ -6,7 +6,7 @@
 //!
 //! - rules engine: subscribes to the four Jobs request topics on mosquitto and
 //!   invokes `device-events` with the event the IoT rule delivers
-//!   (`{"payload": base64, "topic": ...}`).
+//!   (`{"payload": base64, "topic": ..., "receivedAt": epoch ms}`).
 //! - IoT data plane: `POST /topics/{topic}?qos=1` (the Publish API the SDK
 //!   calls) forwarded to mosquitto; the functions reach it through
 //!   `AWS_ENDPOINT_URL_IOT_DATA_PLANE`.
@@ -187,6 +187,8 @@ pub async fn run_rules(broker: &str, invoke_url: &str, root: &TopicRoot) {
 fn rule_event_bytes(topic: &str, payload: &[u8]) -> Value {
     let mut event = iot_rule_event(topic, &Value::Null);
     event["payload"] = json!(base64::engine::general_purpose::STANDARD.encode(payload));
+    // The rule's `timestamp()`: when the broker handed the message over.
+    event["receivedAt"] = json!(courier_functions::config::now().millis());
     event
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::{protocol, ExecutionStatus, Timestamp};
+use courier_functions::service::Delivery;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
 use courier_tests::fresh_courier;
@@ -178,7 +179,7 @@ async fn ask(
             &root(),
             topic,
             &payload,
-            delivery,
+            Delivery::new(delivery),
             Timestamp::from_secs(NOW + 20),
         )
         .await

@@ -91,6 +91,9 @@ const OWNER_CACHE_MAX: usize = 100_000;
 /// Attributes the store adds to an execution item beside the record itself.
 const REQUEST_HASH: &str = "requestHash";
 const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
+/// When IoT Core received the last device message applied (epoch ms): an
+/// older one is stale (`TransitionPlan::message_at`).
+const LAST_MESSAGE_AT: &str = "lastMessageAt";
 /// The status before the latest change, so a caller learns whether the change
 /// moved the status (not just reported progress) without a read.
 const PREVIOUS_STATUS: &str = "previousStatus";
@@ -727,6 +730,10 @@ impl Store for DynamoStore {
                     };
                 };
                 let last_token = string_attr(&old, LAST_UPDATE_TOKEN);
+                let last_message_at = match old.get(LAST_MESSAGE_AT) {
+                    Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                    _ => None,
+                };
                 let current = execution_from_item(old)?;
                 if current.is_expired(plan.now) {
                     return Err(StoreError::NotFound);
@@ -738,6 +745,15 @@ impl Store for DynamoStore {
                     .as_ref()
                     .is_none_or(|t| *t == current.target);
                 if own && last_token.as_deref() == Some(dedupe_token) {
+                    return Ok(TransitionOutcome::Duplicate(current));
+                }
+                // A message older than one already applied: a redelivery
+                // overtaken by newer reports. Applying it would undo them.
+                let stale = plan
+                    .message_at
+                    .zip(last_message_at)
+                    .is_some_and(|(at, last)| at.millis() < last);
+                if own && stale {
                     return Ok(TransitionOutcome::Duplicate(current));
                 }
                 match plan.check(&current) {
@@ -914,6 +930,20 @@ impl UpdateBuilder {
             .insert("#lastToken".into(), LAST_UPDATE_TOKEN.into());
         b.condition
             .push("(attribute_not_exists(#lastToken) OR #lastToken <> :token)".into());
+        if let Some(at) = plan.message_at {
+            // Not older than the last device message applied; the same
+            // message again is caught by the token above.
+            b.names
+                .insert("#lastMessageAt".into(), LAST_MESSAGE_AT.into());
+            b.values.insert(
+                ":messageAt".into(),
+                AttributeValue::N(at.millis().to_string()),
+            );
+            b.condition.push(
+                "(attribute_not_exists(#lastMessageAt) OR #lastMessageAt <= :messageAt)".into(),
+            );
+            b.set.push("#lastMessageAt = :messageAt".into());
+        }
         if let Some(number) = plan.expected_execution_number {
             b.values
                 .insert(":attempt".into(), AttributeValue::N(number.to_string()));

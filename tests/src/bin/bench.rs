@@ -12,6 +12,7 @@ use courier_core::Timestamp;
 use courier_functions::auth::DEFAULT_TENANT;
 use courier_functions::page_token::PageTokens;
 use courier_functions::service::Courier;
+use courier_functions::service::Delivery;
 use courier_functions::store::dynamodb::DynamoStore;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -82,17 +83,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .0;
         let id = execution.execution_id.to_string();
         let progress = json!({"status": "IN_PROGRESS", "statusDetails": {"step": "apply"}});
+        // As the IoT rule delivers them: a request id and the receive time.
+        let (first, second) = (format!("{id}-1"), format!("{id}-2"));
+        let delivery = |request_id| Delivery {
+            request_id,
+            received_at: Some(t),
+        };
         steps[1]
             .measure(
                 meter(),
-                courier.device_update(&target, &id, &progress, &format!("{id}-1"), t),
+                courier.device_update(&target, &id, &progress, delivery(&first), t),
             )
             .await?;
         let done = json!({"status": "SUCCEEDED", "result": {"appliedRate": {"I": 30}}, "statusReason": {"reasonCode": "OK"}});
         steps[2]
             .measure(
                 meter(),
-                courier.device_update(&target, &id, &done, &format!("{id}-2"), t),
+                courier.device_update(&target, &id, &done, delivery(&second), t),
             )
             .await?;
         let raw = client
