@@ -224,6 +224,8 @@ pub struct StartExecution {
 
 /// How far ahead an execution may be scheduled (`notBefore`).
 pub const MAX_SCHEDULE_AHEAD_SECONDS: i64 = 30 * 86_400;
+/// How far in the past `notBefore` may be (a time in the past means now).
+pub const MAX_SCHEDULE_BEHIND_SECONDS: i64 = 86_400;
 /// Attempts an execution may be given (`maxAttempts`).
 pub const MAX_ATTEMPTS_RANGE: (u32, u32) = (1, 10);
 
@@ -297,13 +299,20 @@ impl StartExecution {
         let not_before = match map.get("notBefore") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
-                Some(at) if at <= now.plus_secs(MAX_SCHEDULE_AHEAD_SECONDS) => Some(at),
+                // A little in the past means "now" (clocks drift); far in
+                // the past is a units mistake or nonsense.
+                Some(at)
+                    if at <= now.plus_secs(MAX_SCHEDULE_AHEAD_SECONDS)
+                        && at >= now.plus_secs(-MAX_SCHEDULE_BEHIND_SECONDS) =>
+                {
+                    Some(at)
+                }
                 Some(_) => {
                     errors.add(
                         "notBefore",
                         ValidationCode::OutOfRange,
                         format!(
-                            "notBefore (epoch seconds) may be at most {} days ahead",
+                            "notBefore (epoch seconds) may be at most {} days ahead and at most one day in the past",
                             MAX_SCHEDULE_AHEAD_SECONDS / 86_400
                         ),
                     );
