@@ -187,7 +187,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
         Some(&write.to_string())
     );
     // ... and every loser was told a current state no older than its own
-    let refusals = refusals.lock().unwrap();
+    let refusals: Vec<Refusal> = std::mem::take(&mut *refusals.lock().unwrap());
     assert!(
         refusals.len() >= WRITERS,
         "the race had losers: {}",
