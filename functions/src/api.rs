@@ -83,7 +83,9 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
             } else {
                 tracing::warn!(code = err.code(), message = %err, %method, %path, "request refused");
             }
-            Reply::json(err.status(), &err.body())
+            let mut reply = Reply::json(err.status(), &err.body());
+            reply.retry_after = err.retry_after();
+            reply
         }
     };
     Ok(response.finish(&settings.cors, &request_id))
@@ -272,6 +274,7 @@ struct Reply {
     status: u16,
     body: Body,
     location: Option<String>,
+    retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -281,6 +284,7 @@ impl Reply {
             status,
             body: Body::Text(text),
             location: None,
+            retry_after: None,
         }
     }
 
@@ -289,6 +293,7 @@ impl Reply {
             status: status.as_u16(),
             body: Body::Empty,
             location: None,
+            retry_after: None,
         }
     }
 
@@ -316,7 +321,7 @@ impl Reply {
         );
         set(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            "location, x-request-id",
+            "location, x-request-id, retry-after",
         );
         set(header::ACCESS_CONTROL_MAX_AGE, "600");
         if cors.allow_origin != "*" {
@@ -327,6 +332,9 @@ impl Reply {
         }
         if let Some(location) = &self.location {
             set(header::LOCATION, location);
+        }
+        if let Some(seconds) = self.retry_after {
+            set(header::RETRY_AFTER, &seconds.to_string());
         }
         response
     }

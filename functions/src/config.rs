@@ -127,12 +127,33 @@ impl Config {
 const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
 
 /// The SDK configuration every client is built from, once per cold start.
-async fn sdk_config() -> aws_config::SdkConfig {
+/// The retry budget and timeouts are bounded so that a storage outage fails
+/// a request in seconds (503 with Retry-After, or an event retried by the
+/// platform) instead of holding it until the Lambda timeout.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use std::time::Duration;
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(SDK_MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
         .load()
         .await
 }
+
+/// Attempts per AWS call, the first included (the SDK retries throttling,
+/// 5xx and connection failures with jittered backoff).
+pub const SDK_MAX_ATTEMPTS: u32 = 3;
 
 /// rustls (aws-lc) trusting the Amazon Trust Services roots only.
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {

@@ -10,11 +10,12 @@
 //! received the message (an update older than one already applied is a
 //! redelivery and changes nothing).
 //!
-//! Every request gets its answer, including `InternalError` and
-//! `RequestThrottled` when storage fails (the device retries, as the Jobs
-//! protocol expects). Only a failed publish returns an error, so Lambda retries
-//! the invocation; the retry carries the same request id, which is the dedupe
-//! token of updates without a clientToken, so they are applied once.
+//! Every request gets its answer on `.../accepted` or `.../rejected`, except
+//! while storage is unavailable or throttled: then, as when publishing the
+//! answer fails, the handler returns an error so that Lambda retries the
+//! event (twice, then the dead-letter queue). A retry carries the same
+//! request id, the dedupe token of updates without a clientToken, so they
+//! are applied once.
 
 use crate::publisher::{publish_all, Publisher};
 use crate::service::{Courier, Delivery};
@@ -55,7 +56,13 @@ pub async fn handle<S: Store, P: Publisher>(
     };
     // Boxed: the answer's future is deep enough to exceed the compiler's
     // layout recursion limit when inlined into the runtime's.
-    let messages = Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await;
+    let messages =
+        match Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await {
+            Ok(messages) => messages,
+            // Storage unavailable or throttled: Lambda retries the event (the
+            // same request id, so an update is still applied once).
+            Err(err) => return Err(Diagnostic::from(err)),
+        };
     if let Err(err) = publish_all(publisher, &messages).await {
         tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
         return Err(Diagnostic {

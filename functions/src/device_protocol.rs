@@ -26,6 +26,8 @@ pub struct Outgoing {
 impl<S: Store> Courier<S> {
     /// Answers one raw MQTT message: JSON that does not parse (or is not
     /// UTF-8) is answered `InvalidJson`; an empty payload is an empty request.
+    /// `Err` only when storage is unavailable or throttled: nothing is
+    /// answered then, so that the platform delivers the message again.
     pub async fn device_message(
         &self,
         root: &TopicRoot,
@@ -33,7 +35,7 @@ impl<S: Store> Courier<S> {
         payload: &[u8],
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Vec<Outgoing> {
+    ) -> Result<Vec<Outgoing>, ServiceError> {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return self
                 .device_request(root, topic, &Value::Null, delivery, now)
@@ -42,7 +44,7 @@ impl<S: Store> Courier<S> {
         match serde_json::from_slice::<Value>(payload) {
             Ok(json) => self.device_request(root, topic, &json, delivery, now).await,
             Err(e) => match root.parse_request(topic) {
-                Ok(request) => vec![reject(
+                Ok(request) => Ok(vec![reject(
                     root,
                     &request,
                     RejectedCode::InvalidJson,
@@ -50,7 +52,7 @@ impl<S: Store> Courier<S> {
                     None,
                     None,
                     now,
-                )],
+                )]),
                 // Not a request: the same answer as for a JSON payload.
                 Err(_) => {
                     self.device_request(root, topic, &Value::Null, delivery, now)
@@ -62,7 +64,8 @@ impl<S: Store> Courier<S> {
 
     /// Answers one request published by a device on `topic`. `delivery`
     /// identifies it (the Lambda request id, the receive time) for updates
-    /// and claims that carry no clientToken.
+    /// and claims that carry no clientToken. `Err` when storage is
+    /// unavailable or throttled (see [`Courier::device_message`]).
     pub async fn device_request(
         &self,
         root: &TopicRoot,
@@ -70,7 +73,7 @@ impl<S: Store> Courier<S> {
         payload: &Value,
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Vec<Outgoing> {
+    ) -> Result<Vec<Outgoing>, ServiceError> {
         let token = payload
             .get("clientToken")
             .and_then(Value::as_str)
@@ -79,7 +82,7 @@ impl<S: Store> Courier<S> {
             Ok(request) => request,
             Err(error) => {
                 // Under the root but not a request: say so on .../rejected.
-                return match root.thing_of(topic) {
+                return Ok(match root.thing_of(topic) {
                     Some(_) => vec![Outgoing {
                         topic: format!("{topic}/rejected"),
                         payload: protocol::rejected(
@@ -94,11 +97,11 @@ impl<S: Store> Courier<S> {
                         tracing::warn!(%topic, "message outside the jobs topic root ignored");
                         Vec::new()
                     }
-                };
+                });
             }
         };
         if !payload.is_object() && !payload.is_null() {
-            return vec![reject(
+            return Ok(vec![reject(
                 root,
                 &request,
                 RejectedCode::InvalidJson,
@@ -106,19 +109,22 @@ impl<S: Store> Courier<S> {
                 token,
                 None,
                 now,
-            )];
+            )]);
         }
         match self
             .answer(root, &request, payload, token, delivery, now)
             .await
         {
-            Ok(messages) => messages,
+            Ok(messages) => Ok(messages),
+            // Transient: no answer; the platform delivers the message again
+            // and the same delivery is applied once.
+            Err(err @ (ServiceError::Unavailable(_) | ServiceError::Throttled(_))) => {
+                tracing::warn!(code = err.code(), error = %err, %topic, "storage unavailable; the message will be delivered again");
+                Err(err)
+            }
             Err(err) => {
                 let (code, current) = rejection(&err);
-                if matches!(
-                    code,
-                    RejectedCode::InternalError | RejectedCode::RequestThrottled
-                ) {
+                if code == RejectedCode::InternalError {
                     tracing::error!(code = err.code(), error = ?err, %topic, "device request failed");
                 }
                 let message = match &err {
@@ -131,7 +137,7 @@ impl<S: Store> Courier<S> {
                         .join("; "),
                     other => other.to_string(),
                 };
-                vec![reject(
+                Ok(vec![reject(
                     root,
                     &request,
                     code,
@@ -139,7 +145,7 @@ impl<S: Store> Courier<S> {
                     token,
                     current.as_ref(),
                     now,
-                )]
+                )])
             }
         }
     }

@@ -126,6 +126,26 @@ impl ServiceError {
         }
     }
 
+    /// Seconds a caller should wait before retrying (`Retry-After`): set on
+    /// throttling and unavailability only.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::Throttled(_) => Some(1),
+            Self::Unavailable(_) => Some(2),
+            Self::Validation(_)
+            | Self::NotFound { .. }
+            | Self::Conflict(_)
+            | Self::Transition { .. }
+            | Self::JobEnded { .. }
+            | Self::Internal(_)
+            | Self::NoRoute { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::Unauthenticated(_)
+            | Self::MissingScope(_)
+            | Self::AccessDenied(_) => None,
+        }
+    }
+
     /// Whether the same request may succeed later (event handlers return
     /// these as errors so the invocation is retried; the rest are final).
     pub fn is_retryable(&self) -> bool {

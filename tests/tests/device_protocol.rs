@@ -183,6 +183,7 @@ async fn ask(
             Timestamp::from_secs(NOW + 20),
         )
         .await
+        .expect("storage is up")
 }
 
 fn topics(out: &[Outgoing]) -> Vec<&str> {
