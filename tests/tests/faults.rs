@@ -447,9 +447,8 @@ async fn dynamodb_stopped_mid_load_loses_no_accepted_request_and_half_updates_no
             let last = t
                 .accepted_updates
                 .iter()
-                .filter(|(i, _)| i == id)
-                .map(|(_, s)| *s)
-                .last();
+                .rfind(|(i, _)| i == id)
+                .map(|(_, s)| *s);
             assert_eq!(last, Some("SUCCEEDED"), "{id}: both updates accepted");
             assert_eq!(e.status, ExecutionStatus::Succeeded, "{id}");
             assert_eq!(e.version, 3, "{id}: created, started, succeeded: each once");
