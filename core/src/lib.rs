@@ -23,6 +23,8 @@ pub mod deadline;
 pub mod error;
 pub mod execution;
 pub mod facade;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod job;
 pub mod job_run;

@@ -70,8 +70,24 @@ pub async fn call_api(
     ))
 }
 
-/// A minimal HTTP/1.1 client for loopback calls (`Connection: close`).
+/// A minimal HTTP/1.1 client for loopback calls (`Connection: close`),
+/// bounded to a minute so that a server holding the connection open fails
+/// the caller instead of hanging it.
 pub async fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        http_request_unbounded(address, method, path, body),
+    )
+    .await
+    .map_err(|_| format!("{method} {path}: no complete answer within 60 s"))?
+}
+
+async fn http_request_unbounded(
     address: &str,
     method: &str,
     path: &str,
@@ -92,11 +108,29 @@ pub async fn http_request(
         .write_all(body)
         .await
         .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?;
+    // Until the server closes, or the body's Content-Length is in.
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?;
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if let Some(split) = find(&raw, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|len| raw.len() >= split + 4 + len) {
+                break;
+            }
+        }
+    }
     let split = find(&raw, b"\r\n\r\n").ok_or("no HTTP header end")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     let status = head

@@ -173,7 +173,9 @@ impl MqttDevice {
     }
 
     pub async fn disconnect(self) {
-        let _ = self.client.disconnect().await;
+        // Bounded: the request channel can be full while the event loop
+        // waits to hand over a message nobody reads any more.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.task.abort();
     }
