@@ -24,18 +24,17 @@ pub fn endpoint() -> String {
     })
 }
 
-/// A client for DynamoDB Local (static dummy credentials).
+/// Static dummy credentials: the local parts accept any.
+fn local_credentials() -> aws_sdk_dynamodb::config::Credentials {
+    aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "courier-tests")
+}
+
+/// A client for DynamoDB Local.
 pub async fn client() -> Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "courier-tests",
-        ))
+        .credentials_provider(local_credentials())
         .load()
         .await;
     Client::new(&config)
@@ -65,13 +64,7 @@ pub async fn iot_client() -> aws_sdk_iot::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "courier-tests",
-        ))
+        .credentials_provider(local_credentials())
         .load()
         .await;
     aws_sdk_iot::Client::new(&config)
@@ -143,6 +136,57 @@ pub fn http_event_with_jwt(
     event["requestContext"]["authorizer"] =
         json!({ "jwt": { "claims": claims, "scopes": scopes } });
     event
+}
+
+/// The API's settings as the tests use them: CORS for any origin and, with
+/// `local_dev_identity`, requests without a JWT acting as the default
+/// tenant (as under `make run`).
+pub fn api_settings(local_dev_identity: bool) -> courier_functions::api::ApiSettings {
+    courier_functions::api::ApiSettings {
+        cors: courier_functions::api::Cors {
+            allow_origin: "*".into(),
+        },
+        auth: courier_functions::auth::AuthSettings {
+            tenant_claim: "tenant".into(),
+            local_dev_identity,
+        },
+    }
+}
+
+/// What the `api` handler answered: status, headers and the JSON body
+/// (`Null` when empty; a string when not JSON).
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Value,
+}
+
+/// Delivers an API Gateway event to the `api` handler, as Lambda would.
+pub async fn send_to_api(
+    courier: &Courier<DynamoStore>,
+    settings: &courier_functions::api::ApiSettings,
+    event: &Value,
+    now: courier_core::Timestamp,
+) -> ApiReply {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
+    let response =
+        courier_functions::api::handle(courier, &thing_groups().await, settings, request, now)
+            .await
+            .expect("the api handler always answers");
+    let body = match response.body() {
+        lambda_http::Body::Text(text) => {
+            serde_json::from_str(text).unwrap_or(Value::String(text.clone()))
+        }
+        lambda_http::Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    ApiReply {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body,
+    }
 }
 
 /// A Lambda invocation context with the given request id.
@@ -314,13 +358,7 @@ pub async fn production_like_client(endpoint: &str) -> Client {
     let sdk = courier_functions::config::sdk_config().await;
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "courier-tests",
-        ))
+        .credentials_provider(local_credentials())
         .endpoint_url(endpoint)
         .build();
     Client::from_conf(config)

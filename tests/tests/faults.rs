@@ -10,8 +10,6 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, JobId, Timestamp};
-use courier_functions::api::{self, ApiSettings, Cors};
-use courier_functions::auth::AuthSettings;
 use courier_functions::config::SDK_MAX_ATTEMPTS;
 use courier_functions::page_token::PageTokens;
 use courier_functions::store::dynamodb::DynamoStore;
@@ -19,8 +17,8 @@ use courier_functions::store::{JobStore, PageRequest};
 use courier_functions::{device_events, Courier};
 use courier_tests::chaos::{Chaos, Mode};
 use courier_tests::{
-    context, endpoint, http_event, iot_rule_event_at, production_like_client, thing_groups,
-    OwnDynamoDbLocal, RecordingPublisher, PAGE_TOKEN_SECRET,
+    api_settings, context, endpoint, http_event, iot_rule_event_at, production_like_client,
+    send_to_api, thing_groups, OwnDynamoDbLocal, RecordingPublisher, PAGE_TOKEN_SECRET,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -45,18 +43,6 @@ async fn courier_via(endpoint: &str) -> Courier<DynamoStore> {
     Courier::new(store, PageTokens::new(PAGE_TOKEN_SECRET.to_vec()))
 }
 
-fn settings() -> ApiSettings {
-    ApiSettings {
-        cors: Cors {
-            allow_origin: "*".into(),
-        },
-        auth: AuthSettings {
-            tenant_claim: "tenant".into(),
-            local_dev_identity: true,
-        },
-    }
-}
-
 struct Answer {
     status: u16,
     body: Value,
@@ -70,28 +56,21 @@ async fn call(
     body: Option<Value>,
 ) -> Answer {
     let event = http_event(method, path, body.as_ref());
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    let response = api::handle(
+    let reply = send_to_api(
         courier,
-        &thing_groups().await,
-        &settings(),
-        request,
+        &api_settings(true),
+        &event,
         Timestamp::from_secs(NOW),
     )
-    .await
-    .unwrap();
-    let body = match response.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
+    .await;
     Answer {
-        status: response.status().as_u16(),
-        body,
-        retry_after: response
-            .headers()
+        status: reply.status,
+        retry_after: reply
+            .headers
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        body: reply.body,
     }
 }
 

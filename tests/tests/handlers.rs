@@ -5,15 +5,14 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
-use courier_functions::api::{self, ApiSettings, Cors};
-use courier_functions::auth::AuthSettings;
+use courier_functions::api::ApiSettings;
 use courier_functions::device_events;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
 use courier_tests::{
-    context, fresh_courier, http_event, iot_rule_event, thing_groups, RecordingPublisher,
+    api_settings, context, fresh_courier, http_event, iot_rule_event, send_to_api, ApiReply,
+    RecordingPublisher,
 };
-use lambda_http::Body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 
@@ -25,26 +24,14 @@ struct Api {
     publisher: RecordingPublisher,
 }
 
-struct Reply {
-    status: u16,
-    body: Value,
-    headers: lambda_http::http::HeaderMap,
-}
+type Reply = ApiReply;
 
 impl Api {
     async fn new() -> Self {
         Self {
             courier: fresh_courier().await,
             // Local mode: requests without a JWT act as the default tenant.
-            settings: ApiSettings {
-                cors: Cors {
-                    allow_origin: "*".into(),
-                },
-                auth: AuthSettings {
-                    tenant_claim: "tenant".into(),
-                    local_dev_identity: true,
-                },
-            },
+            settings: api_settings(true),
             publisher: RecordingPublisher::default(),
         }
     }
@@ -59,29 +46,14 @@ impl Api {
     }
 
     async fn send(&self, event: &str, now: i64) -> Reply {
-        let request = lambda_http::request::from_str(event).expect("a valid API Gateway v2 event");
-        let response = api::handle(
+        let event: Value = serde_json::from_str(event).expect("an event as JSON");
+        send_to_api(
             &self.courier,
-            &thing_groups().await,
             &self.settings,
-            request,
+            &event,
             Timestamp::from_secs(now),
         )
         .await
-        .unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
-            Body::Empty => Value::Null,
-            Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-            _ => Value::Null,
-        };
-        Reply {
-            status,
-            body,
-            headers,
-        }
     }
 
     /// `thing` publishes `payload` on `{root}/{id}/update`; returns what

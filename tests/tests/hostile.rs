@@ -13,13 +13,13 @@
 use base64::Engine as _;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
-use courier_functions::api::{self, ApiSettings, Cors};
-use courier_functions::auth::AuthSettings;
+use courier_functions::api;
 use courier_functions::device_events;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::Courier;
 use courier_tests::{
-    context, fresh_courier, http_event, iot_rule_event, thing_groups, RecordingPublisher,
+    api_settings, context, fresh_courier, http_event, iot_rule_event, thing_groups,
+    RecordingPublisher,
 };
 use lambda_http::Body;
 use lambda_runtime::LambdaEvent;
@@ -631,15 +631,7 @@ async fn two_hundred_hostile_inputs_are_refused_cleanly_and_write_nothing() {
         inputs.len()
     );
     let before = snapshot(&w.courier).await;
-    let settings = ApiSettings {
-        cors: Cors {
-            allow_origin: "*".into(),
-        },
-        auth: AuthSettings {
-            tenant_claim: "tenant".into(),
-            local_dev_identity: true,
-        },
-    };
+    let settings = api_settings(true);
     let groups = thing_groups().await;
     let root = TopicRoot::parse(DEFAULT_ROOT).unwrap();
     let (mut api_count, mut device_count, mut undeliverable) = (0, 0, 0);

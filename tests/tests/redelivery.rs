@@ -9,16 +9,15 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{CommandExecution, Timestamp};
-use courier_functions::api::{self, ApiSettings, Cors};
-use courier_functions::auth::AuthSettings;
+use courier_functions::api::ApiSettings;
 use courier_functions::jobs::JobView;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::{JobStore, PageRequest};
 use courier_functions::{device_events, dispatcher, Courier};
 use courier_tests::local::StreamTail;
 use courier_tests::{
-    context, endpoint, fresh_courier, http_event, iot_rule_event_at, thing_groups,
-    RecordingPublisher,
+    api_settings, context, endpoint, fresh_courier, http_event, iot_rule_event_at, send_to_api,
+    thing_groups, RecordingPublisher,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -204,15 +203,7 @@ impl Run {
             .unwrap();
         Self {
             courier,
-            settings: ApiSettings {
-                cors: Cors {
-                    allow_origin: "*".into(),
-                },
-                auth: AuthSettings {
-                    tenant_claim: "tenant".into(),
-                    local_dev_identity: true,
-                },
-            },
+            settings: api_settings(true),
             stream,
             batches: vec![None; events],
             replies: Vec::new(),
@@ -224,22 +215,9 @@ impl Run {
         match &events[delivery.event] {
             Event::Api { method, path, body } => {
                 let event = http_event(method, path, Some(body));
-                let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-                let response = api::handle(
-                    &self.courier,
-                    &thing_groups().await,
-                    &self.settings,
-                    request,
-                    now,
-                )
-                .await
-                .unwrap();
-                let status = response.status().as_u16();
-                assert!(
-                    status < 300,
-                    "{method} {path}: {status} {:?}",
-                    response.body()
-                );
+                let reply = send_to_api(&self.courier, &self.settings, &event, now).await;
+                let status = reply.status;
+                assert!(status < 300, "{method} {path}: {status} {}", reply.body);
                 if !delivery.copy {
                     self.replies.push((delivery.event, status));
                 }

@@ -8,16 +8,14 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{JobId, TenantId, Timestamp};
-use courier_functions::api::{self, ApiSettings, Cors, MAX_BODY_BYTES};
-use courier_functions::auth::AuthSettings;
+use courier_functions::api::{ApiSettings, MAX_BODY_BYTES};
 use courier_functions::jobs::StepReport;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::{device_events, Courier};
 use courier_tests::{
-    context, fresh_courier, http_event, http_event_with_jwt, iot_rule_event, thing_groups,
-    RecordingPublisher,
+    api_settings, context, fresh_courier, http_event, http_event_with_jwt, iot_rule_event,
+    send_to_api, thing_groups, ApiReply, RecordingPublisher,
 };
-use lambda_http::Body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -30,25 +28,13 @@ struct Api {
     settings: ApiSettings,
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Value,
-}
+type Reply = ApiReply;
 
 impl Api {
     async fn new(local_dev_identity: bool) -> Self {
         Self {
             courier: fresh_courier().await,
-            settings: ApiSettings {
-                cors: Cors {
-                    allow_origin: "*".into(),
-                },
-                auth: AuthSettings {
-                    tenant_claim: "tenant".into(),
-                    local_dev_identity,
-                },
-            },
+            settings: api_settings(local_dev_identity),
         }
     }
 
@@ -73,22 +59,13 @@ impl Api {
     }
 
     async fn send(&self, event: Value) -> Reply {
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = api::handle(
+        send_to_api(
             &self.courier,
-            &thing_groups().await,
             &self.settings,
-            request,
+            &event,
             Timestamp::from_secs(NOW),
         )
         .await
-        .unwrap();
-        let status = response.status().as_u16();
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
-            _ => Value::Null,
-        };
-        Reply { status, body }
     }
 
     /// `tenant`'s view of the service, to read the table back directly.

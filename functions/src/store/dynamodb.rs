@@ -322,6 +322,22 @@ impl DynamoStore {
             .collect())
     }
 
+    /// One GetItem, its read capacity counted.
+    async fn get(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.meter.record_read(out.consumed_capacity());
+        Ok(out.item)
+    }
+
     /// BatchGetItem over any number of keys (100 per call), retrying
     /// unprocessed keys with backoff; items come back in no particular order.
     async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
@@ -480,18 +496,8 @@ impl Store for DynamoStore {
         }
         // Consistent: a device asking right after its first execution was
         // created must find the claim that creation made.
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(owner_key(thing)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        self.meter.record_read(out.consumed_capacity());
-        let owner = out.item.as_ref().and_then(owner_of_item);
+        let item = self.get(owner_key(thing), true).await?;
+        let owner = item.as_ref().and_then(owner_of_item);
         if let Some(owner) = &owner {
             self.remember_owner(thing, owner);
         }
@@ -559,18 +565,15 @@ impl Store for DynamoStore {
     }
 
     async fn get_command(&self, id: &CommandId) -> Result<Option<CommandDefinition>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.scoped(COMMANDS_PK)))
-            .key("sk", AttributeValue::S(id.to_string()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        self.meter.record_read(out.consumed_capacity());
-        out.item.map(command_from_item).transpose()
+        // Definitions never change: an eventually consistent read will do.
+        let key = Item::from([
+            ("pk".to_owned(), AttributeValue::S(self.scoped(COMMANDS_PK))),
+            ("sk".to_owned(), AttributeValue::S(id.to_string())),
+        ]);
+        self.get(key, false)
+            .await?
+            .map(command_from_item)
+            .transpose()
     }
 
     async fn list_commands(
@@ -615,18 +618,7 @@ impl Store for DynamoStore {
         id: &ExecutionId,
         now: Timestamp,
     ) -> Result<Option<CommandExecution>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.execution_key(id)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        self.meter.record_read(out.consumed_capacity());
-        match out.item {
+        match self.get(self.execution_key(id), true).await? {
             Some(item) => Ok(Some(execution_from_item(item)?).filter(|e| !e.is_expired(now))),
             None => Ok(None),
         }

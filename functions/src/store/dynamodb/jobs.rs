@@ -200,17 +200,7 @@ impl JobStore for DynamoStore {
     ) -> Result<CreateJobOutcome, StoreError> {
         let pk = self.job_pk(&job.job_id);
         // An existing job is never touched: its target pages stay as they are.
-        let existing = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), JOB_SK.into())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?
-            .item;
-        if let Some(old) = existing {
+        if let Some(old) = self.get(key(pk.clone(), JOB_SK.into()), true).await? {
             let same_request = string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
             return Ok(CreateJobOutcome::Existing {
                 job: job_from_item(old)?,
@@ -293,17 +283,7 @@ impl JobStore for DynamoStore {
             let (Some(pk), Some(sk)) = (string_attr(&k, "pk"), string_attr(&k, "sk")) else {
                 continue;
             };
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, sk)))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(classify)?;
-            self.meter.record_read(out.consumed_capacity());
-            if let Some(item) = out.item {
+            if let Some(item) = self.get(key(pk, sk), false).await? {
                 jobs.push(job_from_item(item)?);
             }
         }
@@ -370,21 +350,9 @@ impl JobStore for DynamoStore {
         count: u32,
     ) -> Result<Vec<ThingName>, StoreError> {
         let page = from / TARGET_PAGE;
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                self.job_pk(&job.job_id),
-                format!("TARGETS#{page:06}"),
-            )))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        self.meter.record_read(out.consumed_capacity());
-        let Some(AttributeValue::L(things)) = out.item.and_then(|mut i| i.remove("things")) else {
+        let page_key = key(self.job_pk(&job.job_id), format!("TARGETS#{page:06}"));
+        let item = self.get(page_key, true).await?;
+        let Some(AttributeValue::L(things)) = item.and_then(|mut i| i.remove("things")) else {
             return Err(StoreError::Internal(format!(
                 "job {} has no target page {page}",
                 job.job_id
@@ -547,17 +515,7 @@ impl JobStore for DynamoStore {
             let Some((tenant, _)) = split_scoped(&pk) else {
                 continue;
             };
-            let item = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, JOB_SK.into())))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(classify)?
-                .item;
-            if let Some(item) = item {
+            if let Some(item) = self.get(key(pk, JOB_SK.into()), true).await? {
                 jobs.push((tenant, job_from_item(item)?));
             }
         }
