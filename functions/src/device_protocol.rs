@@ -163,18 +163,12 @@ impl<S: Store> Courier<S> {
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Outgoing>, ServiceError> {
-        match self.store().thing_owner(&request.thing).await? {
-            Some(owner) if owner != *self.tenant() => {
-                Box::pin(
-                    self.for_tenant(&owner)
-                        .answer_for_owner(root, request, payload, token, delivery, now),
-                )
-                .await
-            }
-            Some(_) | None => {
-                Box::pin(self.answer_for_owner(root, request, payload, token, delivery, now)).await
-            }
-        }
+        let owners_view = match self.store().thing_owner(&request.thing).await? {
+            Some(owner) if owner != *self.tenant() => Some(self.for_tenant(&owner)),
+            Some(_) | None => None,
+        };
+        let courier = owners_view.as_ref().unwrap_or(self);
+        Box::pin(courier.answer_for_owner(root, request, payload, token, delivery, now)).await
     }
 
     async fn answer_for_owner(

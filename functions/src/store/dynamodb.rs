@@ -177,10 +177,7 @@ impl DynamoStore {
     }
 
     fn execution_key(&self, id: &ExecutionId) -> Item {
-        let mut key = Item::new();
-        key.insert("pk".into(), AttributeValue::S(self.execution_pk(id)));
-        key.insert("sk".into(), AttributeValue::S(EXECUTION_SK.into()));
-        key
+        key(self.execution_pk(id), EXECUTION_SK.into())
     }
 
     fn remember_owner(&self, thing: &ThingName, owner: &TenantId) {
@@ -298,12 +295,7 @@ impl DynamoStore {
         let order: Vec<String> = keys.iter().filter_map(|k| string_attr(k, "pk")).collect();
         let keys = order
             .iter()
-            .map(|pk| {
-                Item::from([
-                    ("pk".to_owned(), AttributeValue::S(pk.clone())),
-                    ("sk".to_owned(), AttributeValue::S(EXECUTION_SK.into())),
-                ])
-            })
+            .map(|pk| key(pk.clone(), EXECUTION_SK.into()))
             .collect();
         let mut found: HashMap<String, (TenantId, CommandExecution)> = HashMap::new();
         for item in self.batch_get(keys, true).await? {
@@ -566,11 +558,7 @@ impl Store for DynamoStore {
 
     async fn get_command(&self, id: &CommandId) -> Result<Option<CommandDefinition>, StoreError> {
         // Definitions never change: an eventually consistent read will do.
-        let key = Item::from([
-            ("pk".to_owned(), AttributeValue::S(self.scoped(COMMANDS_PK))),
-            ("sk".to_owned(), AttributeValue::S(id.to_string())),
-        ]);
-        self.get(key, false)
+        self.get(key(self.scoped(COMMANDS_PK), id.to_string()), false)
             .await?
             .map(command_from_item)
             .transpose()
@@ -1094,14 +1082,16 @@ fn split_scoped(key: &str) -> Option<(TenantId, &str)> {
     Some((TenantId::parse(tenant).ok()?, rest))
 }
 
-fn owner_key(thing: &ThingName) -> Item {
+/// An item's primary key.
+fn key(pk: String, sk: String) -> Item {
     Item::from([
-        (
-            "pk".to_owned(),
-            AttributeValue::S(format!("{THING_PREFIX}{thing}")),
-        ),
-        ("sk".to_owned(), AttributeValue::S(OWNER_SK.into())),
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk)),
     ])
+}
+
+fn owner_key(thing: &ThingName) -> Item {
+    key(format!("{THING_PREFIX}{thing}"), OWNER_SK.into())
 }
 
 fn owner_of_item(item: &Item) -> Option<TenantId> {

@@ -22,8 +22,8 @@
 //! spread over the shards; reading them is one Query together with the job.
 
 use super::{
-    backoff, classify, internal, split_scoped, string_attr, DynamoStore, Item, BY_COMMAND_INDEX,
-    BY_TARGET_INDEX, DUE_INDEX, TTL_ATTRIBUTE,
+    backoff, classify, internal, key, split_scoped, string_attr, DynamoStore, Item,
+    BY_COMMAND_INDEX, BY_TARGET_INDEX, DUE_INDEX, TTL_ATTRIBUTE,
 };
 use crate::store::{CreateJobOutcome, JobStore, Page, PageRequest, StatisticsOutcome, StoreError};
 use aws_sdk_dynamodb::types::{
@@ -49,13 +49,6 @@ const BATCH_WRITE_MAX: usize = 25;
 const MARKER_TTL_SECONDS: i64 = 2 * 86_400;
 /// Attempts at a batch's unprocessed items before giving up (retryable).
 const BATCH_WRITE_ATTEMPTS: u32 = 10;
-
-fn key(pk: String, sk: String) -> Item {
-    Item::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk)),
-    ])
-}
 
 impl DynamoStore {
     fn job_pk(&self, id: &JobId) -> String {
