@@ -89,6 +89,29 @@ pub async fn fresh_courier() -> Courier<DynamoStore> {
     )
 }
 
+/// Every execution of job `id`, page after page, in creation order.
+pub async fn all_job_executions(
+    courier: &Courier<DynamoStore>,
+    id: &courier_core::JobId,
+    now: courier_core::Timestamp,
+) -> Vec<courier_core::CommandExecution> {
+    use courier_functions::store::{JobStore, PageRequest};
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let page = courier
+            .store()
+            .job_executions(id, PageRequest { limit: 100, start }, now)
+            .await
+            .expect("the job's executions are readable");
+        all.extend(page.items);
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return all,
+        }
+    }
+}
+
 /// An API Gateway HTTP API (payload v2) event, as `tests/events/*.json` hold.
 pub fn http_event(method: &str, path_and_query: &str, body: Option<&Value>) -> Value {
     let (path, query) = path_and_query

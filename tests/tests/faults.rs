@@ -13,12 +13,12 @@ use courier_core::{ExecutionStatus, JobId, Timestamp};
 use courier_functions::config::SDK_MAX_ATTEMPTS;
 use courier_functions::page_token::PageTokens;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::store::{JobStore, PageRequest};
 use courier_functions::{device_events, Courier};
 use courier_tests::chaos::{Chaos, Mode};
 use courier_tests::{
-    api_settings, context, endpoint, http_event, iot_rule_event_at, production_like_client,
-    send_to_api, thing_groups, OwnDynamoDbLocal, RecordingPublisher, PAGE_TOKEN_SECRET,
+    all_job_executions, api_settings, context, endpoint, http_event, iot_rule_event_at,
+    production_like_client, send_to_api, thing_groups, OwnDynamoDbLocal, RecordingPublisher,
+    PAGE_TOKEN_SECRET,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -248,32 +248,7 @@ async fn unprocessed_batch_items_are_retried_until_every_execution_is_written_on
         .unwrap();
     chaos.leave_unprocessed(0);
     // THEN the store retried the unprocessed halves until all 200 were written
-    let page = courier
-        .store()
-        .job_executions(
-            &id,
-            PageRequest {
-                limit: 100,
-                start: None,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let mut all = page.items;
-    let rest = courier
-        .store()
-        .job_executions(
-            &id,
-            PageRequest {
-                limit: 100,
-                start: page.next,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    all.extend(rest.items);
+    let all = all_job_executions(&courier, &id, now).await;
     let mut targets: Vec<String> = all.iter().map(|e| e.target.to_string()).collect();
     targets.sort();
     targets.dedup();

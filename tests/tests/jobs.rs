@@ -11,12 +11,13 @@ use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, JobId, JobStatus, Timestamp};
 use courier_functions::jobs::{JobView, StepReport};
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::store::{JobStore, PageRequest};
+use courier_functions::store::JobStore;
 use courier_functions::thing_groups::IotThingGroups;
 use courier_functions::{device_events, dispatcher, ids, Courier};
 use courier_tests::local::{read_stream, StreamTail};
 use courier_tests::{
-    context, endpoint, fresh_courier, iot_client, iot_rule_event, thing_groups, RecordingPublisher,
+    all_job_executions, context, endpoint, fresh_courier, iot_client, iot_rule_event, thing_groups,
+    RecordingPublisher,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -131,21 +132,7 @@ impl Harness {
     }
 
     async fn executions(&self, id: &JobId, now: Timestamp) -> Vec<courier_core::CommandExecution> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .courier
-                .store()
-                .job_executions(id, PageRequest { limit: 100, start }, now)
-                .await
-                .unwrap();
-            all.extend(page.items);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return all,
-            }
-        }
+        all_job_executions(&self.courier, id, now).await
     }
 }
 

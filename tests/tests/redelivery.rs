@@ -12,12 +12,11 @@ use courier_core::{CommandExecution, Timestamp};
 use courier_functions::api::ApiSettings;
 use courier_functions::jobs::JobView;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::store::{JobStore, PageRequest};
 use courier_functions::{device_events, dispatcher, Courier};
 use courier_tests::local::StreamTail;
 use courier_tests::{
-    api_settings, context, endpoint, fresh_courier, http_event, iot_rule_event_at, send_to_api,
-    thing_groups, RecordingPublisher,
+    all_job_executions, api_settings, context, endpoint, fresh_courier, http_event,
+    iot_rule_event_at, send_to_api, thing_groups, RecordingPublisher,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -277,20 +276,8 @@ impl Run {
             executions.push(self.courier.get_execution(id, later).await.unwrap());
         }
         let job = self.courier.get_job(job_id).await.unwrap();
-        let listed = self
-            .courier
-            .store()
-            .job_executions(
-                &job.job.job_id,
-                PageRequest {
-                    limit: 100,
-                    start: None,
-                },
-                later,
-            )
-            .await
-            .unwrap();
-        assert_eq!(listed.items.len(), 2, "one execution per job target");
+        let listed = all_job_executions(&self.courier, &job.job.job_id, later).await;
+        assert_eq!(listed.len(), 2, "one execution per job target");
         (executions, job)
     }
 }
