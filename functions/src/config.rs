@@ -1,12 +1,22 @@
 //! Configuration from the environment, read once at cold start, and the AWS
-//! clients built from it. Local endpoints come from the SDK's own variables
+//! clients built from it. No I/O besides reading environment variables.
+//!
+//! Region and credentials are the ones the Lambda runtime puts in the
+//! environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`), read directly: aws-config's default chains would
+//! also build an STS client, an IMDS client and profile-file readers that a
+//! Lambda function never uses, and they were 40% of Courier's init
+//! (measured: `make bench`, coldstart; README "Benchmarks").
+//!
+//! Local endpoints come from the SDK's own variable names
 //! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`,
-//! `AWS_ENDPOINT_URL_IOT`), so no code differs between local and AWS.
+//! `AWS_ENDPOINT_URL_IOT`, or `AWS_ENDPOINT_URL` for all), so no code differs
+//! between local and AWS.
 //!
 //! Every client shares one HTTPS client that trusts only the Amazon Trust
 //! Services roots, compiled in: every AWS endpoint Courier calls chains to
 //! them, fewer authorities are trusted than a system store holds, and no CA
-//! directory is read at cold start (measured: `make bench`, coldstart).
+//! directory is read at cold start.
 
 use crate::api::{ApiSettings, Cors};
 use crate::auth::AuthSettings;
@@ -15,6 +25,13 @@ use crate::publisher::IotDataPublisher;
 use crate::service::Courier;
 use crate::store::dynamodb::DynamoStore;
 use crate::thing_groups::IotThingGroups;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_types::SdkConfig;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 
 #[derive(Debug, Clone)]
@@ -32,6 +49,8 @@ pub struct Config {
     /// `tenant`); `LOCAL_DEV_IDENTITY=on`: accept the development identity
     /// (local mode only; see `auth`).
     pub auth: AuthSettings,
+    /// Region and credentials for the AWS clients (see the module header).
+    pub aws: AwsAccess,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +92,7 @@ impl Config {
                 tenant_claim: std::env::var("TENANT_CLAIM").unwrap_or_else(|_| "tenant".into()),
                 local_dev_identity,
             },
+            aws: AwsAccess::from_env()?,
         })
     }
 
@@ -88,67 +108,125 @@ impl Config {
 
     /// The service over DynamoDB and the IoT control plane (thing groups),
     /// for the API; the SDK clients are built once.
-    pub async fn courier_and_groups(&self) -> (Courier<DynamoStore>, IotThingGroups) {
-        let sdk = sdk_config().await;
-        (
-            self.courier_with(&sdk),
-            IotThingGroups::new(aws_sdk_iot::Client::new(&sdk)),
-        )
+    pub fn courier_and_groups(&self) -> (Courier<DynamoStore>, IotThingGroups) {
+        let sdk = sdk_config(&self.aws);
+        (self.courier_with(&sdk), thing_groups(&sdk))
     }
 
-    fn courier_with(&self, sdk: &aws_config::SdkConfig) -> Courier<DynamoStore> {
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table_name);
+    fn courier_with(&self, sdk: &SdkConfig) -> Courier<DynamoStore> {
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        dynamodb.set_endpoint_url(endpoint_url("DYNAMODB"));
+        let client = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
+        let store = DynamoStore::new(client, &self.table_name);
         Courier::new(store, PageTokens::new(self.page_token_secret.clone()))
     }
 
     /// The service and an IoT data-plane publisher, for the functions that
     /// talk to devices; the SDK configuration is loaded once for both.
-    pub async fn courier_and_publisher(&self) -> (Courier<DynamoStore>, IotDataPublisher) {
-        let sdk = sdk_config().await;
-        let publisher = IotDataPublisher::new(aws_sdk_iotdataplane::Client::new(&sdk));
-        (self.courier_with(&sdk), publisher)
+    pub fn courier_and_publisher(&self) -> (Courier<DynamoStore>, IotDataPublisher) {
+        let sdk = sdk_config(&self.aws);
+        (self.courier_with(&sdk), publisher(&sdk))
     }
 
     /// Everything the job runner needs (dispatcher, sweeper): the service, a
     /// publisher and the thing-group resolver, from one SDK configuration.
-    pub async fn courier_publisher_and_groups(
+    pub fn courier_publisher_and_groups(
         &self,
     ) -> (Courier<DynamoStore>, IotDataPublisher, IotThingGroups) {
-        let sdk = sdk_config().await;
-        (
-            self.courier_with(&sdk),
-            IotDataPublisher::new(aws_sdk_iotdataplane::Client::new(&sdk)),
-            IotThingGroups::new(aws_sdk_iot::Client::new(&sdk)),
-        )
+        let sdk = sdk_config(&self.aws);
+        (self.courier_with(&sdk), publisher(&sdk), thing_groups(&sdk))
     }
 }
 
 /// The Amazon Trust Services root certificates (see the module header).
 const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
 
+fn publisher(sdk: &SdkConfig) -> IotDataPublisher {
+    let mut config = aws_sdk_iotdataplane::config::Builder::from(sdk);
+    config.set_endpoint_url(endpoint_url("IOT_DATA_PLANE"));
+    IotDataPublisher::new(aws_sdk_iotdataplane::Client::from_conf(config.build()))
+}
+
+fn thing_groups(sdk: &SdkConfig) -> IotThingGroups {
+    let mut config = aws_sdk_iot::config::Builder::from(sdk);
+    config.set_endpoint_url(endpoint_url("IOT"));
+    IotThingGroups::new(aws_sdk_iot::Client::from_conf(config.build()))
+}
+
+/// `AWS_ENDPOINT_URL_{service}`, else `AWS_ENDPOINT_URL`: the SDK's names
+/// for a local stand-in's address. Unset (or empty) on AWS.
+fn endpoint_url(service: &str) -> Option<String> {
+    [
+        format!("AWS_ENDPOINT_URL_{service}"),
+        "AWS_ENDPOINT_URL".to_owned(),
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
+}
+
+/// Region and credentials, as the Lambda runtime provides them.
+#[derive(Debug, Clone)]
+pub struct AwsAccess {
+    pub region: Region,
+    /// The function role's session; its `Debug` hides the secret.
+    pub credentials: Credentials,
+}
+
+impl AwsAccess {
+    /// From `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+    /// (optional) `AWS_SESSION_TOKEN`, which Lambda sets for every function.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{name} is not set (the Lambda runtime sets it; locally, the env file does)"
+                    ))
+                })
+        };
+        Ok(Self {
+            region: Region::new(var("AWS_REGION")?),
+            credentials: Credentials::new(
+                var("AWS_ACCESS_KEY_ID")?,
+                var("AWS_SECRET_ACCESS_KEY")?,
+                std::env::var("AWS_SESSION_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                None,
+                "lambda-environment",
+            ),
+        })
+    }
+}
+
 /// The SDK configuration every client is built from, once per cold start.
 /// The retry budget and timeouts are bounded so that a storage outage fails
 /// a request in seconds (503 with Retry-After, or an event retried by the
 /// platform) instead of holding it until the Lambda timeout.
-pub async fn sdk_config() -> aws_config::SdkConfig {
+pub fn sdk_config(access: &AwsAccess) -> SdkConfig {
+    use aws_sdk_dynamodb::config::{retry::RetryConfig, timeout::TimeoutConfig};
     use std::time::Duration;
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(access.region.clone())
+        .credentials_provider(SharedCredentialsProvider::new(access.credentials.clone()))
         .http_client(https_client())
         .retry_config(
-            aws_config::retry::RetryConfig::standard()
+            RetryConfig::standard()
                 .with_max_attempts(SDK_MAX_ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
         .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
+            TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .operation_attempt_timeout(Duration::from_secs(2))
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
         )
-        .load()
-        .await
+        .build()
 }
 
 /// Attempts per AWS call, the first included (the SDK retries throttling,
@@ -156,7 +234,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 pub const SDK_MAX_ATTEMPTS: u32 = 3;
 
 /// rustls (aws-lc) trusting the Amazon Trust Services roots only.
-fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+fn https_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
     let roots = TrustStore::empty()
         .with_native_roots(false)
@@ -164,11 +242,36 @@ fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     let context = TlsContext::builder().with_trust_store(roots).build();
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
-    match context {
+    let client = match context {
         Ok(context) => builder.tls_context(context).build_https(),
         // Cannot happen (building a context only moves its parts); the
         // SDK's default trust would still be correct, only slower to load.
         Err(_) => builder.build_https(),
+    };
+    SharedHttpClient::new(WithoutWarmUp(client))
+}
+
+/// The SDK's HTTPS client without its warm-up. Building each SDK client
+/// calls `validate_base_client_config`, which builds a whole TLS connector
+/// and drops it, so that a system certificate store is read at init rather
+/// than at the first request. Courier's roots are compiled in: there is
+/// nothing to warm, and the warm-up cost one TLS setup per SDK client at
+/// every cold start. The connector the requests use is built once, at the
+/// first request, either way.
+#[derive(Debug)]
+struct WithoutWarmUp(SharedHttpClient);
+
+impl HttpClient for WithoutWarmUp {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
     }
 }
 

@@ -378,10 +378,11 @@ impl Drop for OwnDynamoDbLocal {
 /// retries and timeouts, see `courier_functions::config::sdk_config`), with
 /// local credentials, aimed at `endpoint`.
 pub async fn production_like_client(endpoint: &str) -> Client {
-    let sdk = courier_functions::config::sdk_config().await;
+    let sdk = courier_functions::config::sdk_config(&courier_functions::config::AwsAccess {
+        region: aws_config::Region::new("us-east-1"),
+        credentials: local_credentials(),
+    });
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(local_credentials())
         .endpoint_url(endpoint)
         .build();
     Client::from_conf(config)

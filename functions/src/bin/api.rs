@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let settings = config.api_settings();
-    let (courier, groups) = config.courier_and_groups().await;
+    let (courier, groups) = config.courier_and_groups();
     let (courier, groups, settings) = (&courier, &groups, &settings);
     run(service_fn(move |request: Request| async move {
         api::handle(courier, groups, settings, request, config::now()).await

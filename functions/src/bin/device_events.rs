@@ -9,7 +9,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let (courier, publisher) = config.courier_and_publisher().await;
+    let (courier, publisher) = config.courier_and_publisher();
     let (courier, publisher, root) = (&courier, &publisher, &config.topic_root);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         device_events::handle(courier, root, publisher, event, config::now()).await

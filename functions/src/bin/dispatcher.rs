@@ -9,7 +9,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let (courier, publisher, groups) = config.courier_publisher_and_groups().await;
+    let (courier, publisher, groups) = config.courier_publisher_and_groups();
     let (courier, publisher, groups) = (&courier, &publisher, &groups);
     let root = &config.topic_root;
     run(service_fn(move |event: LambdaEvent<Value>| async move {

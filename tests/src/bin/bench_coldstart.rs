@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const RUNS: usize = 25;
+const RUNS: usize = 51;
 /// The yardstick first, then the functions.
 const BINARIES: [&str; 5] = ["hello", "api", "device-events", "dispatcher", "sweeper"];
 
