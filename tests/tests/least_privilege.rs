@@ -1,0 +1,623 @@
+//! Least privilege, checked rather than read: each function's handler runs
+//! a scenario that takes every kind of path it has (every API route, every
+//! device request, stream batches with direct executions and jobs, sweeps of
+//! deadlines, scheduled jobs and rollouts) over DynamoDB Local and moto, its
+//! SDK clients carrying an interceptor that records each AWS action and the
+//! table or index it acts on. What each function did must match what
+//! `infra/template.yaml` grants its role: an action used but not granted
+//! would be AccessDenied in AWS; one granted but never used is privilege
+//! nobody needs.
+//!
+//! Only the actions Courier's code performs are compared (DynamoDB and IoT).
+//! The stream's read permissions and the dead-letter `sqs:SendMessage` are
+//! used by Lambda itself on the function's behalf, not by its code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+use courier_core::Timestamp;
+use courier_functions::page_token::PageTokens;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::thing_groups::IotThingGroups;
+use courier_functions::{api, device_events, dispatcher, sweeper, Courier};
+use courier_tests::local::StreamTail;
+use courier_tests::{
+    api_settings, client, context, endpoint, fresh_table, http_event, iot_client,
+    iot_rule_event_at, RecordingPublisher, PAGE_TOKEN_SECRET,
+};
+use lambda_runtime::LambdaEvent;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + secs)
+}
+
+fn root() -> TopicRoot {
+    TopicRoot::parse(DEFAULT_ROOT).unwrap()
+}
+
+/// An IAM action and what it acts on: `table`, `index/gsi1`, `thinggroup`,
+/// `topic`.
+type Use = (String, String);
+
+/// Records every call a client makes as the IAM actions that authorize it
+/// (one recorder serves the DynamoDB and the IoT client: both SDK crates use
+/// the same interceptor trait).
+#[derive(Debug, Clone, Default)]
+struct Recorder(Arc<Mutex<BTreeSet<Use>>>);
+
+impl Recorder {
+    fn note(&self, action: &str, resource: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert((action.to_owned(), resource.to_owned()));
+    }
+
+    fn used(&self) -> BTreeSet<Use> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "least-privilege recorder"
+    }
+
+    /// Before serialization: the operation's metadata is in the bag by then
+    /// (a client interceptor's `read_before_execution` runs before it).
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let metadata = cfg
+            .load::<Metadata>()
+            .expect("every operation has metadata");
+        let input = context.input();
+        match (metadata.service(), metadata.name()) {
+            ("DynamoDB", "Query") => {
+                let query = input.downcast_ref::<QueryInput>().expect("a Query input");
+                let resource = query
+                    .index_name()
+                    .map_or_else(|| "table".to_owned(), |index| format!("index/{index}"));
+                self.note("dynamodb:Query", &resource);
+            }
+            // A transaction is authorized item by item (there is no
+            // TransactWriteItems action in IAM).
+            ("DynamoDB", "TransactWriteItems") => {
+                let transaction = input
+                    .downcast_ref::<TransactWriteItemsInput>()
+                    .expect("a TransactWriteItems input");
+                for item in transaction.transact_items() {
+                    let action = if item.put().is_some() {
+                        "dynamodb:PutItem"
+                    } else if item.update().is_some() {
+                        "dynamodb:UpdateItem"
+                    } else if item.delete().is_some() {
+                        "dynamodb:DeleteItem"
+                    } else {
+                        "dynamodb:ConditionCheckItem"
+                    };
+                    self.note(action, "table");
+                }
+            }
+            ("DynamoDB", operation) => self.note(&format!("dynamodb:{operation}"), "table"),
+            ("IoT", "ListThingsInThingGroup") => {
+                self.note("iot:ListThingsInThingGroup", "thinggroup");
+            }
+            (service, operation) => panic!("unexpected call {service}:{operation}"),
+        }
+        Ok(())
+    }
+}
+
+/// One function as its binary wires it: the service over the shared table,
+/// thing groups through moto, a publisher; every AWS call recorded.
+struct Function {
+    courier: Courier<DynamoStore>,
+    groups: IotThingGroups,
+    publisher: RecordingPublisher,
+    recorder: Recorder,
+    published: bool,
+}
+
+impl Function {
+    async fn new(table: &str) -> Self {
+        let recorder = Recorder::default();
+        let dynamodb = client()
+            .await
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build();
+        let iot = iot_client()
+            .await
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build();
+        Self {
+            courier: Courier::new(
+                DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table),
+                PageTokens::new(PAGE_TOKEN_SECRET.to_vec()),
+            ),
+            groups: IotThingGroups::new(aws_sdk_iot::Client::from_conf(iot)),
+            publisher: RecordingPublisher::default(),
+            recorder,
+            published: false,
+        }
+    }
+
+    /// Everything it did, publishing included.
+    fn used(&mut self) -> BTreeSet<Use> {
+        self.published |= !self.publisher.take().is_empty();
+        let mut used = self.recorder.used();
+        if self.published {
+            used.insert(("iot:Publish".to_owned(), "topic".to_owned()));
+        }
+        used
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>, now: Timestamp) -> Value {
+        let event = http_event(method, path, body.as_ref());
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = api::handle(
+            &self.courier,
+            &self.groups,
+            &api_settings(true),
+            request,
+            now,
+        )
+        .await
+        .unwrap();
+        let body = match response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        assert!(
+            response.status().as_u16() < 300,
+            "{method} {path}: {} {body}",
+            response.status()
+        );
+        body
+    }
+
+    async fn device(&self, thing: &str, suffix: &str, payload: Value, n: i64) -> Value {
+        device_events::handle(
+            &self.courier,
+            &root(),
+            &self.publisher,
+            LambdaEvent::new(
+                iot_rule_event_at(
+                    &format!("courier/things/{thing}/jobs/{suffix}"),
+                    &payload,
+                    (NOW + n) * 1000,
+                ),
+                context(&format!("device-{n}")),
+            ),
+            at(n),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Delivers the stream's new records until there are none.
+    async fn drain(&self, stream: &mut StreamTail, now: Timestamp) {
+        loop {
+            let records = stream.read().await.unwrap();
+            if records.is_empty() {
+                return;
+            }
+            let out = dispatcher::handle(
+                &self.courier,
+                &root(),
+                &self.publisher,
+                &self.groups,
+                LambdaEvent::new(json!({ "Records": records }), context("stream")),
+                now,
+            )
+            .await
+            .unwrap();
+            assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+        }
+    }
+
+    async fn sweep(&self, now: Timestamp) {
+        sweeper::handle(
+            &self.courier,
+            &root(),
+            &self.publisher,
+            &self.groups,
+            LambdaEvent::new(json!({}), context("sweep")),
+            || now,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// What the template grants each function: `{logical id: {(action,
+/// resource)}}`, read from the policy statements in its block. A statement
+/// grants each of its actions on each of its resources.
+fn granted() -> BTreeMap<String, BTreeSet<Use>> {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    let mut grants: BTreeMap<String, BTreeSet<Use>> = BTreeMap::new();
+    let mut function: Option<String> = None;
+    let mut actions: Vec<String> = Vec::new();
+    let mut flush = |function: &Option<String>, actions: &mut Vec<String>, resources: &[String]| {
+        if let Some(function) = function {
+            for action in actions.iter() {
+                for resource in resources {
+                    grants
+                        .entry(function.clone())
+                        .or_default()
+                        .insert((action.clone(), resource.clone()));
+                }
+            }
+        }
+        actions.clear();
+    };
+    let mut resources: Vec<String> = Vec::new();
+    let mut in_resource_list = false;
+    for line in template.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if indent == 2 && text.ends_with(':') && !text.starts_with('#') {
+            flush(&function, &mut actions, &resources);
+            resources.clear();
+            let name = text.trim_end_matches(':');
+            function = name.ends_with("Function").then(|| name.to_owned());
+            continue;
+        }
+        if function.is_none() {
+            continue;
+        }
+        if text.starts_with("- Effect: Allow") {
+            flush(&function, &mut actions, &resources);
+            resources.clear();
+            in_resource_list = false;
+        } else if let Some(list) = text.strip_prefix("Action:") {
+            actions = list
+                .trim()
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| a.starts_with("dynamodb:") || a.starts_with("iot:"))
+                .collect();
+        } else if let Some(rest) = text.strip_prefix("Resource:") {
+            in_resource_list = rest.trim().is_empty();
+            if !in_resource_list {
+                resources.push(resource_kind(rest));
+            }
+        } else if in_resource_list && text.starts_with("- ") {
+            resources.push(resource_kind(text));
+        } else {
+            in_resource_list = false;
+        }
+    }
+    flush(&function, &mut actions, &resources);
+    grants
+}
+
+/// `!GetAtt Table.Arn` → `table`; `.../index/gsi2` → `index/gsi2`;
+/// `...:thinggroup/*` → `thinggroup`; `...:topic/...` → `topic`.
+fn resource_kind(resource: &str) -> String {
+    if resource.contains("Table.Arn}/index/") {
+        let index = resource.rsplit("/index/").next().unwrap();
+        format!("index/{}", index.trim_end_matches('"'))
+    } else if resource.contains("Table.Arn") {
+        "table".to_owned()
+    } else if resource.contains(":thinggroup/") {
+        "thinggroup".to_owned()
+    } else if resource.contains(":topic/") {
+        "topic".to_owned()
+    } else {
+        format!("other: {resource}")
+    }
+}
+
+/// A thing group of `n` things in moto, unique to this run: its name.
+async fn thing_group(n: usize) -> String {
+    let iot = iot_client().await;
+    let group = format!("privilege-{}", std::process::id());
+    iot.create_thing_group()
+        .thing_group_name(&group)
+        .send()
+        .await
+        .expect("moto serves CreateThingGroup (is MOTO_ENDPOINT set? run through make test)");
+    for i in 0..n {
+        let thing = format!("{group}-dev-{i}");
+        iot.create_thing().thing_name(&thing).send().await.unwrap();
+        iot.add_thing_to_thing_group()
+            .thing_group_name(&group)
+            .thing_name(&thing)
+            .send()
+            .await
+            .unwrap();
+    }
+    group
+}
+
+#[tokio::test]
+async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
+    let (_, table) = fresh_table().await;
+    let mut api = Function::new(&table).await;
+    let mut device = Function::new(&table).await;
+    let mut dispatcher = Function::new(&table).await;
+    let mut sweeper = Function::new(&table).await;
+    let mut stream = StreamTail::new(&endpoint(), &table).await.unwrap();
+    let group = thing_group(2).await;
+
+    // GIVEN commands, direct executions (one held until later, one to be
+    // canceled) and jobs (explicit things; a thing group; scheduled with a
+    // rollout of one per minute), through every API route
+    api.api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "reboot", "executionTimeoutSeconds": 60})),
+        at(0),
+    )
+    .await;
+    api.api("GET", "/commands", None, at(0)).await;
+    api.api("GET", "/commands/reboot", None, at(0)).await;
+    let start = |target: &str, extra: Value| {
+        let mut body = json!({"target": target, "clientToken": format!("t-{target}")});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        body
+    };
+    let direct = api
+        .api(
+            "POST",
+            "/commands/reboot/executions",
+            Some(start("dev-a", json!({}))),
+            at(1),
+        )
+        .await["executionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let canceled = api
+        .api(
+            "POST",
+            "/commands/reboot/executions",
+            Some(start("dev-b", json!({}))),
+            at(1),
+        )
+        .await["executionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.api(
+        "POST",
+        "/commands/reboot/executions",
+        Some(start("dev-c", json!({"notBefore": NOW + 30}))),
+        at(1),
+    )
+    .await;
+    api.api("GET", "/executions?target=dev-a", None, at(2))
+        .await;
+    api.api("GET", "/executions?target=dev-a&status=QUEUED", None, at(2))
+        .await;
+    api.api("GET", "/executions?commandId=reboot", None, at(2))
+        .await;
+    api.api(
+        "GET",
+        "/executions?commandId=reboot&status=QUEUED",
+        None,
+        at(2),
+    )
+    .await;
+    api.api("GET", &format!("/executions/{direct}"), None, at(2))
+        .await;
+    api.api(
+        "POST",
+        &format!("/executions/{canceled}/cancel"),
+        Some(json!({"clientToken": "cancel-b"})),
+        at(2),
+    )
+    .await;
+    let explicit = api
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"commandId": "reboot", "targets": {"things": ["job-1", "job-2"]}})),
+            at(3),
+        )
+        .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grouped = api
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"commandId": "reboot", "targets": {"thingGroup": group}})),
+            at(3),
+        )
+        .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.api(
+        "POST",
+        "/jobs",
+        Some(json!({"commandId": "reboot",
+                    "targets": {"things": ["roll-1", "roll-2", "roll-3"]},
+                    "schedulingConfig": {"startTime": NOW + 40, "endTime": NOW + 200},
+                    "jobExecutionsRolloutConfig": {"maximumPerMinute": 1}})),
+        at(3),
+    )
+    .await;
+    api.api("GET", "/jobs", None, at(4)).await;
+    api.api("GET", &format!("/jobs/{explicit}"), None, at(4))
+        .await;
+
+    // WHEN the stream delivers all that (executions sent, jobs fanned out)
+    dispatcher.drain(&mut stream, at(5)).await;
+    api.api("GET", &format!("/jobs/{explicit}/executions"), None, at(6))
+        .await;
+    api.api(
+        "POST",
+        &format!("/jobs/{grouped}/cancel"),
+        Some(json!({})),
+        at(6),
+    )
+    .await;
+
+    // AND devices ask, start, report and finish, through every request
+    device.device("dev-a", "get", json!({}), 7).await;
+    device.device("dev-a", "start-next", json!({}), 8).await;
+    device
+        .device("dev-a", &format!("{direct}/get"), json!({}), 9)
+        .await;
+    device
+        .device(
+            "dev-a",
+            &format!("{direct}/update"),
+            json!({"status": "IN_PROGRESS", "statusDetails": {"step": "1"}}),
+            10,
+        )
+        .await;
+    device
+        .device(
+            "dev-a",
+            &format!("{direct}/update"),
+            json!({"status": "SUCCEEDED"}),
+            11,
+        )
+        .await;
+    for thing in ["job-1", "job-2"] {
+        let next = device.device(thing, "start-next", json!({}), 12).await;
+        // The handler answers with what it published to the device.
+        let id = next["published"][0]["payload"]["execution"]["jobId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{thing} has the job's execution: {next}"));
+        device
+            .device(
+                thing,
+                &format!("{id}/update"),
+                json!({"status": "SUCCEEDED"}),
+                13,
+            )
+            .await;
+    }
+    dispatcher.drain(&mut stream, at(14)).await;
+
+    // AND the sweeper runs: the held execution's time comes, the scheduled
+    // job starts and rolls out minute by minute, deadlines pass
+    for minute in [31, 41, 101, 161, 221, 600] {
+        sweeper.sweep(at(minute)).await;
+        dispatcher.drain(&mut stream, at(minute)).await;
+    }
+    api.api("GET", "/executions?target=dev-c", None, at(600))
+        .await;
+    let finished = api
+        .api("GET", &format!("/jobs/{explicit}"), None, at(600))
+        .await;
+    assert_eq!(finished["status"], "COMPLETED", "{finished}");
+
+    // AND a job whose first stream batch is lost (its retries exhausted, it
+    // went to the dead-letter queue): the sweeper starts the fan-out itself
+    api.api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "update-firmware", "executionTimeoutSeconds": 3600})),
+        at(650),
+    )
+    .await;
+    let orphan = api
+        .api(
+            "POST",
+            "/jobs",
+            Some(
+                json!({"commandId": "update-firmware", "targets": {"thingGroup": group},
+                        "clientToken": "lost-batch"}),
+            ),
+            at(650),
+        )
+        .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lost = stream.read().await.unwrap();
+    assert!(!lost.is_empty());
+    for later in [660, 840, 1000] {
+        sweeper.sweep(at(later)).await;
+        dispatcher.drain(&mut stream, at(later)).await;
+    }
+    // AND so does its cancel, whose batch is lost too: once the job's lease
+    // has run out, the sweeper cancels the executions the job had left
+    api.api(
+        "POST",
+        &format!("/jobs/{orphan}/cancel"),
+        Some(json!({})),
+        at(1010),
+    )
+    .await;
+    assert!(!stream.read().await.unwrap().is_empty());
+    for later in [1011, 1200] {
+        sweeper.sweep(at(later)).await;
+    }
+    dispatcher.drain(&mut stream, at(1200)).await;
+    let left = api
+        .api("GET", &format!("/jobs/{orphan}/executions"), None, at(1200))
+        .await;
+    let statuses: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["CANCELED", "CANCELED"], "{left}");
+
+    // THEN each function used exactly what its role grants
+    let grants = granted();
+    let mut problems = Vec::new();
+    for (name, function) in [
+        ("ApiFunction", &mut api),
+        ("DeviceEventsFunction", &mut device),
+        ("DispatcherFunction", &mut dispatcher),
+        ("SweeperFunction", &mut sweeper),
+    ] {
+        let used = function.used();
+        let granted = grants.get(name).cloned().unwrap_or_default();
+        for (action, resource) in &used {
+            if !granted.contains(&(action.clone(), resource.clone())) {
+                problems.push(format!("{name} uses {action} on {resource}, not granted"));
+            }
+        }
+        let used_actions: BTreeSet<&String> = used.iter().map(|(a, _)| a).collect();
+        let used_resources: BTreeSet<&String> = used.iter().map(|(_, r)| r).collect();
+        for (action, resource) in &granted {
+            if !used_actions.contains(action) {
+                problems.push(format!("{name} is granted {action}, never used"));
+            }
+            if !used_resources.contains(resource) {
+                problems.push(format!(
+                    "{name} is granted access to {resource}, never used"
+                ));
+            }
+        }
+        eprintln!("{name}: {used:?}");
+    }
+    problems.sort();
+    problems.dedup();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
