@@ -5,8 +5,8 @@
 //! environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`), read directly: aws-config's default chains would
 //! also build an STS client, an IMDS client and profile-file readers that a
-//! Lambda function never uses, and they were 40% of Courier's init
-//! (measured: `make bench`, coldstart; README "Benchmarks").
+//! Lambda function never uses, and they were 42% of the api's own init in a
+//! profile (README "Benchmarks").
 //!
 //! Local endpoints come from the SDK's own variable names
 //! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_IOT_DATA_PLANE`,
