@@ -1,4 +1,5 @@
-//! A minimal lambda_runtime function: echoes its event. The yardstick for
+//! A minimal lambda_runtime function as the templates write it (multi-thread
+//! tokio): echoes its event. The yardstick for
 //! Courier's cold starts (`make bench`, `bench-coldstart`), built with the
 //! same release profile. No I/O beyond the Lambda runtime API.
 

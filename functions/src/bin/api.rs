@@ -3,7 +3,9 @@
 use courier_functions::{api, config, Config};
 use lambda_http::{run, service_fn, tracing, Error, Request};
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: one thread
+// serves it, and no worker threads are started at init (README Benchmarks).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;

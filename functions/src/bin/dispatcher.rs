@@ -5,7 +5,9 @@ use courier_functions::{config, dispatcher, Config};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// Lambda hands an execution environment one event at a time: one thread
+// serves it, and no worker threads are started at init (README Benchmarks).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;

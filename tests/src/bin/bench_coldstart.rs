@@ -1,7 +1,9 @@
 //! `bench-coldstart RESULTS_DIR BIN_DIR`: how long each of Courier's
 //! functions takes from process start until it asks the Lambda runtime API
 //! for its first event (its init: configuration, tracing, SDK clients), next
-//! to a minimal lambda_runtime hello-world built with the same profile. Also
+//! to a minimal lambda_runtime hello-world built with the same profile, both
+//! as the templates write it (tokio's multi-thread runtime) and on the
+//! current-thread runtime the functions use. Also
 //! its resident memory at that moment, and the arm64 zip sizes `make package`
 //! left in build/lambda. Writes `coldstart.{json,md}`. Does I/O: processes
 //! and a loopback stand-in for the runtime API.
@@ -18,8 +20,15 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const RUNS: usize = 51;
-/// The yardstick first, then the functions.
-const BINARIES: [&str; 5] = ["hello", "api", "device-events", "dispatcher", "sweeper"];
+/// The yardsticks first, then the functions.
+const BINARIES: [&str; 6] = [
+    "hello",
+    "hello-current-thread",
+    "api",
+    "device-events",
+    "dispatcher",
+    "sweeper",
+];
 
 #[derive(Debug, Default)]
 struct Samples {
@@ -140,6 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let hello = median(&samples["hello"].init_ms);
+    let hello_current_thread = median(&samples["hello-current-thread"].init_ms);
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     for name in BINARIES {
@@ -150,10 +160,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let med = median(&s.init_ms);
         let rss = s.rss_kib.iter().copied().max().unwrap_or(0);
         rows.push(format!(
-            "| {name} | {:.1} | {:.1} | {:.2}x | {:.1} | {} |",
+            "| {name} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.1} | {} |",
             med,
             percentile(&s.init_ms, 0.9),
             med / hello,
+            med / hello_current_thread,
             rss as f64 / 1024.0,
             zip.map_or_else(
                 || "–".to_owned(),
@@ -166,12 +177,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "initMedianMs": med,
             "initP90Ms": percentile(&s.init_ms, 0.9),
             "ratioToHello": med / hello,
+            "ratioToHelloCurrentThread": med / hello_current_thread,
             "rssMaxKiB": rss,
             "arm64ZipBytes": zip,
         }));
     }
     let md = format!(
-        "| binary | init median ms | init p90 ms | vs hello-world (goal <= 1.5x) | RSS at first event MiB | arm64 zip (goal < 5 MiB) |\n|---|---|---|---|---|---|\n{}\n\n{RUNS} cold starts each, alternating; x86_64 release builds (lto, codegen-units 1, panic abort) run natively against a loopback runtime-API stand-in; zips from `make package` (arm64).\n",
+        "| binary | init median ms | init p90 ms | vs hello (multi-thread template) | vs hello-current-thread (same runtime; goal <= 1.5x) | RSS at first event MiB | arm64 zip (goal < 5 MiB) |\n|---|---|---|---|---|---|---|\n{}\n\n{RUNS} cold starts each, alternating; x86_64 release builds (lto, codegen-units 1, panic abort) run natively against a loopback runtime-API stand-in; zips from `make package` (arm64).\n",
         rows.join("\n")
     );
     print!("{md}");
