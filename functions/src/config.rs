@@ -141,12 +141,14 @@ impl Config {
 /// The Amazon Trust Services root certificates (see the module header).
 const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
 
+/// Publishing to devices: the IoT data plane (`iot:Publish`).
 fn publisher(sdk: &SdkConfig) -> IotDataPublisher {
     let mut config = aws_sdk_iotdataplane::config::Builder::from(sdk);
     config.set_endpoint_url(endpoint_url("IOT_DATA_PLANE"));
     IotDataPublisher::new(aws_sdk_iotdataplane::Client::from_conf(config.build()))
 }
 
+/// A job's thing groups: the IoT control plane (`iot:ListThingsInThingGroup`).
 fn thing_groups(sdk: &SdkConfig) -> IotThingGroups {
     let mut config = aws_sdk_iot::config::Builder::from(sdk);
     config.set_endpoint_url(endpoint_url("IOT"));
