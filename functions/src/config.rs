@@ -158,12 +158,16 @@ fn thing_groups(sdk: &SdkConfig) -> IotThingGroups {
 /// `AWS_ENDPOINT_URL_{service}`, else `AWS_ENDPOINT_URL`: the SDK's names
 /// for a local stand-in's address. Unset (or empty) on AWS.
 fn endpoint_url(service: &str) -> Option<String> {
+    endpoint_url_from(service, |name| std::env::var(name).ok())
+}
+
+fn endpoint_url_from(service: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
     [
         format!("AWS_ENDPOINT_URL_{service}"),
         "AWS_ENDPOINT_URL".to_owned(),
     ]
     .iter()
-    .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
+    .find_map(|name| lookup(name).filter(|url| !url.is_empty()))
 }
 
 /// Region and credentials, as the Lambda runtime provides them.
@@ -178,24 +182,25 @@ impl AwsAccess {
     /// From `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
     /// (optional) `AWS_SESSION_TOKEN`, which Lambda sets for every function.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "{name} is not set (the Lambda runtime sets it; locally, the env file does)"
-                    ))
-                })
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] over any lookup (an empty value counts as unset).
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let required = |name: &str| {
+            optional(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} is not set (the Lambda runtime sets it; locally, the env file does)"
+                ))
+            })
         };
         Ok(Self {
-            region: Region::new(var("AWS_REGION")?),
+            region: Region::new(required("AWS_REGION")?),
             credentials: Credentials::new(
-                var("AWS_ACCESS_KEY_ID")?,
-                var("AWS_SECRET_ACCESS_KEY")?,
-                std::env::var("AWS_SESSION_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty()),
+                required("AWS_ACCESS_KEY_ID")?,
+                required("AWS_SECRET_ACCESS_KEY")?,
+                optional("AWS_SESSION_TOKEN"),
                 None,
                 "lambda-environment",
             ),
@@ -288,7 +293,74 @@ pub fn now() -> courier_core::Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::config::ProvideCredentials as _;
     use base64::Engine as _;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[tokio::test]
+    async fn region_and_credentials_come_from_the_lambda_variables() {
+        let access = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-example"),
+            ("AWS_SESSION_TOKEN", "session"),
+        ]))
+        .unwrap();
+        assert_eq!(access.region.as_ref(), "eu-west-1");
+        let credentials = access.credentials.provide_credentials().await.unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.session_token(), Some("session"));
+        // The secret never shows in a log line that prints the settings.
+        assert!(!format!("{access:?}").contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn a_missing_or_empty_variable_is_named_and_a_session_token_is_optional() {
+        let err = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_ACCESS_KEY_ID is not set"),
+            "{err}"
+        );
+        let access = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", ""),
+        ]))
+        .unwrap();
+        assert_eq!(access.credentials.session_token(), None);
+    }
+
+    #[test]
+    fn a_service_endpoint_overrides_the_shared_one_and_empty_means_unset() {
+        let both = lookup(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ]);
+        assert_eq!(
+            endpoint_url_from("DYNAMODB", &both).as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(
+            endpoint_url_from("IOT", &both).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        let empty = lookup(&[("AWS_ENDPOINT_URL_IOT", "")]);
+        assert_eq!(endpoint_url_from("IOT", &empty), None);
+    }
 
     #[test]
     fn the_compiled_in_trust_store_holds_the_five_amazon_trust_services_roots() {
