@@ -13,6 +13,7 @@
 //! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
 //! - [`error`]: the one error type and its HTTP mapping
 //! - [`config`], [`ids`], [`page_token`]: environment, id generation, nextToken sealing
+//! - [`logging`]: the functions' log lines and what each level may show
 //!
 //! Each binary in `src/bin/` only wires these together.
 
@@ -26,6 +27,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod logging;
 pub mod page_token;
 pub mod publisher;
 pub mod service;

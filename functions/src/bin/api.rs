@@ -1,13 +1,13 @@
 //! The `api` Lambda: Courier's HTTP API (see `courier_functions::api`).
 
-use courier_functions::{api, config, Config};
-use lambda_http::{run, service_fn, tracing, Error, Request};
+use courier_functions::{api, config, logging, Config};
+use lambda_http::{run, service_fn, Error, Request};
 
 // Lambda hands an execution environment one event at a time: one thread
 // serves it, and no worker threads are started at init (README Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    logging::init();
     let config = Config::from_env()?;
     let settings = config.api_settings();
     let (courier, groups) = config.courier_and_groups();

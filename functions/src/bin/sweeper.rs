@@ -1,15 +1,15 @@
 //! The `sweeper` Lambda: deadlines and scheduled releases, every minute (see
 //! `courier_functions::sweeper`).
 
-use courier_functions::{config, sweeper, Config};
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use courier_functions::{config, logging, sweeper, Config};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
 // Lambda hands an execution environment one event at a time: one thread
 // serves it, and no worker threads are started at init (README Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    logging::init();
     let config = Config::from_env()?;
     let (courier, publisher, groups) = config.courier_publisher_and_groups();
     let (courier, publisher, groups) = (&courier, &publisher, &groups);
