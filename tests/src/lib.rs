@@ -75,6 +75,40 @@ pub async fn thing_groups() -> IotThingGroups {
     IotThingGroups::new(iot_client().await)
 }
 
+/// A thing group in moto with `n` things, unique to the calling test: its
+/// name and its things.
+pub async fn moto_thing_group(n: usize) -> (String, Vec<String>) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let iot = iot_client().await;
+    let group = format!(
+        "fleet-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    iot.create_thing_group()
+        .thing_group_name(&group)
+        .send()
+        .await
+        .expect("moto serves CreateThingGroup (is MOTO_ENDPOINT set? run through make test)");
+    let mut things = Vec::new();
+    for i in 0..n {
+        let thing = format!("{group}-dev-{i:03}");
+        iot.create_thing()
+            .thing_name(&thing)
+            .send()
+            .await
+            .expect("moto creates the thing");
+        iot.add_thing_to_thing_group()
+            .thing_group_name(&group)
+            .thing_name(&thing)
+            .send()
+            .await
+            .expect("moto adds the thing to the group");
+        things.push(thing);
+    }
+    (group, things)
+}
+
 /// A store over a fresh table.
 pub async fn fresh_store() -> DynamoStore {
     let (client, table) = fresh_table().await;
@@ -185,19 +219,30 @@ pub struct ApiReply {
     pub body: Value,
 }
 
-/// Delivers an API Gateway event to the `api` handler, as Lambda would.
+/// Delivers an API Gateway event to the `api` handler, as Lambda would,
+/// with thing groups resolved through moto.
 pub async fn send_to_api(
     courier: &Courier<DynamoStore>,
     settings: &courier_functions::api::ApiSettings,
     event: &Value,
     now: courier_core::Timestamp,
 ) -> ApiReply {
+    send_to_api_with(courier, &thing_groups().await, settings, event, now).await
+}
+
+/// [`send_to_api`] with the caller's thing-group resolver.
+pub async fn send_to_api_with(
+    courier: &Courier<DynamoStore>,
+    groups: &IotThingGroups,
+    settings: &courier_functions::api::ApiSettings,
+    event: &Value,
+    now: courier_core::Timestamp,
+) -> ApiReply {
     let request =
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
-    let response =
-        courier_functions::api::handle(courier, &thing_groups().await, settings, request, now)
-            .await
-            .expect("the api handler always answers");
+    let response = courier_functions::api::handle(courier, groups, settings, request, now)
+        .await
+        .expect("the api handler always answers");
     let body = match response.body() {
         lambda_http::Body::Text(text) => {
             serde_json::from_str(text).unwrap_or(Value::String(text.clone()))
@@ -210,6 +255,29 @@ pub async fn send_to_api(
         headers: response.headers().clone(),
         body,
     }
+}
+
+/// Delivers a batch of the table's stream records to the `dispatcher`
+/// handler, as the event source mapping would.
+pub async fn send_to_dispatcher(
+    courier: &Courier<DynamoStore>,
+    publisher: &RecordingPublisher,
+    groups: &IotThingGroups,
+    records: Vec<Value>,
+    now: courier_core::Timestamp,
+) -> Value {
+    let root = courier_core::protocol::TopicRoot::parse(courier_core::protocol::DEFAULT_ROOT)
+        .expect("the default topic root parses");
+    courier_functions::dispatcher::handle(
+        courier,
+        &root,
+        publisher,
+        groups,
+        lambda_runtime::LambdaEvent::new(json!({ "Records": records }), context("stream")),
+        now,
+    )
+    .await
+    .expect("the dispatcher answers every batch")
 }
 
 /// A Lambda invocation context with the given request id.

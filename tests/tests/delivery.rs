@@ -8,9 +8,11 @@ use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, Timestamp};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
-use courier_functions::{dispatcher, sweeper, Courier};
+use courier_functions::{sweeper, Courier};
 use courier_tests::local::read_stream;
-use courier_tests::{context, endpoint, fresh_courier, thing_groups, RecordingPublisher};
+use courier_tests::{
+    context, endpoint, fresh_courier, send_to_dispatcher, thing_groups, RecordingPublisher,
+};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -66,16 +68,7 @@ async fn dispatch(
     records: Vec<Value>,
     now: Timestamp,
 ) -> Value {
-    dispatcher::handle(
-        courier,
-        &root(),
-        publisher,
-        &thing_groups().await,
-        LambdaEvent::new(json!({ "Records": records }), context("stream")),
-        now,
-    )
-    .await
-    .unwrap()
+    send_to_dispatcher(courier, publisher, &thing_groups().await, records, now).await
 }
 
 async fn status_of(

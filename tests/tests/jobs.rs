@@ -13,16 +13,15 @@ use courier_functions::jobs::{JobView, StepReport};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::JobStore;
 use courier_functions::thing_groups::IotThingGroups;
-use courier_functions::{device_events, dispatcher, ids, Courier};
+use courier_functions::{device_events, ids, Courier};
 use courier_tests::local::{read_stream, StreamTail};
 use courier_tests::{
-    all_job_executions, context, endpoint, fresh_courier, iot_client, iot_rule_event, thing_groups,
-    RecordingPublisher,
+    all_job_executions, context, endpoint, fresh_courier, iot_rule_event, moto_thing_group,
+    send_to_dispatcher, thing_groups, RecordingPublisher,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -96,16 +95,7 @@ impl Harness {
     }
 
     async fn deliver(&self, records: Vec<Value>, now: Timestamp) -> Value {
-        dispatcher::handle(
-            &self.courier,
-            &root(),
-            &self.publisher,
-            &self.groups,
-            LambdaEvent::new(json!({ "Records": records }), context("stream")),
-            now,
-        )
-        .await
-        .unwrap()
+        send_to_dispatcher(&self.courier, &self.publisher, &self.groups, records, now).await
     }
 
     /// A device reports on its execution through the IoT rule's event.
@@ -136,35 +126,6 @@ impl Harness {
     }
 }
 
-/// A thing group in moto with `n` things, unique to the calling test.
-async fn thing_group(n: usize) -> (String, Vec<String>) {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let iot = iot_client().await;
-    let group = format!(
-        "fleet-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    iot.create_thing_group()
-        .thing_group_name(&group)
-        .send()
-        .await
-        .expect("moto serves CreateThingGroup (is MOTO_ENDPOINT set? run through make test)");
-    let mut things = Vec::new();
-    for i in 0..n {
-        let thing = format!("{group}-dev-{i:03}");
-        iot.create_thing().thing_name(&thing).send().await.unwrap();
-        iot.add_thing_to_thing_group()
-            .thing_group_name(&group)
-            .thing_name(&thing)
-            .send()
-            .await
-            .unwrap();
-        things.push(thing);
-    }
-    (group, things)
-}
-
 fn count(view: &JobView, status: ExecutionStatus) -> u64 {
     view.statistics.count(status)
 }
@@ -172,7 +133,7 @@ fn count(view: &JobView, status: ExecutionStatus) -> u64 {
 #[tokio::test]
 async fn a_job_over_a_thing_group_of_50_completes_with_exact_statistics() {
     // GIVEN a thing group of 50 things in the IoT control plane
-    let (group, things) = thing_group(50).await;
+    let (group, things) = moto_thing_group(50).await;
     let mut h = Harness::new().await;
 
     // WHEN a job targets the group

@@ -25,11 +25,12 @@ use courier_core::Timestamp;
 use courier_functions::page_token::PageTokens;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::thing_groups::IotThingGroups;
-use courier_functions::{api, device_events, dispatcher, sweeper, Courier};
+use courier_functions::{device_events, sweeper, Courier};
 use courier_tests::local::StreamTail;
 use courier_tests::{
     api_settings, client, context, endpoint, fresh_table, http_event, iot_client,
-    iot_rule_event_at, RecordingPublisher, PAGE_TOKEN_SECRET,
+    iot_rule_event_at, moto_thing_group, send_to_api_with, send_to_dispatcher, RecordingPublisher,
+    PAGE_TOKEN_SECRET,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -172,26 +173,21 @@ impl Function {
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>, now: Timestamp) -> Value {
         let event = http_event(method, path, body.as_ref());
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = api::handle(
+        let reply = send_to_api_with(
             &self.courier,
             &self.groups,
             &api_settings(true),
-            request,
+            &event,
             now,
         )
-        .await
-        .unwrap();
-        let body = match response.body() {
-            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
+        .await;
         assert!(
-            response.status().as_u16() < 300,
-            "{method} {path}: {} {body}",
-            response.status()
+            reply.status < 300,
+            "{method} {path}: {} {}",
+            reply.status,
+            reply.body
         );
-        body
+        reply.body
     }
 
     async fn device(&self, thing: &str, suffix: &str, payload: Value, n: i64) -> Value {
@@ -220,16 +216,9 @@ impl Function {
             if records.is_empty() {
                 return;
             }
-            let out = dispatcher::handle(
-                &self.courier,
-                &root(),
-                &self.publisher,
-                &self.groups,
-                LambdaEvent::new(json!({ "Records": records }), context("stream")),
-                now,
-            )
-            .await
-            .unwrap();
+            let out =
+                send_to_dispatcher(&self.courier, &self.publisher, &self.groups, records, now)
+                    .await;
             assert_eq!(out["batchItemFailures"], json!([]), "{out}");
         }
     }
@@ -331,28 +320,6 @@ fn resource_kind(resource: &str) -> String {
     }
 }
 
-/// A thing group of `n` things in moto, unique to this run: its name.
-async fn thing_group(n: usize) -> String {
-    let iot = iot_client().await;
-    let group = format!("privilege-{}", std::process::id());
-    iot.create_thing_group()
-        .thing_group_name(&group)
-        .send()
-        .await
-        .expect("moto serves CreateThingGroup (is MOTO_ENDPOINT set? run through make test)");
-    for i in 0..n {
-        let thing = format!("{group}-dev-{i}");
-        iot.create_thing().thing_name(&thing).send().await.unwrap();
-        iot.add_thing_to_thing_group()
-            .thing_group_name(&group)
-            .thing_name(&thing)
-            .send()
-            .await
-            .unwrap();
-    }
-    group
-}
-
 #[tokio::test]
 async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
     let (_, table) = fresh_table().await;
@@ -361,7 +328,7 @@ async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
     let mut dispatcher = Function::new(&table).await;
     let mut sweeper = Function::new(&table).await;
     let mut stream = StreamTail::new(&endpoint(), &table).await.unwrap();
-    let group = thing_group(2).await;
+    let (group, _) = moto_thing_group(2).await;
 
     // GIVEN commands, direct executions (one held until later, one to be
     // canceled) and jobs (explicit things; a thing group; scheduled with a

@@ -12,11 +12,11 @@ use courier_core::{CommandExecution, Timestamp};
 use courier_functions::api::ApiSettings;
 use courier_functions::jobs::JobView;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::{device_events, dispatcher, Courier};
+use courier_functions::{device_events, Courier};
 use courier_tests::local::StreamTail;
 use courier_tests::{
     all_job_executions, api_settings, context, endpoint, fresh_courier, http_event,
-    iot_rule_event_at, send_to_api, thing_groups, RecordingPublisher,
+    iot_rule_event_at, send_to_api, send_to_dispatcher, thing_groups, RecordingPublisher,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -253,16 +253,14 @@ impl Run {
                 if batch.is_empty() {
                     return;
                 }
-                let out = dispatcher::handle(
+                let out = send_to_dispatcher(
                     &self.courier,
-                    &TopicRoot::parse(DEFAULT_ROOT).unwrap(),
                     &RecordingPublisher::default(),
                     &thing_groups().await,
-                    LambdaEvent::new(json!({ "Records": batch }), context("stream")),
+                    batch,
                     now,
                 )
-                .await
-                .unwrap();
+                .await;
                 assert_eq!(out["batchItemFailures"], json!([]), "{out}");
             }
         }
@@ -353,16 +351,14 @@ async fn play(
         if rest.is_empty() {
             break;
         }
-        let out = dispatcher::handle(
+        let out = send_to_dispatcher(
             &run.courier,
-            &TopicRoot::parse(DEFAULT_ROOT).unwrap(),
             &RecordingPublisher::default(),
             &thing_groups().await,
-            LambdaEvent::new(json!({ "Records": rest }), context("stream-tail")),
+            rest,
             Timestamp::from_secs(NOW + 5_000),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(out["batchItemFailures"], json!([]));
     }
     let state = run.state(ids, job).await;
