@@ -4,6 +4,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # rustup's cargo before Debian's (/usr/bin/cargo is only for the wasm build).
 export PATH="$ROOT/.tools/venv/bin:$HOME/.cargo/bin:$PATH"
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*" >&2; }
+# Warns (does not fail) when the disk holding $1 has less than $2 GB free:
+# "No space left on device" halfway through a link is a worse message.
+disk_check() {
+  local free_gb
+  free_gb=$(df -Pk "$1" | awk 'NR==2 {print int($4/1048576)}')
+  if (( free_gb < $2 )); then
+    echo "warning: $free_gb GB free under $1; a cold 'make test' writes about $2 GB to target/ ('cargo clean' frees it)" >&2
+  fi
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Environment the functions read; AWS_ENDPOINT_URL_DYNAMODB is the SDK's own
 # variable, so no code differs between local and AWS.

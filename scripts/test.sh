@@ -6,6 +6,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# A fresh clone (CI) has nothing to reuse: incremental caches only cost disk.
+if [[ "${CI:-}" == "true" ]]; then export CARGO_INCREMENTAL=0; fi
+disk_check "$ROOT" 8
+
 step "setup (idempotent)"
 scripts/setup.sh
 
