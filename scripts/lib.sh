@@ -10,7 +10,7 @@ disk_check() {
   local free_gb
   free_gb=$(df -Pk "$1" | awk 'NR==2 {print int($4/1048576)}')
   if (( free_gb < $2 )); then
-    echo "warning: $free_gb GB free under $1; a cold 'make test' writes about $2 GB to target/ ('cargo clean' frees it)" >&2
+    echo "warning: $free_gb GB free under $1; a cold 'make test' needs about $2 GB for target/ ('cargo clean' frees it)" >&2
   fi
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -8,7 +8,7 @@ cd "$ROOT"
 
 # A fresh clone (CI) has nothing to reuse: incremental caches only cost disk.
 if [[ "${CI:-}" == "true" ]]; then export CARGO_INCREMENTAL=0; fi
-disk_check "$ROOT" 8
+disk_check "$ROOT" 4
 
 step "setup (idempotent)"
 scripts/setup.sh
