@@ -1,7 +1,7 @@
 # Courier: two commands do all set-up on a fresh machine.
 #   make run    the whole local stack (DynamoDB Local, functions under cargo lambda watch, dashboard)
 #   make test   install what is needed, then every check and test
-.PHONY: run test bench setup wasm fmt clean package deploy fuzz
+.PHONY: run test bench coldstart-profile setup wasm fmt clean package deploy fuzz
 
 run:
 	@bash scripts/run.sh
@@ -11,6 +11,10 @@ test:
 
 bench:
 	@bash scripts/bench.sh
+
+# Instructions from process start to the first runtime-API request, per function (callgrind).
+coldstart-profile:
+	@bash scripts/coldstart-profile.sh
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each; crashes become regressions.
 fuzz:
