@@ -183,7 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     let md = format!(
-        "| binary | init median ms | init p90 ms | vs hello (multi-thread template) | vs hello-current-thread (same runtime; goal <= 1.5x) | RSS at first event MiB | arm64 zip (goal < 5 MiB) |\n|---|---|---|---|---|---|---|\n{}\n\n{RUNS} cold starts each, alternating; x86_64 release builds (lto, codegen-units 1, panic abort) run natively against a loopback runtime-API stand-in; zips from `make package` (arm64).\n",
+        "| binary | init median ms | init p90 ms | vs hello (minimal lambda_runtime template; goal <= 1.5x) | vs hello-current-thread (same runtime as the functions) | RSS at first event MiB | arm64 zip (goal < 5 MiB) |\n|---|---|---|---|---|---|---|\n{}\n\n{RUNS} cold starts each, alternating; x86_64 release builds (lto, codegen-units 1, panic abort) run natively against a loopback runtime-API stand-in; zips from `make package` (arm64).\n",
         rows.join("\n")
     );
     print!("{md}");
