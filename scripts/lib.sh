@@ -13,6 +13,11 @@ disk_check() {
     echo "warning: $free_gb GB free under $1; a cold 'make test' needs about $2 GB for target/ ('cargo clean' frees it)" >&2
   fi
 }
+# Stops a process ($1 = pid) or a process group ($1 = -pgid) if it still
+# runs. Never fails: under `set -e` a failed kill (Ctrl-C has often stopped
+# the process already) would end a teardown halfway and leave the rest, such
+# as cargo lambda watch in its own session, holding their ports.
+stop_process() { if [ -n "${1:-}" ]; then kill -- "$1" 2>/dev/null || true; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Environment the functions read; AWS_ENDPOINT_URL_DYNAMODB is the SDK's own
 # variable, so no code differs between local and AWS.
@@ -43,7 +48,7 @@ start_watch() { # $1 = invoke port, $2 = env file, $3 = log file
   done
   echo "cargo lambda watch did not listen on $1" >&2; return 1
 }
-stop_watch() { [ -n "${WATCH_PGID:-}" ] && kill -- "-$WATCH_PGID" 2>/dev/null; WATCH_PGID=; }
+stop_watch() { stop_process "${WATCH_PGID:+-$WATCH_PGID}"; WATCH_PGID=; }
 # Serves wasm/ (the dashboard and wasm/pkg) on 127.0.0.1; sets STATIC_PID.
 start_static() { # $1 = port, $2 = log file
   python3 -m http.server "$1" --bind 127.0.0.1 --directory "$ROOT/wasm" >"$2" 2>&1 &
@@ -69,8 +74,8 @@ start_moto() { # $1 = port, $2 = log file
   for _ in $(seq 1 80); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
   cat "$2" >&2; echo "moto_server did not start on $1" >&2; return 1
 }
-stop_moto() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null; MOTO_PID=; }
-stop_mosquitto() { [ -n "${MOSQUITTO_PID:-}" ] && kill "$MOSQUITTO_PID" 2>/dev/null; MOSQUITTO_PID=; }
+stop_moto() { stop_process "${MOTO_PID:-}"; MOTO_PID=; }
+stop_mosquitto() { stop_process "${MOSQUITTO_PID:-}"; MOSQUITTO_PID=; }
 # The local stand-ins for IoT rules, the IoT data plane, the stream event
 # source mapping and the scheduler (courier-local bridge); sets BRIDGE_PID.
 start_bridge() { # $1 = DDB port, $2 = table, $3 = broker port, $4 = invoke port, $5 = data-plane port, $6 = log
@@ -101,5 +106,5 @@ start_local_stack() { # $1 = DDB port, $2 = table, $3 = log prefix
   start_bridge "$1" "$2" "$MQTT_PORT" "$WATCH_PORT" "$PUBLISH_PORT" "$ROOT/.local/$3-bridge.log"
 }
 stop_local_stack() { stop_bridge; stop_mosquitto; stop_watch; }
-stop_bridge() { [ -n "${BRIDGE_PID:-}" ] && kill "$BRIDGE_PID" 2>/dev/null; BRIDGE_PID=; }
-stop_static() { [ -n "${STATIC_PID:-}" ] && kill "$STATIC_PID" 2>/dev/null; STATIC_PID=; }
+stop_bridge() { stop_process "${BRIDGE_PID:-}"; BRIDGE_PID=; }
+stop_static() { stop_process "${STATIC_PID:-}"; STATIC_PID=; }

@@ -18,7 +18,7 @@ FLEET=${FLEET:-5}
 TABLE=${TABLE_NAME:-courier}
 
 scripts/setup.sh
-trap 'echo; echo "stopping"; [ -n "${FLEET_PID:-}" ] && kill "$FLEET_PID" 2>/dev/null; stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+trap 'echo; echo "stopping"; stop_process "${FLEET_PID:-}"; stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 trap 'exit 0' INT TERM
 step "DynamoDB Local on :$DDB_PORT (in memory)"
 scripts/dynamodb-local.sh start "$DDB_PORT"

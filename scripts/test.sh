@@ -16,6 +16,14 @@ scripts/setup.sh
 step "format"
 cargo fmt --all -- --check
 
+step "teardown helpers: stopping processes that already ended does not end a script under set -e"
+(
+  sleep 30 & gone=$!; kill "$gone"; wait "$gone" 2>/dev/null || true
+  BRIDGE_PID=$gone MOSQUITTO_PID=$gone WATCH_PGID=$gone STATIC_PID=$gone MOTO_PID=$gone
+  stop_local_stack; stop_static; stop_moto; stop_process "$gone"
+  [ -z "$BRIDGE_PID$MOSQUITTO_PID$WATCH_PGID$STATIC_PID$MOTO_PID" ]
+)
+
 step "clippy, warnings denied"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
