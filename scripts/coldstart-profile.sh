@@ -2,8 +2,8 @@
 # `make coldstart-profile`: where each function's init goes, in instructions.
 #
 # Wall-clock cold starts (`make bench`) move by ~10% between runs on a shared
-# machine; callgrind counts instructions, which repeat exactly for the same
-# binary and environment. Each release binary (built with symbols into its own
+# machine; callgrind counts instructions, which repeat (to within 0.01%) for
+# the same binary and environment. Each release binary (built with symbols into its own
 # target dir, so the stripped release build stays untouched) runs under
 # callgrind from process start until it connects to a stand-in for the Lambda
 # runtime API, which then hangs up so the process exits and callgrind writes
