@@ -29,15 +29,19 @@ fn local_credentials() -> aws_sdk_dynamodb::config::Credentials {
     aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "courier-tests")
 }
 
-/// A client for DynamoDB Local.
-pub async fn client() -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// SDK settings for a local part at `endpoint` (us-east-1, local credentials).
+pub(crate) async fn local_sdk_config(endpoint: String) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(local_credentials())
         .load()
-        .await;
-    Client::new(&config)
+        .await
+}
+
+/// A client for DynamoDB Local.
+pub async fn client() -> Client {
+    Client::new(&local_sdk_config(endpoint()).await)
 }
 
 /// A new, empty table with Courier's layout, unique to the calling test.
@@ -61,13 +65,7 @@ pub async fn fresh_table() -> (Client, String) {
 pub async fn iot_client() -> aws_sdk_iot::Client {
     let endpoint =
         std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9".to_owned());
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(local_credentials())
-        .load()
-        .await;
-    aws_sdk_iot::Client::new(&config)
+    aws_sdk_iot::Client::new(&local_sdk_config(endpoint).await)
 }
 
 /// Thing-group resolution through moto (see [`iot_client`]).

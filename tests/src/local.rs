@@ -121,12 +121,8 @@ async fn http_request_unbounded(
         }
         raw.extend_from_slice(&chunk[..n]);
         if let Some(split) = find(&raw, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            if length.is_some_and(|len| raw.len() >= split + 4 + len) {
+            let head = String::from_utf8_lossy(&raw[..split]);
+            if content_length(&head).is_some_and(|len| raw.len() >= split + 4 + len) {
                 break;
             }
         }
@@ -143,6 +139,15 @@ async fn http_request_unbounded(
         body = dechunk(&body);
     }
     Ok((status, body))
+}
+
+/// The `Content-Length` of an HTTP head (any case), if it has a readable one.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -301,14 +306,7 @@ async fn read_request(stream: &mut TcpStream) -> Result<Option<(String, String, 
     let mut words = head.split_whitespace();
     let method = words.next().unwrap_or_default().to_owned();
     let target = words.next().unwrap_or_default().to_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
+    let length = content_length(&head).unwrap_or(0);
     let mut body = raw[split + 4..].to_vec();
     while body.len() < length {
         let n = stream
@@ -392,19 +390,7 @@ pub fn stream_record_json(record: &Record, stream_arn: &str) -> Value {
 }
 
 pub async fn streams_client(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "courier-local",
-        ))
-        .load()
-        .await;
-    aws_sdk_dynamodbstreams::Client::new(&config)
+    aws_sdk_dynamodbstreams::Client::new(&crate::local_sdk_config(endpoint.to_owned()).await)
 }
 
 /// Every record of the table's stream from the start (TRIM_HORIZON), as

@@ -375,23 +375,9 @@ async fn a_replayed_stream_record_does_not_send_twice() {
 async fn a_job_over_a_thing_group_completes_while_mqtt_devices_work() {
     // GIVEN a thing group of five in the IoT control plane (moto), each thing
     // a device connected over MQTT
-    let group = format!("e2e-fleet-{}", std::process::id());
-    let things: Vec<String> = (1..=5).map(|i| format!("{group}-{i}")).collect();
-    let iot = courier_tests::iot_client().await;
-    iot.create_thing_group()
-        .thing_group_name(&group)
-        .send()
-        .await
-        .expect("moto (MOTO_ENDPOINT) serves the IoT control plane");
+    let (group, things) = courier_tests::moto_thing_group(5).await;
     let mut devices = Vec::new();
     for thing in &things {
-        iot.create_thing().thing_name(thing).send().await.unwrap();
-        iot.add_thing_to_thing_group()
-            .thing_group_name(&group)
-            .thing_name(thing)
-            .send()
-            .await
-            .unwrap();
         devices.push(device(thing).await);
     }
     create_command().await;
