@@ -8,15 +8,15 @@ DDB_PORT=$(free_port)
 trap 'scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 scripts/dynamodb-local.sh start "$DDB_PORT"
 step "lifecycle capacity benchmark"
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-tests --bin bench -- bench/results
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench -- bench/results
 
 step "jobs benchmark: fan-out of 10,000 targets, BatchWriteItem calls, write units, statistics"
-DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-tests --bin bench-jobs -- bench/results
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-jobs -- bench/results
 
 step "cold starts and package sizes: arm64 zips (make package), then x86_64 release builds timed against a runtime-API stand-in"
 scripts/package.sh
 cargo build --locked --release -p courier-functions -p courier-bench-hello
-cargo run --locked --profile bench -p courier-tests --bin bench-coldstart -- bench/results target/release
+cargo run --locked --profile bench -p courier-local --bin bench-coldstart -- bench/results target/release
 
 step "latency benchmark: the local stack with MQTT devices"
 trap 'stop_local_stack; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT

@@ -36,7 +36,7 @@ listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(1)
 port = listener.getsockname()[1]
-# The same variables bench-coldstart (tests/src/bin/bench_coldstart.rs) sets.
+# The same variables bench-coldstart (local/src/bin/bench_coldstart.rs) sets.
 env = {
     "PATH": "/usr/bin:/bin",
     "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",

@@ -94,7 +94,7 @@ start_bridge() { # $1 = DDB port, $2 = table, $3 = broker port, $4 = invoke port
 start_local_stack() { # $1 = DDB port, $2 = table, $3 = log prefix
   MQTT_PORT=${MQTT_PORT:-$(free_port)}; WATCH_PORT=${WATCH_PORT:-$(free_port)}; PUBLISH_PORT=${PUBLISH_PORT:-$(free_port)}
   mkdir -p "$ROOT/.local"
-  cargo build --locked -q -p courier-tests --bins
+  cargo build --locked -q -p courier-local --bins
   DYNAMODB_ENDPOINT="http://127.0.0.1:$1" "$ROOT/target/debug/courier-local" create-table "$2"
   function_env "$1" "$2" "$PUBLISH_PORT" > "$ROOT/.local/$3.env"
   start_mosquitto "$MQTT_PORT" "$ROOT/.local/$3-mosquitto.log"

@@ -24,6 +24,9 @@ step "teardown helpers: stopping processes that already ended does not end a scr
   [ -z "$BRIDGE_PID$MOSQUITTO_PID$WATCH_PGID$STATIC_PID$MOTO_PID" ]
 )
 
+step "layout: no import cycles in core or functions, no layer importing one above it, file sizes (scripts/check-layout.py)"
+python3 scripts/check-layout.py
+
 step "clippy, warnings denied"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
@@ -48,7 +51,7 @@ start_moto "$MOTO_PORT" .local/test-moto.log
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" MOTO_PORT
 
 step "integration tests: store, handlers, delivery, jobs and the security model (tenants, least privilege) against DynamoDB Local and moto"
-cargo test --locked -p courier-tests --lib --test store --test handlers --test device_protocol --test delivery --test jobs --test security --test least_privilege --test redelivery --test concurrency --test hostile --test faults --test upgrade
+cargo test --locked -p courier-tests -p courier-local --lib --test store --test handlers --test device_protocol --test delivery --test jobs --test security --test least_privilege --test redelivery --test concurrency --test hostile --test faults --test upgrade
 
 step "local stack: mosquitto, the functions under cargo lambda watch, courier-local bridge"
 start_local_stack "$DDB_PORT" courier-local test

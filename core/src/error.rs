@@ -1,5 +1,8 @@
-//! The one validation error type. Its `code()` strings are stable: the HTTP
-//! API, the device protocol and the dashboard all show them. Pure, no I/O.
+//! Errors, and their stable codes: the one validation error type (one
+//! problem per field, with a [`ValidationCode`]) that the HTTP API, the
+//! device protocols and the dashboard all show identically, and the
+//! AWS-style [`ErrorCode`] of a refused request with its HTTP status, in one
+//! table. Pure, no I/O; imports nothing of the crate.
 
 use serde::Serialize;
 use std::fmt;
@@ -50,6 +53,61 @@ impl ValidationCode {
 }
 
 impl fmt::Display for ValidationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The AWS-style code of a refused request, as the HTTP API's `code` field
+/// and the WASM module's `code` show it. The string forms are part of the
+/// public contract: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    ValidationException,
+    PayloadTooLargeException,
+    ResourceNotFoundException,
+    ConflictException,
+    InvalidStateTransition,
+    TerminalStateReached,
+    VersionMismatch,
+    ThrottlingException,
+    ServiceUnavailableException,
+    InternalServerException,
+    MethodNotAllowedException,
+    UnauthorizedException,
+    AccessDeniedException,
+}
+
+impl ErrorCode {
+    /// THE TABLE: every code, its string and its HTTP status.
+    const fn spec(self) -> (&'static str, u16) {
+        match self {
+            Self::ValidationException => ("ValidationException", 400),
+            Self::PayloadTooLargeException => ("PayloadTooLargeException", 413),
+            Self::ResourceNotFoundException => ("ResourceNotFoundException", 404),
+            Self::ConflictException => ("ConflictException", 409),
+            Self::InvalidStateTransition => ("InvalidStateTransition", 409),
+            Self::TerminalStateReached => ("TerminalStateReached", 409),
+            Self::VersionMismatch => ("VersionMismatch", 409),
+            Self::ThrottlingException => ("ThrottlingException", 429),
+            Self::ServiceUnavailableException => ("ServiceUnavailableException", 503),
+            Self::InternalServerException => ("InternalServerException", 500),
+            Self::MethodNotAllowedException => ("MethodNotAllowedException", 405),
+            Self::UnauthorizedException => ("UnauthorizedException", 401),
+            Self::AccessDeniedException => ("AccessDeniedException", 403),
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.spec().0
+    }
+
+    pub const fn http_status(self) -> u16 {
+        self.spec().1
+    }
+}
+
+impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

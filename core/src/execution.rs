@@ -2,15 +2,16 @@
 //! where the concept is the same, plus `version` and `clientToken`) and the
 //! parsing of a start-execution request. Pure, no I/O.
 
-use crate::deadline::{LateResult, OnTimeout};
+use crate::deadline::{Deadline, LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+use crate::reason::StatusReason;
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
 };
 use crate::status::ExecutionStatus;
+use crate::text::{json_kind, quote};
 use crate::time::Timestamp;
-use crate::value::json_kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -105,105 +106,64 @@ const fn is_zero(n: &u32) -> bool {
 }
 
 impl CommandExecution {
+    /// Gone for every reader from its `timeToLive` on (DynamoDB removes the
+    /// item later).
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.time_to_live <= now
     }
 }
 
-/// Why an execution is in its status, in the device's or the system's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusReason {
-    /// `[A-Z0-9_-]{1,64}`, e.g. `DISK_FULL`.
-    pub reason_code: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_description: Option<String>,
-}
-
-pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
-
-impl StatusReason {
-    pub fn parse_at(json: &Value, path: &str) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let Value::Object(map) = json else {
-            errors.add(
-                path,
-                ValidationCode::WrongType,
-                format!("expected an object, got {}", json_kind(json)),
-            );
-            return Err(errors);
+// The record's own deadline arithmetic (see `deadline` for the model).
+impl CommandExecution {
+    /// The earliest deadline that applies in the current status, and when.
+    pub fn expiry(&self) -> Option<(Timestamp, Deadline)> {
+        let candidates: &[(Option<Timestamp>, Deadline)] = match self.status {
+            ExecutionStatus::Queued | ExecutionStatus::Sent => &[
+                (Some(self.complete_by), Deadline::ExecutionTimeout),
+                (self.deliver_by, Deadline::DeliveryTimeout),
+            ],
+            ExecutionStatus::InProgress => &[
+                (Some(self.complete_by), Deadline::ExecutionTimeout),
+                (self.step_deadline, Deadline::StepTimeout),
+            ],
+            ExecutionStatus::Succeeded
+            | ExecutionStatus::Failed
+            | ExecutionStatus::Rejected
+            | ExecutionStatus::TimedOut
+            | ExecutionStatus::Canceled => &[],
         };
-        for key in map.keys() {
-            if key != "reasonCode" && key != "reasonDescription" {
-                errors.add(
-                    format!("{path}.{key}"),
-                    ValidationCode::UnknownField,
-                    "statusReason takes reasonCode and reasonDescription only",
-                );
-            }
+        candidates
+            .iter()
+            .filter_map(|(at, which)| at.map(|at| (at, *which)))
+            .min()
+    }
+
+    /// Whether it waits for `notBefore` at `now` (not delivered, not shown to
+    /// the device).
+    pub fn is_held(&self, now: Timestamp) -> bool {
+        self.status == ExecutionStatus::Queued && self.not_before.is_some_and(|nb| nb > now)
+    }
+
+    /// The deadline that has passed at `now`, if one has.
+    pub fn overdue(&self, now: Timestamp) -> Option<Deadline> {
+        self.expiry()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, which)| which)
+    }
+
+    /// When the sweeper must next look at it: its expiry, or its release
+    /// while held. `None` once terminal.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        let expiry = self.expiry().map(|(at, _)| at);
+        // A QUEUED execution with a notBefore is released by the sweeper at
+        // that time (also after a failed publish put it back on hold).
+        let release = self
+            .not_before
+            .filter(|_| self.status == ExecutionStatus::Queued);
+        match (expiry, release) {
+            (Some(e), Some(r)) => Some(e.min(r)),
+            (e, r) => e.or(r),
         }
-        let code_path = format!("{path}.reasonCode");
-        let reason_code = match map.get("reasonCode") {
-            Some(Value::String(code)) => {
-                let ok = !code.is_empty()
-                    && code.len() <= 64
-                    && code.bytes().all(|b| {
-                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                    });
-                if !ok {
-                    errors.add(
-                        &code_path,
-                        ValidationCode::PatternMismatch,
-                        format!(
-                            "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {code:?}"
-                        ),
-                    );
-                }
-                code.clone()
-            }
-            Some(other) => {
-                errors.add(
-                    &code_path,
-                    ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
-                );
-                String::new()
-            }
-            None => {
-                errors.add(
-                    &code_path,
-                    ValidationCode::MissingRequired,
-                    "reasonCode is required in statusReason",
-                );
-                String::new()
-            }
-        };
-        let reason_description = match map.get("reasonDescription") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => {
-                Some(d.clone())
-            }
-            Some(Value::String(_)) => {
-                errors.add(
-                    format!("{path}.reasonDescription"),
-                    ValidationCode::TooLong,
-                    format!("at most {MAX_REASON_DESCRIPTION_CHARS} characters"),
-                );
-                None
-            }
-            Some(other) => {
-                errors.add(
-                    format!("{path}.reasonDescription"),
-                    ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
-                );
-                None
-            }
-        };
-        errors.into_result(Self {
-            reason_code,
-            reason_description,
-        })
     }
 }
 
@@ -350,7 +310,7 @@ impl StartExecution {
                 errors.add(
                     "onTimeout",
                     ValidationCode::InvalidValue,
-                    format!("{raw:?}: use TIME_OUT or RETRY"),
+                    format!("{}: use TIME_OUT or RETRY", quote(raw)),
                 );
                 OnTimeout::TimeOut
             }),

@@ -7,8 +7,10 @@ use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::execution::CommandExecution;
 use crate::schema::{CommandDefinition, Validator};
 use crate::status::{Actor, ExecutionStatus};
+use crate::text::quote;
 use crate::time::Timestamp;
-use crate::transition::{transition, StatusUpdate};
+use crate::transition::transition;
+use crate::update::StatusUpdate;
 use crate::value::{TypedValue, ValueType};
 use serde_json::{json, Value};
 
@@ -107,7 +109,7 @@ pub fn check_status_update(execution: &Value, update: &Value, actor: &str, now_s
             if let Value::Object(map) = &mut details {
                 map.remove("code");
             }
-            failure(error.code(), &error.to_string(), details)
+            failure(error.code().as_str(), &error.to_string(), details)
         }
     }
 }
@@ -121,7 +123,7 @@ pub fn parse_typed_value(json: &Value, expected: Option<&str>) -> Value {
             None => Err(ValidationError::new(
                 "type",
                 ValidationCode::InvalidValue,
-                format!("unknown type {tag:?}; use S, B, I, L, D, BIN or UL"),
+                format!("unknown type {}; use S, B, I, L, D, BIN or UL", quote(tag)),
             )),
             Some(t) => TypedValue::from_json_at(json, "value").and_then(|v| {
                 if v.value_type() == t {
@@ -169,7 +171,11 @@ pub fn parse_status(raw: &str, path: &str) -> Result<ExecutionStatus, Validation
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            format!("{raw:?} is not a status; use one of {}", all.join(", ")),
+            format!(
+                "{} is not a status; use one of {}",
+                quote(raw),
+                all.join(", ")
+            ),
         )
     })
 }
@@ -180,7 +186,10 @@ pub fn parse_actor(raw: &str, path: &str) -> Result<Actor, ValidationError> {
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            format!("{raw:?} is not an actor; use device, operator or system"),
+            format!(
+                "{} is not an actor; use device, operator or system",
+                quote(raw)
+            ),
         )
     })
 }

@@ -7,6 +7,7 @@
 //! `[a-zA-Z0-9._:-]{1,64}`.
 
 use crate::error::{ValidationCode, ValidationError};
+use crate::text::{json_kind, quote};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,9 +29,9 @@ macro_rules! id_type {
                         path,
                         ValidationCode::InvalidId,
                         format!(
-                            concat!($what, " must be 1 to {} characters of ", $allowed_text, "; got {:?}"),
+                            concat!($what, " must be 1 to {} characters of ", $allowed_text, "; got {}"),
                             $max,
-                            truncate(raw)
+                            quote(raw)
                         ),
                     ));
                 }
@@ -88,7 +89,7 @@ pub(crate) fn optional_client_token(
             errors.add(
                 "clientToken",
                 ValidationCode::WrongType,
-                format!("expected a string, got {}", crate::value::json_kind(other)),
+                format!("expected a string, got {}", json_kind(other)),
             );
             None
         }
@@ -97,16 +98,6 @@ pub(crate) fn optional_client_token(
 
 fn word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
-/// Shows at most 80 characters of a refused value in a message.
-pub(crate) fn truncate(raw: &str) -> String {
-    if raw.chars().count() <= 80 {
-        raw.to_owned()
-    } else {
-        let cut: String = raw.chars().take(80).collect();
-        format!("{cut}…")
-    }
 }
 
 id_type!(

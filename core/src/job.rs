@@ -14,8 +14,8 @@ use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{JobId, ThingName};
 use crate::schema::{Parameters, Validator};
 use crate::status::ExecutionStatus;
+use crate::text::json_kind;
 use crate::time::Timestamp;
-use crate::value::json_kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +38,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "SCHEDULED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Canceled => "CANCELED",
+            Self::Aborted => "ABORTED",
+        }
+    }
+
     pub const fn is_terminal(self) -> bool {
         match self {
             Self::Scheduled | Self::InProgress => false,

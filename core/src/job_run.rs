@@ -13,17 +13,19 @@
 //! and the thing name, so a resumed chunk lands on the same items.
 
 use crate::deadline::{NewAttempt, OnTimeout};
-use crate::execution::{CommandExecution, StatusReason};
+use crate::execution::CommandExecution;
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::job::{
     AbortCriterion, CreateJob, FailureType, JobStatistics, JobStatus, RetryCriterion,
     RolloutConfig, Scheduling, Targets,
 };
+use crate::reason::StatusReason;
 use crate::schema::{CommandDefinition, Parameters};
 use crate::status::Actor;
 use crate::status::ExecutionStatus;
 use crate::time::Timestamp;
-use crate::transition::{StatusUpdate, TransitionPlan};
+use crate::transition::TransitionPlan;
+use crate::update::StatusUpdate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -7,6 +7,8 @@
 //!   retries, scheduling, statistics.
 //! - [`job_run`]: THE JOB RUNNER'S RULES — the job record and its next step
 //!   (fan-out chunks, start, finish, abort, cancel the rest).
+//! - [`update`]: status change requests, parsed (a device's update and
+//!   start-next, an operator's cancel).
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
@@ -14,7 +16,9 @@
 //! - [`value`]: typed values in the AWS IoT commands wire format.
 //! - [`execution`]: the execution record and start-execution requests.
 //! - [`facade`]: JSON-in/JSON-out operations shared with the WASM module.
-//! - [`ids`], [`time`], [`error`]: newtypes, timestamps, validation errors.
+//! - [`reason`]: why an execution is in its status (`statusReason`).
+//! - [`ids`], [`time`], [`error`], [`text`]: newtypes, timestamps, errors and
+//!   their codes (with the HTTP status of each), how refused values are quoted.
 //!
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
 //! and, compiled to wasm32, in the browser.
@@ -23,28 +27,34 @@ pub mod deadline;
 pub mod error;
 pub mod execution;
 pub mod facade;
-#[doc(hidden)]
+/// Entry points of the fuzz targets; only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod ids;
 pub mod job;
 pub mod job_run;
 pub mod protocol;
+pub mod reason;
 pub mod schema;
 pub mod status;
+pub mod text;
 pub mod time;
 pub mod transition;
+pub mod update;
 pub mod value;
 
 pub use deadline::{Deadline, LateResult, OnTimeout};
-pub use error::{ValidationCode, ValidationError, ValidationErrors};
-pub use execution::{CommandExecution, StartExecution, StatusReason};
+pub use error::{ErrorCode, ValidationCode, ValidationError, ValidationErrors};
+pub use execution::{CommandExecution, StartExecution};
 pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, TenantId, ThingName};
 pub use job::{CreateJob, JobStatistics, JobStatus};
 pub use job_run::{Job, JobStep};
+pub use reason::StatusReason;
 pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};
 pub use status::{Actor, ExecutionStatus};
 pub use time::Timestamp;
-pub use transition::{transition, StatusUpdate, TransitionError, TransitionPlan};
+pub use transition::{transition, TransitionError, TransitionPlan};
+pub use update::{CancelExecution, CancelJob, StatusUpdate};
 pub use value::{TypedValue, ValueType};
 
 /// This crate's version, shown by the API and the dashboard.

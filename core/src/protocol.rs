@@ -24,6 +24,7 @@ use crate::error::{ValidationCode, ValidationError};
 use crate::execution::CommandExecution;
 use crate::ids::{ExecutionId, ThingName};
 use crate::status::ExecutionStatus;
+use crate::text::quote;
 use crate::time::Timestamp;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -102,7 +103,7 @@ impl TopicRoot {
             ValidationError::new(
                 "topicRoot",
                 ValidationCode::InvalidValue,
-                format!("{template:?}: {why}"),
+                format!("{}: {why}", quote(template)),
             )
         };
         let levels: Vec<String> = template.split('/').map(str::to_owned).collect();
@@ -149,11 +150,17 @@ impl TopicRoot {
             |why: String| ValidationError::new("topic", ValidationCode::InvalidValue, why);
         let parts: Vec<&str> = topic.split('/').collect();
         if parts.len() <= self.levels.len() {
-            return Err(invalid(format!("{topic:?} is not a jobs request topic")));
+            return Err(invalid(format!(
+                "{} is not a jobs request topic",
+                quote(topic)
+            )));
         }
         for (i, level) in self.levels.iter().enumerate() {
             if i != self.thing_level && parts[i] != level {
-                return Err(invalid(format!("{topic:?} is not under the topic root")));
+                return Err(invalid(format!(
+                    "{} is not under the topic root",
+                    quote(topic)
+                )));
             }
         }
         let thing = ThingName::parse_at(parts[self.thing_level], "thingName")?;
@@ -165,7 +172,12 @@ impl TopicRoot {
                 RequestKind::Describe(JobRef::Execution(ExecutionId::parse_at(job, "jobId")?))
             }
             [job, "update"] => RequestKind::Update(ExecutionId::parse_at(job, "jobId")?),
-            _ => return Err(invalid(format!("{topic:?} is not a jobs request topic"))),
+            _ => {
+                return Err(invalid(format!(
+                    "{} is not a jobs request topic",
+                    quote(topic)
+                )))
+            }
         };
         Ok(DeviceRequest { thing, kind })
     }

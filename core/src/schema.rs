@@ -8,8 +8,9 @@
 
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{CommandId, ParameterName};
+use crate::text::{json_kind, quote};
 use crate::time::Timestamp;
-use crate::value::{json_kind, Number, TypedValue, ValueType};
+use crate::value::{Number, TypedValue, ValueType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -142,7 +143,7 @@ impl CommandDefinition {
                 errors.add(
                     format!("{path}.name"),
                     ValidationCode::InvalidDefinition,
-                    format!("parameter {:?} is defined twice", spec.name.as_str()),
+                    format!("parameter {} is defined twice", quote(spec.name.as_str())),
                 );
             }
             patterns.push(spec.check(&path, &mut errors));
@@ -197,8 +198,8 @@ impl ParameterSpec {
             _ => format!("it is not a valid {} value", self.value_type),
         };
         format!(
-            "the value of sensitive parameter {:?} is not shown; {rule}",
-            self.name.as_str()
+            "the value of sensitive parameter {} is not shown; {rule}",
+            quote(self.name.as_str())
         )
     }
 
@@ -366,13 +367,14 @@ impl Validator {
                     ValidationCode::UnknownParameter,
                     if known.is_empty() {
                         format!(
-                            "{:?} is not a parameter of command {}; it takes none",
-                            name, self.definition.command_id
+                            "{} is not a parameter of command {}; it takes none",
+                            quote(name),
+                            self.definition.command_id
                         )
                     } else {
                         format!(
-                            "{:?} is not a parameter of command {}; known: {}",
-                            name,
+                            "{} is not a parameter of command {}; known: {}",
+                            quote(name),
                             self.definition.command_id,
                             known.join(", ")
                         )
@@ -407,8 +409,8 @@ impl Validator {
                         path,
                         ValidationCode::MissingRequired,
                         format!(
-                            "required parameter {:?} ({}) is missing",
-                            spec.name.as_str(),
+                            "required parameter {} ({}) is missing",
+                            quote(spec.name.as_str()),
                             spec.value_type
                         ),
                     ),
@@ -477,8 +479,8 @@ impl Validator {
                             path,
                             ValidationCode::PatternMismatch,
                             format!(
-                                "{:?} does not match the pattern {}",
-                                crate::ids::truncate(s),
+                                "{} does not match the pattern {}",
+                                quote(s),
                                 spec.pattern.as_deref().unwrap_or_default()
                             ),
                         );
@@ -489,11 +491,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::NotInEnum,
-                            format!(
-                                "{:?} is not one of: {}",
-                                crate::ids::truncate(s),
-                                allowed.join(", ")
-                            ),
+                            format!("{} is not one of: {}", quote(s), allowed.join(", ")),
                         );
                     }
                 }

@@ -1,5 +1,5 @@
-//! Status changes: parsing a requested update, planning it, and applying it.
-//! Pure, no I/O.
+//! Status changes: planning a requested change and applying it. Pure, no
+//! I/O; `update` parses requests, `status` holds the table.
 //!
 //! A change is first turned into a [`TransitionPlan`] that needs no current
 //! record: the statuses it may start from (from the table in `status`), the
@@ -8,208 +8,17 @@
 //! the same to a record in memory and explains any refusal. Both read the same
 //! plan, so the store's condition and the in-memory rules cannot drift.
 
-use crate::deadline::{Deadline, LateResult, NewAttempt};
-use crate::error::{ValidationCode, ValidationErrors};
-use crate::execution::{CommandExecution, StatusReason};
-use crate::ids::{ClientToken, ThingName};
-use crate::schema::{parse_typed_map, Parameters};
+use crate::deadline::{Deadline, LateResult, NewAttempt, OnTimeout};
+use crate::error::ErrorCode;
+use crate::execution::CommandExecution;
+use crate::ids::ThingName;
+use crate::reason::StatusReason;
+use crate::schema::Parameters;
 use crate::status::{Actor, ExecutionStatus};
 use crate::time::Timestamp;
-use crate::value::json_kind;
+use crate::update::StatusUpdate;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
-
-pub const MAX_STATUS_DETAILS: usize = 64;
-
-/// A requested status change (a device's UpdateJobExecution, an operator's
-/// cancel, the system's timeout).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StatusUpdate {
-    pub status: Option<ExecutionStatus>,
-    pub status_reason: Option<StatusReason>,
-    /// `None` keeps the current details; `Some` replaces them.
-    pub status_details: Option<BTreeMap<String, String>>,
-    /// `None` keeps the current result; `Some` replaces it.
-    pub result: Option<Parameters>,
-    pub expected_version: Option<u64>,
-    pub client_token: Option<ClientToken>,
-    /// The device's step timer for this IN_PROGRESS update.
-    pub step_timeout_in_minutes: Option<u32>,
-    /// The attempt the device believes it is updating.
-    pub execution_number: Option<u32>,
-}
-
-/// AWS IoT Jobs' range for `stepTimeoutInMinutes`.
-pub const STEP_TIMEOUT_MINUTES_RANGE: (u32, u32) = (1, 10_080);
-
-impl StatusUpdate {
-    pub fn to(status: ExecutionStatus) -> Self {
-        Self {
-            status: Some(status),
-            ..Self::default()
-        }
-    }
-
-    /// Parses an update as a device sends it (field names of AWS IoT Jobs'
-    /// UpdateJobExecution where they overlap). Fields that only shape the
-    /// reply (`includeJobDocument`, ...) are ignored here, as an IoT rule's
-    /// `SELECT *` passes everything through.
-    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let Value::Object(map) = body else {
-            errors.add(
-                "",
-                ValidationCode::InvalidJson,
-                format!("an update must be a JSON object, got {}", json_kind(body)),
-            );
-            return Err(errors);
-        };
-        let status = match map.get("status") {
-            Some(Value::String(s)) => match ExecutionStatus::parse(s) {
-                Some(status) => Some(status),
-                None => {
-                    errors.add(
-                        "status",
-                        ValidationCode::InvalidValue,
-                        format!("{s:?} is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED"),
-                    );
-                    None
-                }
-            },
-            Some(other) => {
-                errors.add(
-                    "status",
-                    ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
-                );
-                None
-            }
-            None => {
-                errors.add(
-                    "status",
-                    ValidationCode::MissingRequired,
-                    "status is required",
-                );
-                None
-            }
-        };
-        let status_reason = match map.get("statusReason") {
-            None | Some(Value::Null) => None,
-            Some(json) => match StatusReason::parse_at(json, "statusReason") {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    errors.0.extend(e.0);
-                    None
-                }
-            },
-        };
-        let status_details = match map.get("statusDetails") {
-            None | Some(Value::Null) => None,
-            Some(json) => parse_status_details(json, &mut errors),
-        };
-        let result = match map.get("result") {
-            None | Some(Value::Null) => None,
-            Some(json) => match parse_typed_map(json, "result") {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    errors.0.extend(e.0);
-                    None
-                }
-            },
-        };
-        let expected_version = match map.get("expectedVersion") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_u64() {
-                Some(n) => Some(n),
-                None => {
-                    errors.add(
-                        "expectedVersion",
-                        ValidationCode::WrongType,
-                        format!("expected a whole number, got {v}"),
-                    );
-                    None
-                }
-            },
-        };
-        let client_token = crate::ids::optional_client_token(map, &mut errors);
-        let step_timeout_in_minutes = crate::execution::optional_u32(
-            map,
-            "stepTimeoutInMinutes",
-            STEP_TIMEOUT_MINUTES_RANGE,
-            &mut errors,
-        );
-        let execution_number =
-            crate::execution::optional_u32(map, "executionNumber", (1, u32::MAX), &mut errors);
-        errors.into_result(Self {
-            status,
-            status_reason,
-            status_details,
-            result,
-            expected_version,
-            client_token,
-            step_timeout_in_minutes,
-            execution_number,
-        })
-    }
-}
-
-fn parse_status_details(
-    json: &Value,
-    errors: &mut ValidationErrors,
-) -> Option<BTreeMap<String, String>> {
-    let Value::Object(map) = json else {
-        errors.add(
-            "statusDetails",
-            ValidationCode::WrongType,
-            format!("expected an object of strings, got {}", json_kind(json)),
-        );
-        return None;
-    };
-    if map.len() > MAX_STATUS_DETAILS {
-        errors.add(
-            "statusDetails",
-            ValidationCode::TooLong,
-            format!("at most {MAX_STATUS_DETAILS} entries, got {}", map.len()),
-        );
-    }
-    let mut details = BTreeMap::new();
-    for (key, value) in map {
-        let path = format!("statusDetails.{key}");
-        let key_ok = !key.is_empty()
-            && key.len() <= 128
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
-        if !key_ok {
-            errors.add(
-                &path,
-                ValidationCode::InvalidValue,
-                "keys are 1 to 128 of letters, digits, ':', '_' and '-'",
-            );
-        }
-        match value {
-            Value::String(s)
-                if !s.is_empty()
-                    && s.chars().count() <= 1024
-                    && !s.chars().any(char::is_control) =>
-            {
-                details.insert(key.clone(), s.clone());
-            }
-            Value::String(_) => errors.add(
-                &path,
-                ValidationCode::InvalidValue,
-                "values are 1 to 1024 characters, no control characters",
-            ),
-            other => errors.add(
-                &path,
-                ValidationCode::WrongType,
-                format!("expected a string, got {}", json_kind(other)),
-            ),
-        }
-    }
-    Some(details)
-}
 
 /// Why a status change was refused. `code()` is the AWS-style error code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -264,16 +73,20 @@ fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: A
 }
 
 impl TransitionError {
-    pub const fn code(&self) -> &'static str {
+    /// The request's error code (the API's `code`, the module's `code`).
+    /// Refusals that must not reveal the execution read as not found.
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            Self::TerminalStateReached { .. } => "TerminalStateReached",
-            Self::VersionMismatch { .. } => "VersionMismatch",
-            Self::InvalidStateTransition { .. } => "InvalidStateTransition",
-            Self::TargetMismatch | Self::AttemptMismatch { .. } | Self::Held { .. } => {
-                "ResourceNotFound"
+            Self::TerminalStateReached { .. } | Self::DeadlinePassed { .. } => {
+                ErrorCode::TerminalStateReached
             }
-            Self::DeadlinePassed { .. } => "TerminalStateReached",
-            Self::ForceRequired => "InvalidStateTransition",
+            Self::VersionMismatch { .. } => ErrorCode::VersionMismatch,
+            Self::InvalidStateTransition { .. } | Self::ForceRequired => {
+                ErrorCode::InvalidStateTransition
+            }
+            Self::TargetMismatch | Self::AttemptMismatch { .. } | Self::Held { .. } => {
+                ErrorCode::ResourceNotFoundException
+            }
         }
     }
 }
@@ -389,6 +202,49 @@ impl TransitionPlan {
             busy: false,
             message_at: None,
         }
+    }
+
+    /// The system's change for an execution whose deadline has passed at `now`
+    /// (`None` if none has): TIMED_OUT, or a new attempt. Conditional on the
+    /// version it was computed from, so it never overwrites a newer change.
+    pub fn expire(execution: &CommandExecution, now: Timestamp) -> Option<Self> {
+        let deadline = execution.overdue(now)?;
+        let attempt = execution.execution_number;
+        let retry = execution.on_timeout == OnTimeout::Retry
+            && deadline.retryable()
+            && attempt < execution.max_attempts;
+        let (to, description) = if retry {
+            (
+                ExecutionStatus::Queued,
+                format!(
+                    "{}; attempt {attempt} of {} re-queued as attempt {}",
+                    deadline.describe(),
+                    execution.max_attempts,
+                    attempt + 1
+                ),
+            )
+        } else {
+            (ExecutionStatus::TimedOut, deadline.describe().to_owned())
+        };
+        let update = StatusUpdate {
+            status: Some(to),
+            status_reason: Some(StatusReason {
+                reason_code: deadline.code().to_owned(),
+                reason_description: Some(description),
+            }),
+            expected_version: Some(execution.version),
+            ..StatusUpdate::default()
+        };
+        let mut plan = Self::new(update, to, Actor::System, now).ok()?;
+        plan.enforce_deadlines = false;
+        if retry {
+            plan.new_attempt = Some(NewAttempt {
+                deliver_by: execution
+                    .delivery_timeout_seconds
+                    .map(|s| now.plus_secs(i64::from(s))),
+            });
+        }
+        Some(plan)
     }
 
     /// The system's delivery of a QUEUED execution (QUEUED -> SENT).
@@ -580,4 +436,19 @@ pub fn transition(
 ) -> Result<CommandExecution, TransitionError> {
     let to = update.status.unwrap_or(current.status);
     TransitionPlan::new(update, to, actor, now)?.apply(current)
+}
+
+impl CommandExecution {
+    /// The record as a reader should see it at `now`: an overdue execution is
+    /// shown as the sweeper will leave it (timed out, or re-queued), before the
+    /// sweeper has got to it. The version is left as stored.
+    pub fn observed(&self, now: Timestamp) -> Self {
+        match TransitionPlan::expire(self, now).map(|plan| plan.apply(self)) {
+            Some(Ok(mut expired)) => {
+                expired.version = self.version;
+                expired
+            }
+            Some(Err(_)) | None => self.clone(),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! Pure, no I/O.
 
 use crate::error::{ValidationCode, ValidationError};
+use crate::text::{json_kind, quote};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -174,7 +175,8 @@ impl TypedValue {
         };
         let Some(value_type) = ValueType::from_tag(tag) else {
             return Err(wrong(format!(
-                "unknown type tag {tag:?}; use S, B, I, L, D, BIN or UL"
+                "unknown type tag {}; use S, B, I, L, D, BIN or UL",
+                quote(tag)
             )));
         };
         Self::from_payload(value_type, payload, path)
@@ -274,8 +276,8 @@ impl TypedValue {
                         path,
                         ValidationCode::InvalidUnsignedLong,
                         format!(
-                            "{:?} is not an unsigned 64-bit integer (0 to 18446744073709551615)",
-                            crate::ids::truncate(text)
+                            "{} is not an unsigned 64-bit integer (0 to 18446744073709551615)",
+                            quote(text)
                         ),
                     )),
                 }
@@ -312,18 +314,6 @@ impl<'de> Deserialize<'de> for TypedValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let json = Value::deserialize(deserializer)?;
         Self::from_json_at(&json, "value").map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
-
-/// "a string", "a number", ... for messages.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

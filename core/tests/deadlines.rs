@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use courier_core::deadline::expire;
 use courier_core::*;
 use serde_json::{json, Value};
 
@@ -44,7 +43,7 @@ fn device(
 }
 
 fn expired(exec: &CommandExecution, now: Timestamp) -> CommandExecution {
-    expire(exec, now)
+    TransitionPlan::expire(exec, now)
         .expect("a deadline has passed")
         .apply(exec)
         .unwrap()
@@ -92,7 +91,10 @@ fn deadlines_count_from_not_before_and_the_execution_is_held_until_then() {
 fn an_untaken_execution_times_out_at_deliver_by() {
     let exec = start(json!({"target": "dev-1", "deliveryTimeoutSeconds": 30}));
     assert_eq!(exec.expiry(), Some((at(30), Deadline::DeliveryTimeout)));
-    assert!(expire(&exec, at(29)).is_none(), "nothing fires early");
+    assert!(
+        TransitionPlan::expire(&exec, at(29)).is_none(),
+        "nothing fires early"
+    );
     let timed_out = expired(&exec, at(30));
     assert_eq!(timed_out.status, ExecutionStatus::TimedOut);
     assert_eq!(reason(&timed_out), "DELIVERY_TIMEOUT");
@@ -207,18 +209,15 @@ fn past_a_deadline_a_device_update_is_refused_and_readers_see_the_timeout() {
     );
     assert_eq!(exec.observed(at(59)), exec);
     // The late result is kept beside the timeout.
-    let late = LateResult::from_update(
-        &StatusUpdate::parse(&json!({"status": "SUCCEEDED", "result": {"ok": {"B": true}}}))
-            .unwrap(),
-        at(61),
-    )
-    .unwrap();
+    let late = StatusUpdate::parse(&json!({"status": "SUCCEEDED", "result": {"ok": {"B": true}}}))
+        .unwrap()
+        .late_result(at(61))
+        .unwrap();
     assert_eq!(late.status, ExecutionStatus::Succeeded);
-    assert!(LateResult::from_update(
-        &StatusUpdate::parse(&json!({"status": "IN_PROGRESS"})).unwrap(),
-        at(61)
-    )
-    .is_none());
+    assert!(StatusUpdate::parse(&json!({"status": "IN_PROGRESS"}))
+        .unwrap()
+        .late_result(at(61))
+        .is_none());
 }
 
 #[test]
@@ -228,7 +227,7 @@ fn cancelling_started_work_needs_force_and_records_who() {
     let plain = TransitionPlan::cancel(StatusUpdate::default(), "alice", false, at(2));
     let err = plain.apply(&started).unwrap_err();
     assert_eq!(err, TransitionError::ForceRequired);
-    assert_eq!(err.code(), "InvalidStateTransition");
+    assert_eq!(err.code().as_str(), "InvalidStateTransition");
     let forced = TransitionPlan::cancel(StatusUpdate::default(), "alice", true, at(2))
         .apply(&started)
         .unwrap();

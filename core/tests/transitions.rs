@@ -208,7 +208,7 @@ fn stale_expected_version_is_a_version_mismatch() {
             actual: 3
         }
     );
-    assert_eq!(err.code(), "VersionMismatch");
+    assert_eq!(err.code().as_str(), "VersionMismatch");
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! The service's one error type and its one mapping to HTTP status, AWS-style
-//! error code and JSON body `{code, message, details}`; event handlers use
-//! `is_retryable()` instead. No I/O.
+//! THE ERROR of every operation, and its one mapping to an AWS-style
+//! [`ErrorCode`] (whose HTTP status is core's table) and a JSON body
+//! `{code, message, details}`; event handlers use `is_retryable()`. No I/O.
 
 use crate::store::StoreError;
-use courier_core::{CommandExecution, TransitionError, ValidationCode, ValidationErrors};
+use courier_core::text::quote;
+use courier_core::{
+    CommandExecution, ErrorCode, TransitionError, ValidationCode, ValidationErrors,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("{0}")]
     Validation(ValidationErrors),
-    #[error("{what} {id:?} does not exist")]
+    #[error("{what} {} does not exist", quote(.id))]
     NotFound { what: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
@@ -22,7 +25,8 @@ pub enum ServiceError {
     },
     /// A job that has ended cannot change.
     #[error(
-        "job {id} has ended ({status:?}); only a scheduled or in-progress job can be canceled"
+        "job {id} has ended ({}); only a scheduled or in-progress job can be canceled",
+        .status.as_str()
     )]
     JobEnded {
         id: String,
@@ -37,9 +41,10 @@ pub enum ServiceError {
     /// No verified caller (401).
     #[error("{0}")]
     Unauthenticated(String),
-    /// The caller's token lacks the scope the route needs (403).
-    #[error("this operation needs the {} scope", .0.as_str())]
-    MissingScope(crate::auth::Scope),
+    /// The caller's token lacks the scope the route needs (403): its name,
+    /// e.g. `courier/cancel`.
+    #[error("this operation needs the {0} scope")]
+    MissingScope(&'static str),
     /// The caller's token is not usable here (403), e.g. it names no tenant.
     #[error("{0}")]
     AccessDenied(String),
@@ -73,57 +78,28 @@ impl ServiceError {
         matches!(self, Self::Validation(errors) if errors.iter().any(|e| e.code == ValidationCode::PayloadTooLarge))
     }
 
-    /// The AWS-style error code clients switch on.
-    pub fn code(&self) -> &'static str {
+    /// The AWS-style error code clients switch on; its HTTP status is
+    /// `code().http_status()` (core's one table).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Validation(_) if self.too_large() => "PayloadTooLargeException",
-            Self::Validation(_) => "ValidationException",
-            Self::NotFound { .. } | Self::NoRoute { .. } => "ResourceNotFoundException",
-            Self::Conflict(_) => "ConflictException",
-            Self::Transition { error, .. } => match error {
-                TransitionError::TargetMismatch
-                | TransitionError::AttemptMismatch { .. }
-                | TransitionError::Held { .. } => "ResourceNotFoundException",
-                TransitionError::TerminalStateReached { .. }
-                | TransitionError::VersionMismatch { .. }
-                | TransitionError::InvalidStateTransition { .. }
-                | TransitionError::DeadlinePassed { .. }
-                | TransitionError::ForceRequired => error.code(),
-            },
-            Self::JobEnded { .. } => "InvalidStateTransition",
-            Self::Throttled(_) => "ThrottlingException",
-            Self::Unavailable(_) => "ServiceUnavailableException",
-            Self::Internal(_) => "InternalServerException",
-            Self::MethodNotAllowed { .. } => "MethodNotAllowedException",
-            Self::Unauthenticated(_) => "UnauthorizedException",
-            Self::MissingScope(_) | Self::AccessDenied(_) => "AccessDeniedException",
+            Self::Validation(_) if self.too_large() => ErrorCode::PayloadTooLargeException,
+            Self::Validation(_) => ErrorCode::ValidationException,
+            Self::NotFound { .. } | Self::NoRoute { .. } => ErrorCode::ResourceNotFoundException,
+            Self::Conflict(_) => ErrorCode::ConflictException,
+            Self::Transition { error, .. } => error.code(),
+            Self::JobEnded { .. } => ErrorCode::InvalidStateTransition,
+            Self::Throttled(_) => ErrorCode::ThrottlingException,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailableException,
+            Self::Internal(_) => ErrorCode::InternalServerException,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowedException,
+            Self::Unauthenticated(_) => ErrorCode::UnauthorizedException,
+            Self::MissingScope(_) | Self::AccessDenied(_) => ErrorCode::AccessDeniedException,
         }
     }
 
+    /// The HTTP status of [`Self::code`].
     pub fn status(&self) -> u16 {
-        match self {
-            Self::Validation(_) if self.too_large() => 413,
-            Self::Validation(_) => 400,
-            Self::NotFound { .. } | Self::NoRoute { .. } => 404,
-            Self::Conflict(_) => 409,
-            Self::Transition { error, .. } => match error {
-                TransitionError::TargetMismatch
-                | TransitionError::AttemptMismatch { .. }
-                | TransitionError::Held { .. } => 404,
-                TransitionError::TerminalStateReached { .. }
-                | TransitionError::VersionMismatch { .. }
-                | TransitionError::InvalidStateTransition { .. }
-                | TransitionError::DeadlinePassed { .. }
-                | TransitionError::ForceRequired => 409,
-            },
-            Self::JobEnded { .. } => 409,
-            Self::Throttled(_) => 429,
-            Self::Unavailable(_) => 503,
-            Self::Internal(_) => 500,
-            Self::MethodNotAllowed { .. } => 405,
-            Self::Unauthenticated(_) => 401,
-            Self::MissingScope(_) | Self::AccessDenied(_) => 403,
-        }
+        self.code().http_status()
     }
 
     /// Seconds a caller should wait before retrying (`Retry-After`): set on
@@ -184,7 +160,7 @@ impl ServiceError {
             Self::NotFound { what, id } => json!({ "resource": what, "id": id }),
             Self::MethodNotAllowed { allow, .. } => json!({ "allow": allow }),
             Self::JobEnded { id, status } => json!({ "jobId": id, "currentStatus": status }),
-            Self::MissingScope(scope) => json!({ "requiredScope": scope.as_str() }),
+            Self::MissingScope(scope) => json!({ "requiredScope": scope }),
             Self::Conflict(_)
             | Self::Throttled(_)
             | Self::Unavailable(_)
@@ -200,7 +176,7 @@ impl ServiceError {
             } => "execution does not exist".to_string(),
             other => other.to_string(),
         };
-        json!({ "code": self.code(), "message": message, "details": details })
+        json!({ "code": self.code().as_str(), "message": message, "details": details })
     }
 }
 
@@ -209,7 +185,7 @@ impl ServiceError {
 impl From<ServiceError> for lambda_runtime::Diagnostic {
     fn from(err: ServiceError) -> Self {
         Self {
-            error_type: err.code().to_owned(),
+            error_type: err.code().as_str().to_owned(),
             error_message: err.to_string(),
         }
     }
@@ -250,7 +226,7 @@ mod tests {
     fn every_error_has_one_status_and_code_and_hides_internals() {
         let internal = ServiceError::Internal("secret table name".into());
         assert_eq!(
-            (internal.status(), internal.code()),
+            (internal.status(), internal.code().as_str()),
             (500, "InternalServerException")
         );
         assert!(!internal.body().to_string().contains("secret"));
@@ -264,13 +240,13 @@ mod tests {
             current: None,
         };
         assert_eq!(
-            (invalid.status(), invalid.code()),
+            (invalid.status(), invalid.code().as_str()),
             (409, "InvalidStateTransition")
         );
         let too_big =
             ServiceError::validation("parameters", ValidationCode::PayloadTooLarge, "big");
         assert_eq!(
-            (too_big.status(), too_big.code()),
+            (too_big.status(), too_big.code().as_str()),
             (413, "PayloadTooLargeException")
         );
         assert!(!too_big.is_retryable());

@@ -1,40 +1,26 @@
-//! courier-functions: the Lambda functions and what they share.
+//! courier-functions: Courier's Lambda functions. The folders are the
+//! architecture, top to bottom; a layer imports only those below it
+//! (checked by `scripts/check-layout.py` in `make test`):
 //!
-//! - [`api`]: THE ROUTES (HTTP API, `api` binary)
-//! - [`device_events`]: device requests from IoT rules (`device-events` binary)
-//! - [`device_protocol`]: the answers to AWS IoT Jobs request topics
-//! - [`dispatcher`]: the table stream: delivery and device notifications (`dispatcher` binary)
-//! - [`sweeper`]: deadlines and scheduled releases, on a schedule (`sweeper` binary)
-//! - [`delivery`]: dispatch, announcements and sweeps (used by both)
-//! - [`jobs`]: JOBS — create, read, cancel, and the job runner's steps
-//! - [`thing_groups`]: thing-group resolution (AWS IoT control plane)
-//! - [`publisher`]: MQTT publishing (AWS IoT data plane)
-//! - [`service`]: the operations, generic over [`store::Store`]
-//! - [`store::dynamodb`]: THE TABLE LAYOUT and the DynamoDB store
-//! - [`error`]: the one error type and its HTTP mapping
-//! - [`config`], [`ids`], [`page_token`]: environment, id generation, nextToken sealing
-//! - [`logging`]: the functions' log lines and what each level may show
+//! - [`entry`]: THE LAMBDA ENTRY POINTS, one per trigger — [`entry::api`]
+//!   (THE ROUTES), [`entry::device_events`], [`entry::dispatcher`],
+//!   [`entry::sweeper`]
+//! - [`ops`]: THE OPERATIONS, one file per capability — commands,
+//!   executions, the device API (`ops::device_jobs`: a device update's whole
+//!   path), delivery and deadlines, jobs and the job runner; [`error`] is
+//!   their one error type
+//! - [`store`]: THE STORE — the traits, and DynamoDB (`store::layout`: THE
+//!   TABLE LAYOUT)
+//! - [`platform`]: configuration, AWS clients, logging, the clock, ids,
+//!   publishing to devices, thing groups
 //!
-//! Each binary in `src/bin/` only wires these together.
+//! [`app`] wires them for the binaries in `src/bin/`, which only read the
+//! configuration and start the runtime. The status machine and every rule
+//! are in courier-core. This root only declares the modules (no I/O).
 
-pub mod api;
-pub mod auth;
-pub mod config;
-pub mod delivery;
-pub mod device_events;
-pub mod device_protocol;
-pub mod dispatcher;
+pub mod app;
+pub mod entry;
 pub mod error;
-pub mod ids;
-pub mod jobs;
-pub mod logging;
-pub mod page_token;
-pub mod publisher;
-pub mod service;
+pub mod ops;
+pub mod platform;
 pub mod store;
-pub mod sweeper;
-pub mod thing_groups;
-
-pub use config::Config;
-pub use error::ServiceError;
-pub use service::Courier;

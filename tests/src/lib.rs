@@ -1,77 +1,31 @@
-//! Test harness: DynamoDB Local clients and one fresh table per test, and
-//! builders for the events Lambda receives. Does I/O (DynamoDB Local).
-//!
-//! DynamoDB Local is started by `scripts/test.sh` (which `make test` runs) and
-//! found through `DYNAMODB_ENDPOINT`.
-
-pub mod chaos;
-pub mod local;
-pub mod mqtt;
+//! THE TEST HARNESS: one fresh table per test in DynamoDB Local, the
+//! service over it, moto's thing groups, and the handlers called as Lambda
+//! calls them (events built as the platform delivers them). Does I/O
+//! (DynamoDB Local, moto). The local parts are started by `scripts/test.sh`
+//! (which `make test` runs) and found through `DYNAMODB_ENDPOINT` and
+//! `MOTO_ENDPOINT`; the clients, the stream poller, the MQTT device and the
+//! fault proxy come from courier-local.
 
 use aws_sdk_dynamodb::Client;
-use courier_functions::page_token::PageTokens;
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+use courier_functions::entry::api::auth::{default_tenant, AuthSettings};
+use courier_functions::entry::api::reply::Cors;
+use courier_functions::entry::api::routes::{self, ApiSettings};
+use courier_functions::entry::device_events::{self, Published};
+use courier_functions::entry::{dispatcher, sweeper};
+use courier_functions::ops::delivery::SweepReport;
+use courier_functions::ops::page_token::PageTokens;
+use courier_functions::ops::Courier;
+use courier_functions::platform::publisher::{PublishError, Publisher};
+use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::thing_groups::IotThingGroups;
-use courier_functions::Courier;
+pub use courier_local::aws::{client, endpoint, fresh_table, iot_client, thing_groups};
+pub use courier_local::events::context;
+use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const PAGE_TOKEN_SECRET: &[u8] = b"test-page-token-secret";
-
-pub fn endpoint() -> String {
-    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!("DYNAMODB_ENDPOINT is not set: run the integration tests through `make test` (scripts/test.sh starts DynamoDB Local)")
-    })
-}
-
-/// Static dummy credentials: the local parts accept any.
-fn local_credentials() -> aws_sdk_dynamodb::config::Credentials {
-    aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "courier-tests")
-}
-
-/// SDK settings for a local part at `endpoint` (us-east-1, local credentials).
-pub(crate) async fn local_sdk_config(endpoint: String) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(local_credentials())
-        .load()
-        .await
-}
-
-/// A client for DynamoDB Local.
-pub async fn client() -> Client {
-    Client::new(&local_sdk_config(endpoint()).await)
-}
-
-/// A new, empty table with Courier's layout, unique to the calling test.
-pub async fn fresh_table() -> (Client, String) {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let client = client().await;
-    let name = format!(
-        "courier-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    DynamoStore::create_table(&client, &name)
-        .await
-        .expect("create table in DynamoDB Local");
-    (client, name)
-}
-
-/// The IoT control plane served by moto (`MOTO_ENDPOINT`, started by
-/// scripts/test.sh), for thing groups. Without it, the client points at a
-/// closed port: fine for tests that never resolve a group.
-pub async fn iot_client() -> aws_sdk_iot::Client {
-    let endpoint =
-        std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9".to_owned());
-    aws_sdk_iot::Client::new(&local_sdk_config(endpoint).await)
-}
-
-/// Thing-group resolution through moto (see [`iot_client`]).
-pub async fn thing_groups() -> IotThingGroups {
-    IotThingGroups::new(iot_client().await)
-}
 
 /// A thing group in moto with `n` things, unique to the calling test: its
 /// name and its things.
@@ -107,10 +61,15 @@ pub async fn moto_thing_group(n: usize) -> (String, Vec<String>) {
     (group, things)
 }
 
-/// A store over a fresh table.
+/// A store over a fresh table, viewed as the default tenant.
 pub async fn fresh_store() -> DynamoStore {
     let (client, table) = fresh_table().await;
-    DynamoStore::new(client, table)
+    DynamoStore::new(client, table, default_tenant())
+}
+
+/// The default topic root, `courier/things/{thingName}/jobs`.
+pub fn root() -> TopicRoot {
+    TopicRoot::parse(DEFAULT_ROOT).expect("the default topic root parses")
 }
 
 /// The service over a fresh table.
@@ -196,12 +155,12 @@ pub fn http_event_with_jwt(
 /// The API's settings as the tests use them: CORS for any origin and, with
 /// `local_dev_identity`, requests without a JWT acting as the default
 /// tenant (as under `make run`).
-pub fn api_settings(local_dev_identity: bool) -> courier_functions::api::ApiSettings {
-    courier_functions::api::ApiSettings {
-        cors: courier_functions::api::Cors {
+pub fn api_settings(local_dev_identity: bool) -> ApiSettings {
+    ApiSettings {
+        cors: Cors {
             allow_origin: "*".into(),
         },
-        auth: courier_functions::auth::AuthSettings {
+        auth: AuthSettings {
             tenant_claim: "tenant".into(),
             local_dev_identity,
         },
@@ -221,7 +180,7 @@ pub struct ApiReply {
 /// with thing groups resolved through moto.
 pub async fn send_to_api(
     courier: &Courier<DynamoStore>,
-    settings: &courier_functions::api::ApiSettings,
+    settings: &ApiSettings,
     event: &Value,
     now: courier_core::Timestamp,
 ) -> ApiReply {
@@ -232,13 +191,13 @@ pub async fn send_to_api(
 pub async fn send_to_api_with(
     courier: &Courier<DynamoStore>,
     groups: &IotThingGroups,
-    settings: &courier_functions::api::ApiSettings,
+    settings: &ApiSettings,
     event: &Value,
     now: courier_core::Timestamp,
 ) -> ApiReply {
     let request =
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
-    let response = courier_functions::api::handle(courier, groups, settings, request, now)
+    let response = routes::handle(courier, groups, settings, request, now)
         .await
         .expect("the api handler always answers");
     let body = match response.body() {
@@ -255,8 +214,9 @@ pub async fn send_to_api_with(
     }
 }
 
-/// Delivers a batch of the table's stream records to the `dispatcher`
-/// handler, as the event source mapping would.
+/// Delivers a batch of the table's stream records (as the stream poller
+/// returns them) to the `dispatcher` handler, as the event source mapping
+/// would; its answer as JSON (`batchItemFailures`).
 pub async fn send_to_dispatcher(
     courier: &Courier<DynamoStore>,
     publisher: &RecordingPublisher,
@@ -264,25 +224,83 @@ pub async fn send_to_dispatcher(
     records: Vec<Value>,
     now: courier_core::Timestamp,
 ) -> Value {
-    let root = courier_core::protocol::TopicRoot::parse(courier_core::protocol::DEFAULT_ROOT)
-        .expect("the default topic root parses");
-    courier_functions::dispatcher::handle(
+    let event = courier_local::events::stream_event(&records).expect("a valid stream event");
+    let response = dispatcher::handle(
         courier,
-        &root,
+        &root(),
         publisher,
         groups,
-        lambda_runtime::LambdaEvent::new(json!({ "Records": records }), context("stream")),
+        LambdaEvent::new(event, context("stream")),
         now,
     )
     .await
-    .expect("the dispatcher answers every batch")
+    .expect("the dispatcher answers every batch");
+    serde_json::to_value(response).expect("the outcome serializes")
 }
 
-/// A Lambda invocation context with the given request id.
-pub fn context(request_id: &str) -> lambda_runtime::Context {
-    let mut context = lambda_runtime::Context::default();
-    context.request_id = request_id.to_owned();
-    context
+/// A Lambda event of whatever type the handler takes, from the JSON the
+/// platform sends: deserialized as the runtime does (a malformed one fails
+/// the test, as it would fail the invocation).
+pub fn lambda_event<T: serde::de::DeserializeOwned>(
+    json: Value,
+    context: lambda_runtime::Context,
+) -> LambdaEvent<T> {
+    let event = serde_json::from_value(json).expect("an event the platform could send");
+    LambdaEvent::new(event, context)
+}
+
+/// Delivers an IoT rule's event (JSON, as [`iot_rule_event`] builds it) to
+/// the `device-events` handler under the default topic root.
+pub async fn send_to_device_events<P: Publisher>(
+    courier: &Courier<DynamoStore>,
+    publisher: &P,
+    event: &Value,
+    request_id: &str,
+    now: courier_core::Timestamp,
+) -> Result<Published, lambda_runtime::Diagnostic> {
+    send_to_device_events_under(courier, &root(), publisher, event, request_id, now).await
+}
+
+/// [`send_to_device_events`] under another topic root.
+pub async fn send_to_device_events_under<P: Publisher>(
+    courier: &Courier<DynamoStore>,
+    root: &TopicRoot,
+    publisher: &P,
+    event: &Value,
+    request_id: &str,
+    now: courier_core::Timestamp,
+) -> Result<Published, lambda_runtime::Diagnostic> {
+    let event = serde_json::from_value(event.clone()).expect("an IoT rule event");
+    device_events::handle(
+        courier,
+        root,
+        publisher,
+        LambdaEvent::new(event, context(request_id)),
+        now,
+    )
+    .await
+}
+
+/// Runs the `sweeper` handler at `now`, as the schedule would.
+pub async fn send_to_sweeper<P: Publisher>(
+    courier: &Courier<DynamoStore>,
+    publisher: &P,
+    groups: &IotThingGroups,
+    now: courier_core::Timestamp,
+) -> SweepReport {
+    sweeper::handle(
+        courier,
+        &root(),
+        publisher,
+        groups,
+        LambdaEvent::new(
+            courier_local::events::scheduled_event(now),
+            context("sweep"),
+        ),
+        || now,
+    )
+    .await
+    .expect("the sweep succeeds")
 }
 
 /// What the IoT rule delivers to `device-events` for a message on `topic`:
@@ -323,14 +341,10 @@ impl RecordingPublisher {
     }
 }
 
-impl courier_functions::publisher::Publisher for RecordingPublisher {
-    async fn publish(
-        &self,
-        topic: &str,
-        payload: &Value,
-    ) -> Result<(), courier_functions::publisher::PublishError> {
+impl Publisher for RecordingPublisher {
+    async fn publish(&self, topic: &str, payload: &Value) -> Result<(), PublishError> {
         if self.failing.load(Ordering::Relaxed) {
-            return Err(courier_functions::publisher::PublishError {
+            return Err(PublishError {
                 topic: topic.to_owned(),
                 message: "broker unreachable (test)".into(),
             });
@@ -444,10 +458,12 @@ impl Drop for OwnDynamoDbLocal {
 /// retries and timeouts, see `courier_functions::config::sdk_config`), with
 /// local credentials, aimed at `endpoint`.
 pub async fn production_like_client(endpoint: &str) -> Client {
-    let sdk = courier_functions::config::sdk_config(&courier_functions::config::AwsAccess {
-        region: aws_config::Region::new("us-east-1"),
-        credentials: local_credentials(),
-    });
+    let sdk = courier_functions::platform::aws::sdk_config(
+        &courier_functions::platform::config::AwsAccess {
+            region: aws_config::Region::new("us-east-1"),
+            credentials: courier_local::aws::local_credentials(),
+        },
+    );
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .endpoint_url(endpoint)
         .build();

@@ -6,14 +6,13 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, Timestamp};
+use courier_functions::entry::sweeper;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
-use courier_functions::{sweeper, Courier};
-use courier_tests::local::read_stream;
-use courier_tests::{
-    context, endpoint, fresh_courier, send_to_dispatcher, thing_groups, RecordingPublisher,
-};
-use lambda_runtime::LambdaEvent;
+use courier_local::stream::replay as read_stream;
+use courier_tests::lambda_event;
+use courier_tests::{context, fresh_courier, send_to_dispatcher, thing_groups, RecordingPublisher};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
@@ -49,7 +48,7 @@ async fn start(courier: &Courier<DynamoStore>, body: Value) -> String {
 
 /// The table's stream records about execution `id`, as Lambda delivers them.
 async fn records_of(courier: &Courier<DynamoStore>, id: &str) -> Vec<Value> {
-    read_stream(&endpoint(), courier.store().table())
+    read_stream(courier.store().table())
         .await
         .unwrap()
         .into_iter()
@@ -144,7 +143,10 @@ async fn a_failed_publish_is_retried_by_the_sweeper_without_blocking_the_stream(
         &root(),
         &publisher,
         &thing_groups().await,
-        LambdaEvent::new(json!({}), context("s0")),
+        lambda_event(
+            courier_local::events::scheduled_event_json(at(20)),
+            context("s0"),
+        ),
         || at(20),
     )
     .await
@@ -155,7 +157,10 @@ async fn a_failed_publish_is_retried_by_the_sweeper_without_blocking_the_stream(
         &root(),
         &publisher,
         &thing_groups().await,
-        LambdaEvent::new(json!({}), context("s1")),
+        lambda_event(
+            courier_local::events::scheduled_event_json(at(40)),
+            context("s1"),
+        ),
         || at(31),
     )
     .await
@@ -177,10 +182,24 @@ async fn poison_and_foreign_records_are_skipped_and_do_not_block_the_shard() {
     let courier = setup().await;
     let publisher = RecordingPublisher::default();
     let id = start(&courier, json!({"target": "dev-3"})).await;
+    // Well-formed records (Lambda's envelope is always whole) whose images
+    // are not executions Courier can read, or not executions at all.
+    let record = |n: u32, event: &str, image: Value| {
+        json!({"eventID": format!("e{n}"), "eventName": event, "awsRegion": "us-east-1",
+               "dynamodb": {"SequenceNumber": n.to_string(), "SizeBytes": 10, "NewImage": image}})
+    };
     let mut records = vec![
-        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": {"pk": {"S": "T#default#EXEC#x"}, "status": {"N": "oops"}}}}),
-        json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {"pk": {"S": "T#default#COMMANDS"}, "sk": {"S": "reboot"}}}}),
-        json!({"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "3"}}),
+        record(
+            1,
+            "INSERT",
+            json!({"pk": {"S": "T#default#EXEC#x"}, "status": {"N": "oops"}}),
+        ),
+        record(
+            2,
+            "INSERT",
+            json!({"pk": {"S": "T#default#COMMANDS"}, "sk": {"S": "reboot"}}),
+        ),
+        record(3, "REMOVE", json!({})),
     ];
     records.extend(records_of(&courier, &id).await);
     let out = dispatch(&courier, &publisher, records, at(1)).await;
@@ -217,7 +236,10 @@ async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
         &root(),
         &publisher,
         &thing_groups().await,
-        LambdaEvent::new(json!({}), context("s")),
+        lambda_event(
+            courier_local::events::scheduled_event_json(at(0)),
+            context("s"),
+        ),
         || at(11),
     )
     .await
@@ -300,7 +322,7 @@ async fn a_cancel_after_a_missed_deadline_enforces_it_first() {
         .unwrap();
     // THEN the first is timed out (the cancel came too late to matter) and
     // the second's new attempt is canceled
-    assert_eq!(refused.code(), "TerminalStateReached");
+    assert_eq!(refused.code().as_str(), "TerminalStateReached");
     assert_eq!(
         status_of(&courier, &last, at(6)).await.0,
         ExecutionStatus::TimedOut

@@ -4,13 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use courier_core::{protocol, ExecutionStatus, Timestamp};
-use courier_functions::service::Delivery;
+use courier_core::{protocol, ExecutionStatus, ThingName, Timestamp};
+use courier_functions::ops::device_jobs::Delivery;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::Courier;
 use courier_tests::fresh_courier;
 use serde_json::json;
 use std::sync::Arc;
+
+fn thing(name: &str) -> ThingName {
+    ThingName::parse(name).unwrap()
+}
 
 const NOW: i64 = 1_800_000_000;
 
@@ -43,7 +47,7 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
     // WHEN the device asks for its next one, with progress details
     let started = courier
         .start_next(
-            "dev-1",
+            &thing("dev-1"),
             &json!({"statusDetails": {"step": "boot"}, "stepTimeoutInMinutes": 5}),
             "req-1",
             now,
@@ -62,7 +66,7 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
     assert_eq!(started.status_details["step"], "boot");
     // and asking again returns the same one, unchanged
     let again = courier
-        .start_next("dev-1", &json!({}), "req-2", now)
+        .start_next(&thing("dev-1"), &json!({}), "req-2", now)
         .await
         .unwrap()
         .unwrap();
@@ -73,7 +77,7 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
         (ids[0].as_str(), 2)
     );
     // and the pending list shows it in progress, the others queued
-    let pending = courier.pending("dev-1", now).await.unwrap();
+    let pending = courier.pending(&thing("dev-1"), now).await.unwrap();
     let reply = protocol::pending_reply(&pending, None, now);
     assert_eq!(reply["inProgressJobs"][0]["jobId"], ids[0].as_str());
     let queued: Vec<_> = reply["queuedJobs"]
@@ -91,19 +95,18 @@ async fn nothing_pending_is_none_and_other_devices_are_untouched() {
     let now = Timestamp::from_secs(NOW + 10);
     assert_eq!(
         courier
-            .start_next("dev-2", &json!(null), "r", now)
+            .start_next(&thing("dev-2"), &json!(null), "r", now)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        courier.pending("dev-1", now).await.unwrap()[0].status,
+        courier.pending(&thing("dev-1"), now).await.unwrap()[0].status,
         ExecutionStatus::Queued
     );
-    assert!(courier
-        .start_next("bad thing", &json!(null), "r", now)
-        .await
-        .is_err());
+    // A name that is not a thing name never reaches start-next: the
+    // device's topic is parsed into a ThingName first.
+    assert!(ThingName::parse("bad thing").is_err());
 }
 
 #[tokio::test]
@@ -117,7 +120,7 @@ async fn concurrent_start_next_requests_claim_one_execution_once() {
             let courier = Arc::clone(&courier);
             tokio::spawn(async move {
                 courier
-                    .start_next("dev-1", &json!({}), &format!("req-{i}"), now)
+                    .start_next(&thing("dev-1"), &json!({}), &format!("req-{i}"), now)
                     .await
                     .unwrap()
                     .unwrap()
@@ -152,7 +155,7 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
         .await
         .unwrap();
     let next = courier
-        .start_next("dev-1", &json!(null), "r", now)
+        .start_next(&thing("dev-1"), &json!(null), "r", now)
         .await
         .unwrap()
         .unwrap();
@@ -162,7 +165,7 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
 // ---- the request topics (AWS IoT Jobs device API) ---------------------------
 
 use courier_core::protocol::TopicRoot;
-use courier_functions::device_protocol::Outgoing;
+use courier_functions::platform::publisher::Message as Outgoing;
 
 fn root() -> TopicRoot {
     TopicRoot::parse("$aws/things/{thingName}/jobs").unwrap()

@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::protocol::DEFAULT_ROOT;
-use courier_functions::auth::DEFAULT_TENANT;
-use courier_tests::local::{call_api, invoke, read_stream};
-use courier_tests::mqtt::MqttDevice;
+use courier_functions::entry::api::auth::DEFAULT_TENANT;
+use courier_local::http::{call_api, invoke};
+use courier_local::mqtt::MqttDevice;
+use courier_local::stream::replay as read_stream;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -333,9 +334,7 @@ async fn a_replayed_stream_record_does_not_send_twice() {
     notify_next(&mut dev, Some(&id)).await;
     let sent = eventually(&id, Duration::from_secs(5), |e| e["status"] == "SENT").await;
     // WHEN the stream's INSERT record of it is delivered again
-    let records = read_stream(&env("DYNAMODB_ENDPOINT"), &env("TABLE_NAME"))
-        .await
-        .unwrap();
+    let records = read_stream(&env("TABLE_NAME")).await.unwrap();
     let insert = records
         .into_iter()
         .find(|r| {

@@ -10,17 +10,18 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, JobId, Timestamp};
-use courier_functions::config::SDK_MAX_ATTEMPTS;
-use courier_functions::page_token::PageTokens;
+use courier_functions::entry::device_events;
+use courier_functions::ops::page_token::PageTokens;
+use courier_functions::ops::Courier;
+use courier_functions::platform::aws::SDK_MAX_ATTEMPTS;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::{device_events, Courier};
-use courier_tests::chaos::{Chaos, Mode};
+use courier_local::chaos::{Chaos, Mode};
+use courier_tests::lambda_event;
 use courier_tests::{
     all_job_executions, api_settings, context, endpoint, http_event, iot_rule_event_at,
     production_like_client, send_to_api, thing_groups, OwnDynamoDbLocal, RecordingPublisher,
     PAGE_TOKEN_SECRET,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -36,10 +37,14 @@ async fn courier_via(endpoint: &str) -> Courier<DynamoStore> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    DynamoStore::create_table(&courier_tests::client().await, &table)
+    courier_functions::store::layout::create_table(&courier_tests::client().await, &table)
         .await
         .unwrap();
-    let store = DynamoStore::new(production_like_client(endpoint).await, table);
+    let store = DynamoStore::new(
+        production_like_client(endpoint).await,
+        table,
+        courier_functions::entry::api::auth::default_tenant(),
+    );
     Courier::new(store, PageTokens::new(PAGE_TOKEN_SECRET.to_vec()))
 }
 
@@ -94,7 +99,7 @@ async fn device(
         courier,
         &TopicRoot::parse(DEFAULT_ROOT).unwrap(),
         &publisher,
-        LambdaEvent::new(
+        lambda_event(
             iot_rule_event_at(&topic, &update, received_ms),
             context(request_id),
         ),
@@ -285,10 +290,17 @@ struct Tally {
 async fn dynamodb_stopped_mid_load_loses_no_accepted_request_and_half_updates_nothing() {
     let mut ddb = OwnDynamoDbLocal::start("mid-load").await;
     let table = format!("courier-mid-load-{}", std::process::id());
-    DynamoStore::create_table(&production_like_client(&ddb.endpoint()).await, &table)
-        .await
-        .unwrap();
-    let store = DynamoStore::new(production_like_client(&ddb.endpoint()).await, table);
+    courier_functions::store::layout::create_table(
+        &production_like_client(&ddb.endpoint()).await,
+        &table,
+    )
+    .await
+    .unwrap();
+    let store = DynamoStore::new(
+        production_like_client(&ddb.endpoint()).await,
+        table,
+        courier_functions::entry::api::auth::default_tenant(),
+    );
     let courier = Arc::new(Courier::new(
         store,
         PageTokens::new(PAGE_TOKEN_SECRET.to_vec()),
@@ -409,11 +421,7 @@ async fn dynamodb_stopped_mid_load_loses_no_accepted_request_and_half_updates_no
             assert!(e.completed_at.is_some() && e.started_at.is_some(), "{id}");
             assert_eq!(e.result.len(), 1, "{id}");
             // No longer pending: the pending index entry left with the status.
-            assert!(courier
-                .pending(e.target.as_str(), now)
-                .await
-                .unwrap()
-                .is_empty());
+            assert!(courier.pending(&e.target, now).await.unwrap().is_empty());
         }
     }
 }

@@ -5,15 +5,15 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
-use courier_functions::api::ApiSettings;
-use courier_functions::device_events;
+use courier_functions::entry::api::routes::ApiSettings;
+use courier_functions::entry::device_events;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::Courier;
+use courier_tests::lambda_event;
 use courier_tests::{
     api_settings, context, fresh_courier, http_event, iot_rule_event, send_to_api, ApiReply,
     RecordingPublisher,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000;
@@ -72,7 +72,7 @@ impl Api {
             &self.courier,
             &root,
             &self.publisher,
-            LambdaEvent::new(iot_rule_event(&topic, &payload), context(request_id)),
+            lambda_event(iot_rule_event(&topic, &payload), context(request_id)),
             Timestamp::from_secs(now),
         )
         .await

@@ -9,17 +9,20 @@
 use courier_core::job_run::{Claim, CLAIM_LEASE_SECONDS};
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, JobId, JobStatus, Timestamp};
-use courier_functions::jobs::{JobView, StepReport};
+use courier_functions::entry::device_events;
+use courier_functions::ops::job_runner::StepReport;
+use courier_functions::ops::jobs::JobView;
+use courier_functions::ops::Courier;
+use courier_functions::platform::ids;
+use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::JobStore;
-use courier_functions::thing_groups::IotThingGroups;
-use courier_functions::{device_events, ids, Courier};
-use courier_tests::local::{read_stream, StreamTail};
+use courier_local::stream::{replay as read_stream, StartAt, StreamPoller};
+use courier_tests::lambda_event;
 use courier_tests::{
-    all_job_executions, context, endpoint, fresh_courier, iot_rule_event, moto_thing_group,
+    all_job_executions, context, fresh_courier, iot_rule_event, moto_thing_group,
     send_to_dispatcher, thing_groups, RecordingPublisher,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -39,7 +42,7 @@ struct Harness {
     courier: Courier<DynamoStore>,
     publisher: RecordingPublisher,
     groups: IotThingGroups,
-    stream: StreamTail,
+    stream: StreamPoller,
 }
 
 impl Harness {
@@ -52,7 +55,7 @@ impl Harness {
             )
             .await
             .unwrap();
-        let stream = StreamTail::new(&endpoint(), courier.store().table())
+        let stream = StreamPoller::new(courier.store().table(), StartAt::Beginning)
             .await
             .unwrap();
         Self {
@@ -82,7 +85,7 @@ impl Harness {
     async fn pump(&mut self, now: Timestamp) -> usize {
         let mut total = 0;
         loop {
-            let fresh = self.stream.read().await.unwrap();
+            let fresh = self.stream.poll().await.unwrap();
             if fresh.is_empty() {
                 return total;
             }
@@ -105,7 +108,7 @@ impl Harness {
             &self.courier,
             &root(),
             &RecordingPublisher::default(),
-            LambdaEvent::new(
+            lambda_event(
                 iot_rule_event(&topic, &update),
                 context(&format!("{thing}-{now:?}")),
             ),
@@ -113,12 +116,11 @@ impl Harness {
         )
         .await
         .unwrap();
-        let accepted = out["published"]
-            .as_array()
-            .unwrap()
+        let accepted = out
+            .published
             .iter()
-            .any(|m| m["topic"].as_str().unwrap().ends_with("/update/accepted"));
-        assert!(accepted, "{thing}: {out}");
+            .any(|m| m.topic.ends_with("/update/accepted"));
+        assert!(accepted, "{thing}: {out:?}");
     }
 
     async fn executions(&self, id: &JobId, now: Timestamp) -> Vec<courier_core::CommandExecution> {
@@ -192,9 +194,7 @@ async fn a_job_over_a_thing_group_of_50_completes_with_exact_statistics() {
     assert_eq!(view.statistics.attempts, 50);
 
     // WHEN the whole stream is delivered again (at-least-once delivery)
-    let all = read_stream(&endpoint(), h.courier.store().table())
-        .await
-        .unwrap();
+    let all = read_stream(h.courier.store().table()).await.unwrap();
     for batch in all.chunks(100) {
         h.deliver(batch.to_vec(), at(5)).await;
     }
@@ -575,7 +575,7 @@ async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.status(), err.code()),
+        (err.status(), err.code().as_str()),
         (404, "ResourceNotFoundException")
     );
     assert_eq!(err.body()["details"]["resource"], "thing group");

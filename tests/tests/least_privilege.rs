@@ -20,31 +20,26 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
-use courier_functions::page_token::PageTokens;
+use courier_functions::entry::api::auth::default_tenant;
+use courier_functions::ops::page_token::PageTokens;
+use courier_functions::ops::Courier;
+use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::thing_groups::IotThingGroups;
-use courier_functions::{device_events, sweeper, Courier};
-use courier_tests::local::StreamTail;
+use courier_local::stream::{StartAt, StreamPoller};
 use courier_tests::{
-    api_settings, client, context, endpoint, fresh_table, http_event, iot_client,
-    iot_rule_event_at, moto_thing_group, send_to_api_with, send_to_dispatcher, RecordingPublisher,
-    PAGE_TOKEN_SECRET,
+    api_settings, client, fresh_table, http_event, iot_client, iot_rule_event_at, moto_thing_group,
+    send_to_api_with, send_to_device_events, send_to_dispatcher, send_to_sweeper,
+    RecordingPublisher, PAGE_TOKEN_SECRET,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const NOW: i64 = 1_800_000_000;
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_secs(NOW + secs)
-}
-
-fn root() -> TopicRoot {
-    TopicRoot::parse(DEFAULT_ROOT).unwrap()
 }
 
 /// An IAM action and what it acts on: `table`, `index/gsi1`, `thinggroup`,
@@ -151,7 +146,11 @@ impl Function {
             .build();
         Self {
             courier: Courier::new(
-                DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table),
+                DynamoStore::new(
+                    aws_sdk_dynamodb::Client::from_conf(dynamodb),
+                    table,
+                    default_tenant(),
+                ),
                 PageTokens::new(PAGE_TOKEN_SECRET.to_vec()),
             ),
             groups: IotThingGroups::new(aws_sdk_iot::Client::from_conf(iot)),
@@ -191,28 +190,27 @@ impl Function {
     }
 
     async fn device(&self, thing: &str, suffix: &str, payload: Value, n: i64) -> Value {
-        device_events::handle(
+        let event = iot_rule_event_at(
+            &format!("courier/things/{thing}/jobs/{suffix}"),
+            &payload,
+            (NOW + n) * 1000,
+        );
+        let published = send_to_device_events(
             &self.courier,
-            &root(),
             &self.publisher,
-            LambdaEvent::new(
-                iot_rule_event_at(
-                    &format!("courier/things/{thing}/jobs/{suffix}"),
-                    &payload,
-                    (NOW + n) * 1000,
-                ),
-                context(&format!("device-{n}")),
-            ),
+            &event,
+            &format!("device-{n}"),
             at(n),
         )
         .await
-        .unwrap()
+        .unwrap();
+        serde_json::to_value(published).unwrap()
     }
 
     /// Delivers the stream's new records until there are none.
-    async fn drain(&self, stream: &mut StreamTail, now: Timestamp) {
+    async fn drain(&self, stream: &mut StreamPoller, now: Timestamp) {
         loop {
-            let records = stream.read().await.unwrap();
+            let records = stream.poll().await.unwrap();
             if records.is_empty() {
                 return;
             }
@@ -224,16 +222,7 @@ impl Function {
     }
 
     async fn sweep(&self, now: Timestamp) {
-        sweeper::handle(
-            &self.courier,
-            &root(),
-            &self.publisher,
-            &self.groups,
-            LambdaEvent::new(json!({}), context("sweep")),
-            || now,
-        )
-        .await
-        .unwrap();
+        send_to_sweeper(&self.courier, &self.publisher, &self.groups, now).await;
     }
 }
 
@@ -320,14 +309,31 @@ fn resource_kind(resource: &str) -> String {
     }
 }
 
-#[tokio::test]
-async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
+/// What each function used over the whole scenario, by its logical id in the
+/// template. The scenario runs once (on its own runtime), for every test.
+fn used_by_function() -> &'static BTreeMap<&'static str, BTreeSet<Use>> {
+    static USED: OnceLock<BTreeMap<&'static str, BTreeSet<Use>>> = OnceLock::new();
+    USED.get_or_init(|| {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(scenario())
+        })
+        .join()
+        .expect("the scenario ran to its end (its panic message says where it stopped)")
+    })
+}
+
+/// Every kind of path each function has, through its handler.
+async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
     let (_, table) = fresh_table().await;
     let mut api = Function::new(&table).await;
     let mut device = Function::new(&table).await;
     let mut dispatcher = Function::new(&table).await;
     let mut sweeper = Function::new(&table).await;
-    let mut stream = StreamTail::new(&endpoint(), &table).await.unwrap();
+    let mut stream = StreamPoller::new(&table, StartAt::Beginning).await.unwrap();
     let (group, _) = moto_thing_group(2).await;
 
     // GIVEN commands, direct executions (one held until later, one to be
@@ -523,7 +529,7 @@ async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
         .as_str()
         .unwrap()
         .to_owned();
-    let lost = stream.read().await.unwrap();
+    let lost = stream.poll().await.unwrap();
     assert!(!lost.is_empty());
     for later in [660, 840, 1000] {
         sweeper.sweep(at(later)).await;
@@ -538,7 +544,7 @@ async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
         at(1010),
     )
     .await;
-    assert!(!stream.read().await.unwrap().is_empty());
+    assert!(!stream.poll().await.unwrap().is_empty());
     for later in [1011, 1200] {
         sweeper.sweep(at(later)).await;
     }
@@ -554,37 +560,66 @@ async fn each_function_uses_exactly_the_actions_and_indexes_its_role_grants() {
         .collect();
     assert_eq!(statuses, ["CANCELED", "CANCELED"], "{left}");
 
-    // THEN each function used exactly what its role grants
-    let grants = granted();
+    [
+        ("ApiFunction", api.used()),
+        ("DeviceEventsFunction", device.used()),
+        ("DispatcherFunction", dispatcher.used()),
+        ("SweeperFunction", sweeper.used()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// The function's AWS actions against what the template grants its role,
+/// both ways: every problem, one line each.
+fn check(function: &str) {
+    let used = used_by_function()
+        .get(function)
+        .cloned()
+        .unwrap_or_default();
+    let granted = granted().remove(function).unwrap_or_default();
     let mut problems = Vec::new();
-    for (name, function) in [
-        ("ApiFunction", &mut api),
-        ("DeviceEventsFunction", &mut device),
-        ("DispatcherFunction", &mut dispatcher),
-        ("SweeperFunction", &mut sweeper),
-    ] {
-        let used = function.used();
-        let granted = grants.get(name).cloned().unwrap_or_default();
-        for (action, resource) in &used {
-            if !granted.contains(&(action.clone(), resource.clone())) {
-                problems.push(format!("{name} uses {action} on {resource}, not granted"));
-            }
+    for (action, resource) in &used {
+        if !granted.contains(&(action.clone(), resource.clone())) {
+            problems.push(format!(
+                "{function} uses {action} on {resource}, not granted"
+            ));
         }
-        let used_actions: BTreeSet<&String> = used.iter().map(|(a, _)| a).collect();
-        let used_resources: BTreeSet<&String> = used.iter().map(|(_, r)| r).collect();
-        for (action, resource) in &granted {
-            if !used_actions.contains(action) {
-                problems.push(format!("{name} is granted {action}, never used"));
-            }
-            if !used_resources.contains(resource) {
-                problems.push(format!(
-                    "{name} is granted access to {resource}, never used"
-                ));
-            }
+    }
+    let used_actions: BTreeSet<&String> = used.iter().map(|(a, _)| a).collect();
+    let used_resources: BTreeSet<&String> = used.iter().map(|(_, r)| r).collect();
+    for (action, resource) in &granted {
+        if !used_actions.contains(action) {
+            problems.push(format!("{function} is granted {action}, never used"));
         }
-        eprintln!("{name}: {used:?}");
+        if !used_resources.contains(resource) {
+            problems.push(format!(
+                "{function} is granted access to {resource}, never used"
+            ));
+        }
     }
     problems.sort();
     problems.dedup();
+    eprintln!("{function}: {used:?}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_api_function_uses_exactly_what_its_role_grants() {
+    check("ApiFunction");
+}
+
+#[test]
+fn the_device_events_function_uses_exactly_what_its_role_grants() {
+    check("DeviceEventsFunction");
+}
+
+#[test]
+fn the_dispatcher_function_uses_exactly_what_its_role_grants() {
+    check("DispatcherFunction");
+}
+
+#[test]
+fn the_sweeper_function_uses_exactly_what_its_role_grants() {
+    check("SweeperFunction");
 }

@@ -9,16 +9,17 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{CommandExecution, Timestamp};
-use courier_functions::api::ApiSettings;
-use courier_functions::jobs::JobView;
+use courier_functions::entry::api::routes::ApiSettings;
+use courier_functions::entry::device_events;
+use courier_functions::ops::jobs::JobView;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::{device_events, Courier};
-use courier_tests::local::StreamTail;
+use courier_local::stream::{StartAt, StreamPoller};
+use courier_tests::lambda_event;
 use courier_tests::{
-    all_job_executions, api_settings, context, endpoint, fresh_courier, http_event,
-    iot_rule_event_at, send_to_api, send_to_dispatcher, thing_groups, RecordingPublisher,
+    all_job_executions, api_settings, context, fresh_courier, http_event, iot_rule_event_at,
+    send_to_api, send_to_dispatcher, thing_groups, RecordingPublisher,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000;
@@ -188,7 +189,7 @@ fn schedule(events: usize, seed: Option<u64>) -> Vec<Delivery> {
 struct Run {
     courier: Courier<DynamoStore>,
     settings: ApiSettings,
-    stream: StreamTail,
+    stream: StreamPoller,
     /// The batch each stream event read, for its redeliveries.
     batches: Vec<Option<Vec<Value>>>,
     replies: Vec<(usize, u16)>,
@@ -197,7 +198,7 @@ struct Run {
 impl Run {
     async fn new(events: usize) -> Self {
         let courier = fresh_courier().await;
-        let stream = StreamTail::new(&endpoint(), courier.store().table())
+        let stream = StreamPoller::new(courier.store().table(), StartAt::Beginning)
             .await
             .unwrap();
         Self {
@@ -231,7 +232,7 @@ impl Run {
                     &self.courier,
                     &TopicRoot::parse(DEFAULT_ROOT).unwrap(),
                     &RecordingPublisher::default(),
-                    LambdaEvent::new(
+                    lambda_event(
                         iot_rule_event_at(topic, payload, *received_ms),
                         context(request_id),
                     ),
@@ -245,7 +246,7 @@ impl Run {
                     (Some(batch), true) => batch.clone(),
                     (None, true) => return,
                     (_, false) => {
-                        let fresh = self.stream.read().await.unwrap();
+                        let fresh = self.stream.poll().await.unwrap();
                         self.batches[delivery.event] = Some(fresh.clone());
                         fresh
                     }
@@ -308,10 +309,11 @@ async fn ids_and_job() -> (Ids, String) {
         start("dev-2", "t2").await,
         start("dev-5", "t5").await,
     );
-    let job =
-        courier_functions::ids::job_id(Some(&courier_core::ClientToken::parse("j1").unwrap()));
+    let job = courier_functions::platform::ids::job_id(Some(
+        &courier_core::ClientToken::parse("j1").unwrap(),
+    ));
     let of_job = |thing: &str| {
-        courier_functions::ids::job_execution_id(
+        courier_functions::platform::ids::job_execution_id(
             &job,
             &courier_core::ThingName::parse(thing).unwrap(),
         )
@@ -347,7 +349,7 @@ async fn play(
     }
     // Whatever a redelivery left unread on the stream is delivered too.
     loop {
-        let rest = run.stream.read().await.unwrap();
+        let rest = run.stream.poll().await.unwrap();
         if rest.is_empty() {
             break;
         }

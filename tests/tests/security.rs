@@ -8,15 +8,17 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{JobId, TenantId, Timestamp};
-use courier_functions::api::{ApiSettings, MAX_BODY_BYTES};
-use courier_functions::jobs::StepReport;
+use courier_functions::entry::api::reply::MAX_BODY_BYTES;
+use courier_functions::entry::api::routes::ApiSettings;
+use courier_functions::entry::device_events;
+use courier_functions::ops::job_runner::StepReport;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::{device_events, Courier};
+use courier_tests::lambda_event;
 use courier_tests::{
     api_settings, context, fresh_courier, http_event, http_event_with_jwt, iot_rule_event,
     send_to_api, thing_groups, ApiReply, RecordingPublisher,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -480,7 +482,7 @@ async fn device_says(
         courier,
         &TopicRoot::parse(DEFAULT_ROOT).unwrap(),
         &publisher,
-        LambdaEvent::new(iot_rule_event(topic, &payload), context("device-req")),
+        lambda_event(iot_rule_event(topic, &payload), context("device-req")),
         Timestamp::from_secs(NOW + 5),
     )
     .await
@@ -565,7 +567,7 @@ async fn sensitive_parameters_stay_out_of_listings_and_logs() {
     // The functions' own filter at the most verbose level a deployment can
     // ask for (AWS_LAMBDA_LOG_LEVEL=TRACE).
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(courier_functions::logging::filter("TRACE"))
+        .with_env_filter(courier_functions::platform::logging::filter("TRACE"))
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);

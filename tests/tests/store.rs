@@ -792,7 +792,7 @@ async fn store_and_memory_agree_on_retries_holds_and_late_results() {
         assert_eq!(execution, current, "plan {i}");
     }
     for (i, at) in [(2, T0 + 5), (3, T0 + 11)] {
-        let plan = deadline::expire(&current, Timestamp::from_secs(at)).unwrap();
+        let plan = TransitionPlan::expire(&current, Timestamp::from_secs(at)).unwrap();
         let TransitionOutcome::Applied { execution, .. } = store
             .apply_transition(&exec.execution_id, &plan, &format!("p{i}"))
             .await

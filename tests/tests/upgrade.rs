@@ -11,13 +11,14 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::Timestamp;
+use courier_functions::entry::device_events;
+use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::{device_events, Courier};
+use courier_tests::lambda_event;
 use courier_tests::{
     api_settings, context, fresh_courier, http_event, iot_rule_event_at, send_to_api,
     RecordingPublisher,
 };
-use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000;
@@ -97,7 +98,7 @@ async fn device(
         courier,
         &root,
         &publisher,
-        LambdaEvent::new(
+        lambda_event(
             iot_rule_event_at(
                 &format!("courier/things/{thing}/jobs/{suffix}"),
                 &payload,
@@ -279,4 +280,37 @@ async fn a_stored_job_is_canceled_and_a_stored_owner_keeps_other_tenants_out() {
     )
     .await;
     assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn a_next_token_issued_by_0_1_0_is_refused_with_the_usual_400() {
+    let courier = loaded().await;
+    // What 0.1.0 sealed for `GET /executions?target=dev-queued`: its query
+    // scope was Rust debug output.
+    let (id, _) = execution_of("dev-queued");
+    let item = fixture()
+        .into_iter()
+        .find(|i| i["executionId"]["S"] == json!(id))
+        .unwrap();
+    let cursor: courier_functions::store::Cursor = ["pk", "sk", "gsi1pk", "gsi1sk"]
+        .into_iter()
+        .map(|k| (k.to_owned(), item[k]["S"].as_str().unwrap().to_owned()))
+        .collect();
+    let old = courier_functions::ops::page_token::PageTokens::new(
+        courier_tests::PAGE_TOKEN_SECRET.to_vec(),
+    )
+    .seal(
+        "default/executions?Target(ThingName(\"dev-queued\"))&None",
+        &cursor,
+    );
+    let (status, body) = api(
+        &courier,
+        "GET",
+        &format!("/executions?target=dev-queued&nextToken={old}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "ValidationException");
+    assert_eq!(body["details"]["errors"][0]["path"], "nextToken", "{body}");
 }

@@ -1,6 +1,8 @@
-//! The `api` Lambda: Courier's HTTP API (see `courier_functions::api`).
+//! The `api` Lambda: Courier's HTTP API (`courier_functions::entry::api`).
 
-use courier_functions::{api, config, logging, Config};
+use courier_functions::app;
+use courier_functions::entry::api::routes;
+use courier_functions::platform::{clock, config::Config, logging};
 use lambda_http::{run, service_fn, Error, Request};
 
 // Lambda hands an execution environment one event at a time: one thread
@@ -9,11 +11,9 @@ use lambda_http::{run, service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     logging::init();
     let config = Config::from_env()?;
-    let settings = config.api_settings();
-    let (courier, groups) = config.courier_and_groups();
-    let (courier, groups, settings) = (&courier, &groups, &settings);
+    let (courier, groups, settings) = &app::api(&config);
     run(service_fn(move |request: Request| async move {
-        api::handle(courier, groups, settings, request, config::now()).await
+        routes::handle(courier, groups, settings, request, clock::now()).await
     }))
     .await
 }

@@ -1,21 +1,21 @@
-//! The `dispatcher` Lambda: the table's DynamoDB stream: delivery and
-//! device notifications (see `courier_functions::dispatcher`).
+//! The `dispatcher` Lambda: the table's DynamoDB stream, delivery and
+//! device notifications (`courier_functions::entry::dispatcher`).
 
-use courier_functions::{config, dispatcher, logging, Config};
+use aws_lambda_events::event::dynamodb::Event;
+use courier_functions::app;
+use courier_functions::entry::dispatcher;
+use courier_functions::platform::{clock, config::Config, logging};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use serde_json::Value;
 
-// Lambda hands an execution environment one event at a time: one thread
-// serves it, and no worker threads are started at init (README Benchmarks).
+// One event at a time per environment: a current-thread runtime (README Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
     let config = Config::from_env()?;
-    let (courier, publisher, groups) = config.courier_publisher_and_groups();
-    let (courier, publisher, groups) = (&courier, &publisher, &groups);
+    let (courier, publisher, groups) = &app::job_runner(&config);
     let root = &config.topic_root;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dispatcher::handle(courier, root, publisher, groups, event, config::now()).await
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        dispatcher::handle(courier, root, publisher, groups, event, clock::now()).await
     }))
     .await
 }

@@ -1,21 +1,23 @@
-//! The `sweeper` Lambda: deadlines and scheduled releases, every minute (see
-//! `courier_functions::sweeper`).
+//! The `sweeper` Lambda: deadlines, scheduled releases and job steps, every
+//! minute (`courier_functions::entry::sweeper`).
 
-use courier_functions::{config, logging, sweeper, Config};
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use courier_functions::app;
+use courier_functions::entry::sweeper;
+use courier_functions::platform::{clock, config::Config, logging};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use serde_json::Value;
 
-// Lambda hands an execution environment one event at a time: one thread
-// serves it, and no worker threads are started at init (README Benchmarks).
+// One event at a time per environment: a current-thread runtime (README Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
     let config = Config::from_env()?;
-    let (courier, publisher, groups) = config.courier_publisher_and_groups();
-    let (courier, publisher, groups) = (&courier, &publisher, &groups);
+    let (courier, publisher, groups) = &app::job_runner(&config);
     let root = &config.topic_root;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        sweeper::handle(courier, root, publisher, groups, event, config::now).await
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<CloudWatchEvent>| async move {
+            sweeper::handle(courier, root, publisher, groups, event, clock::now).await
+        },
+    ))
     .await
 }

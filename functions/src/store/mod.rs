@@ -1,7 +1,20 @@
-//! Storage of command definitions and executions: the [`Store`] trait the
-//! handlers are generic over, and its one implementation, DynamoDB
-//! ([`dynamodb`]). The table layout is documented in `dynamodb.rs` and the
-//! README. This module only defines types; I/O happens in the implementation.
+//! THE STORE: the [`Store`] and [`JobStore`] traits the operations are
+//! generic over, and their types. This module only defines them (no I/O);
+//! the one implementation is DynamoDB, read in this order:
+//!
+//! - [`layout`]: THE TABLE LAYOUT — every item's keys and attributes, the
+//!   indexes, the table's definition
+//! - [`dynamodb`]: the store type (one tenant's view) and its common calls
+//! - [`executions`]: the [`Store`] methods (commands, executions, owners,
+//!   the due index)
+//! - [`update`]: the conditional UpdateItem of a status change
+//! - [`jobs`]: the [`JobStore`] methods (jobs, target pages, statistics)
+//! - [`stream`]: the table's stream records, decoded
+//! - [`errors`], [`capacity`]: SDK failures classified; capacity counted
+//!
+//! Nothing here imports the layers above it (operations, entry points,
+//! configuration): the tenant is given to the store, and the time to each
+//! call.
 //!
 //! A store value is one tenant's view of the table ([`Store::tenant`]):
 //! every key it reads or writes is scoped by that tenant, so no method can
@@ -9,7 +22,14 @@
 //! (the sweeper's due index, thing ownership) return the tenant with each
 //! item, and the caller scopes a view to it with [`Store::for_tenant`].
 
+pub mod capacity;
 pub mod dynamodb;
+pub mod errors;
+pub mod executions;
+pub mod jobs;
+pub mod layout;
+pub mod stream;
+pub mod update;
 
 use courier_core::job_run::{Job, StatisticsDelta};
 use courier_core::{
@@ -18,6 +38,9 @@ use courier_core::{
 };
 use std::collections::BTreeMap;
 use std::future::Future;
+
+/// One DynamoDB item: attribute name to value.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 /// Where a listing stopped: the store's last evaluated key. The service seals
 /// it into an opaque, tamper-checked `nextToken`; callers never see it raw.
@@ -291,13 +314,14 @@ pub trait JobStore: Store {
 
     /// Adds a batch of execution changes to the job's counters, once: the
     /// batch is named by its first stream record's id, `first`, and `last`
-    /// is its last record's.
+    /// is its last record's; its marker expires two days after `now`.
     fn add_statistics(
         &self,
         job: &JobId,
         delta: &StatisticsDelta,
         first: &str,
         last: &str,
+        now: Timestamp,
     ) -> impl Future<Output = Result<StatisticsOutcome, StoreError>> + Send;
 
     /// Jobs of every tenant whose wake time (`Job::wake_at`) has come, each

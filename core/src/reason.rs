@@ -1,0 +1,106 @@
+//! Why an execution (or a job) is in its status, in the device's or the
+//! system's words: `statusReason` with a machine code and a sentence. Pure,
+//! no I/O.
+
+use crate::error::{ValidationCode, ValidationErrors};
+use crate::text::{json_kind, quote};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why an execution is in its status, in the device's or the system's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReason {
+    /// `[A-Z0-9_-]{1,64}`, e.g. `DISK_FULL`.
+    pub reason_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_description: Option<String>,
+}
+
+pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
+
+impl StatusReason {
+    pub fn parse_at(json: &Value, path: &str) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let Value::Object(map) = json else {
+            errors.add(
+                path,
+                ValidationCode::WrongType,
+                format!("expected an object, got {}", json_kind(json)),
+            );
+            return Err(errors);
+        };
+        for key in map.keys() {
+            if key != "reasonCode" && key != "reasonDescription" {
+                errors.add(
+                    format!("{path}.{key}"),
+                    ValidationCode::UnknownField,
+                    "statusReason takes reasonCode and reasonDescription only",
+                );
+            }
+        }
+        let code_path = format!("{path}.reasonCode");
+        let reason_code = match map.get("reasonCode") {
+            Some(Value::String(code)) => {
+                let ok = !code.is_empty()
+                    && code.len() <= 64
+                    && code.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    });
+                if !ok {
+                    errors.add(
+                        &code_path,
+                        ValidationCode::PatternMismatch,
+                        format!(
+                            "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {}",
+                            quote(code)
+                        ),
+                    );
+                }
+                code.clone()
+            }
+            Some(other) => {
+                errors.add(
+                    &code_path,
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
+                String::new()
+            }
+            None => {
+                errors.add(
+                    &code_path,
+                    ValidationCode::MissingRequired,
+                    "reasonCode is required in statusReason",
+                );
+                String::new()
+            }
+        };
+        let reason_description = match map.get("reasonDescription") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => {
+                Some(d.clone())
+            }
+            Some(Value::String(_)) => {
+                errors.add(
+                    format!("{path}.reasonDescription"),
+                    ValidationCode::TooLong,
+                    format!("at most {MAX_REASON_DESCRIPTION_CHARS} characters"),
+                );
+                None
+            }
+            Some(other) => {
+                errors.add(
+                    format!("{path}.reasonDescription"),
+                    ValidationCode::WrongType,
+                    format!("expected a string, got {}", json_kind(other)),
+                );
+                None
+            }
+        };
+        errors.into_result(Self {
+            reason_code,
+            reason_description,
+        })
+    }
+}

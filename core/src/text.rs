@@ -1,0 +1,74 @@
+//! How refused input is shown in messages: quoted the way JSON quotes a
+//! string (so a message reads the same in every language that shows it,
+//! and never in one language's debug syntax), cut to a readable length, and
+//! named by its JSON kind. Pure, no I/O; imports nothing.
+
+use serde_json::Value;
+
+/// At most this many characters of a refused value appear in a message.
+pub const SHOWN_CHARS: usize = 80;
+
+/// `raw` as a JSON string literal, cut to [`SHOWN_CHARS`] characters (then
+/// ending in `…`): `"dev/1"`, `"tab\there"`, `"\u0000"`.
+pub fn quote(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(SHOWN_CHARS * 2) + 2);
+    out.push('"');
+    for (i, c) in raw.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// "a string", "a number", ... for messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_as_json_strings_and_cut() {
+        assert_eq!(quote("dev/1"), r#""dev/1""#);
+        assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(quote("tab\there\n"), r#""tab\there\n""#);
+        assert_eq!(quote("\u{0}\u{1b}"), r#""\u0000\u001b""#);
+        assert_eq!(quote("é ☃"), "\"é ☃\"");
+        let long = "x".repeat(100);
+        assert_eq!(quote(&long), format!("\"{}…\"", "x".repeat(80)));
+    }
+
+    proptest::proptest! {
+        /// Below the cut, exactly what JSON prints (and JSON.stringify, which
+        /// escapes the same characters the same way).
+        #[test]
+        fn short_values_are_quoted_exactly_as_json_prints_them(raw in "\\PC{0,80}|[\\x00-\\x1f\"\\\\a-z]{0,80}") {
+            proptest::prop_assert_eq!(quote(&raw), serde_json::to_string(&raw).unwrap());
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! ENTRY POINT of the `dispatcher` Lambda: batches of the table's DynamoDB
+//! stream (new images), typed as `aws_lambda_events` models them, answered
+//! with the batch-item-failures response. Does I/O through the operations
+//! and the publisher.
+//!
+//! For each record: a QUEUED execution that is due is dispatched
+//! (`Courier::dispatch`: conditional claim, then publish); one that ended
+//! without its device (CANCELED, TIMED_OUT), or was taken from the device for
+//! a new attempt, is announced to the device. A job record runs the job's
+//! next step (`Courier::run_job`: the fan-out continues chunk by chunk this
+//! way). Anything else is ignored. A record that cannot be decoded (a poison
+//! record) is logged and skipped, so it never blocks the shard; a transient
+//! failure reports that record in `batchItemFailures` (the event source
+//! mapping has ReportBatchItemFailures on) and Lambda retries from there —
+//! which is safe, since every step is conditional or idempotent.
+//!
+//! JOB STATISTICS are kept here: the changes of a job's executions handled in
+//! this batch are added to its counters once (see `store::jobs`),
+//! then the job takes a step (it may have completed, or met its abort rule).
+//! If adding fails, the whole batch is reported failed: Lambda redelivers it
+//! from its first record, and the per-batch markers skip what was added.
+
+use crate::ops::delivery::DispatchOutcome;
+use crate::ops::Courier;
+use crate::platform::publisher::Publisher;
+use crate::platform::thing_groups::ThingGroups;
+use crate::store::stream::{self, StreamChange, StreamRecord};
+use crate::store::{JobStore, StatisticsOutcome};
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use courier_core::job_run::StatisticsDelta;
+use courier_core::protocol::TopicRoot;
+use courier_core::{ExecutionId, ExecutionStatus, JobId, TenantId, Timestamp};
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One counted change: the stream record's id and the move it made.
+struct Counted {
+    event_id: String,
+    from: Option<ExecutionStatus>,
+    to: ExecutionStatus,
+    new_attempt: bool,
+}
+
+/// What the dispatcher answers: the batch-item-failures response Lambda
+/// reads, and what each record did (for logs and tests; Lambda ignores it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BatchOutcome {
+    #[serde(flatten)]
+    pub response: DynamoDbEventResponse,
+    pub handled: Vec<Handled>,
+}
+
+/// What one record did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    pub execution_id: ExecutionId,
+    pub did: &'static str,
+}
+
+/// Handles one batch; the response names the first record that failed (and
+/// so everything after it, which Lambda delivers again), if one did.
+pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
+    courier: &Courier<S>,
+    root: &TopicRoot,
+    publisher: &P,
+    groups: &G,
+    event: LambdaEvent<Event>,
+    now: Timestamp,
+) -> Result<BatchOutcome, lambda_runtime::Diagnostic> {
+    let records = event.payload.records;
+    let mut outcome = BatchOutcome::default();
+    // Jobs are named with their tenant: each record is handled by a service
+    // scoped to the tenant in its key.
+    let mut counted: BTreeMap<(TenantId, JobId), Vec<Counted>> = BTreeMap::new();
+    let mut jobs_to_step: Vec<(TenantId, JobId)> = Vec::new();
+    for record in &records {
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
+        let image = record.change.new_image.clone().into();
+        let change = match stream::decode(&record.event_name, image) {
+            Ok(Some(StreamRecord::Execution(change))) => change,
+            Ok(Some(StreamRecord::Job(tenant, job))) => {
+                // A claimed chunk's own write: its commit takes the next step.
+                let claimed = job
+                    .fan_out
+                    .claim
+                    .as_ref()
+                    .is_some_and(|c| c.expires_at > now);
+                let key = (tenant, job.job_id.clone());
+                if !claimed && !jobs_to_step.contains(&key) {
+                    jobs_to_step.push(key);
+                }
+                continue;
+            }
+            Ok(None) => continue,
+            Err(err) => {
+                tracing::error!(error = %err, %sequence, "undecodable stream record skipped");
+                continue;
+            }
+        };
+        // Boxed to keep the future's type shallow (compiler layout limit).
+        let scoped = courier.for_tenant(&change.tenant);
+        match Box::pin(handle_change(&scoped, root, publisher, &change, now)).await {
+            Ok(what) => {
+                tracing::info!(execution_id = %change.execution.execution_id, did = what, "stream record handled");
+                outcome.handled.push(Handled {
+                    execution_id: change.execution.execution_id.clone(),
+                    did: what,
+                });
+                if let Some(job) = change.execution.job_id.as_ref().filter(|_| change.counts) {
+                    let key = (change.tenant.clone(), job.clone());
+                    counted.entry(key).or_default().push(Counted {
+                        event_id: record.event_id.clone(),
+                        from: change.previous,
+                        to: change.execution.status,
+                        new_attempt: change.new_attempt,
+                    });
+                }
+            }
+            Err(err) => {
+                tracing::error!(code = err.code().as_str(), error = %err, %sequence, "stream record failed; Lambda retries from it");
+                outcome.response.batch_item_failures.push(failure(sequence));
+                // Later records wait for this one (order per execution).
+                break;
+            }
+        }
+    }
+    for ((tenant, job), changes) in &counted {
+        let scoped = courier.for_tenant(tenant);
+        if let Err(err) = Box::pin(add_statistics(&scoped, job, changes, now)).await {
+            tracing::error!(job_id = %job, error = %err, "job statistics not added; the batch is retried");
+            let first = records
+                .first()
+                .and_then(|r| r.change.sequence_number.clone())
+                .unwrap_or_default();
+            let mut retry_all = BatchOutcome::default();
+            retry_all.response.batch_item_failures.push(failure(first));
+            return Ok(retry_all);
+        }
+        let key = (tenant.clone(), job.clone());
+        if !jobs_to_step.contains(&key) {
+            jobs_to_step.push(key);
+        }
+    }
+    for (tenant, job) in &jobs_to_step {
+        // A failed step is taken again by the job's next change or wake time.
+        // (Each step logs what it did.)
+        if let Err(err) = Box::pin(courier.for_tenant(tenant).run_job(groups, job, now)).await {
+            tracing::warn!(job_id = %job, code = err.code().as_str(), error = %err, "job step failed");
+        }
+    }
+    Ok(outcome)
+}
+
+/// Adds one job's counted changes, skipping what a redelivered batch added.
+async fn add_statistics<S: JobStore>(
+    courier: &Courier<S>,
+    job: &JobId,
+    changes: &[Counted],
+    now: Timestamp,
+) -> Result<(), crate::store::StoreError> {
+    let mut rest = changes;
+    while let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+        let mut delta = StatisticsDelta::default();
+        for c in rest {
+            delta.record(c.from, c.to, c.new_attempt);
+        }
+        match courier
+            .store()
+            .add_statistics(job, &delta, &first.event_id, &last.event_id, now)
+            .await?
+        {
+            StatisticsOutcome::Added => return Ok(()),
+            StatisticsOutcome::AlreadyAdded { last } => {
+                let Some(at) = rest.iter().position(|c| c.event_id == last) else {
+                    // The earlier delivery covered more than this one: all added.
+                    return Ok(());
+                };
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn handle_change<S: JobStore, P: Publisher>(
+    courier: &Courier<S>,
+    root: &TopicRoot,
+    publisher: &P,
+    change: &StreamChange,
+    now: Timestamp,
+) -> Result<&'static str, crate::error::ServiceError> {
+    let execution = &change.execution;
+    let ended_without_device = matches!(
+        execution.status,
+        ExecutionStatus::Canceled | ExecutionStatus::TimedOut
+    ) && change.previous.is_some_and(|p| !p.is_terminal());
+    if execution.status == ExecutionStatus::Queued {
+        // A new attempt of work the device had started: tell it first that
+        // its IN_PROGRESS attempt is over. (A re-queue from SENT needs no
+        // word: the dispatch below announces the new attempt; and a failed
+        // publish put back on hold must not publish again here.)
+        if change.previous == Some(ExecutionStatus::InProgress) {
+            courier
+                .announce_change(root, publisher, execution, now)
+                .await?;
+        }
+        return Ok(
+            match courier.dispatch(root, publisher, execution, now).await? {
+                DispatchOutcome::Sent => "sent",
+                DispatchOutcome::RetryScheduled => "publish failed, retry scheduled",
+                DispatchOutcome::Skipped(why) => why,
+            },
+        );
+    }
+    if ended_without_device {
+        courier
+            .announce_change(root, publisher, execution, now)
+            .await?;
+        return Ok("device notified");
+    }
+    Ok("nothing to do")
+}
+
+/// A failed record of the batch, by its sequence number: Lambda delivers it
+/// and everything after it again.
+fn failure(sequence_number: String) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence_number);
+    failure
+}

@@ -1,0 +1,243 @@
+//! DELIVERY AND DEADLINES: what a device is offered and told, and when.
+//! What the `dispatcher` (table stream) and the `sweeper` (schedule) do, and
+//! what every other path uses to tell a device or to enforce a deadline it
+//! finds passed. I/O through the store and the publisher only.
+//!
+//! - What a device sees: its pending executions, not held for `notBefore`
+//!   and not past a deadline, oldest first; its next one among them.
+//! - Notifications: `notify` (the pending list) and `notify-next` (the next
+//!   execution), built after a write from what the table says.
+//!
+//! - Dispatch: a QUEUED execution that is due is claimed QUEUED -> SENT with a
+//!   write conditioned on the version it was seen at, then announced to its
+//!   device (`notify` and `notify-next`). A replayed stream record finds the
+//!   version moved and sends nothing. If the publish fails, the claim is
+//!   undone (SENT -> QUEUED) with `notBefore` a little ahead, and the
+//!   sweeper releases it then: failed publishes are retried without blocking
+//!   the stream.
+//! - Cancels and timeouts are written by the API and the sweeper; the
+//!   dispatcher sees them on the stream and tells the device (`notify`,
+//!   `notify-next`), so neither writer needs to publish.
+//! - Sweep: executions whose wake time has come (the sparse due index) are
+//!   timed out or re-queued (`TransitionPlan::expire`), released for
+//!   dispatch, or re-filed if they woke early.
+
+use super::Courier;
+use crate::error::ServiceError;
+use crate::platform::publisher::{publish_all, Message, Publisher};
+use crate::store::{Store, StoreError, TransitionOutcome};
+use courier_core::protocol::{self, TopicRoot};
+use courier_core::{
+    CommandExecution, ExecutionStatus, LateResult, ThingName, Timestamp, TransitionPlan,
+};
+
+/// How long a failed publish waits before the sweeper retries it.
+pub const PUBLISH_RETRY_SECONDS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchOutcome {
+    /// Claimed and announced to the device.
+    Sent,
+    /// The publish failed; put back on hold until the retry time.
+    RetryScheduled,
+    /// Nothing to do (not QUEUED, held, already claimed, or changed since).
+    Skipped(&'static str),
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Jobs whose wake time came.
+    pub jobs: usize,
+    pub due: usize,
+    pub timed_out: usize,
+    pub requeued: usize,
+    pub dispatched: usize,
+    pub rescheduled: usize,
+    pub skipped: usize,
+}
+
+impl<S: Store> Courier<S> {
+    /// Delivers `seen` (an execution as last read, e.g. from a stream image).
+    pub async fn dispatch<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        seen: &CommandExecution,
+        now: Timestamp,
+    ) -> Result<DispatchOutcome, ServiceError> {
+        if seen.status != ExecutionStatus::Queued {
+            return Ok(DispatchOutcome::Skipped("not queued"));
+        }
+        if seen.is_held(now) {
+            return Ok(DispatchOutcome::Skipped("held until notBefore"));
+        }
+        let id = &seen.execution_id;
+        let token = format!("dispatch:{id}:{}", seen.version);
+        let plan = TransitionPlan::dispatch(seen.version, now);
+        let claimed = match self.store().apply_transition(id, &plan, &token).await {
+            Ok(TransitionOutcome::Applied { execution, .. }) => execution,
+            Ok(TransitionOutcome::Duplicate(_)) => {
+                return Ok(DispatchOutcome::Skipped("already dispatched"))
+            }
+            Err(StoreError::Rejected { error, .. }) => {
+                tracing::info!(execution_id = %id, reason = error.code().as_str(), "dispatch skipped: the execution changed");
+                return Ok(DispatchOutcome::Skipped("changed since"));
+            }
+            Err(StoreError::NotFound) => return Ok(DispatchOutcome::Skipped("gone")),
+            Err(other) => return Err(ServiceError::for_execution(other, id)),
+        };
+        let messages = self.notifications(root, &claimed.target, true, now).await?;
+        match publish_all(publisher, &messages).await {
+            Ok(()) => {
+                tracing::info!(execution_id = %id, target = %claimed.target, "execution sent");
+                Ok(DispatchOutcome::Sent)
+            }
+            Err(err) => {
+                tracing::warn!(execution_id = %id, error = %err, "publish failed; delivery will be retried");
+                let retry_at = now.plus_secs(PUBLISH_RETRY_SECONDS);
+                let undo = TransitionPlan::undispatch(claimed.version, retry_at, now);
+                let token = format!("undispatch:{id}:{}", claimed.version);
+                match self.store().apply_transition(id, &undo, &token).await {
+                    Ok(_) | Err(StoreError::Rejected { .. } | StoreError::NotFound) => {
+                        Ok(DispatchOutcome::RetryScheduled)
+                    }
+                    Err(other) => Err(ServiceError::for_execution(other, id)),
+                }
+            }
+        }
+    }
+
+    /// Tells a device that one of its executions ended without it (canceled,
+    /// timed out) or went back to the queue: its new pending list and next
+    /// execution.
+    pub async fn announce_change<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        execution: &CommandExecution,
+        now: Timestamp,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let messages = self
+            .notifications(root, &execution.target, true, now)
+            .await?;
+        publish_all(publisher, &messages)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        Ok(messages)
+    }
+
+    /// One pass over what is due at `now`, at most `limit` per due-index
+    /// shard.
+    pub async fn sweep<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<SweepReport, ServiceError> {
+        let due = self.store().due_executions(now, limit).await?;
+        let mut report = SweepReport {
+            due: due.len(),
+            ..SweepReport::default()
+        };
+        for (tenant, execution) in due {
+            let courier = self.for_tenant(&tenant);
+            if execution.overdue(now).is_some() {
+                let after = courier.expire_overdue(&execution, None, now).await?;
+                match after.status {
+                    ExecutionStatus::TimedOut => report.timed_out += 1,
+                    ExecutionStatus::Queued if after.version > execution.version => {
+                        report.requeued += 1;
+                    }
+                    ExecutionStatus::Queued
+                    | ExecutionStatus::Sent
+                    | ExecutionStatus::InProgress
+                    | ExecutionStatus::Succeeded
+                    | ExecutionStatus::Failed
+                    | ExecutionStatus::Rejected
+                    | ExecutionStatus::Canceled => report.skipped += 1,
+                }
+            } else if execution.status == ExecutionStatus::Queued && !execution.is_held(now) {
+                match courier.dispatch(root, publisher, &execution, now).await? {
+                    DispatchOutcome::Sent | DispatchOutcome::RetryScheduled => {
+                        report.dispatched += 1;
+                    }
+                    DispatchOutcome::Skipped(_) => report.skipped += 1,
+                }
+            } else {
+                // Woke early: a change moved its deadline later.
+                courier.store().reschedule(&execution).await?;
+                report.rescheduled += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// `notify` (and, when the next execution may have changed, `notify-next`).
+    pub(crate) async fn notifications(
+        &self,
+        root: &TopicRoot,
+        thing: &ThingName,
+        next_changed: bool,
+        now: Timestamp,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let pending = self.pending(thing, now).await?;
+        let mut out = vec![Message {
+            topic: root.notify_topic(thing),
+            payload: protocol::jobs_changed(&pending, now),
+        }];
+        if next_changed {
+            out.push(Message {
+                topic: root.notify_next_topic(thing),
+                payload: protocol::next_changed(protocol::next_pending(&pending), now),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Applies the deadline that has passed on `current` (TIMED_OUT, or a
+    /// new attempt), keeping `late` beside it, and returns the record after.
+    /// If another writer got there first, returns the record as it is now.
+    pub async fn expire_overdue(
+        &self,
+        current: &CommandExecution,
+        late: Option<LateResult>,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let Some(mut plan) = TransitionPlan::expire(current, now) else {
+            return Ok(current.clone());
+        };
+        plan.late_result = late.filter(|_| plan.to == ExecutionStatus::TimedOut);
+        let token = format!("expire:{}:{}", current.execution_id, current.version);
+        match self
+            .store
+            .apply_transition(&current.execution_id, &plan, &token)
+            .await
+        {
+            Ok(
+                TransitionOutcome::Applied { execution, .. }
+                | TransitionOutcome::Duplicate(execution),
+            ) => {
+                tracing::info!(execution_id = %execution.execution_id, status = %execution.status, reason = execution.status_reason.as_ref().map(|r| r.reason_code.as_str()), "deadline enforced");
+                Ok(execution)
+            }
+            Err(StoreError::Rejected { current, .. }) => Ok(*current),
+            Err(other) => Err(ServiceError::for_execution(other, &current.execution_id)),
+        }
+    }
+
+    /// What a device may see of its pending list (GetPendingJobExecutions,
+    /// and what start-next picks from): not held for `notBefore`, and not
+    /// past a deadline (the sweeper will time those out); oldest first.
+    pub async fn pending(
+        &self,
+        thing: &ThingName,
+        now: Timestamp,
+    ) -> Result<Vec<CommandExecution>, ServiceError> {
+        let mut pending = self.store.pending_executions(thing, now).await?;
+        pending.retain(|e| !e.is_held(now) && e.overdue(now).is_none());
+        Ok(pending)
+    }
+}

@@ -1,0 +1,245 @@
+//! EXECUTIONS: start one on a device, get it, list a device's or a
+//! command's, cancel it. I/O through the store; deadlines passed on the way
+//! are enforced through `delivery`.
+
+use super::Courier;
+use super::Listing;
+use crate::error::ServiceError;
+use crate::platform::ids;
+use crate::store::{
+    CreateOutcome, ExecutionQuery, ExecutionsOf, Store, StoreError, TransitionOutcome,
+};
+use courier_core::text::quote;
+use courier_core::{
+    CancelExecution, CommandExecution, CommandId, ExecutionId, ExecutionStatus, StartExecution,
+    ThingName, Timestamp, TransitionError, TransitionPlan, ValidationCode, ValidationErrors,
+};
+use serde_json::Value;
+
+/// Filters and paging of `GET /executions`, as strings from the query.
+#[derive(Debug, Clone, Default)]
+pub struct ListExecutions {
+    pub target: Option<String>,
+    pub command_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<String>,
+    pub next_token: Option<String>,
+}
+
+/// The stable description of a listing a nextToken is sealed for (never
+/// `Debug` output: renaming a type must not invalidate live tokens).
+fn listing_scope(query: &ExecutionQuery) -> String {
+    let of = match &query.of {
+        ExecutionsOf::Target(thing) => format!("target={thing}"),
+        ExecutionsOf::Command(command) => format!("commandId={command}"),
+    };
+    let status = query.status.map_or("", ExecutionStatus::as_str);
+    format!("executions?{of}&status={status}")
+}
+
+impl<S: Store> Courier<S> {
+    /// `POST /commands/{commandId}/executions`. Returns the execution and
+    /// whether it was created now (false: an idempotent retry).
+    pub async fn start_execution(
+        &self,
+        command_id: &str,
+        body: &Value,
+        now: Timestamp,
+    ) -> Result<(CommandExecution, bool), ServiceError> {
+        let validator = self.validator(command_id).await?;
+        let start = StartExecution::parse(body, &validator, now)?;
+        let request_hash = ids::fingerprint(
+            serde_json::json!([
+                validator.definition().command_id,
+                start.target,
+                start.parameters,
+                start.execution_timeout_seconds,
+                start.time_to_live,
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        let id = match &start.client_token {
+            Some(token) => ids::execution_id_for_token(token),
+            None => ids::random_execution_id(),
+        };
+        let execution = start.into_execution(id, &validator, now);
+        // A thing belongs to the first tenant that targets it; to every other
+        // tenant it does not exist.
+        let ours = self
+            .store
+            .claim_things(std::slice::from_ref(&execution.target))
+            .await?;
+        if ours.first() != Some(&true) {
+            return Err(ServiceError::NotFound {
+                what: "thing",
+                id: execution.target.to_string(),
+            });
+        }
+        match self.store.create_execution(&execution, &request_hash).await? {
+            CreateOutcome::Created(created) => {
+                tracing::info!(execution_id = %created.execution_id, command_id = %created.command_id, target = %created.target, "execution created");
+                Ok((created, true))
+            }
+            CreateOutcome::Existing { execution, same_request: true } => Ok((execution, false)),
+            CreateOutcome::Existing { .. } => Err(ServiceError::Conflict(
+                "clientToken was already used for a different request; use a new token for a new execution".into(),
+            )),
+        }
+    }
+
+    pub async fn get_execution(
+        &self,
+        raw_id: &str,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
+        self.store
+            .get_execution(&id, now)
+            .await?
+            .map(|e| e.observed(now))
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            })
+    }
+
+    /// `GET /executions?target=|commandId=&status=&limit=&nextToken=`.
+    pub async fn list_executions(
+        &self,
+        params: &ListExecutions,
+        now: Timestamp,
+    ) -> Result<Listing<CommandExecution>, ServiceError> {
+        let mut errors = ValidationErrors::new();
+        let of = match (&params.target, &params.command_id) {
+            (Some(t), None) => errors
+                .collect(ThingName::parse_at(t, "target"))
+                .map(ExecutionsOf::Target),
+            (None, Some(c)) => errors
+                .collect(CommandId::parse_at(c, "commandId"))
+                .map(ExecutionsOf::Command),
+            (Some(_), Some(_)) | (None, None) => {
+                errors.add(
+                    "target",
+                    ValidationCode::MissingRequired,
+                    "give exactly one of target or commandId",
+                );
+                None
+            }
+        };
+        let status = match params.status.as_deref() {
+            None => None,
+            Some(raw) => {
+                let parsed = ExecutionStatus::parse(raw);
+                if parsed.is_none() {
+                    let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    errors.add(
+                        "status",
+                        ValidationCode::InvalidValue,
+                        format!(
+                            "{} is not a status; use one of {}",
+                            quote(raw),
+                            all.join(", ")
+                        ),
+                    );
+                }
+                parsed
+            }
+        };
+        let Some(of) = of else {
+            return Err(errors.into());
+        };
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
+        let query = ExecutionQuery { of, status };
+        let scope = listing_scope(&query);
+        let page = self.page_request(
+            &scope,
+            params.limit.as_deref(),
+            params.next_token.as_deref(),
+        )?;
+        // A thing is another tenant's, or nobody's, alike: not found (no
+        // existence oracle). So is a command this tenant does not have.
+        match &query.of {
+            ExecutionsOf::Target(thing) => {
+                if self.store.thing_owner(thing).await?.as_ref() != Some(self.tenant()) {
+                    return Err(ServiceError::NotFound {
+                        what: "thing",
+                        id: thing.to_string(),
+                    });
+                }
+            }
+            ExecutionsOf::Command(command) => {
+                self.validator(command.as_str()).await?;
+            }
+        }
+        let mut page = self.store.list_executions(&query, page, now).await?;
+        for e in &mut page.items {
+            *e = e.observed(now);
+            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
+        }
+        Ok(self.listing(&scope, page))
+    }
+
+    /// `POST /executions/{id}/cancel` by an operator (`caller` is who, for
+    /// the record). Work the device has started needs `"force": true`; the
+    /// device hears of the cancel from the dispatcher (table stream).
+    /// Cancelling an already cancelled execution returns it unchanged (safe
+    /// to retry).
+    pub async fn cancel_execution(
+        &self,
+        raw_id: &str,
+        body: &Value,
+        caller: &str,
+        now: Timestamp,
+        request_id: &str,
+    ) -> Result<CommandExecution, ServiceError> {
+        let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
+        let CancelExecution { update, force } = CancelExecution::parse(body)?;
+        let token = update
+            .client_token
+            .as_ref()
+            .map_or_else(|| request_id.to_owned(), ToString::to_string);
+        let plan = TransitionPlan::cancel(update, caller, force, now);
+        // At most twice: a cancel that finds a passed deadline enforces it
+        // first; if that re-queued the execution as a new attempt, the cancel
+        // applies to that attempt.
+        for _ in 0..2 {
+            match self.store.apply_transition(&id, &plan, &token).await {
+                Ok(
+                    TransitionOutcome::Applied { execution: e, .. }
+                    | TransitionOutcome::Duplicate(e),
+                ) => {
+                    tracing::info!(execution_id = %e.execution_id, "execution canceled");
+                    return Ok(e);
+                }
+                Err(StoreError::Rejected {
+                    error:
+                        TransitionError::TerminalStateReached {
+                            status: ExecutionStatus::Canceled,
+                        },
+                    current,
+                }) => return Ok(*current),
+                Err(StoreError::Rejected {
+                    error: TransitionError::DeadlinePassed { .. },
+                    current,
+                }) => {
+                    let expired = self.expire_overdue(&current, None, now).await?;
+                    if expired.status.is_terminal() {
+                        return Err(ServiceError::Transition {
+                            error: TransitionError::TerminalStateReached {
+                                status: expired.status,
+                            },
+                            current: Some(Box::new(expired)),
+                        });
+                    }
+                }
+                Err(other) => return Err(ServiceError::for_execution(other, &id)),
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "execution {id} kept changing while it was being canceled"
+        )))
+    }
+}

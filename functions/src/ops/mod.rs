@@ -1,0 +1,141 @@
+//! THE OPERATIONS, by capability: what Courier does, independent of how it
+//! is called, generic over [`Store`]. Each capability's operations are in
+//! its own file, as `impl Courier` blocks; rules come from courier-core, I/O
+//! goes through the store and the platform's publisher and thing groups.
+//!
+//! - [`commands`]: command definitions (create, get, list) and the cache of
+//!   compiled validators
+//! - [`executions`]: start, get, list and cancel executions
+//! - [`device_jobs`]: THE DEVICE API — every AWS IoT Jobs request a device
+//!   sends, from its topic to its answer (a device update's whole path)
+//! - [`delivery`]: what devices are told and when (dispatch,
+//!   notifications), deadlines enforced, the sweeper's pass
+//! - [`jobs`]: jobs (create, get, list, cancel) and [`job_runner`], the
+//!   steps that carry a job out
+//! - [`page_token`]: sealed nextTokens
+//!
+//! This module holds the service type itself: one tenant's view, paging.
+
+pub mod commands;
+pub mod delivery;
+pub mod device_jobs;
+pub mod executions;
+pub mod job_runner;
+pub mod jobs;
+pub mod page_token;
+
+use crate::error::ServiceError;
+use crate::store::{Page, PageRequest, Store};
+use courier_core::text::quote;
+use courier_core::{CommandId, TenantId, ValidationCode, ValidationErrors, Validator};
+use page_token::PageTokens;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The service for one tenant: that tenant's view of the store, the
+/// page-token key, and a cache of compiled command definitions shared by
+/// every tenant's view. Definitions are immutable, so a cached one is never
+/// stale and a warm function starts executions without reading the command.
+#[derive(Debug)]
+pub struct Courier<S> {
+    store: S,
+    tokens: PageTokens,
+    pub(crate) validators: Arc<Mutex<ValidatorCache>>,
+}
+
+/// Compiled command definitions by tenant and command id.
+pub(crate) type ValidatorCache = HashMap<(TenantId, CommandId), Arc<Validator>>;
+
+/// A page as callers see it: items and an opaque `nextToken`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl<S: Store> Courier<S> {
+    pub fn new(store: S, tokens: PageTokens) -> Self {
+        Self {
+            store,
+            tokens,
+            validators: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The tenant this service acts for.
+    pub fn tenant(&self) -> &TenantId {
+        self.store.tenant()
+    }
+
+    /// The same service acting for `tenant` (cheap: clients and caches are
+    /// shared). Every key it touches is scoped to that tenant.
+    pub fn for_tenant(&self, tenant: &TenantId) -> Self {
+        Self {
+            store: self.store.for_tenant(tenant),
+            tokens: self.tokens.clone(),
+            validators: Arc::clone(&self.validators),
+        }
+    }
+
+    /// A page request from the query's `limit` and `nextToken`; the token
+    /// must have been sealed for the same `scope` (a stable description of
+    /// the query, e.g. `executions?target=dev-1&status=`) and tenant.
+    pub(crate) fn page_request(
+        &self,
+        scope: &str,
+        limit: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<PageRequest, ServiceError> {
+        let mut errors = ValidationErrors::new();
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    errors.add(
+                        "limit",
+                        ValidationCode::OutOfRange,
+                        format!("limit must be 1 to {MAX_PAGE_SIZE}, got {}", quote(raw)),
+                    );
+                    DEFAULT_PAGE_SIZE
+                }
+            },
+        };
+        let start = match next_token {
+            None | Some("") => None,
+            Some(token) => match self.tokens.open(&self.token_scope(scope), token) {
+                Ok(cursor) => Some(cursor),
+                Err(e) => {
+                    errors.add("nextToken", ValidationCode::InvalidValue, e.to_string());
+                    None
+                }
+            },
+        };
+        errors
+            .into_result(PageRequest { limit, start })
+            .map_err(Into::into)
+    }
+
+    pub(crate) fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {
+        let scope = self.token_scope(scope);
+        Listing {
+            items: page.items,
+            next_token: page.next.map(|cursor| self.tokens.seal(&scope, &cursor)),
+        }
+    }
+
+    /// A nextToken is bound to the tenant and the query it came from: one
+    /// replayed by another tenant, or on another query, does not open.
+    fn token_scope(&self, scope: &str) -> String {
+        format!("{}/{scope}", self.tenant())
+    }
+}

@@ -1,0 +1,170 @@
+//! CONFIGURATION from the environment, read once at cold start into plain
+//! values. No I/O besides reading environment variables; the AWS clients
+//! are built from these in `aws`, the service in `crate::app`.
+//!
+//! Region and credentials are the ones the Lambda runtime puts in the
+//! environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`), read directly: aws-config's default chains would
+//! also build an STS client, an IMDS client and profile-file readers that a
+//! Lambda function never uses, and they were 42% of the api's own init in a
+//! profile (README "Benchmarks").
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the single table.
+    pub table_name: String,
+    /// `PAGE_TOKEN_SECRET`: HMAC key for nextToken (at least 16 bytes).
+    pub page_token_secret: Vec<u8>,
+    /// `CORS_ALLOW_ORIGIN`: the dashboard's origin, or `*` (default).
+    pub cors_allow_origin: String,
+    /// `TOPIC_ROOT`: the device protocol's topic root, with `{thingName}`
+    /// (default `courier/things/{thingName}/jobs`).
+    pub topic_root: TopicRoot,
+    /// `TENANT_CLAIM`: the JWT claim naming the caller's tenant (default
+    /// `tenant`).
+    pub tenant_claim: String,
+    /// `LOCAL_DEV_IDENTITY=on`: accept the development identity (local mode
+    /// only; see `entry::api::auth`).
+    pub local_dev_identity: bool,
+    /// Region and credentials for the AWS clients.
+    pub aws: AwsAccess,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] over any lookup.
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var =
+            |name: &str| lookup(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
+        let table_name = var("TABLE_NAME")?;
+        let page_token_secret = var("PAGE_TOKEN_SECRET")?.into_bytes();
+        if page_token_secret.len() < 16 {
+            return Err(ConfigError(
+                "PAGE_TOKEN_SECRET must be at least 16 bytes".into(),
+            ));
+        }
+        let topic_root = lookup("TOPIC_ROOT").unwrap_or_else(|| DEFAULT_ROOT.into());
+        let topic_root =
+            TopicRoot::parse(&topic_root).map_err(|e| ConfigError(format!("TOPIC_ROOT: {e}")))?;
+        let local_dev_identity = match lookup("LOCAL_DEV_IDENTITY").as_deref() {
+            Some("on") => true,
+            Some("" | "off") | None => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LOCAL_DEV_IDENTITY is on or off, got {}",
+                    courier_core::text::quote(other)
+                )))
+            }
+        };
+        if local_dev_identity {
+            tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
+        }
+        Ok(Self {
+            table_name,
+            page_token_secret,
+            cors_allow_origin: lookup("CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
+            topic_root,
+            tenant_claim: lookup("TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
+            local_dev_identity,
+            aws: AwsAccess::from_lookup(&lookup)?,
+        })
+    }
+}
+
+/// Region and credentials, as the Lambda runtime provides them.
+#[derive(Debug, Clone)]
+pub struct AwsAccess {
+    pub region: Region,
+    /// The function role's session; its `Debug` hides the secret.
+    pub credentials: Credentials,
+}
+
+impl AwsAccess {
+    /// From `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+    /// (optional) `AWS_SESSION_TOKEN`, which Lambda sets for every function,
+    /// as `lookup` finds them (an empty value counts as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let required = |name: &str| {
+            optional(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} is not set (the Lambda runtime sets it; locally, the env file does)"
+                ))
+            })
+        };
+        Ok(Self {
+            region: Region::new(required("AWS_REGION")?),
+            credentials: Credentials::new(
+                required("AWS_ACCESS_KEY_ID")?,
+                required("AWS_SECRET_ACCESS_KEY")?,
+                optional("AWS_SESSION_TOKEN"),
+                None,
+                "lambda-environment",
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::ProvideCredentials as _;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[tokio::test]
+    async fn region_and_credentials_come_from_the_lambda_variables() {
+        let access = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-example"),
+            ("AWS_SESSION_TOKEN", "session"),
+        ]))
+        .unwrap();
+        assert_eq!(access.region.as_ref(), "eu-west-1");
+        let credentials = access.credentials.provide_credentials().await.unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.session_token(), Some("session"));
+        // The secret never shows in a log line that prints the settings.
+        assert!(!format!("{access:?}").contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn a_missing_or_empty_variable_is_named_and_a_session_token_is_optional() {
+        let err = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_ACCESS_KEY_ID is not set"),
+            "{err}"
+        );
+        let access = AwsAccess::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", ""),
+        ]))
+        .unwrap();
+        assert_eq!(access.credentials.session_token(), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! IDS: execution and job ids, random or derived from what the caller sent
+//! (randomness lives here, not in core), and request fingerprints. Does no
+//! I/O beyond reading the OS random source.
+
+use courier_core::{ClientToken, ExecutionId, JobId, ThingName};
+use sha2::{Digest, Sha256};
+
+/// A fresh random id, UUID v4 text form.
+pub fn random_execution_id() -> ExecutionId {
+    let mut bytes = [0u8; 16];
+    // The OS random source does not fail on Lambda or Linux; if it ever did,
+    // a time-and-address fallback still gives a unique-enough id.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let fallback = format!("{since_epoch}{:p}", &bytes);
+        bytes.copy_from_slice(&Sha256::digest(fallback.as_bytes())[..16]);
+    }
+    uuid_text(bytes, 4)
+}
+
+/// The id for a create carrying `token`: derived from the token, so a retry
+/// lands on the same item and the conditional put finds it (UUID v8 form).
+pub fn execution_id_for_token(token: &ClientToken) -> ExecutionId {
+    derived_id(&format!("courier/execution/{token}"))
+}
+
+/// An id derived from `seed` (UUID v8 form from its SHA-256).
+fn derived_id(seed: &str) -> ExecutionId {
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid_text(bytes, 8)
+}
+
+/// A job's execution for `thing`: derived from both, so a fan-out chunk
+/// written twice lands on the same items (UUID v8 form).
+pub fn job_execution_id(job: &JobId, thing: &ThingName) -> ExecutionId {
+    derived_id(&format!("courier/job/{job}/{thing}"))
+}
+
+/// A job id for a create carrying `token` (a retry finds the same job), else
+/// a random one.
+pub fn job_id(token: Option<&ClientToken>) -> JobId {
+    let id = match token {
+        Some(token) => derived_id(&format!("courier/job/{token}")),
+        None => random_execution_id(),
+    };
+    JobId::parse(id.as_str()).expect("a UUID is a valid job id")
+}
+
+fn uuid_text(mut bytes: [u8; 16], version: u8) -> ExecutionId {
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    ExecutionId::parse(&text).expect("a UUID is a valid execution id")
+}
+
+/// SHA-256 of `data`, hex: request fingerprints.
+pub fn fingerprint(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_are_stable_and_random_ids_differ() {
+        let token = ClientToken::parse("retry-me").unwrap();
+        assert_eq!(
+            execution_id_for_token(&token),
+            execution_id_for_token(&token)
+        );
+        assert_ne!(random_execution_id(), random_execution_id());
+        assert_eq!(random_execution_id().as_str().len(), 36);
+    }
+}

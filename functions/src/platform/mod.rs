@@ -1,0 +1,13 @@
+//! THE PLATFORM PIECES: what the rest runs on, none of it Courier's rules.
+//! Configuration from the environment, the AWS clients (with the TLS trust
+//! store), logging, the wall clock, id generation, publishing to devices
+//! (IoT data plane) and thing groups (IoT control plane). Each module says
+//! whether it does I/O; none imports anything above this layer.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod logging;
+pub mod publisher;
+pub mod thing_groups;

@@ -1,0 +1,76 @@
+//! PUBLISHING to devices: one MQTT message ([`Message`]), the [`Publisher`]
+//! trait the operations are generic over, and its implementation on the AWS
+//! IoT data plane (`Publish`, QoS 1). Does I/O.
+//!
+//! Locally the same code talks to the local stand-in for the data plane
+//! (`courier-local bridge`, which forwards to mosquitto): the SDK's own
+//! `AWS_ENDPOINT_URL_IOT_DATA_PLANE` variable points it there.
+
+use aws_sdk_iotdataplane::primitives::Blob;
+use std::future::Future;
+
+/// One MQTT message to publish.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Message {
+    pub topic: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed: {message}")]
+pub struct PublishError {
+    pub topic: String,
+    pub message: String,
+}
+
+pub trait Publisher: Send + Sync {
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Publishes every message, in order; stops at the first failure.
+pub async fn publish_all<P: Publisher>(
+    publisher: &P,
+    messages: &[Message],
+) -> Result<(), PublishError> {
+    for message in messages {
+        publisher.publish(&message.topic, &message.payload).await?;
+    }
+    Ok(())
+}
+
+/// The AWS IoT data plane.
+#[derive(Debug, Clone)]
+pub struct IotDataPublisher {
+    client: aws_sdk_iotdataplane::Client,
+}
+
+impl IotDataPublisher {
+    pub fn new(client: aws_sdk_iotdataplane::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Publisher for IotDataPublisher {
+    async fn publish(&self, topic: &str, payload: &serde_json::Value) -> Result<(), PublishError> {
+        let bytes = serde_json::to_vec(payload).map_err(|e| PublishError {
+            topic: topic.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .publish()
+            .topic(topic)
+            .qos(1)
+            .payload(Blob::new(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| PublishError {
+                topic: topic.to_owned(),
+                message: aws_sdk_iotdataplane::error::DisplayErrorContext(&e).to_string(),
+            })
+    }
+}

@@ -1,0 +1,95 @@
+//! Resolving a job's thing group to thing names: the [`ThingGroups`] trait
+//! the job runner is generic over, and its implementation on the AWS IoT
+//! control plane (`ListThingsInThingGroup`, paginated, optionally recursive).
+//! Does I/O.
+//!
+//! Locally the same code talks to moto's server (PyPI `moto[server]`), which
+//! serves the IoT control plane; the SDK's own `AWS_ENDPOINT_URL_IOT`
+//! variable points it there.
+
+use courier_core::ThingName;
+use std::future::Future;
+
+/// One page of a group's things and the token of the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPage {
+    pub things: Vec<ThingName>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("thing group {} does not exist", courier_core::text::quote(.0))]
+    NotFound(String),
+    /// Worth retrying (throttled, unreachable).
+    #[error("listing thing group {} failed: {message}", courier_core::text::quote(.group))]
+    Unavailable { group: String, message: String },
+}
+
+pub trait ThingGroups: Send + Sync {
+    fn page(
+        &self,
+        group: &str,
+        recursive: bool,
+        token: Option<&str>,
+        max: u32,
+    ) -> impl Future<Output = Result<GroupPage, GroupError>> + Send;
+}
+
+/// The AWS IoT control plane.
+#[derive(Debug, Clone)]
+pub struct IotThingGroups {
+    client: aws_sdk_iot::Client,
+}
+
+impl IotThingGroups {
+    pub fn new(client: aws_sdk_iot::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl ThingGroups for IotThingGroups {
+    async fn page(
+        &self,
+        group: &str,
+        recursive: bool,
+        token: Option<&str>,
+        max: u32,
+    ) -> Result<GroupPage, GroupError> {
+        let out = self
+            .client
+            .list_things_in_thing_group()
+            .thing_group_name(group)
+            .recursive(recursive)
+            .set_next_token(token.map(str::to_owned))
+            .max_results(i32::try_from(max.clamp(1, 250)).unwrap_or(250))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(aws_sdk_iot::operation::list_things_in_thing_group::ListThingsInThingGroupError::is_resource_not_found_exception)
+                {
+                    GroupError::NotFound(group.to_owned())
+                } else {
+                    GroupError::Unavailable {
+                        group: group.to_owned(),
+                        message: aws_sdk_iot::error::DisplayErrorContext(&e).to_string(),
+                    }
+                }
+            })?;
+        let mut things = Vec::with_capacity(out.things().len());
+        for raw in out.things() {
+            match ThingName::parse(raw) {
+                Ok(name) => things.push(name),
+                // IoT's own names always parse; skip rather than stall a job.
+                Err(err) => {
+                    tracing::warn!(thing = %raw, error = %err, "unusable thing name skipped")
+                }
+            }
+        }
+        Ok(GroupPage {
+            things,
+            next_token: out.next_token.filter(|t| !t.is_empty()),
+        })
+    }
+}

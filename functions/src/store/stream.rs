@@ -1,0 +1,72 @@
+//! THE TABLE'S STREAM, decoded: what a record's new image says changed
+//! (an execution, with its status before the change and whether a new
+//! attempt began; or a job). Pure, no I/O: the dispatcher hands records in.
+
+use super::layout::{
+    execution_from_item, execution_tenant, job_from_image, string_attr, PREVIOUS_ATTEMPT,
+    PREVIOUS_STATUS,
+};
+use super::{Item, StoreError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use courier_core::{CommandExecution, ExecutionStatus, TenantId};
+
+/// An execution's new image from the table's stream, and its status before
+/// the change (`None` for a new execution).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamChange {
+    /// Whose execution it is (from its key).
+    pub tenant: TenantId,
+    pub execution: CommandExecution,
+    pub previous: Option<ExecutionStatus>,
+    /// The change started a new attempt (`executionNumber` went up).
+    pub new_attempt: bool,
+    /// A creation or a status change (not a re-filing in the due index or a
+    /// late result kept): what job statistics count.
+    pub counts: bool,
+}
+
+/// What a stream record is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamRecord {
+    Execution(Box<StreamChange>),
+    Job(TenantId, Box<courier_core::Job>),
+}
+
+/// Decodes one record of the table's stream: its event name (`INSERT`,
+/// `MODIFY`, `REMOVE`) and new image. `None` for records about anything
+/// else (commands, counters, removals).
+pub fn decode(event_name: &str, new_image: Item) -> Result<Option<StreamRecord>, StoreError> {
+    if event_name != "INSERT" && event_name != "MODIFY" {
+        return Ok(None);
+    }
+    let item = new_image;
+    if let Some((tenant, job)) = job_from_image(&item)? {
+        return Ok(Some(StreamRecord::Job(tenant, Box::new(job))));
+    }
+    let pk = string_attr(&item, "pk").unwrap_or_default();
+    let Some(tenant) = execution_tenant(&pk) else {
+        return Ok(None);
+    };
+    let inserted = event_name == "INSERT";
+    let counts = inserted || item.contains_key(PREVIOUS_STATUS);
+    let (previous, previous_attempt) = if inserted {
+        (None, None)
+    } else {
+        (
+            string_attr(&item, PREVIOUS_STATUS).and_then(|s| ExecutionStatus::parse(&s)),
+            match item.get(PREVIOUS_ATTEMPT) {
+                Some(AttributeValue::N(n)) => n.parse::<u32>().ok(),
+                _ => None,
+            },
+        )
+    };
+    let execution = execution_from_item(item)?;
+    let new_attempt = previous_attempt.is_some_and(|n| execution.execution_number > n);
+    Ok(Some(StreamRecord::Execution(Box::new(StreamChange {
+        tenant,
+        execution,
+        previous,
+        new_attempt,
+        counts,
+    }))))
+}
