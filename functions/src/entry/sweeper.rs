@@ -25,10 +25,9 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
     root: &TopicRoot,
     publisher: &P,
     groups: &G,
-    event: LambdaEvent<CloudWatchEvent>,
+    _event: LambdaEvent<CloudWatchEvent>,
     now: impl Fn() -> Timestamp,
 ) -> Result<SweepReport, Diagnostic> {
-    tracing::info!(scheduled = %event.payload.time, "sweep");
     // Jobs first: a start or end time, a rollout minute, an abandoned chunk.
     let mut total = SweepReport {
         jobs: Box::pin(courier.sweep_jobs(groups, now()))
