@@ -38,8 +38,16 @@ TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.
+# It reloads the functions on a file change only with WATCH_RELOAD=on (make
+# run's edit loop): a reload kills the running instances, and with them any
+# invocation in flight, so a test or benchmark that writes a tracked file
+# (bench/results/) would lose requests. That was the load benchmark's
+# unanswered requests: each run after the first lost the invocations caught
+# by the reload its predecessor's results file triggered.
 start_watch() { # $1 = invoke port, $2 = env file, $3 = log file
-  setsid cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
+  local reload=(--ignore-changes)
+  [ "${WATCH_RELOAD:-off}" = on ] && reload=()
+  setsid cargo lambda watch "${reload[@]}" --disable-cors --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
   WATCH_PGID=$!
   for _ in $(seq 1 240); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

@@ -26,7 +26,7 @@ step "moto on :$MOTO_PORT (the AWS IoT control plane: thing groups)"
 start_moto "$MOTO_PORT" .local/moto.log
 export MOTO_PORT
 step "Courier's table, mosquitto on :$MQTT_PORT, the functions under cargo lambda watch on :$API_PORT (building them), the local AWS stand-ins (data plane on :$PUBLISH_PORT)"
-WATCH_PORT=$API_PORT SWEEP_EVERY_MS=5000 start_local_stack "$DDB_PORT" "$TABLE" run
+WATCH_RELOAD=on WATCH_PORT=$API_PORT SWEEP_EVERY_MS=5000 start_local_stack "$DDB_PORT" "$TABLE" run
 step "a simulated fleet: $FLEET devices (dev-1..dev-$FLEET), mixed behaviour"
 target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things "$FLEET" --mode mixed > .local/fleet.log 2>&1 &
 FLEET_PID=$!
