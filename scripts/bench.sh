@@ -25,6 +25,8 @@ FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 start_local_stack "$DDB_PORT" courier-ben
 MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
   target/debug/bench-latency bench/results
 
-step "load: API clients and MQTT devices for ${LOAD_SECONDS:-60} s on loopback (p50/p99, errors)"
-MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
-  target/debug/bench-load bench/results
+step "load: API clients and MQTT devices for ${LOAD_SECONDS:-60} s on loopback (p50/p99, errors), ${LOAD_RUNS:-1} run(s)"
+for run in $(seq 1 "${LOAD_RUNS:-1}"); do
+  MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
+    target/debug/bench-load bench/results
+done
