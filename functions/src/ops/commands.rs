@@ -97,6 +97,13 @@ impl<S: Store> Courier<S> {
         Ok(self.listing(scope, page))
     }
 
+    /// [`Self::redact`] for every execution of a listing.
+    pub(crate) async fn redact_all(&self, executions: &mut [courier_core::CommandExecution]) {
+        for e in executions {
+            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
+        }
+    }
+
     /// Leaves the values of sensitive parameters (see
     /// `ParameterSpec::sensitive`) of command `command_id` out of
     /// `parameters`, for a listing, and returns their names. Should the

@@ -177,8 +177,8 @@ impl<S: Store> Courier<S> {
         let mut page = self.store.list_executions(&query, page, now).await?;
         for e in &mut page.items {
             *e = e.observed(now);
-            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
         }
+        self.redact_all(&mut page.items).await;
         Ok(self.listing(&scope, page))
     }
 

@@ -200,9 +200,7 @@ impl<S: JobStore> Courier<S> {
             .map(|e| e.observed(now))
             .filter(|e| status.is_none_or(|s| e.status == s))
             .collect();
-        for e in &mut page.items {
-            e.redacted_parameters = self.redact(&e.command_id, &mut e.parameters).await;
-        }
+        self.redact_all(&mut page.items).await;
         Ok(self.listing(&scope, page))
     }
 

@@ -135,16 +135,8 @@ impl HttpClient for WithoutWarmUp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::config::lookup;
     use base64::Engine as _;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| vars.get(name).cloned()
-    }
 
     #[test]
     fn a_service_endpoint_overrides_the_shared_one_and_empty_means_unset() {
