@@ -21,15 +21,22 @@ for wasm in wasm/pkg/courier_bg.wasm wasm/pkg-node/courier_bg.wasm; do
   node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals "$wasm" -o "$wasm"
 done
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+cp wasm/README.md wasm/pkg/README.md
 cat > wasm/pkg/package.json <<JSON
 {
   "name": "courier-wasm",
   "version": "$VERSION",
   "description": "Courier's validation and status rules for browsers (courier-core compiled to WebAssembly)",
+  "license": "Apache-2.0",
   "type": "module",
-  "main": "courier.js",
-  "types": "courier.d.ts",
-  "files": ["courier.js", "courier.d.ts", "courier_bg.wasm", "courier_bg.wasm.d.ts"],
+  "main": "./courier.js",
+  "types": "./courier.d.ts",
+  "exports": {
+    ".": { "types": "./courier.d.ts", "default": "./courier.js" },
+    "./courier_bg.wasm": "./courier_bg.wasm",
+    "./package.json": "./package.json"
+  },
+  "files": ["courier.js", "courier.d.ts", "courier_bg.wasm", "courier_bg.wasm.d.ts", "README.md"],
   "sideEffects": false
 }
 JSON

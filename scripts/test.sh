@@ -39,8 +39,12 @@ cfn-lint infra/template.yaml
 step "WASM: core and courier-wasm for wasm32-unknown-unknown, JS bindings"
 scripts/build-wasm.sh
 
-step "parity: the shared vectors through the WASM module (node --test)"
+step "parity: the shared vectors through the WASM module, and wasm/pkg packed and installed as an npm package (node --test)"
 node --test wasm/tests/
+
+step "types: tsc --noEmit checks courier.d.ts against a typed usage file and every value the vectors say the module returns"
+node wasm/tests/types/generate.mjs
+node_modules/.bin/tsc -p wasm/tests/types
 
 DDB_PORT=$(free_port)
 MOTO_PORT=$(free_port)
@@ -81,4 +85,4 @@ step "browser: the dashboard in headless Chromium against the local stack (scree
 DASH_PORT=$(free_port)
 start_static "$DASH_PORT" .local/dashboard.log
 API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" DASHBOARD_URL="http://127.0.0.1:$DASH_PORT/dashboard/" \
-  node --test tests/browser/
+  MQTT_BROKER="127.0.0.1:$MQTT_PORT" node --test tests/browser/

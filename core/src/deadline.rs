@@ -83,6 +83,13 @@ pub enum OnTimeout {
 }
 
 impl OnTimeout {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TimeOut => "TIME_OUT",
+            Self::Retry => "RETRY",
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "TIME_OUT" => Some(Self::TimeOut),

@@ -5,15 +5,15 @@
 use crate::deadline::{Deadline, LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+use crate::json::{Json, Object};
 use crate::reason::StatusReason;
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
 };
 use crate::status::ExecutionStatus;
-use crate::text::{json_kind, quote};
+use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// What became of one command on one device.
@@ -196,12 +196,12 @@ pub const MAX_TIME_TO_LIVE_SECONDS: i64 =
 impl StartExecution {
     /// Parses a request body, reporting every problem at once.
     pub fn parse(
-        body: &Value,
+        body: &Json,
         validator: &Validator,
         now: Timestamp,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let Value::Object(map) = body else {
+        let Json::Object(map) = body else {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
@@ -230,7 +230,7 @@ impl StartExecution {
             }
         }
         let target = match map.get("target") {
-            Some(Value::String(t)) => errors.collect(ThingName::parse_at(t, "target")),
+            Some(Json::String(t)) => errors.collect(ThingName::parse_at(t, "target")),
             Some(other) => {
                 errors.add(
                     "target",
@@ -257,7 +257,7 @@ impl StartExecution {
         )
         .unwrap_or(validator.definition().execution_timeout_seconds);
         let not_before = match map.get("notBefore") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
                 // A little in the past means "now" (clocks drift); far in
                 // the past is a units mistake or nonsense.
@@ -282,7 +282,7 @@ impl StartExecution {
                     errors.add(
                         "notBefore",
                         ValidationCode::WrongType,
-                        format!("expected epoch seconds, got {v}"),
+                        format!("expected epoch seconds, got {}", shown(v)),
                     );
                     None
                 }
@@ -305,8 +305,8 @@ impl StartExecution {
             );
         }
         let on_timeout = match map.get("onTimeout") {
-            None | Some(Value::Null) => OnTimeout::TimeOut,
-            Some(Value::String(raw)) => OnTimeout::parse(raw).unwrap_or_else(|| {
+            None | Some(Json::Null) => OnTimeout::TimeOut,
+            Some(Json::String(raw)) => OnTimeout::parse(raw).unwrap_or_else(|| {
                 errors.add(
                     "onTimeout",
                     ValidationCode::InvalidValue,
@@ -337,7 +337,7 @@ impl StartExecution {
             (OnTimeout::Retry, n) => n.unwrap_or(3),
         };
         let time_to_live = match map.get("timeToLive") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
                 Some(ttl) => {
                     let earliest = complete_by;
@@ -359,7 +359,7 @@ impl StartExecution {
                     errors.add(
                         "timeToLive",
                         ValidationCode::WrongType,
-                        format!("expected epoch seconds, got {v}"),
+                        format!("expected epoch seconds, got {}", shown(v)),
                     );
                     None
                 }
@@ -441,13 +441,13 @@ impl StartExecution {
 
 /// An optional whole-number field within `range`.
 pub(crate) fn optional_u32(
-    map: &serde_json::Map<String, Value>,
+    map: &Object,
     key: &str,
     range: (u32, u32),
     errors: &mut ValidationErrors,
 ) -> Option<u32> {
     match map.get(key) {
-        None | Some(Value::Null) => None,
+        None | Some(Json::Null) => None,
         Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) => {
                 check_range_u32(n, range, key, errors);
@@ -458,8 +458,10 @@ pub(crate) fn optional_u32(
                     key,
                     ValidationCode::WrongType,
                     format!(
-                        "expected a whole number within {}..={}, got {v}",
-                        range.0, range.1
+                        "expected a whole number within {}..={}, got {}",
+                        range.0,
+                        range.1,
+                        shown(v)
                     ),
                 );
                 None

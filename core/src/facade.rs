@@ -1,131 +1,276 @@
-//! JSON in, JSON out: the operations a dashboard needs, with the exact result
-//! shapes the WASM module returns and the shared test vectors
-//! (`tests/vectors/`) expect. The WASM layer only converts JS values to JSON
-//! and calls these, so browser and server apply one set of rules. Pure, no I/O.
+//! JSON in, JSON out: every function the WASM module exports, with the
+//! exact result shapes it returns and the shared test vectors
+//! (`tests/vectors/`) expect. The WASM layer only converts JavaScript values
+//! to and from [`Json`] and calls these, so browser and server apply one
+//! set of rules. A function whose arguments can be of the wrong kind
+//! returns `Err` with the object the module throws (a `CourierError`:
+//! `{code: "ValidationException", message, errors}`). Pure, no I/O.
 
+use crate::codec::{parameters_json, ToJson};
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
-use crate::execution::CommandExecution;
+use crate::execution::{CommandExecution, StartExecution};
+use crate::job::{targets_from_text, CreateJob, JobStatus};
+use crate::json::Json;
 use crate::schema::{CommandDefinition, Validator};
 use crate::status::{Actor, ExecutionStatus};
 use crate::text::quote;
 use crate::time::Timestamp;
-use crate::transition::transition;
-use crate::update::StatusUpdate;
+use crate::transition::{CancelOptions, TransitionError, TransitionPlan};
+use crate::update::{CancelExecution, StatusUpdate};
 use crate::value::{TypedValue, ValueType};
-use serde_json::{json, Value};
 
-/// A definition compiled into a validator, or `{valid: false, errors}`.
-pub fn compile(definition: &Value) -> Result<Validator, Value> {
-    let parsed: CommandDefinition = serde_json::from_value(definition.clone()).map_err(|e| {
-        invalid(
-            ValidationError::new(
-                "",
-                ValidationCode::InvalidDefinition,
-                format!("not a command definition: {e}"),
-            )
-            .into(),
-        )
-    })?;
-    parsed.validator().map_err(invalid)
+/// A definition compiled into a validator, or the `CourierError` listing
+/// every problem with it.
+pub fn compile(definition: &Json) -> Result<Validator, Json> {
+    CommandDefinition::from_json(definition)
+        .and_then(|d| d.validator())
+        .map_err(|errors| thrown("the command definition is invalid", &errors))
+}
+
+/// The definition as compiled (defaults filled in).
+pub fn definition(validator: &Validator) -> Json {
+    validator.definition().to_json()
 }
 
 /// `{valid: true, errors: [], parameters}` with defaults filled in, or
 /// `{valid: false, errors}` listing every problem.
-pub fn validate_parameters(validator: &Validator, parameters: &Value) -> Value {
+pub fn validate_parameters(validator: &Validator, parameters: &Json) -> Json {
     let mut errors = ValidationErrors::new();
-    let result = validator
-        .validate_field(Some(parameters), &mut errors)
-        .ok_or(errors);
-    match result {
-        Ok(typed) => json!({ "valid": true, "errors": [], "parameters": typed }),
-        Err(errors) => invalid(errors),
+    match validator.validate_field(Some(parameters), &mut errors) {
+        Some(typed) => valid(parameters_json(&typed)),
+        None => invalid(&errors),
     }
 }
 
-/// Checks a whole start-execution body (`target`, `parameters`,
-/// `executionTimeoutSeconds`, `timeToLive`, `clientToken`) at `now` (epoch
-/// seconds) exactly as `POST /commands/{id}/executions` will.
-pub fn validate_start(validator: &Validator, body: &Value, now_secs: f64) -> Value {
-    let Some(now) = Timestamp::from_secs_f64(now_secs) else {
-        return invalid(
-            ValidationError::new(
-                "now",
-                ValidationCode::OutOfRange,
-                "now must be epoch seconds",
-            )
-            .into(),
-        );
+/// Checks a whole start-execution body (`target`, `parameters`, deadlines,
+/// `clientToken`) at `now` (epoch seconds) exactly as
+/// `POST /commands/{id}/executions` will.
+pub fn validate_start(validator: &Validator, body: &Json, now_secs: f64) -> Json {
+    let now = match at(now_secs) {
+        Ok(now) => now,
+        Err(errors) => return invalid(&errors),
     };
-    match crate::execution::StartExecution::parse(body, validator, now) {
-        Ok(start) => json!({ "valid": true, "errors": [], "parameters": start.parameters }),
-        Err(errors) => invalid(errors),
+    match StartExecution::parse(body, validator, now) {
+        Ok(start) => valid(parameters_json(&start.parameters)),
+        Err(errors) => invalid(&errors),
     }
 }
 
-/// Applies a status update by `actor` at `now` (epoch seconds) to an
+/// Checks a whole `POST /jobs` body (its `commandId` already resolved to
+/// `validator`) at `now` exactly as the API will.
+pub fn validate_job(validator: &Validator, body: &Json, now_secs: f64) -> Json {
+    let now = match at(now_secs) {
+        Ok(now) => now,
+        Err(errors) => return invalid(&errors),
+    };
+    match CreateJob::parse(body, validator, now) {
+        Ok(job) => valid(parameters_json(&job.parameters)),
+        Err(errors) => invalid(&errors),
+    }
+}
+
+/// A job's `targets` from what a person types (`dev-1, dev-2` or
+/// `group:fleet`): `{ok: true, targets}` or `{ok: false, error}`.
+pub fn job_targets(text: &str) -> Json {
+    match targets_from_text(text) {
+        Ok(targets) => Json::object([("ok", Json::Bool(true)), ("targets", targets)]),
+        Err(error) => refused(&error),
+    }
+}
+
+/// Applies a status change by `actor` at `now` (epoch seconds) to an
 /// execution: `{ok: true, execution}` with the record as the server would
 /// store it, or `{ok: false, code, message, ...}` with the server's error.
-pub fn check_status_update(execution: &Value, update: &Value, actor: &str, now_secs: f64) -> Value {
+/// An operator's change is a cancel, read as `POST
+/// /executions/{id}/cancel` reads its body (`force`, `expectedVersion`,
+/// `statusReason`, `clientToken`; a `status`, if given, must be CANCELED).
+pub fn check_status_update(execution: &Json, update: &Json, actor: &str, now_secs: f64) -> Json {
     let mut errors = ValidationErrors::new();
-    let current = match serde_json::from_value::<CommandExecution>(execution.clone()) {
+    let current = match CommandExecution::from_json(execution) {
         Ok(e) => Some(e),
-        Err(e) => {
+        Err(why) => {
             errors.add(
                 "execution",
                 ValidationCode::InvalidValue,
-                format!("not an execution record: {e}"),
+                format!("not an execution record: {why}"),
             );
             None
         }
     };
     let actor = errors.collect(parse_actor(actor, "actor"));
-    let now = Timestamp::from_secs_f64(now_secs);
-    if now.is_none() {
-        errors.add(
-            "now",
-            ValidationCode::OutOfRange,
-            "now must be epoch seconds",
-        );
-    }
-    let update = match StatusUpdate::parse(update) {
-        Ok(u) => Some(u),
-        Err(e) => {
-            errors.0.extend(e.0);
-            None
-        }
+    let now = errors.collect(at(now_secs).map_err(|e| e.0[0].clone()));
+    let plan = match (actor, now) {
+        (Some(actor), Some(now)) => match plan_for(actor, update, now, &mut errors) {
+            Ok(plan) => plan,
+            // The table allows this actor that status from nowhere.
+            Err(error) if errors.is_empty() => return transition_failure(&error),
+            Err(_) => None,
+        },
+        _ => None,
     };
-    let (Some(current), Some(actor), Some(now), Some(update)) = (current, actor, now, update)
-    else {
+    let (Some(current), Some(plan)) = (current, plan) else {
         return failure(
             "ValidationException",
             "the update is not valid",
-            json!({ "errors": errors }),
+            Json::object([("errors", errors_json(&errors))]),
         );
     };
-    match transition(&current, update, actor, now) {
-        Ok(next) => json!({ "ok": true, "execution": next }),
-        Err(error) => {
-            let mut details = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
-            if let Value::Object(map) = &mut details {
-                map.remove("code");
-            }
-            failure(error.code().as_str(), &error.to_string(), details)
-        }
+    match plan.apply(&current) {
+        Ok(next) => Json::object([("ok", Json::Bool(true)), ("execution", next.to_json())]),
+        Err(error) => transition_failure(&error),
     }
+}
+
+/// The plan the API would make for `actor`'s update (`None` when the
+/// update is not valid: the problems are in `errors`).
+fn plan_for(
+    actor: Actor,
+    update: &Json,
+    now: Timestamp,
+    errors: &mut ValidationErrors,
+) -> Result<Option<TransitionPlan>, TransitionError> {
+    if actor == Actor::Operator {
+        let mut body = update.clone();
+        if let Json::Object(map) = &mut body {
+            if map.get("status").and_then(Json::as_str) == Some(ExecutionStatus::Canceled.as_str())
+            {
+                map.remove("status");
+            }
+        }
+        return Ok(match CancelExecution::parse(&body) {
+            Ok(cancel) => Some(TransitionPlan::cancel(
+                cancel.update,
+                "operator",
+                cancel.force,
+                now,
+            )),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        });
+    }
+    let update = match StatusUpdate::parse(update) {
+        Ok(u) => u,
+        Err(e) => {
+            errors.0.extend(e.0);
+            return Ok(None);
+        }
+    };
+    let Some(to) = update.status else {
+        return Ok(None);
+    };
+    TransitionPlan::new(update, to, actor, now).map(Some)
+}
+
+/// Whether an operator may cancel an execution in `status`, and whether
+/// it needs `force`: `{allowed, forceRequired}`.
+pub fn cancel_options(status: &str) -> Result<Json, Json> {
+    let status = parse_status(status, "status").map_err(|e| arguments(&e.into()))?;
+    let options = CancelOptions::of(status);
+    Ok(Json::object([
+        ("allowed", Json::Bool(options.allowed)),
+        ("forceRequired", Json::Bool(options.force_required)),
+    ]))
+}
+
+/// Whether `actor` may move an execution from `from` to `to`, with `force`
+/// for an operator's cancel (as the API decides it).
+pub fn can_transition(from: &str, to: &str, actor: &str, force: bool) -> Result<Json, Json> {
+    let mut errors = ValidationErrors::new();
+    let from = errors.collect(parse_status(from, "from"));
+    let to = errors.collect(parse_status(to, "to"));
+    let actor = errors.collect(parse_actor(actor, "actor"));
+    let (Some(from), Some(to), Some(actor)) = (from, to, actor) else {
+        return Err(arguments(&errors));
+    };
+    Ok(Json::Bool(
+        allowed_targets(from, actor, force).contains(&to),
+    ))
+}
+
+/// The statuses `actor` may move an execution to from `status` (an
+/// operator's IN_PROGRESS cancel only with `force`).
+pub fn allowed_transitions(status: &str, actor: &str, force: bool) -> Result<Json, Json> {
+    let mut errors = ValidationErrors::new();
+    let status = errors.collect(parse_status(status, "status"));
+    let actor = errors.collect(parse_actor(actor, "actor"));
+    let (Some(status), Some(actor)) = (status, actor) else {
+        return Err(arguments(&errors));
+    };
+    Ok(Json::Array(
+        allowed_targets(status, actor, force)
+            .into_iter()
+            .map(|s| Json::from(s.as_str()))
+            .collect(),
+    ))
+}
+
+fn allowed_targets(from: ExecutionStatus, actor: Actor, force: bool) -> Vec<ExecutionStatus> {
+    from.allowed_targets(actor)
+        .iter()
+        .copied()
+        .filter(|to| {
+            *to != ExecutionStatus::Canceled
+                || actor != Actor::Operator
+                || force
+                || !CancelOptions::of(from).force_required
+        })
+        .collect()
+}
+
+/// What canceling a job in `status` does: `{allowed, alreadyCanceled}`
+/// (an ended job's cancel is refused; a canceled one's returns it).
+pub fn job_cancel_options(status: &str) -> Result<Json, Json> {
+    let status = JobStatus::parse(status).ok_or_else(|| {
+        let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        ValidationError::new(
+            "status",
+            ValidationCode::InvalidValue,
+            format!(
+                "{} is not a job status; use one of {}",
+                quote(status),
+                all.join(", ")
+            ),
+        )
+    });
+    let cancel = status.map_err(|e| arguments(&e.into()))?.cancel();
+    Ok(Json::object([
+        (
+            "allowed",
+            Json::Bool(cancel == crate::job::JobCancel::Cancel),
+        ),
+        (
+            "alreadyCanceled",
+            Json::Bool(cancel == crate::job::JobCancel::AlreadyCanceled),
+        ),
+    ]))
+}
+
+/// Whether `status` is terminal (nothing leaves it).
+pub fn is_terminal(status: &str) -> Result<Json, Json> {
+    parse_status(status, "status")
+        .map(|s| Json::Bool(s.is_terminal()))
+        .map_err(|e| arguments(&e.into()))
+}
+
+/// Every execution status, in the table's order.
+pub fn execution_statuses() -> Json {
+    Json::Array(
+        ExecutionStatus::ALL
+            .iter()
+            .map(|s| Json::from(s.as_str()))
+            .collect(),
+    )
 }
 
 /// Parses one typed value (`{"I": 42}`), optionally requiring a type:
 /// `{ok: true, type, value, display}` or `{ok: false, error}`.
-pub fn parse_typed_value(json: &Value, expected: Option<&str>) -> Value {
+pub fn parse_typed_value(json: &Json, expected: Option<&str>) -> Json {
     let parsed = match expected {
         None => TypedValue::from_json_at(json, "value"),
-        Some(tag) => match ValueType::from_tag(tag) {
-            None => Err(ValidationError::new(
-                "type",
-                ValidationCode::InvalidValue,
-                format!("unknown type {}; use S, B, I, L, D, BIN or UL", quote(tag)),
-            )),
-            Some(t) => TypedValue::from_json_at(json, "value").and_then(|v| {
+        Some(tag) => value_type(tag).and_then(|t| {
+            TypedValue::from_json_at(json, "value").and_then(|v| {
                 if v.value_type() == t {
                     Ok(v)
                 } else {
@@ -135,30 +280,61 @@ pub fn parse_typed_value(json: &Value, expected: Option<&str>) -> Value {
                         format!("expected {}, got type {}", t.describe(), v.value_type()),
                     ))
                 }
-            }),
-        },
+            })
+        }),
     };
+    typed_result(parsed)
+}
+
+/// A typed value of type `tag` from what a person types into a form
+/// (`TypedValue::from_text`): the same result shape as
+/// [`parse_typed_value`].
+pub fn typed_value_from_text(tag: &str, text: &str) -> Json {
+    typed_result(value_type(tag).and_then(|t| TypedValue::from_text(t, text, "value")))
+}
+
+/// A typed value as a person reads it ("42", "true", base64 for BIN), or
+/// the `CourierError` saying why `json` is not a typed value.
+pub fn format_typed_value(json: &Json) -> Result<Json, Json> {
+    TypedValue::from_json_at(json, "value")
+        .map(|value| Json::from(display(&value)))
+        .map_err(|e| thrown("not a typed value", &e.into()))
+}
+
+fn typed_result(parsed: Result<TypedValue, ValidationError>) -> Json {
     match parsed {
-        Ok(value) => {
-            json!({ "ok": true, "type": value.value_type(), "value": value, "display": display(&value) })
-        }
-        Err(error) => json!({ "ok": false, "error": error }),
+        Ok(value) => Json::object([
+            ("ok", Json::Bool(true)),
+            ("type", Json::from(value.value_type().as_str())),
+            ("value", value.to_json()),
+            ("display", Json::from(display(&value))),
+        ]),
+        Err(error) => refused(&error),
     }
 }
 
-/// A typed value as a person reads it (BIN as base64, UL as digits).
+fn value_type(tag: &str) -> Result<ValueType, ValidationError> {
+    ValueType::from_tag(tag).ok_or_else(|| {
+        ValidationError::new(
+            "type",
+            ValidationCode::InvalidValue,
+            format!("unknown type {}; use S, B, I, L, D, BIN or UL", quote(tag)),
+        )
+    })
+}
+
+/// A typed value as a person reads it (a D as JavaScript prints numbers,
+/// BIN as base64, UL as digits).
 pub fn display(value: &TypedValue) -> String {
     match value {
         TypedValue::S(s) => s.clone(),
         TypedValue::B(b) => b.to_string(),
         TypedValue::I(i) => i.to_string(),
         TypedValue::L(l) => l.to_string(),
-        TypedValue::D(d) => d.to_string(),
+        TypedValue::D(d) => crate::json::number_text(*d),
         TypedValue::Ul(u) => u.to_string(),
-        TypedValue::Bin(_) => value
-            .to_json()
-            .get("BIN")
-            .and_then(Value::as_str)
+        TypedValue::Bin(_) => value.to_json()["BIN"]
+            .as_str()
             .unwrap_or_default()
             .to_owned(),
     }
@@ -194,13 +370,93 @@ pub fn parse_actor(raw: &str, path: &str) -> Result<Actor, ValidationError> {
     })
 }
 
-fn invalid(errors: ValidationErrors) -> Value {
-    json!({ "valid": false, "errors": errors })
+fn at(now_secs: f64) -> Result<Timestamp, ValidationErrors> {
+    Timestamp::from_secs_f64(now_secs).ok_or_else(|| {
+        ValidationError::new(
+            "now",
+            ValidationCode::OutOfRange,
+            "now must be epoch seconds",
+        )
+        .into()
+    })
 }
 
-fn failure(code: &str, message: &str, details: Value) -> Value {
-    let mut out = json!({ "ok": false, "code": code, "message": message });
-    if let (Value::Object(out_map), Value::Object(details)) = (&mut out, details) {
+/// `[{path, code, message}, ...]`.
+pub fn errors_json(errors: &ValidationErrors) -> Json {
+    Json::Array(errors.iter().map(error_json).collect())
+}
+
+pub fn error_json(error: &ValidationError) -> Json {
+    Json::object([
+        ("path", Json::from(error.path.as_str())),
+        ("code", Json::from(error.code())),
+        ("message", Json::from(error.message.as_str())),
+    ])
+}
+
+/// The object the module throws: `{code: "ValidationException", message,
+/// errors}`.
+pub fn thrown(message: &str, errors: &ValidationErrors) -> Json {
+    Json::object([
+        ("code", Json::from("ValidationException")),
+        ("message", Json::from(message)),
+        ("errors", errors_json(errors)),
+    ])
+}
+
+/// Thrown for arguments a function cannot read.
+fn arguments(errors: &ValidationErrors) -> Json {
+    thrown("invalid arguments", errors)
+}
+
+/// Thrown for a JavaScript value that JSON cannot represent: one that
+/// refers to itself, or nests deeper than the API's JSON reader allows.
+pub fn unreadable(path: &str) -> Json {
+    thrown(
+        "invalid arguments",
+        &ValidationError::new(
+            path,
+            ValidationCode::InvalidJson,
+            format!("nests deeper than {MAX_DEPTH} levels (or refers to itself)"),
+        )
+        .into(),
+    )
+}
+
+/// How deep a value may nest: the API's JSON reader (serde_json) refuses
+/// deeper documents.
+pub const MAX_DEPTH: usize = 128;
+
+fn valid(parameters: Json) -> Json {
+    Json::object([
+        ("valid", Json::Bool(true)),
+        ("errors", Json::Array(Vec::new())),
+        ("parameters", parameters),
+    ])
+}
+
+fn invalid(errors: &ValidationErrors) -> Json {
+    Json::object([
+        ("valid", Json::Bool(false)),
+        ("errors", errors_json(errors)),
+    ])
+}
+
+fn refused(error: &ValidationError) -> Json {
+    Json::object([("ok", Json::Bool(false)), ("error", error_json(error))])
+}
+
+fn transition_failure(error: &TransitionError) -> Json {
+    failure(error.code().as_str(), &error.to_string(), error.details())
+}
+
+fn failure(code: &str, message: &str, details: Json) -> Json {
+    let mut out = Json::object([
+        ("ok", Json::Bool(false)),
+        ("code", Json::from(code)),
+        ("message", Json::from(message)),
+    ]);
+    if let (Json::Object(out_map), Json::Object(details)) = (&mut out, details) {
         out_map.extend(details);
     }
     out

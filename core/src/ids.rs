@@ -77,12 +77,12 @@ macro_rules! id_type {
 /// Reads the optional `clientToken` field of a request object, collecting a
 /// problem into `errors` (create, cancel and device updates all take one).
 pub(crate) fn optional_client_token(
-    map: &serde_json::Map<String, serde_json::Value>,
+    map: &crate::json::Object,
     errors: &mut crate::error::ValidationErrors,
 ) -> Option<ClientToken> {
     match map.get("clientToken") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(t)) => {
+        None | Some(crate::json::Json::Null) => None,
+        Some(crate::json::Json::String(t)) => {
             errors.collect(ClientToken::parse_at(t, "clientToken"))
         }
         Some(other) => {

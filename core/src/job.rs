@@ -10,14 +10,15 @@
 //! a device retried three times counts three failures there; here it counts
 //! once in `devices` and three times in `attempts`.
 
-use crate::error::{ValidationCode, ValidationErrors};
+use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{JobId, ThingName};
+use crate::json::number_text;
+use crate::json::{Json, Object};
 use crate::schema::{Parameters, Validator};
 use crate::status::ExecutionStatus;
-use crate::text::json_kind;
+use crate::text::{json_kind, shown};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// At most this many explicit targets in one job.
@@ -37,7 +38,39 @@ pub enum JobStatus {
     Aborted,
 }
 
+/// What an operator's cancel of a job in a status does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobCancel {
+    /// The job becomes CANCELED and what has not ended is canceled.
+    Cancel,
+    /// Already canceled: the job is returned as it is (a retry).
+    AlreadyCanceled,
+    /// Completed or aborted: refused (409).
+    Ended,
+}
+
 impl JobStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Scheduled,
+        Self::InProgress,
+        Self::Completed,
+        Self::Canceled,
+        Self::Aborted,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// What canceling a job in this status does.
+    pub const fn cancel(self) -> JobCancel {
+        match self {
+            Self::Scheduled | Self::InProgress => JobCancel::Cancel,
+            Self::Canceled => JobCancel::AlreadyCanceled,
+            Self::Completed | Self::Aborted => JobCancel::Ended,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Scheduled => "SCHEDULED",
@@ -77,14 +110,19 @@ pub enum FailureType {
 }
 
 impl FailureType {
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "FAILED" => Some(Self::Failed),
-            "REJECTED" => Some(Self::Rejected),
-            "TIMED_OUT" => Some(Self::TimedOut),
-            "ALL" => Some(Self::All),
-            _ => None,
+    pub const ALL: [Self; 4] = [Self::Failed, Self::Rejected, Self::TimedOut, Self::All];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "FAILED",
+            Self::Rejected => "REJECTED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::All => "ALL",
         }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
     }
 
     /// Whether an execution ending in `status` counts as this failure.
@@ -187,12 +225,12 @@ impl CreateJob {
     /// Parses a request body (its `commandId` already resolved to
     /// `validator`), reporting every problem at once.
     pub fn parse(
-        body: &Value,
+        body: &Json,
         validator: &Validator,
         now: Timestamp,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let Value::Object(map) = body else {
+        let Json::Object(map) = body else {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
@@ -210,8 +248,8 @@ impl CreateJob {
             }
         }
         let job_id = match map.get("jobId") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(raw)) => errors.collect(JobId::parse_at(raw, "jobId")),
+            None | Some(Json::Null) => None,
+            Some(Json::String(raw)) => errors.collect(JobId::parse_at(raw, "jobId")),
             Some(other) => {
                 errors.add(
                     "jobId",
@@ -255,13 +293,9 @@ impl CreateJob {
     }
 }
 
-fn object<'a>(
-    value: &'a Value,
-    path: &str,
-    errors: &mut ValidationErrors,
-) -> Option<&'a Map<String, Value>> {
+fn object<'a>(value: &'a Json, path: &str, errors: &mut ValidationErrors) -> Option<&'a Object> {
     match value {
-        Value::Object(map) => Some(map),
+        Json::Object(map) => Some(map),
         other => {
             errors.add(
                 path,
@@ -274,7 +308,7 @@ fn object<'a>(
 }
 
 fn whole(
-    map: &Map<String, Value>,
+    map: &Object,
     key: &str,
     path: &str,
     range: (u64, u64),
@@ -282,7 +316,7 @@ fn whole(
 ) -> Option<u32> {
     let at = format!("{path}.{key}");
     match map.get(key) {
-        None | Some(Value::Null) => {
+        None | Some(Json::Null) => {
             errors.add(
                 &at,
                 ValidationCode::MissingRequired,
@@ -297,8 +331,10 @@ fn whole(
                     &at,
                     ValidationCode::OutOfRange,
                     format!(
-                        "expected a whole number within {}..={}, got {v}",
-                        range.0, range.1
+                        "expected a whole number within {}..={}, got {}",
+                        range.0,
+                        range.1,
+                        shown(v)
                     ),
                 );
                 None
@@ -308,20 +344,25 @@ fn whole(
 }
 
 fn number(
-    map: &Map<String, Value>,
+    map: &Object,
     key: &str,
     path: &str,
     range: (f64, f64),
     errors: &mut ValidationErrors,
 ) -> Option<f64> {
     let at = format!("{path}.{key}");
-    match map.get(key).and_then(Value::as_f64) {
+    match map.get(key).and_then(Json::as_f64) {
         Some(n) if n >= range.0 && n <= range.1 => Some(n),
         Some(n) => {
             errors.add(
                 &at,
                 ValidationCode::OutOfRange,
-                format!("{n} is outside {}..={}", range.0, range.1),
+                format!(
+                    "{} is outside {}..={}",
+                    number_text(n),
+                    number_text(range.0),
+                    number_text(range.1)
+                ),
             );
             None
         }
@@ -331,7 +372,8 @@ fn number(
                 ValidationCode::MissingRequired,
                 format!(
                     "{key} is required (a number within {}..={})",
-                    range.0, range.1
+                    number_text(range.0),
+                    number_text(range.1)
                 ),
             );
             None
@@ -340,7 +382,7 @@ fn number(
 }
 
 fn failure_type(
-    map: &Map<String, Value>,
+    map: &Object,
     path: &str,
     allowed: &[FailureType],
     errors: &mut ValidationErrors,
@@ -348,20 +390,12 @@ fn failure_type(
     let at = format!("{path}.failureType");
     let parsed = map
         .get("failureType")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .and_then(FailureType::parse);
     match parsed {
         Some(t) if allowed.contains(&t) => Some(t),
         _ => {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|t| {
-                    serde_json::to_value(t)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                })
-                .collect();
+            let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
             errors.add(
                 &at,
                 ValidationCode::InvalidValue,
@@ -372,7 +406,37 @@ fn failure_type(
     }
 }
 
-fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option<Targets> {
+/// A job's `targets` from what a person types: `group:NAME` for a thing
+/// group, else thing names separated by commas or white space. The names
+/// themselves are checked with the rest of the request.
+pub fn targets_from_text(text: &str) -> Result<Json, ValidationError> {
+    let missing = || {
+        ValidationError::new(
+            "targets",
+            ValidationCode::MissingRequired,
+            "targets is required: thing names, or group:NAME",
+        )
+    };
+    let text = text.trim();
+    if let Some(group) = text.strip_prefix("group:") {
+        let group = group.trim();
+        if group.is_empty() {
+            return Err(missing());
+        }
+        return Ok(Json::object([("thingGroup", Json::from(group))]));
+    }
+    let things: Vec<Json> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(Json::from)
+        .collect();
+    if things.is_empty() {
+        return Err(missing());
+    }
+    Ok(Json::object([("things", Json::Array(things))]))
+}
+
+fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<Targets> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         errors.add(
             "targets",
@@ -383,7 +447,7 @@ fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option
     };
     let map = object(value, "targets", errors)?;
     match (map.get("things"), map.get("thingGroup")) {
-        (Some(Value::Array(things)), None) => {
+        (Some(Json::Array(things)), None) => {
             if things.is_empty() || things.len() > MAX_EXPLICIT_TARGETS {
                 errors.add(
                     "targets.things",
@@ -397,7 +461,7 @@ fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option
             for (i, thing) in things.iter().enumerate() {
                 let path = format!("targets.things[{i}]");
                 match thing {
-                    Value::String(raw) => {
+                    Json::String(raw) => {
                         if let Some(name) = errors.collect(ThingName::parse_at(raw, &path)) {
                             if seen.insert(name.clone()) {
                                 out.push(name);
@@ -413,7 +477,7 @@ fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option
             }
             Some(Targets::Things(out))
         }
-        (None, Some(Value::String(group))) => {
+        (None, Some(Json::String(group))) => {
             let valid = !group.is_empty()
                 && group.len() <= 128
                 && group
@@ -428,8 +492,8 @@ fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option
                 return None;
             }
             let recursive = match map.get("recursive") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
+                None | Some(Json::Null) => false,
+                Some(Json::Bool(b)) => *b,
                 Some(other) => {
                     errors.add(
                         "targets.recursive",
@@ -455,12 +519,12 @@ fn parse_targets(value: Option<&Value>, errors: &mut ValidationErrors) -> Option
     }
 }
 
-fn parse_rollout(value: &Value, errors: &mut ValidationErrors) -> Option<RolloutConfig> {
+fn parse_rollout(value: &Json, errors: &mut ValidationErrors) -> Option<RolloutConfig> {
     let path = "jobExecutionsRolloutConfig";
     let map = object(value, path, errors)?;
     let maximum = whole(map, "maximumPerMinute", path, (1, 1000), errors);
     let exponential = match map.get("exponentialRate") {
-        None | Some(Value::Null) => Some(None),
+        None | Some(Json::Null) => Some(None),
         Some(v) => {
             let path = "jobExecutionsRolloutConfig.exponentialRate";
             object(v, path, errors).and_then(|e| {
@@ -512,10 +576,10 @@ fn parse_rollout(value: &Value, errors: &mut ValidationErrors) -> Option<Rollout
 
 /// A `{criteriaList: [...]}` config, each entry parsed by `parse`.
 fn criteria<T>(
-    value: Option<&Value>,
+    value: Option<&Json>,
     path: &str,
     errors: &mut ValidationErrors,
-    parse: fn(&Map<String, Value>, &str, &mut ValidationErrors) -> Option<T>,
+    parse: fn(&Object, &str, &mut ValidationErrors) -> Option<T>,
 ) -> Vec<T> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Vec::new();
@@ -523,7 +587,7 @@ fn criteria<T>(
     let Some(map) = object(value, path, errors) else {
         return Vec::new();
     };
-    let Some(Value::Array(list)) = map.get("criteriaList") else {
+    let Some(Json::Array(list)) = map.get("criteriaList") else {
         errors.add(
             format!("{path}.criteriaList"),
             ValidationCode::MissingRequired,
@@ -547,14 +611,10 @@ fn criteria<T>(
         .collect()
 }
 
-fn parse_abort(
-    map: &Map<String, Value>,
-    path: &str,
-    errors: &mut ValidationErrors,
-) -> Option<AbortCriterion> {
+fn parse_abort(map: &Object, path: &str, errors: &mut ValidationErrors) -> Option<AbortCriterion> {
     if map
         .get("action")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .is_some_and(|a| a != "CANCEL")
     {
         errors.add(
@@ -589,11 +649,7 @@ fn parse_abort(
     })
 }
 
-fn parse_retry(
-    map: &Map<String, Value>,
-    path: &str,
-    errors: &mut ValidationErrors,
-) -> Option<RetryCriterion> {
+fn parse_retry(map: &Object, path: &str, errors: &mut ValidationErrors) -> Option<RetryCriterion> {
     let failure_type = failure_type(
         map,
         path,
@@ -608,7 +664,7 @@ fn parse_retry(
 }
 
 fn parse_scheduling(
-    value: Option<&Value>,
+    value: Option<&Json>,
     now: Timestamp,
     errors: &mut ValidationErrors,
 ) -> Scheduling {
@@ -623,14 +679,14 @@ fn parse_scheduling(
         return scheduling;
     };
     let time = |key: &str, errors: &mut ValidationErrors| match map.get(key) {
-        None | Some(Value::Null) => None,
+        None | Some(Json::Null) => None,
         Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
             Some(t) => Some(t),
             None => {
                 errors.add(
                     format!("schedulingConfig.{key}"),
                     ValidationCode::WrongType,
-                    format!("expected epoch seconds, got {v}"),
+                    format!("expected epoch seconds, got {}", shown(v)),
                 );
                 None
             }

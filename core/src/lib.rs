@@ -13,6 +13,10 @@
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
 //! - [`schema`]: command definitions, typed parameter schemas, validation.
+//! - [`pattern`]: the pattern subset string parameters use, its matcher and
+//!   its JavaScript translation.
+//! - [`json`]: the JSON model every request is read from; [`codec`]: the
+//!   records to and from it.
 //! - [`value`]: typed values in the AWS IoT commands wire format.
 //! - [`execution`]: the execution record and start-execution requests.
 //! - [`facade`]: JSON-in/JSON-out operations shared with the WASM module.
@@ -23,6 +27,7 @@
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
 //! and, compiled to wasm32, in the browser.
 
+pub mod codec;
 pub mod deadline;
 pub mod error;
 pub mod execution;
@@ -33,6 +38,8 @@ pub mod fuzzing;
 pub mod ids;
 pub mod job;
 pub mod job_run;
+pub mod json;
+pub mod pattern;
 pub mod protocol;
 pub mod reason;
 pub mod schema;

@@ -20,15 +20,15 @@
 //! as AWS sends them. Courier's SENT status is shown to devices as QUEUED:
 //! the Jobs protocol has no SENT.
 
+use crate::codec::parameters_json;
 use crate::error::{ValidationCode, ValidationError};
 use crate::execution::CommandExecution;
 use crate::ids::{ExecutionId, ThingName};
+use crate::json::{Json, Object};
 use crate::status::ExecutionStatus;
 use crate::text::quote;
 use crate::time::Timestamp;
 use serde::Serialize;
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 pub const THING_PLACEHOLDER: &str = "{thingName}";
 pub const DEFAULT_ROOT: &str = "courier/things/{thingName}/jobs";
@@ -235,42 +235,58 @@ pub const fn job_status(status: ExecutionStatus) -> &'static str {
 }
 
 /// The job document a device receives: the command and its typed parameters.
-pub fn job_document(execution: &CommandExecution) -> Value {
-    json!({ "commandId": execution.command_id, "parameters": execution.parameters })
+pub fn job_document(execution: &CommandExecution) -> Json {
+    Json::object([
+        ("commandId", Json::from(execution.command_id.as_str())),
+        ("parameters", parameters_json(&execution.parameters)),
+    ])
 }
 
 /// JobExecutionSummary.
-pub fn summary(execution: &CommandExecution) -> Value {
-    let mut out = json!({
-        "jobId": execution.execution_id,
-        "executionNumber": execution.execution_number,
-        "versionNumber": execution.version,
-        "queuedAt": execution.created_at.epoch_secs(),
-        "lastUpdatedAt": execution.last_updated_at.epoch_secs(),
-    });
+pub fn summary(execution: &CommandExecution) -> Json {
+    let mut out = Json::object([
+        ("jobId", Json::from(execution.execution_id.as_str())),
+        ("executionNumber", Json::from(execution.execution_number)),
+        ("versionNumber", Json::from(execution.version)),
+        ("queuedAt", Json::from(execution.created_at.epoch_secs())),
+        (
+            "lastUpdatedAt",
+            Json::from(execution.last_updated_at.epoch_secs()),
+        ),
+    ]);
     if let Some(started) = execution.started_at {
-        out["startedAt"] = json!(started.epoch_secs());
+        out.set("startedAt", started.epoch_secs());
     }
     out
 }
 
+fn details(execution: &CommandExecution) -> Json {
+    Json::Object(
+        execution
+            .status_details
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::from(v.as_str())))
+            .collect(),
+    )
+}
+
 /// JobExecutionState.
-pub fn state(execution: &CommandExecution) -> Value {
-    json!({
-        "status": job_status(execution.status),
-        "statusDetails": execution.status_details,
-        "versionNumber": execution.version,
-    })
+pub fn state(execution: &CommandExecution) -> Json {
+    Json::object([
+        ("status", Json::from(job_status(execution.status))),
+        ("statusDetails", details(execution)),
+        ("versionNumber", Json::from(execution.version)),
+    ])
 }
 
 /// JobExecutionData, with the job document unless `include_document` is false.
-pub fn data(execution: &CommandExecution, include_document: bool) -> Value {
+pub fn data(execution: &CommandExecution, include_document: bool) -> Json {
     let mut out = summary(execution);
-    out["thingName"] = json!(execution.target);
-    out["status"] = json!(job_status(execution.status));
-    out["statusDetails"] = json!(execution.status_details);
+    out.set("thingName", execution.target.as_str());
+    out.set("status", job_status(execution.status));
+    out.set("statusDetails", details(execution));
     if include_document {
-        out["jobDocument"] = job_document(execution);
+        out.set("jobDocument", job_document(execution));
     }
     out
 }
@@ -294,47 +310,52 @@ pub fn pending_reply(
     pending: &[CommandExecution],
     client_token: Option<&str>,
     now: Timestamp,
-) -> Value {
+) -> Json {
     let mut sorted: Vec<&CommandExecution> =
         pending.iter().filter(|e| !e.status.is_terminal()).collect();
     sorted.sort_by_key(|e| (e.created_at, e.execution_id.clone()));
-    let in_progress: Vec<Value> = sorted
+    let in_progress: Vec<Json> = sorted
         .iter()
         .filter(|e| e.status == ExecutionStatus::InProgress)
         .map(|e| summary(e))
         .collect();
-    let queued: Vec<Value> = sorted
+    let queued: Vec<Json> = sorted
         .iter()
         .filter(|e| e.status != ExecutionStatus::InProgress)
         .map(|e| summary(e))
         .collect();
     reply(
-        json!({ "inProgressJobs": in_progress, "queuedJobs": queued }),
+        Json::object([
+            ("inProgressJobs", Json::Array(in_progress)),
+            ("queuedJobs", Json::Array(queued)),
+        ]),
         client_token,
         now,
     )
 }
 
 /// JobExecutionsChanged (`notify`): the pending list by status.
-pub fn jobs_changed(pending: &[CommandExecution], now: Timestamp) -> Value {
+pub fn jobs_changed(pending: &[CommandExecution], now: Timestamp) -> Json {
     let reply = pending_reply(pending, None, now);
-    let mut jobs = BTreeMap::new();
+    let mut jobs = Object::new();
     for (status, key) in [("IN_PROGRESS", "inProgressJobs"), ("QUEUED", "queuedJobs")] {
         if reply[key].as_array().is_some_and(|a| !a.is_empty()) {
-            jobs.insert(status, reply[key].clone());
+            jobs.insert(status.to_owned(), reply[key].clone());
         }
     }
-    json!({ "jobs": jobs, "timestamp": now.epoch_secs() })
+    Json::object([
+        ("jobs", Json::Object(jobs)),
+        ("timestamp", Json::from(now.epoch_secs())),
+    ])
 }
 
 /// NextJobExecutionChanged (`notify-next`); no `execution` when none is left.
-pub fn next_changed(next: Option<&CommandExecution>, now: Timestamp) -> Value {
-    match next {
-        Some(execution) => {
-            json!({ "execution": data(execution, true), "timestamp": now.epoch_secs() })
-        }
-        None => json!({ "timestamp": now.epoch_secs() }),
+pub fn next_changed(next: Option<&CommandExecution>, now: Timestamp) -> Json {
+    let mut out = Json::object([("timestamp", Json::from(now.epoch_secs()))]);
+    if let Some(execution) = next {
+        out.set("execution", data(execution, true));
     }
+    out
 }
 
 /// A rejected reply. `current` is included for VersionMismatch and
@@ -345,22 +366,25 @@ pub fn rejected(
     client_token: Option<&str>,
     current: Option<&CommandExecution>,
     now: Timestamp,
-) -> Value {
-    let mut out = json!({ "code": code.as_str(), "message": message });
+) -> Json {
+    let mut out = Json::object([
+        ("code", Json::from(code.as_str())),
+        ("message", Json::from(message)),
+    ]);
     if let (RejectedCode::VersionMismatch | RejectedCode::InvalidStateTransition, Some(current)) =
         (code, current)
     {
-        out["executionState"] = state(current);
+        out.set("executionState", state(current));
     }
     reply(out, client_token, now)
 }
 
 /// A reply or notification body stamped as AWS stamps them: `timestamp`
 /// (epoch seconds) and, when the request had one, its `clientToken` echoed.
-pub fn reply(mut body: Value, client_token: Option<&str>, now: Timestamp) -> Value {
-    body["timestamp"] = json!(now.epoch_secs());
+pub fn reply(mut body: Json, client_token: Option<&str>, now: Timestamp) -> Json {
+    body.set("timestamp", now.epoch_secs());
     if let Some(token) = client_token {
-        body["clientToken"] = json!(token);
+        body.set("clientToken", token);
     }
     body
 }

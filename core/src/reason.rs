@@ -3,9 +3,9 @@
 //! no I/O.
 
 use crate::error::{ValidationCode, ValidationErrors};
+use crate::json::Json;
 use crate::text::{json_kind, quote};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Why an execution is in its status, in the device's or the system's words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,9 +20,9 @@ pub struct StatusReason {
 pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
 
 impl StatusReason {
-    pub fn parse_at(json: &Value, path: &str) -> Result<Self, ValidationErrors> {
+    pub fn parse_at(json: &Json, path: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let Value::Object(map) = json else {
+        let Json::Object(map) = json else {
             errors.add(
                 path,
                 ValidationCode::WrongType,
@@ -41,7 +41,7 @@ impl StatusReason {
         }
         let code_path = format!("{path}.reasonCode");
         let reason_code = match map.get("reasonCode") {
-            Some(Value::String(code)) => {
+            Some(Json::String(code)) => {
                 let ok = !code.is_empty()
                     && code.len() <= 64
                     && code.bytes().all(|b| {
@@ -77,11 +77,11 @@ impl StatusReason {
             }
         };
         let reason_description = match map.get("reasonDescription") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => {
+            None | Some(Json::Null) => None,
+            Some(Json::String(d)) if d.chars().count() <= MAX_REASON_DESCRIPTION_CHARS => {
                 Some(d.clone())
             }
-            Some(Value::String(_)) => {
+            Some(Json::String(_)) => {
                 errors.add(
                     format!("{path}.reasonDescription"),
                     ValidationCode::TooLong,

@@ -8,11 +8,12 @@
 
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{CommandId, ParameterName};
-use crate::text::{json_kind, quote};
+use crate::json::{Json, Number as JsonNumber, Object};
+use crate::pattern::Pattern;
+use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use crate::value::{Number, TypedValue, ValueType};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The largest parameters (or result) object accepted, as JSON text: 128 KiB.
@@ -74,9 +75,9 @@ pub struct ParameterSpec {
     pub description: Option<String>,
     /// Inclusive bounds for I, L, D and UL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<serde_json::Number>,
+    pub min: Option<JsonNumber>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<serde_json::Number>,
+    pub max: Option<JsonNumber>,
     /// Length bounds for S, in characters (Unicode scalar values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
@@ -101,10 +102,210 @@ pub struct ParameterSpec {
 #[derive(Debug, Clone)]
 pub struct Validator {
     definition: CommandDefinition,
-    patterns: Vec<Option<regex_lite::Regex>>,
+    patterns: Vec<Option<Pattern>>,
 }
 
+/// Reading a definition's fields, each problem collected at its path.
+struct DefinitionFields<'a> {
+    map: &'a Object,
+    path: String,
+}
+
+impl<'a> DefinitionFields<'a> {
+    /// The object at `path`, its fields checked against `known`.
+    fn of(
+        json: &'a Json,
+        path: &str,
+        known: &[&str],
+        errors: &mut ValidationErrors,
+    ) -> Option<Self> {
+        let Json::Object(map) = json else {
+            errors.add(
+                path,
+                ValidationCode::WrongType,
+                format!("expected an object, got {}", json_kind(json)),
+            );
+            return None;
+        };
+        let at = |key: &str| {
+            if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                errors.add(
+                    at(key),
+                    ValidationCode::UnknownField,
+                    format!("unknown field; expected one of: {}", known.join(", ")),
+                );
+            }
+        }
+        Some(Self {
+            map,
+            path: path.to_owned(),
+        })
+    }
+
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Json> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn wrong(&self, key: &str, expected: &str, got: &Json, errors: &mut ValidationErrors) {
+        errors.add(
+            self.at(key),
+            ValidationCode::WrongType,
+            format!("expected {expected}, got {}", json_kind(got)),
+        );
+    }
+
+    fn string(&self, key: &str, errors: &mut ValidationErrors) -> Option<String> {
+        let v = self.get(key)?;
+        match v.as_str() {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                self.wrong(key, "a string", v, errors);
+                None
+            }
+        }
+    }
+
+    fn u32(&self, key: &str, errors: &mut ValidationErrors) -> Option<u32> {
+        let v = self.get(key)?;
+        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Some(n),
+            None => {
+                self.wrong(key, "a whole number (0 to 4294967295)", v, errors);
+                None
+            }
+        }
+    }
+
+    fn bool(&self, key: &str, errors: &mut ValidationErrors) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.wrong(key, "true or false", v, errors);
+                None
+            }
+        }
+    }
+
+    fn number(&self, key: &str, errors: &mut ValidationErrors) -> Option<JsonNumber> {
+        let v = self.get(key)?;
+        match v.as_number() {
+            Some(n) => Some(n),
+            None => {
+                self.wrong(key, "a number", v, errors);
+                None
+            }
+        }
+    }
+}
+
+const DEFINITION_FIELDS: [&str; 6] = [
+    "commandId",
+    "description",
+    "parameters",
+    "executionTimeoutSeconds",
+    "retentionSeconds",
+    "createdAt",
+];
+const PARAMETER_FIELDS: [&str; 13] = [
+    "name",
+    "type",
+    "required",
+    "default",
+    "description",
+    "min",
+    "max",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "enum",
+    "maxBytes",
+    "sensitive",
+];
+
 impl CommandDefinition {
+    /// A definition from its JSON form (`POST /commands`, or one read from
+    /// `GET /commands`), every problem of shape reported at its path. Its
+    /// rules are checked by [`Self::validator`].
+    pub fn from_json(json: &Json) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let Some(f) = DefinitionFields::of(json, "", &DEFINITION_FIELDS, &mut errors) else {
+            return Err(errors);
+        };
+        let command_id = match f.get("commandId") {
+            None => {
+                errors.add(
+                    "commandId",
+                    ValidationCode::MissingRequired,
+                    "commandId is required",
+                );
+                None
+            }
+            Some(Json::String(raw)) => errors.collect(CommandId::parse_at(raw, "commandId")),
+            Some(other) => {
+                f.wrong("commandId", "a string", other, &mut errors);
+                None
+            }
+        };
+        let description = f.string("description", &mut errors);
+        let parameters = match f.get("parameters") {
+            None => Vec::new(),
+            Some(Json::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    ParameterSpec::from_json(item, &format!("parameters[{i}]"), &mut errors)
+                })
+                .collect(),
+            Some(other) => {
+                f.wrong("parameters", "an array of parameters", other, &mut errors);
+                Vec::new()
+            }
+        };
+        let execution_timeout_seconds = f
+            .u32("executionTimeoutSeconds", &mut errors)
+            .unwrap_or(DEFAULT_EXECUTION_TIMEOUT_SECONDS);
+        let retention_seconds = f
+            .u32("retentionSeconds", &mut errors)
+            .unwrap_or(DEFAULT_RETENTION_SECONDS);
+        let created_at = match f.get("createdAt") {
+            None => None,
+            Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
+                Some(t) => Some(t),
+                None => {
+                    f.wrong("createdAt", "epoch seconds", v, &mut errors);
+                    None
+                }
+            },
+        };
+        match command_id {
+            Some(command_id) if errors.is_empty() => Ok(Self {
+                command_id,
+                description,
+                parameters,
+                execution_timeout_seconds,
+                retention_seconds,
+                created_at,
+            }),
+            _ => Err(errors),
+        }
+    }
+
     /// Checks the definition itself and compiles it. Every problem is reported.
     pub fn validator(&self) -> Result<Validator, ValidationErrors> {
         let mut errors = ValidationErrors::new();
@@ -176,6 +377,89 @@ impl CommandDefinition {
 }
 
 impl ParameterSpec {
+    /// One parameter of a definition from its JSON form, at `path`.
+    fn from_json(json: &Json, path: &str, errors: &mut ValidationErrors) -> Option<Self> {
+        let before = errors.len();
+        let f = DefinitionFields::of(json, path, &PARAMETER_FIELDS, errors)?;
+        let name = match f.get("name") {
+            None => {
+                errors.add(
+                    f.at("name"),
+                    ValidationCode::MissingRequired,
+                    "name is required",
+                );
+                None
+            }
+            Some(Json::String(raw)) => errors.collect(ParameterName::parse_at(raw, &f.at("name"))),
+            Some(other) => {
+                f.wrong("name", "a string", other, errors);
+                None
+            }
+        };
+        let value_type = match f.get("type") {
+            None => {
+                errors.add(
+                    f.at("type"),
+                    ValidationCode::MissingRequired,
+                    "type is required: S, B, I, L, D, BIN or UL",
+                );
+                None
+            }
+            Some(v) => {
+                let parsed = v.as_str().and_then(ValueType::from_tag);
+                if parsed.is_none() {
+                    errors.add(
+                        f.at("type"),
+                        ValidationCode::InvalidValue,
+                        format!("{} is not a type; use S, B, I, L, D, BIN or UL", shown(v)),
+                    );
+                }
+                parsed
+            }
+        };
+        let default = match f.get("default") {
+            None => None,
+            Some(v) => errors.collect(TypedValue::from_json_at(v, &f.at("default"))),
+        };
+        let allowed_values = match f.get("enum") {
+            None => None,
+            Some(Json::Array(items)) => {
+                let mut values = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) => values.push(s.to_owned()),
+                        None => errors.add(
+                            format!("{}[{i}]", f.at("enum")),
+                            ValidationCode::WrongType,
+                            format!("expected a string, got {}", json_kind(item)),
+                        ),
+                    }
+                }
+                Some(values)
+            }
+            Some(other) => {
+                f.wrong("enum", "an array of strings", other, errors);
+                None
+            }
+        };
+        let spec = Self {
+            name: name?,
+            value_type: value_type?,
+            required: f.bool("required", errors).unwrap_or(false),
+            default,
+            description: f.string("description", errors),
+            min: f.number("min", errors),
+            max: f.number("max", errors),
+            min_length: f.u32("minLength", errors),
+            max_length: f.u32("maxLength", errors),
+            pattern: f.string("pattern", errors),
+            allowed_values,
+            max_bytes: f.u32("maxBytes", errors),
+            sensitive: f.bool("sensitive", errors).unwrap_or(false),
+        };
+        (errors.len() == before).then_some(spec)
+    }
+
     /// A sensitive parameter's validation message, saying what is wrong
     /// without the value itself.
     fn message_without_value(&self, error: &ValidationError) -> String {
@@ -205,7 +489,7 @@ impl ParameterSpec {
 
     /// Checks that the constraints fit the type and each other; returns the
     /// compiled pattern, if any.
-    fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<regex_lite::Regex> {
+    fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<Pattern> {
         if let Some(d) = &self.description {
             check_description(d, &format!("{path}.description"), errors);
         }
@@ -281,10 +565,10 @@ impl ParameterSpec {
             );
             return None;
         }
-        // Anchored: the whole value must match, as JSON Schema users expect
-        // from an explicit `^...$`, without making them write it.
-        match regex_lite::Regex::new(&format!("^(?:{pattern})$")) {
-            Ok(regex) => Some(regex),
+        // The whole value must match (see `pattern`), as JSON Schema users
+        // expect from an explicit `^...$`, without making them write it.
+        match Pattern::parse(pattern) {
+            Ok(compiled) => Some(compiled),
             Err(e) => {
                 errors.add(
                     format!("{path}.pattern"),
@@ -321,12 +605,12 @@ impl Validator {
     /// parameters (start execution, create job).
     pub fn validate_field(
         &self,
-        field: Option<&Value>,
+        field: Option<&Json>,
         errors: &mut ValidationErrors,
     ) -> Option<Parameters> {
         let result = match field {
-            None | Some(Value::Null) => self.validate(&Map::new()),
-            Some(Value::Object(raw)) => self.validate(raw),
+            None | Some(Json::Null) => self.validate(&Object::new()),
+            Some(Json::Object(raw)) => self.validate(raw),
             Some(other) => Err(ValidationError::new(
                 "parameters",
                 ValidationCode::WrongType,
@@ -346,9 +630,9 @@ impl Validator {
         }
     }
 
-    pub fn validate(&self, raw: &Map<String, Value>) -> Result<Parameters, ValidationErrors> {
+    pub fn validate(&self, raw: &Object) -> Result<Parameters, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let size = serde_json::to_string(raw).map_or(0, |s| s.len());
+        let size = crate::json::object_text_len(raw);
         if size > MAX_PAYLOAD_BYTES {
             // Checking the items of an oversized payload would only add noise.
             errors.add(
@@ -473,8 +757,8 @@ impl Validator {
                         );
                     }
                 }
-                if let Some(Some(regex)) = self.patterns.get(i) {
-                    if !regex.is_match(s) {
+                if let Some(Some(pattern)) = self.patterns.get(i) {
+                    if !pattern.is_match(s) {
                         errors.add(
                             path,
                             ValidationCode::PatternMismatch,
@@ -519,7 +803,7 @@ impl Validator {
 
 /// Parses a value that must be of type `expected`.
 fn parse_typed(
-    json: &Value,
+    json: &Json,
     expected: ValueType,
     path: &str,
 ) -> Result<TypedValue, ValidationError> {
@@ -540,9 +824,9 @@ fn parse_typed(
 
 /// Parses a map of typed values with no schema (a device's `result`),
 /// reporting every problem and the 128 KiB limit.
-pub fn parse_typed_map(raw: &Value, path: &str) -> Result<Parameters, ValidationErrors> {
+pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationErrors> {
     let mut errors = ValidationErrors::new();
-    let Value::Object(map) = raw else {
+    let Json::Object(map) = raw else {
         errors.add(
             path,
             ValidationCode::WrongType,
@@ -550,7 +834,7 @@ pub fn parse_typed_map(raw: &Value, path: &str) -> Result<Parameters, Validation
         );
         return Err(errors);
     };
-    let size = serde_json::to_string(raw).map_or(0, |s| s.len());
+    let size = raw.text_len();
     if size > MAX_PAYLOAD_BYTES {
         errors.add(
             path,

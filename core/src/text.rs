@@ -1,9 +1,9 @@
 //! How refused input is shown in messages: quoted the way JSON quotes a
 //! string (so a message reads the same in every language that shows it,
 //! and never in one language's debug syntax), cut to a readable length, and
-//! named by its JSON kind. Pure, no I/O; imports nothing.
+//! named by its JSON kind. Pure, no I/O.
 
-use serde_json::Value;
+use crate::json::Json;
 
 /// At most this many characters of a refused value appear in a message.
 pub const SHOWN_CHARS: usize = 80;
@@ -36,15 +36,28 @@ pub fn quote(raw: &str) -> String {
     out
 }
 
-/// "a string", "a number", ... for messages.
-pub fn json_kind(value: &Value) -> &'static str {
+/// A refused value as a message shows it: a number as JavaScript prints
+/// it, a string quoted (see [`quote`]), `true`, `false`, `null`; an array or
+/// an object only by its kind.
+pub fn shown(value: &Json) -> String {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null".into(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::String(s) => quote(s),
+        Json::Array(_) | Json::Object(_) => json_kind(value).into(),
+    }
+}
+
+/// "a string", "a number", ... for messages.
+pub fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 

@@ -67,6 +67,19 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A timestamp as its serde form writes it: whole epoch seconds as an
+/// integer, else seconds with a fraction.
+impl From<Timestamp> for crate::json::Json {
+    fn from(t: Timestamp) -> Self {
+        use crate::json::{Json, Number};
+        if t.millis() % 1000 == 0 {
+            Json::from(t.epoch_secs())
+        } else {
+            Json::Number(Number::Float(t.as_secs_f64()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,26 +12,23 @@ use crate::deadline::{Deadline, LateResult, NewAttempt, OnTimeout};
 use crate::error::ErrorCode;
 use crate::execution::CommandExecution;
 use crate::ids::ThingName;
+use crate::json::Json;
 use crate::reason::StatusReason;
 use crate::schema::Parameters;
 use crate::status::{Actor, ExecutionStatus};
 use crate::time::Timestamp;
 use crate::update::StatusUpdate;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Why a status change was refused. `code()` is the AWS-style error code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(tag = "code", rename_all = "camelCase")]
+/// Why a status change was refused. `code()` is the AWS-style error code,
+/// `details()` what the API's error body and the WASM module add to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("the execution is already {status}, a terminal status; it can no longer change")]
-    #[serde(rename = "TerminalStateReached")]
     TerminalStateReached { status: ExecutionStatus },
     #[error("expected version {expected}, but the execution is at version {actual}")]
-    #[serde(rename = "VersionMismatch")]
     VersionMismatch { expected: u64, actual: u64 },
     #[error("{}", describe_invalid(*.from, *.to, *.actor))]
-    #[serde(rename = "InvalidStateTransition")]
     InvalidStateTransition {
         /// `None` when no status at all allows this move to this actor.
         from: Option<ExecutionStatus>,
@@ -43,25 +40,20 @@ pub enum TransitionError {
     /// The update names a device the execution does not target. Shown to
     /// callers as "not found": a device learns nothing of others' executions.
     #[error("no such execution for this target")]
-    #[serde(rename = "ResourceNotFound")]
     TargetMismatch,
     /// The device names an attempt (`executionNumber`) that is not the
     /// current one.
     #[error("execution number {expected} is not the current attempt ({actual})")]
-    #[serde(rename = "ResourceNotFound")]
     AttemptMismatch { expected: u32, actual: u32 },
     /// Held until `notBefore`: not deliverable, and invisible to the device.
     #[error("the execution is scheduled; it cannot be delivered or updated before notBefore")]
-    #[serde(rename = "ResourceNotFound")]
     Held { not_before: Timestamp },
     /// A deadline passed; the execution is timed out (or re-queued) by the
     /// system, not changed by this request.
     #[error("the execution's {} deadline has passed", .deadline.code())]
-    #[serde(rename = "TerminalStateReached")]
     DeadlinePassed { deadline: Deadline },
     /// The device has started the work; cancelling it needs `force`.
     #[error("the device has started this execution (IN_PROGRESS); cancel with \"force\": true to stop it")]
-    #[serde(rename = "InvalidStateTransition")]
     ForceRequired,
 }
 
@@ -73,6 +65,43 @@ fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: A
 }
 
 impl TransitionError {
+    /// The refusal's particulars (the current status, the versions, what
+    /// is allowed instead), for an error body's `details`.
+    pub fn details(&self) -> Json {
+        let statuses = |list: &[ExecutionStatus]| {
+            Json::Array(list.iter().map(|s| Json::from(s.as_str())).collect())
+        };
+        match self {
+            Self::TerminalStateReached { status } => {
+                Json::object([("status", Json::from(status.as_str()))])
+            }
+            Self::VersionMismatch { expected, actual } => Json::object([
+                ("expected", Json::from(*expected)),
+                ("actual", Json::from(*actual)),
+            ]),
+            Self::AttemptMismatch { expected, actual } => Json::object([
+                ("expected", Json::from(*expected)),
+                ("actual", Json::from(*actual)),
+            ]),
+            Self::InvalidStateTransition {
+                from,
+                to,
+                actor,
+                allowed,
+            } => Json::object([
+                ("from", Json::from(from.map(ExecutionStatus::as_str))),
+                ("to", Json::from(to.as_str())),
+                ("actor", Json::from(actor.as_str())),
+                ("allowed", statuses(allowed)),
+            ]),
+            Self::Held { not_before } => Json::object([("notBefore", Json::from(*not_before))]),
+            Self::DeadlinePassed { deadline } => {
+                Json::object([("deadline", Json::from(deadline.code()))])
+            }
+            Self::TargetMismatch | Self::ForceRequired => Json::Object(Default::default()),
+        }
+    }
+
     /// The request's error code (the API's `code`, the module's `code`).
     /// Refusals that must not reveal the execution read as not found.
     pub const fn code(&self) -> ErrorCode {
@@ -87,6 +116,34 @@ impl TransitionError {
             Self::TargetMismatch | Self::AttemptMismatch { .. } | Self::Held { .. } => {
                 ErrorCode::ResourceNotFoundException
             }
+        }
+    }
+}
+
+/// Whether an operator may cancel an execution in a status, and whether the
+/// cancel must say `"force": true` (the device has started the work). Read
+/// from the cancel plans themselves, so the dashboard's buttons and the
+/// API cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelOptions {
+    pub allowed: bool,
+    pub force_required: bool,
+}
+
+impl CancelOptions {
+    pub fn of(status: ExecutionStatus) -> Self {
+        let plan = |force| {
+            TransitionPlan::cancel(
+                StatusUpdate::default(),
+                "",
+                force,
+                Timestamp::from_millis(0),
+            )
+        };
+        let allowed = plan(true).allowed_from.contains(&status);
+        Self {
+            allowed,
+            force_required: allowed && !plan(false).allowed_from.contains(&status),
         }
     }
 }

@@ -7,12 +7,12 @@ use crate::deadline::LateResult;
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::optional_u32;
 use crate::ids::{optional_client_token, ClientToken};
+use crate::json::{Json, Object};
 use crate::reason::StatusReason;
 use crate::schema::{parse_typed_map, Parameters};
 use crate::status::ExecutionStatus;
-use crate::text::{json_kind, quote};
+use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 pub const MAX_STATUS_DETAILS: usize = 64;
@@ -63,9 +63,9 @@ impl StatusUpdate {
     /// UpdateJobExecution where they overlap). Fields that only shape the
     /// reply (`includeJobDocument`, ...) are ignored here, as an IoT rule's
     /// `SELECT *` passes everything through.
-    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+    pub fn parse(body: &Json) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let Value::Object(map) = body else {
+        let Json::Object(map) = body else {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
@@ -74,7 +74,7 @@ impl StatusUpdate {
             return Err(errors);
         };
         let status = match map.get("status") {
-            Some(Value::String(s)) => match ExecutionStatus::parse(s) {
+            Some(Json::String(s)) => match ExecutionStatus::parse(s) {
                 Some(status) => Some(status),
                 None => {
                     errors.add(
@@ -103,7 +103,7 @@ impl StatusUpdate {
             }
         };
         let status_reason = match map.get("statusReason") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(json) => match StatusReason::parse_at(json, "statusReason") {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -113,11 +113,11 @@ impl StatusUpdate {
             },
         };
         let status_details = match map.get("statusDetails") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(json) => parse_status_details(json, &mut errors),
         };
         let result = match map.get("result") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(json) => match parse_typed_map(json, "result") {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -127,14 +127,14 @@ impl StatusUpdate {
             },
         };
         let expected_version = match map.get("expectedVersion") {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {
                     errors.add(
                         "expectedVersion",
                         ValidationCode::WrongType,
-                        format!("expected a whole number, got {v}"),
+                        format!("expected a whole number, got {}", shown(v)),
                     );
                     None
                 }
@@ -162,10 +162,10 @@ impl StatusUpdate {
 }
 
 fn parse_status_details(
-    json: &Value,
+    json: &Json,
     errors: &mut ValidationErrors,
 ) -> Option<BTreeMap<String, String>> {
-    let Value::Object(map) = json else {
+    let Json::Object(map) = json else {
         errors.add(
             "statusDetails",
             ValidationCode::WrongType,
@@ -196,14 +196,14 @@ fn parse_status_details(
             );
         }
         match value {
-            Value::String(s)
+            Json::String(s)
                 if !s.is_empty()
                     && s.chars().count() <= 1024
                     && !s.chars().any(char::is_control) =>
             {
                 details.insert(key.clone(), s.clone());
             }
-            Value::String(_) => errors.add(
+            Json::String(_) => errors.add(
                 &path,
                 ValidationCode::InvalidValue,
                 "values are 1 to 1024 characters, no control characters",
@@ -221,10 +221,10 @@ fn parse_status_details(
 /// A StartNextPendingJobExecution body: optional `statusDetails`,
 /// `stepTimeoutInMinutes` and `clientToken`; as an update to IN_PROGRESS.
 /// Other fields are ignored, as AWS ignores them.
-pub fn parse_start_next(body: &Value) -> Result<StatusUpdate, ValidationErrors> {
+pub fn parse_start_next(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
     let mut map = match body {
-        Value::Null => Map::new(),
-        Value::Object(map) => map.clone(),
+        Json::Null => Object::new(),
+        Json::Object(map) => map.clone(),
         other => {
             return Err(crate::error::ValidationError::new(
                 "",
@@ -242,22 +242,22 @@ pub fn parse_start_next(body: &Value) -> Result<StatusUpdate, ValidationErrors> 
     });
     map.insert(
         "status".into(),
-        Value::from(ExecutionStatus::InProgress.as_str()),
+        Json::from(ExecutionStatus::InProgress.as_str()),
     );
-    StatusUpdate::parse(&Value::Object(map))
+    StatusUpdate::parse(&Json::Object(map))
 }
 
 /// The part every cancel body shares (an execution's, a job's): a JSON
 /// object (or nothing) with only `allowed` fields and an optional boolean
 /// `force`. Returns the fields and `force`; problems go to `errors`.
 fn cancel_fields(
-    body: &Value,
+    body: &Json,
     allowed: &[&str],
     errors: &mut ValidationErrors,
-) -> Option<(Map<String, Value>, bool)> {
+) -> Option<(Object, bool)> {
     let map = match body {
-        Value::Null => Map::new(),
-        Value::Object(map) => map.clone(),
+        Json::Null => Object::new(),
+        Json::Object(map) => map.clone(),
         other => {
             errors.add(
                 "",
@@ -277,8 +277,8 @@ fn cancel_fields(
         }
     }
     let force = match map.get("force") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
         Some(other) => {
             errors.add(
                 "force",
@@ -304,7 +304,7 @@ pub struct CancelExecution {
 impl CancelExecution {
     /// `POST /executions/{id}/cancel` `{expectedVersion?, statusReason?,
     /// clientToken?, force?}` (or no body).
-    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+    pub fn parse(body: &Json) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let fields = cancel_fields(
             body,
@@ -317,9 +317,9 @@ impl CancelExecution {
         map.remove("force");
         map.insert(
             "status".into(),
-            Value::from(ExecutionStatus::Canceled.as_str()),
+            Json::from(ExecutionStatus::Canceled.as_str()),
         );
-        let mut update = match StatusUpdate::parse(&Value::Object(map)) {
+        let mut update = match StatusUpdate::parse(&Json::Object(map)) {
             Ok(update) => update,
             Err(e) => {
                 errors.0.extend(e.0);
@@ -347,20 +347,23 @@ pub struct CancelJob {
 
 impl CancelJob {
     /// `POST /jobs/{id}/cancel` `{force?, reasonCode?, comment?}` (or no body).
-    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+    pub fn parse(body: &Json) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Some((map, force)) =
             cancel_fields(body, &["force", "reasonCode", "comment"], &mut errors)
         else {
             return Err(errors);
         };
-        let mut reason = serde_json::json!({ "reasonCode": "CANCELED_BY_OPERATOR" });
-        if let Some(code) = map.get("reasonCode") {
-            reason["reasonCode"] = code.clone();
-        }
+        let mut reason = Object::new();
+        let code = map.get("reasonCode").cloned();
+        reason.insert(
+            "reasonCode".into(),
+            code.unwrap_or_else(|| Json::from("CANCELED_BY_OPERATOR")),
+        );
         if let Some(comment) = map.get("comment") {
-            reason["reasonDescription"] = comment.clone();
+            reason.insert("reasonDescription".into(), comment.clone());
         }
+        let reason = Json::Object(reason);
         match StatusReason::parse_at(&reason, "reasonCode") {
             Ok(reason) => errors.into_result(Self { force, reason }),
             Err(e) => {

@@ -4,10 +4,10 @@
 //! Pure, no I/O.
 
 use crate::error::{ValidationCode, ValidationError};
+use crate::json::{Json, Number as JsonNumber, Object};
 use crate::text::{json_kind, quote};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
 use std::fmt;
 
 /// The type tag of a typed value, as written in schemas and on the wire.
@@ -99,13 +99,10 @@ pub enum Number {
 }
 
 impl Number {
-    pub fn from_json(number: &serde_json::Number) -> Self {
-        if let Some(i) = number.as_i64() {
-            Self::Int(i128::from(i))
-        } else if let Some(u) = number.as_u64() {
-            Self::Int(i128::from(u))
-        } else {
-            Self::Float(number.as_f64().unwrap_or(f64::NAN))
+    pub fn from_json(number: &JsonNumber) -> Self {
+        match number.as_i128() {
+            Some(i) => Self::Int(i),
+            None => Self::Float(number.as_f64()),
         }
     }
 
@@ -124,11 +121,38 @@ impl Number {
     }
 }
 
+/// A number literal as the server's JSON reader reads it: a whole number
+/// that fits 64 bits exactly, anything else as a double. `None` for text
+/// that is not a JSON number.
+fn number_from_text(text: &str) -> Option<JsonNumber> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'));
+    if plain {
+        if let Ok(n) = text.parse::<i64>() {
+            return Some(JsonNumber::from_i64(n));
+        }
+        if let Ok(n) = text.parse::<u64>() {
+            return Some(JsonNumber::PosInt(n));
+        }
+    }
+    let json_like = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    text.parse::<f64>()
+        .ok()
+        .filter(|x| json_like && x.is_finite())
+        .map(JsonNumber::Float)
+}
+
+/// As JavaScript would print it (see `json::number_text`): the same text
+/// on the server, in the WASM module and in generated validators.
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Int(i) => write!(f, "{i}"),
-            Self::Float(x) => write!(f, "{x}"),
+            Self::Float(x) => f.write_str(&crate::json::number_text(*x)),
         }
     }
 }
@@ -157,10 +181,10 @@ impl TypedValue {
     }
 
     /// Parses one wire value (`{"TAG": payload}`), reporting problems at `path`.
-    pub fn from_json_at(json: &Value, path: &str) -> Result<Self, ValidationError> {
+    pub fn from_json_at(json: &Json, path: &str) -> Result<Self, ValidationError> {
         let wrong =
             |message: String| ValidationError::new(path, ValidationCode::WrongType, message);
-        let Value::Object(map) = json else {
+        let Json::Object(map) = json else {
             return Err(wrong(format!(
                 "expected a typed value such as {{\"S\": \"text\"}}, got {}",
                 json_kind(json)
@@ -185,7 +209,7 @@ impl TypedValue {
     /// Parses the payload of a value whose tag is already known.
     pub fn from_payload(
         value_type: ValueType,
-        payload: &Value,
+        payload: &Json,
         path: &str,
     ) -> Result<Self, ValidationError> {
         let wrong = || {
@@ -199,11 +223,16 @@ impl TypedValue {
                 ),
             )
         };
+        // Only whole numbers are out of range (a fraction is a wrong type).
         let out_of_range = |what: &str| {
+            let number = payload
+                .as_number()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
             ValidationError::new(
                 path,
                 ValidationCode::OutOfRange,
-                format!("{payload} does not fit {what}"),
+                format!("{number} does not fit {what}"),
             )
         };
         match value_type {
@@ -213,7 +242,7 @@ impl TypedValue {
                 .ok_or_else(wrong),
             ValueType::B => payload.as_bool().map(Self::B).ok_or_else(wrong),
             ValueType::I => {
-                let Value::Number(n) = payload else {
+                let Json::Number(n) = payload else {
                     return Err(wrong());
                 };
                 match (n.as_i64(), n.as_u64()) {
@@ -225,7 +254,7 @@ impl TypedValue {
                 }
             }
             ValueType::L => {
-                let Value::Number(n) = payload else {
+                let Json::Number(n) = payload else {
                     return Err(wrong());
                 };
                 match (n.as_i64(), n.as_u64()) {
@@ -235,10 +264,12 @@ impl TypedValue {
                 }
             }
             ValueType::D => {
-                let Value::Number(n) = payload else {
+                let Json::Number(n) = payload else {
                     return Err(wrong());
                 };
-                n.as_f64()
+                // -0 is 0: JSON.stringify writes it so, and a browser's
+                // double must mean what the server's does.
+                Some(n.as_f64() + 0.0)
                     .filter(|d| d.is_finite())
                     .map(Self::D)
                     .ok_or_else(wrong)
@@ -285,22 +316,68 @@ impl TypedValue {
         }
     }
 
-    /// The wire form, `{"TAG": payload}`.
-    pub fn to_json(&self) -> Value {
-        let payload = match self {
-            Self::S(s) => Value::from(s.as_str()),
-            Self::B(b) => Value::from(*b),
-            Self::I(i) => Value::from(*i),
-            Self::L(l) => Value::from(*l),
-            Self::D(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
-            Self::Bin(bytes) => {
-                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
-            Self::Ul(u) => Value::from(u.to_string()),
+    /// A value of `value_type` from what a person types into a form: the
+    /// text as the payload of a string type; a number or `true`/`false` read
+    /// from it otherwise, then checked exactly as the API checks that
+    /// payload. An L beyond ±2^53 is refused: a browser's numbers cannot
+    /// carry it exactly to the API.
+    pub fn from_text(
+        value_type: ValueType,
+        text: &str,
+        path: &str,
+    ) -> Result<Self, ValidationError> {
+        let text = text.trim();
+        let payload = match value_type {
+            ValueType::S | ValueType::Bin | ValueType::Ul => Json::from(text),
+            ValueType::B => match text {
+                "true" => Json::Bool(true),
+                "false" => Json::Bool(false),
+                other => {
+                    return Err(ValidationError::new(
+                        path,
+                        ValidationCode::WrongType,
+                        format!("expected true or false, got {}", quote(other)),
+                    ))
+                }
+            },
+            ValueType::I | ValueType::L | ValueType::D => match number_from_text(text) {
+                Some(n) => Json::Number(n),
+                None => {
+                    return Err(ValidationError::new(
+                        path,
+                        ValidationCode::WrongType,
+                        format!("expected {}, got {}", value_type.describe(), quote(text)),
+                    ))
+                }
+            },
         };
-        let mut map = Map::with_capacity(1);
+        let value = Self::from_payload(value_type, &payload, path)?;
+        if let Self::L(l) = value {
+            if l.unsigned_abs() > (1u64 << 53) {
+                return Err(ValidationError::new(
+                    path,
+                    ValidationCode::OutOfRange,
+                    format!("{l} is beyond ±2^53: a browser cannot send it exactly"),
+                ));
+            }
+        }
+        Ok(value)
+    }
+
+    /// The wire form, `{"TAG": payload}`.
+    pub fn to_json(&self) -> Json {
+        let payload = match self {
+            Self::S(s) => Json::from(s.as_str()),
+            Self::B(b) => Json::from(*b),
+            Self::I(i) => Json::from(*i),
+            Self::L(l) => Json::from(*l),
+            Self::D(d) => Json::Number(JsonNumber::Float(*d)),
+            Self::Bin(bytes) => Json::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Self::Ul(u) => Json::from(u.to_string()),
+        };
+        let mut map = Object::new();
         map.insert(self.value_type().as_str().to_owned(), payload);
-        Value::Object(map)
+        Json::Object(map)
     }
 }
 
@@ -312,7 +389,7 @@ impl Serialize for TypedValue {
 
 impl<'de> Deserialize<'de> for TypedValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = Value::deserialize(deserializer)?;
+        let json = Json::deserialize(deserializer)?;
         Self::from_json_at(&json, "value").map_err(|e| serde::de::Error::custom(e.message))
     }
 }
@@ -322,7 +399,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: Value) -> Result<TypedValue, ValidationCode> {
+    fn parse(v: serde_json::Value) -> Result<TypedValue, ValidationCode> {
+        let v: Json = serde_json::from_value(v).unwrap();
         TypedValue::from_json_at(&v, "p").map_err(|e| e.code)
     }
 

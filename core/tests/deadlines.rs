@@ -3,8 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use courier_core::json::Json as Value;
 use courier_core::*;
-use serde_json::{json, Value};
+
+/// A JSON value in core's model, written as `serde_json::json!` writes one.
+macro_rules! json {
+    ($($t:tt)+) => {
+        serde_json::from_value::<courier_core::json::Json>(serde_json::json!($($t)+))
+            .expect("valid JSON")
+    };
+}
 
 const T0: i64 = 1_800_000_000;
 
@@ -13,7 +21,7 @@ fn at(secs: i64) -> Timestamp {
 }
 
 fn validator() -> Validator {
-    serde_json::from_value::<CommandDefinition>(json!({
+    CommandDefinition::from_json(&json!({
         "commandId": "reboot",
         "executionTimeoutSeconds": 600,
         "retentionSeconds": 3600

@@ -8,11 +8,19 @@ use courier_core::job_run::{
     retry_instead, Claim, StatisticsDelta, BUSY_RETRY_SECONDS, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK,
     MAX_BUSY, TARGET_PAGE,
 };
+use courier_core::json::Json as Value;
 use courier_core::{
     CommandDefinition, CreateJob, ExecutionId, ExecutionStatus, Job, JobId, JobStatus, JobStep,
     StatusUpdate, ThingName, Timestamp,
 };
-use serde_json::{json, Value};
+
+/// A JSON value in core's model, written as `serde_json::json!` writes one.
+macro_rules! json {
+    ($($t:tt)+) => {
+        serde_json::from_value::<courier_core::json::Json>(serde_json::json!($($t)+))
+            .expect("valid JSON")
+    };
+}
 
 const NOW: i64 = 1_800_000_000;
 
@@ -21,8 +29,7 @@ fn at(secs: i64) -> Timestamp {
 }
 
 fn job(body: Value) -> Job {
-    let definition: CommandDefinition =
-        serde_json::from_value(json!({"commandId": "reboot"})).unwrap();
+    let definition = CommandDefinition::from_json(&json!({"commandId": "reboot"})).unwrap();
     let validator = definition.validator().unwrap();
     let request = CreateJob::parse(&body, &validator, at(0)).unwrap();
     request

@@ -5,13 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::job::*;
+use courier_core::json::Json as Value;
 use courier_core::*;
-use serde_json::{json, Value};
+
+/// A JSON value in core's model, written as `serde_json::json!` writes one.
+macro_rules! json {
+    ($($t:tt)+) => {
+        serde_json::from_value::<courier_core::json::Json>(serde_json::json!($($t)+))
+            .expect("valid JSON")
+    };
+}
 
 const T0: i64 = 1_800_000_000;
 
 fn validator() -> Validator {
-    serde_json::from_value::<CommandDefinition>(json!({
+    CommandDefinition::from_json(&json!({
         "commandId": "set-config",
         "parameters": [{"name": "rate", "type": "I", "required": true, "min": 1, "max": 3600}]
     }))

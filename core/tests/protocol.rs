@@ -5,8 +5,15 @@
 
 use courier_core::protocol::*;
 use courier_core::*;
-use serde_json::json;
 use std::collections::BTreeMap;
+
+/// A JSON value in core's model, written as `serde_json::json!` writes one.
+macro_rules! json {
+    ($($t:tt)+) => {
+        serde_json::from_value::<courier_core::json::Json>(serde_json::json!($($t)+))
+            .expect("valid JSON")
+    };
+}
 
 fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecution {
     CommandExecution {

@@ -2,11 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use courier_core::json::Json as Value;
 use courier_core::*;
-use serde_json::{json, Value};
+
+/// A JSON value in core's model, written as `serde_json::json!` writes one.
+macro_rules! json {
+    ($($t:tt)+) => {
+        serde_json::from_value::<courier_core::json::Json>(serde_json::json!($($t)+))
+            .expect("valid JSON")
+    };
+}
 
 fn definition(json: Value) -> CommandDefinition {
-    serde_json::from_value(json).expect("definition parses")
+    CommandDefinition::from_json(&json).expect("definition parses")
 }
 
 fn set_config() -> Validator {
@@ -142,8 +150,10 @@ fn bad_definitions_report_every_problem() {
 #[test]
 fn bad_ids_are_refused_when_a_definition_is_read() {
     let result: Result<CommandDefinition, _> =
-        serde_json::from_value(json!({"commandId": "no spaces"}));
+        serde_json::from_value(serde_json::json!({"commandId": "no spaces"}));
     assert!(result.is_err());
+    let errors = CommandDefinition::from_json(&json!({"commandId": "no spaces"})).unwrap_err();
+    assert_eq!(errors.0[0].code(), "InvalidId");
 }
 
 #[test]
@@ -214,7 +224,10 @@ fn sensitive_parameters_are_validated_like_any_other_and_redacted_on_request() {
     .unwrap();
     // THEN it round-trips with the flag, and only where it is set
     let printed = serde_json::to_value(validator.definition()).unwrap();
-    assert_eq!(printed["parameters"][1]["sensitive"], json!(true));
+    assert_eq!(
+        printed["parameters"][1]["sensitive"],
+        serde_json::json!(true)
+    );
     assert!(printed["parameters"][0].get("sensitive").is_none());
     // AND its value is validated as usual
     let Value::Object(short) = json!({"ssid": {"S": "home"}, "password": {"S": "short"}}) else {

@@ -145,15 +145,13 @@ impl ServiceError {
         let details = match self {
             Self::Validation(errors) => json!({ "errors": errors }),
             Self::Transition { error, current } => {
-                let mut details = serde_json::to_value(error).unwrap_or_else(|_| json!({}));
+                let mut details =
+                    serde_json::to_value(error.details()).unwrap_or_else(|_| json!({}));
                 if let (Some(current), Value::Object(map)) = (current, &mut details) {
                     if !matches!(error, TransitionError::TargetMismatch) {
                         map.insert("currentStatus".into(), json!(current.status));
                         map.insert("currentVersion".into(), json!(current.version));
                     }
-                }
-                if let Value::Object(map) = &mut details {
-                    map.remove("code");
                 }
                 details
             }

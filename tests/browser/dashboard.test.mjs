@@ -1,10 +1,13 @@
 // The reference dashboard in headless Chromium (Debian's, driven by
 // playwright-core) against the running local stack: live validation from the
-// WASM module, starting an execution, seeing it, cancelling it. Screenshots go
-// to build/screenshots/. Run by scripts/test.sh with API_URL and DASHBOARD_URL.
+// WASM module, starting an execution, seeing it, cancelling it (and stopping
+// one a simulated device has started, with force, after the operator
+// confirms). Screenshots go to build/screenshots/. Run by scripts/test.sh
+// with API_URL, DASHBOARD_URL and MQTT_BROKER.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const API = process.env.API_URL;
@@ -13,7 +16,7 @@ const SHOTS = new URL("../../build/screenshots/", import.meta.url).pathname;
 let browser, page;
 
 before(async () => {
-  assert.ok(API && DASHBOARD, "API_URL and DASHBOARD_URL must be set (scripts/test.sh sets them)");
+  assert.ok(API && DASHBOARD && process.env.MQTT_BROKER, "API_URL, DASHBOARD_URL and MQTT_BROKER must be set (scripts/test.sh sets them)");
   mkdirSync(SHOTS, { recursive: true });
   const command = {
     commandId: "set-rate",
@@ -93,6 +96,48 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   const stored = await (await fetch(`${API}/executions/${id}`)).json();
   assert.equal(stored.status, "CANCELED");
   assert.equal(stored.target, "dev-ui-1");
+});
+
+test("an execution the device has started is stopped with force, once the operator confirms", async (t) => {
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.click('#commands button[data-command-id="set-rate"]');
+  await page.fill("#target", "dev-ui-2");
+  await page.fill("#param-rate", "45");
+  await page.waitForFunction(() => !document.querySelector("#start").disabled);
+
+  // GIVEN a device that takes the execution (IN_PROGRESS) and then goes quiet
+  const device = spawn(new URL("../../target/debug/courier-device", import.meta.url).pathname, ["--broker", process.env.MQTT_BROKER, "--thing", "dev-ui-2", "--mode", "silent"], { stdio: "ignore" });
+  t.after(() => device.kill());
+  await page.click("#start");
+  const row = "#executions tbody tr";
+  await page.waitForSelector(`${row} .status.IN_PROGRESS`, { timeout: 30_000 });
+  const id = await page.getAttribute(row, "data-execution-id");
+  // core says an operator may stop it, with force: the button says so
+  assert.equal(await page.getAttribute(`${row} button`, "data-force-required"), "true");
+  assert.equal(await page.isEnabled(`${row} button`), true);
+  await page.screenshot({ path: `${SHOTS}7-execution-in-progress.png`, fullPage: true });
+
+  // WHEN the operator declines the confirmation THEN nothing is sent
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    dialog.dismiss();
+  });
+  await page.click(`${row} button`);
+  assert.match(asked, /Stop it anyway\?/);
+  assert.equal((await (await fetch(`${API}/executions/${id}`)).json()).status, "IN_PROGRESS");
+
+  // WHEN the operator confirms THEN the dashboard cancels with force and it is CANCELED
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click(`${row} button`);
+  await page.waitForSelector(`${row} .status.CANCELED`, { timeout: 30_000 });
+  assert.equal(await page.isDisabled(`${row} button`), true);
+  await page.screenshot({ path: `${SHOTS}8-execution-stopped.png`, fullPage: true });
+  const stored = await (await fetch(`${API}/executions/${id}`)).json();
+  assert.equal(stored.status, "CANCELED");
+  assert.ok(stored.canceledBy, "the record names who stopped it");
+  assert.ok(stored.startedAt, "it had started");
 });
 
 test("the jobs view starts a job, shows its statistics live, and cancels it", async () => {

@@ -342,7 +342,12 @@ impl RecordingPublisher {
 }
 
 impl Publisher for RecordingPublisher {
-    async fn publish(&self, topic: &str, payload: &Value) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: &courier_core::json::Json,
+    ) -> Result<(), PublishError> {
+        let payload = serde_json::to_value(payload).expect("payloads serialize");
         if self.failing.load(Ordering::Relaxed) {
             return Err(PublishError {
                 topic: topic.to_owned(),
@@ -352,7 +357,7 @@ impl Publisher for RecordingPublisher {
         self.sent
             .lock()
             .expect("not poisoned")
-            .push((topic.to_owned(), payload.clone()));
+            .push((topic.to_owned(), payload));
         Ok(())
     }
 }

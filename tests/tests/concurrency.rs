@@ -33,13 +33,13 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
     let courier = Arc::new(fresh_courier().await);
     courier
         .create_command(
-            &json!({"commandId": "tune", "executionTimeoutSeconds": 3600}),
+            &json!({"commandId": "tune", "executionTimeoutSeconds": 3600}).into(),
             now,
         )
         .await
         .unwrap();
     let (execution, _) = courier
-        .start_execution("tune", &json!({"target": "dev-race"}), now)
+        .start_execution("tune", &json!({"target": "dev-race"}).into(), now)
         .await
         .unwrap();
     let id = execution.execution_id.to_string();
@@ -47,7 +47,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
         .device_update(
             "dev-race",
             &id,
-            &json!({"status": "IN_PROGRESS"}),
+            &json!({"status": "IN_PROGRESS"}).into(),
             Delivery::new("start"),
             now,
         )
@@ -87,7 +87,13 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
                     "statusDetails": {"writer": writer.to_string(), "write": written.to_string()}
                 });
                 match courier
-                    .device_update("dev-race", &id, &update, Delivery::new(&request), now)
+                    .device_update(
+                        "dev-race",
+                        &id,
+                        &courier_core::json::Json::from(update.clone()),
+                        Delivery::new(&request),
+                        now,
+                    )
                     .await
                 {
                     Ok(DeviceUpdateOutcome::Applied { execution, .. }) => {
@@ -141,7 +147,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
             }
             loop {
                 match courier
-                    .cancel_execution(&id, &json!({"force": true}), "ops", now, "cancel-1")
+                    .cancel_execution(&id, &json!({"force": true}).into(), "ops", now, "cancel-1")
                     .await
                 {
                     Ok(canceled) => return canceled,
@@ -214,7 +220,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
         .device_update(
             "dev-race",
             &id,
-            &json!({"status": "SUCCEEDED"}),
+            &json!({"status": "SUCCEEDED"}).into(),
             Delivery::new("late"),
             now,
         )
@@ -224,7 +230,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
         "{late:?}"
     );
     let again = courier
-        .cancel_execution(&id, &json!({"force": true}), "ops", now, "cancel-2")
+        .cancel_execution(&id, &json!({"force": true}).into(), "ops", now, "cancel-2")
         .await
         .unwrap();
     assert_eq!(again.version, canceled.version);

@@ -30,7 +30,7 @@ async fn setup() -> Courier<DynamoStore> {
     let courier = fresh_courier().await;
     courier
         .create_command(
-            &json!({"commandId": "reboot", "executionTimeoutSeconds": 600, "retentionSeconds": 3600}),
+            &json!({"commandId": "reboot", "executionTimeoutSeconds": 600, "retentionSeconds": 3600}).into(),
             at(0),
         )
         .await
@@ -40,7 +40,11 @@ async fn setup() -> Courier<DynamoStore> {
 
 async fn start(courier: &Courier<DynamoStore>, body: Value) -> String {
     let (e, _) = courier
-        .start_execution("reboot", &body, at(0))
+        .start_execution(
+            "reboot",
+            &courier_core::json::Json::from(body.clone()),
+            at(0),
+        )
         .await
         .unwrap();
     e.execution_id.to_string()
@@ -313,11 +317,11 @@ async fn a_cancel_after_a_missed_deadline_enforces_it_first() {
     .await;
     // WHEN an operator cancels both after deliverBy, before any sweep
     let refused = courier
-        .cancel_execution(&last, &json!({}), "ops", at(6), "c1")
+        .cancel_execution(&last, &json!({}).into(), "ops", at(6), "c1")
         .await
         .unwrap_err();
     let canceled = courier
-        .cancel_execution(&retried, &json!({}), "ops", at(6), "c2")
+        .cancel_execution(&retried, &json!({}).into(), "ops", at(6), "c2")
         .await
         .unwrap();
     // THEN the first is timed out (the cancel came too late to matter) and

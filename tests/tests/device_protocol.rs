@@ -21,7 +21,10 @@ const NOW: i64 = 1_800_000_000;
 async fn courier_with_queued(thing: &str, count: i64) -> (Courier<DynamoStore>, Vec<String>) {
     let courier = fresh_courier().await;
     courier
-        .create_command(&json!({"commandId": "reboot"}), Timestamp::from_secs(NOW))
+        .create_command(
+            &json!({"commandId": "reboot"}).into(),
+            Timestamp::from_secs(NOW),
+        )
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -29,7 +32,7 @@ async fn courier_with_queued(thing: &str, count: i64) -> (Courier<DynamoStore>, 
         let (e, _) = courier
             .start_execution(
                 "reboot",
-                &json!({"target": thing}),
+                &json!({"target": thing}).into(),
                 Timestamp::from_secs(NOW + i),
             )
             .await
@@ -48,7 +51,7 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
     let started = courier
         .start_next(
             &thing("dev-1"),
-            &json!({"statusDetails": {"step": "boot"}, "stepTimeoutInMinutes": 5}),
+            &json!({"statusDetails": {"step": "boot"}, "stepTimeoutInMinutes": 5}).into(),
             "req-1",
             now,
         )
@@ -66,7 +69,7 @@ async fn start_next_claims_the_oldest_queued_then_keeps_returning_it() {
     assert_eq!(started.status_details["step"], "boot");
     // and asking again returns the same one, unchanged
     let again = courier
-        .start_next(&thing("dev-1"), &json!({}), "req-2", now)
+        .start_next(&thing("dev-1"), &json!({}).into(), "req-2", now)
         .await
         .unwrap()
         .unwrap();
@@ -95,7 +98,7 @@ async fn nothing_pending_is_none_and_other_devices_are_untouched() {
     let now = Timestamp::from_secs(NOW + 10);
     assert_eq!(
         courier
-            .start_next(&thing("dev-2"), &json!(null), "r", now)
+            .start_next(&thing("dev-2"), &json!(null).into(), "r", now)
             .await
             .unwrap(),
         None
@@ -120,7 +123,7 @@ async fn concurrent_start_next_requests_claim_one_execution_once() {
             let courier = Arc::clone(&courier);
             tokio::spawn(async move {
                 courier
-                    .start_next(&thing("dev-1"), &json!({}), &format!("req-{i}"), now)
+                    .start_next(&thing("dev-1"), &json!({}).into(), &format!("req-{i}"), now)
                     .await
                     .unwrap()
                     .unwrap()
@@ -151,11 +154,11 @@ async fn a_cancelled_execution_is_skipped_by_start_next() {
     let (courier, ids) = courier_with_queued("dev-1", 2).await;
     let now = Timestamp::from_secs(NOW + 10);
     courier
-        .cancel_execution(&ids[0], &json!(null), "ops", now, "op")
+        .cancel_execution(&ids[0], &json!(null).into(), "ops", now, "op")
         .await
         .unwrap();
     let next = courier
-        .start_next(&thing("dev-1"), &json!(null), "r", now)
+        .start_next(&thing("dev-1"), &json!(null).into(), "r", now)
         .await
         .unwrap()
         .unwrap();
@@ -181,7 +184,7 @@ async fn ask(
         .device_request(
             &root(),
             topic,
-            &payload,
+            &courier_core::json::Json::from(payload.clone()),
             Delivery::new(delivery),
             Timestamp::from_secs(NOW + 20),
         )

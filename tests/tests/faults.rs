@@ -229,7 +229,7 @@ async fn unprocessed_batch_items_are_retried_until_every_execution_is_written_on
     let now = Timestamp::from_secs(NOW);
     courier
         .create_command(
-            &json!({"commandId": "reboot", "executionTimeoutSeconds": 3600}),
+            &json!({"commandId": "reboot", "executionTimeoutSeconds": 3600}).into(),
             now,
         )
         .await
@@ -238,7 +238,7 @@ async fn unprocessed_batch_items_are_retried_until_every_execution_is_written_on
     let (job, _) = courier
         .create_job(
             &thing_groups().await,
-            &json!({"commandId": "reboot", "targets": {"things": things}}),
+            &json!({"commandId": "reboot", "targets": {"things": things}}).into(),
             now,
         )
         .await

@@ -590,7 +590,8 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
                 .decode(json["payload"].as_str().unwrap())
                 .unwrap();
             let payload: Value = serde_json::from_slice(&payload).unwrap();
-            courier_core::StatusUpdate::parse(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            courier_core::StatusUpdate::parse(&courier_core::json::Json::from(payload.clone()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         seen += 1;
     }

@@ -89,7 +89,8 @@ async fn world() -> World {
                 {"name": "mode", "type": "S", "enum": ["eco", "normal"]},
                 {"name": "blob", "type": "BIN", "maxBytes": 8},
                 {"name": "serial", "type": "UL"}
-            ]}),
+            ]})
+            .into(),
             now,
         )
         .await
@@ -100,7 +101,7 @@ async fn world() -> World {
             courier
                 .start_execution(
                     "set-config",
-                    &json!({"target": target, "parameters": {"rate": {"I": 5}}}),
+                    &json!({"target": target, "parameters": {"rate": {"I": 5}}}).into(),
                     now,
                 )
                 .await
@@ -117,7 +118,7 @@ async fn world() -> World {
         .device_update(
             "dev-2",
             &succeeded,
-            &json!({"status": "SUCCEEDED"}),
+            &json!({"status": "SUCCEEDED"}).into(),
             courier_functions::ops::device_jobs::Delivery::new("done"),
             now,
         )
@@ -126,7 +127,7 @@ async fn world() -> World {
     let (job, _) = courier
         .create_job(
             &thing_groups().await,
-            &json!({"commandId": "set-config", "parameters": {"rate": {"I": 9}}, "targets": {"things": ["dev-7"]}}),
+            &json!({"commandId": "set-config", "parameters": {"rate": {"I": 9}}, "targets": {"things": ["dev-7"]}}).into(),
             now,
         )
         .await

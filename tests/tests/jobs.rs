@@ -50,7 +50,7 @@ impl Harness {
         let courier = fresh_courier().await;
         courier
             .create_command(
-                &json!({"commandId": "reboot", "executionTimeoutSeconds": 3600, "retentionSeconds": 3600}),
+                &json!({"commandId": "reboot", "executionTimeoutSeconds": 3600, "retentionSeconds": 3600}).into(),
                 at(0),
             )
             .await
@@ -69,7 +69,11 @@ impl Harness {
     async fn create_job(&self, body: Value, now: Timestamp) -> JobView {
         let (job, created) = self
             .courier
-            .create_job(&self.groups, &body, now)
+            .create_job(
+                &self.groups,
+                &courier_core::json::Json::from(body.clone()),
+                now,
+            )
             .await
             .unwrap();
         assert!(created);
@@ -240,7 +244,13 @@ async fn an_interrupted_fan_out_resumes_and_creates_each_execution_exactly_once(
     assert_eq!(store.write_executions(&first, false).await.unwrap(), 400);
     let touched = first[7].execution_id.to_string();
     h.courier
-        .cancel_execution(&touched, &Value::Null, "ops", at(1), "req-1")
+        .cancel_execution(
+            &touched,
+            &courier_core::json::Json::Null,
+            "ops",
+            at(1),
+            "req-1",
+        )
         .await
         .unwrap();
 
@@ -311,7 +321,7 @@ async fn canceling_a_job_cancels_what_has_not_started_and_force_stops_the_rest()
         .courier
         .cancel_job(
             id.as_str(),
-            &json!({"comment": "wrong firmware"}),
+            &json!({"comment": "wrong firmware"}).into(),
             "ops@example.com",
             at(3),
         )
@@ -342,7 +352,7 @@ async fn canceling_a_job_cancels_what_has_not_started_and_force_stops_the_rest()
         .courier
         .cancel_job(
             id.as_str(),
-            &json!({"force": true}),
+            &json!({"force": true}).into(),
             "ops@example.com",
             at(5),
         )
@@ -368,7 +378,7 @@ async fn canceling_a_job_cancels_what_has_not_started_and_force_stops_the_rest()
     )
     .await;
     h.courier
-        .cancel_job(id.as_str(), &json!({"force": true}), "ops", at(13))
+        .cancel_job(id.as_str(), &json!({"force": true}).into(), "ops", at(13))
         .await
         .unwrap();
     h.pump(at(14)).await;
@@ -569,7 +579,7 @@ async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
         .courier
         .create_job(
             &h.groups,
-            &json!({"commandId": "reboot", "targets": {"thingGroup": "no-such-group"}}),
+            &json!({"commandId": "reboot", "targets": {"thingGroup": "no-such-group"}}).into(),
             at(0),
         )
         .await

@@ -285,7 +285,10 @@ impl Run {
 async fn ids_and_job() -> (Ids, String) {
     let courier = fresh_courier().await;
     courier
-        .create_command(&json!({"commandId": "reboot"}), Timestamp::from_secs(NOW))
+        .create_command(
+            &json!({"commandId": "reboot"}).into(),
+            Timestamp::from_secs(NOW),
+        )
         .await
         .unwrap();
     let start = |target: &'static str, token: &'static str| {
@@ -294,7 +297,7 @@ async fn ids_and_job() -> (Ids, String) {
             courier
                 .start_execution(
                     "reboot",
-                    &json!({"target": target, "clientToken": token}),
+                    &json!({"target": target, "clientToken": token}).into(),
                     Timestamp::from_secs(NOW),
                 )
                 .await

@@ -26,7 +26,7 @@ fn validator() -> Validator {
 
 fn new_execution(id: &str, target: &str, created: i64) -> CommandExecution {
     let now = Timestamp::from_secs(created);
-    StartExecution::parse(&json!({"target": target}), &validator(), now)
+    StartExecution::parse(&json!({"target": target}).into(), &validator(), now)
         .unwrap()
         .into_execution(ExecutionId::parse(id).unwrap(), &validator(), now)
 }
@@ -648,13 +648,13 @@ async fn another_device_reusing_a_token_is_refused_not_told_it_was_a_duplicate()
 
 fn start_with(body: serde_json::Value, id: &str, created: i64) -> CommandExecution {
     let now = Timestamp::from_secs(created);
-    StartExecution::parse(&body, &validator(), now)
+    StartExecution::parse(&json::Json::from(body.clone()), &validator(), now)
         .unwrap()
         .into_execution(ExecutionId::parse(id).unwrap(), &validator(), now)
 }
 
 fn device_with(update: serde_json::Value, thing: &str, at: i64) -> TransitionPlan {
-    let update = StatusUpdate::parse(&update).unwrap();
+    let update = StatusUpdate::parse(&json::Json::from(update.clone())).unwrap();
     let to = update.status.unwrap();
     TransitionPlan::new(update, to, Actor::Device, Timestamp::from_secs(at))
         .unwrap()

@@ -1,11 +1,21 @@
-// Courier's reference dashboard. Every rule (parameter validation, which
-// transitions an operator may make) comes from the WASM build of courier-core,
-// so the page refuses exactly what the API would refuse, with the same codes
-// and messages. The API base URL is the `api` query parameter. Against a
+// Courier's reference dashboard. Every rule (parameter validation, typed
+// values from form text, job targets and requests, what an operator may
+// cancel and whether it needs force) comes from the WASM build of
+// courier-core: the page refuses exactly what the API would refuse, with the
+// same codes and messages, and decides nothing itself. The API base URL is the `api` query parameter. Against a
 // deployment, paste an access token (a JWT your identity provider issued with
 // the courier/read, courier/write and courier/cancel scopes); it is kept for
 // this tab only. `make run` needs none: the local stack is in local mode.
-import init, { CommandValidator, canTransition, coreVersion, formatTypedValue } from "../pkg/courier.js";
+import init, {
+  CommandValidator,
+  cancelOptions,
+  coreVersion,
+  executionStatuses,
+  formatTypedValue,
+  jobCancelOptions,
+  jobTargets,
+  typedValueFromText,
+} from "../pkg/courier.js";
 
 const API = new URLSearchParams(location.search).get("api") ?? "http://127.0.0.1:9000/lambda-url/api";
 const POLL_MS = 1500;
@@ -106,54 +116,69 @@ function parameterField(p) {
   return el("div", { className: "field" }, label, input, p.description ? el("div", { className: "muted", textContent: p.description }) : null, errors);
 }
 
-// What the user typed, as typed values. Numbers go over as JSON numbers, so
-// "1.5" for an integer parameter reaches the rules (and is refused) as-is.
+// What the user typed, read by core as typed values (typedValueFromText):
+// the parameters, and the fields whose text is not a value of their type
+// (with core's error, at the parameter's path).
 function readParameters() {
   const parameters = {};
+  const unreadable = [];
   for (const input of document.querySelectorAll("#parameters [name]")) {
-    const raw = input.value.trim();
-    if (raw === "") continue;
-    const type = input.dataset.type;
-    if (type === "B") parameters[input.name] = { B: raw === "true" };
-    else if (type === "I" || type === "L" || type === "D") parameters[input.name] = { [type]: raw === "" || isNaN(Number(raw)) ? raw : Number(raw) };
-    else parameters[input.name] = { [type]: raw };
+    if (input.value.trim() === "") continue;
+    const read = typedValueFromText(input.dataset.type, input.value);
+    if (read.ok) parameters[input.name] = read.value;
+    else unreadable.push({ ...read.error, path: `parameters.${input.name}` });
   }
-  return parameters;
+  return { parameters, unreadable };
 }
 
-function startBody() {
-  return { target: $("#target").value.trim(), parameters: readParameters() };
+function startBody(parameters) {
+  return { target: $("#target").value.trim(), parameters };
 }
 
-function validateForm() {
-  if (!state.validator) return false;
-  const result = state.validator.validateStart(startBody(), Date.now() / 1000);
-  for (const box of document.querySelectorAll(".field-errors")) box.replaceChildren();
-  for (const input of document.querySelectorAll("#start-form [name]")) input.removeAttribute("aria-invalid");
-  for (const error of result.errors) {
-    const box = document.querySelector(`.field-errors[data-for="${CSS.escape(error.path)}"]`) ?? document.querySelector('.field-errors[data-for="parameters"]');
+// The job the form describes; core checks all of it (validateJob).
+function jobBody(parameters) {
+  const body = { commandId: state.command.commandId, parameters };
+  const targets = jobTargets($("#job-targets").value);
+  if (targets.ok) body.targets = targets.targets;
+  const rate = $("#job-rate").value.trim();
+  if (rate !== "") body.jobExecutionsRolloutConfig = { maximumPerMinute: Number(rate) };
+  return { body, targetsError: targets.ok ? null : targets.error };
+}
+
+/** Shows `errors` under the fields their paths name; marks those fields invalid. */
+function showErrors(errors, fallback) {
+  for (const error of errors) {
+    const box = document.querySelector(`.field-errors[data-for="${CSS.escape(error.path)}"]`) ?? document.querySelector(`.field-errors[data-for="${fallback}"]`);
     box.append(el("div", { textContent: error.message, title: error.code }));
     const name = error.path.replace(/^parameters\./, "");
     document.querySelector(`#start-form [name="${CSS.escape(name)}"]`)?.setAttribute("aria-invalid", "true");
   }
-  $("#start").disabled = !result.valid;
-  // A job takes the same parameters; its targets are checked by the API.
-  $("#start-job").disabled = !state.validator.validateStart({ target: "job", parameters: readParameters() }, Date.now() / 1000).valid || jobTargets() === null;
-  return result.valid;
 }
 
-// "dev-1, dev-2" or "group:fleet" -> the job's targets, or null when empty.
-function jobTargets() {
-  const raw = $("#job-targets").value.trim();
-  if (raw === "") return null;
-  if (raw.startsWith("group:")) return { thingGroup: raw.slice("group:".length).trim() };
-  return { things: raw.split(/[\s,]+/).filter(Boolean) };
+function validateForm() {
+  if (!state.validator) return false;
+  const now = Date.now() / 1000;
+  const { parameters, unreadable } = readParameters();
+  // A field whose text is not a value is shown with that error, not as missing.
+  const shown = (errors) => [...unreadable, ...errors.filter((e) => !unreadable.some((u) => u.path === e.path))];
+  const start = state.validator.validateStart(startBody(parameters), now);
+  for (const box of document.querySelectorAll(".field-errors")) box.replaceChildren();
+  for (const input of document.querySelectorAll("#start-form [name]")) input.removeAttribute("aria-invalid");
+  showErrors(shown(start.errors), "parameters");
+  const startable = start.valid && unreadable.length === 0;
+  $("#start").disabled = !startable;
+  // A job takes the same parameters, plus targets and a rollout.
+  const { body, targetsError } = jobBody(parameters);
+  const job = state.validator.validateJob(body, now);
+  const jobErrors = [...(targetsError && $("#job-targets").value.trim() !== "" ? [targetsError] : []), ...job.errors.filter((e) => !e.path.startsWith("parameters") && e.path !== "targets")];
+  showErrors(jobErrors, "job");
+  $("#start-job").disabled = !(job.valid && unreadable.length === 0);
+  return startable;
 }
 
 async function startJob() {
-  const body = { commandId: state.command.commandId, targets: jobTargets(), parameters: readParameters() };
-  const rate = $("#job-rate").value.trim();
-  if (rate !== "") body.jobExecutionsRolloutConfig = { maximumPerMinute: Number(rate) };
+  const { parameters } = readParameters();
+  const { body } = jobBody(parameters);
   $("#start-job").disabled = true;
   try {
     const job = await api("POST", "/jobs", body);
@@ -172,7 +197,7 @@ async function startJob() {
 async function startExecution(event) {
   event.preventDefault();
   if (!validateForm()) return;
-  const body = startBody();
+  const body = startBody(readParameters().parameters);
   $("#start").disabled = true;
   try {
     const execution = await api("POST", `/commands/${encodeURIComponent(state.command.commandId)}/executions`, body);
@@ -223,8 +248,10 @@ function renderExecutions(items) {
   $("#executions-empty").textContent = "No executions for this device.";
   $("#executions tbody").replaceChildren(
     ...items.map((e) => {
-      // Enabled only where the status table lets an operator cancel.
-      const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel", disabled: !canTransition(e.status, "CANCELED", "operator") });
+      // Enabled where core lets an operator cancel; started work needs force.
+      const options = cancelOptions(e.status);
+      const cancel = el("button", { type: "button", className: "secondary", textContent: options.forceRequired ? "Stop…" : "Cancel", disabled: !options.allowed });
+      cancel.dataset.forceRequired = String(options.forceRequired);
       cancel.addEventListener("click", () => cancelExecution(e, cancel));
       const reason = e.statusReason ? `${e.statusReason.reasonCode}${e.statusReason.reasonDescription ? ": " + e.statusReason.reasonDescription : ""}` : "";
       const row = el(
@@ -246,10 +273,14 @@ function renderExecutions(items) {
 }
 
 async function cancelExecution(execution, button) {
+  const { forceRequired } = cancelOptions(execution.status);
+  // The device is working on it: stopping it is the operator's call.
+  if (forceRequired && !confirm(`${execution.target} has started ${execution.commandId} (${execution.status}). Stop it anyway? The device is told to cancel; a result it sends later is kept as a late result.`)) return;
   button.disabled = true;
   try {
     await api("POST", `/executions/${encodeURIComponent(execution.executionId)}/cancel`, {
       expectedVersion: execution.version,
+      force: forceRequired,
       statusReason: { reasonCode: "OPERATOR_CANCELED", reasonDescription: "canceled from the dashboard" },
     });
   } catch (e) {
@@ -259,8 +290,6 @@ async function cancelExecution(execution, button) {
 }
 
 // ---- jobs, live -------------------------------------------------------------------
-
-const STATUSES = ["QUEUED", "SENT", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"];
 
 async function refreshJobs() {
   clearTimeout(state.jobsTimer);
@@ -288,8 +317,7 @@ function jobRow(job) {
   for (const s of STATUSES) if (devices[s]) bar.append(el("span", { className: s, style: `width:${(100 * devices[s]) / Math.max(total, 1)}%` }));
   const counts = el("div", { className: "counts", textContent: STATUSES.filter((s) => devices[s]).map((s) => `${s} ${devices[s]}`).join(" · ") || "no executions yet" });
   const targets = job.targets?.thingGroup ? `group ${job.targets.thingGroup.name}` : `${job.targets?.things?.count ?? "?"} things`;
-  const open = ["SCHEDULED", "IN_PROGRESS"].includes(job.status);
-  const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel job", disabled: !open });
+  const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel job", disabled: !jobCancelOptions(job.status).allowed });
   cancel.addEventListener("click", () => cancelJob(job, cancel));
   const reason = job.statusReason ? ` (${job.statusReason.reasonCode})` : "";
   const row = el(
@@ -320,11 +348,13 @@ async function cancelJob(job, button) {
 // ---- start -------------------------------------------------------------------
 
 await init();
+const STATUSES = executionStatuses();
 $("#versions").textContent = `rules: courier-core ${coreVersion()} (WebAssembly)`;
 $("#start-form").addEventListener("submit", startExecution);
 $("#target").addEventListener("input", validateForm);
 $("#device").addEventListener("change", (e) => watchDevice(e.target.value.trim()));
 $("#job-targets").addEventListener("input", validateForm);
+$("#job-rate").addEventListener("input", validateForm);
 $("#start-job").addEventListener("click", startJob);
 $("#token").value = sessionStorage.getItem("courier-token") ?? "";
 $("#token").addEventListener("change", (e) => {

@@ -1,84 +1,24 @@
-//! courier-wasm: courier-core for browsers. A binding layer only: each export
-//! converts JS values to JSON, calls `courier_core::facade` (or the status
-//! table), and converts the result back. No rule lives here, so a dashboard
-//! validates with exactly the server's rules and messages. No I/O.
+//! courier-wasm: courier-core for browsers. A binding layer only: each
+//! export converts JavaScript values to core's JSON model by walking them
+//! (no JSON text, no serde), calls `courier_core::facade`, and converts the
+//! result back. No rule lives here, so a dashboard applies exactly the
+//! server's rules and messages. No I/O.
 //!
-//! Errors cross the boundary as values (`{valid, errors}`, `{ok, code, ...}`)
-//! or, for arguments of the wrong kind, as a thrown `{code, message, errors}`
-//! object; never as a panic. A panic hook prints any bug readably.
+//! Arguments are read as the API would read `JSON.stringify` of them
+//! (`courier_core::json::Number::from_js` classifies numbers the way the
+//! server's JSON reader does). Errors cross the boundary as values
+//! (`{valid, errors}`, `{ok, code, ...}`) or, for arguments of the wrong
+//! kind, as the thrown `CourierError` core builds; a panic aborts (the
+//! release build has no unwinding), and there is none on any input.
 
 use courier_core::facade;
-use courier_core::{ExecutionStatus, ValidationErrors, Validator};
-use serde_json::{json, Value};
+use courier_core::json::{Json, Number, Object};
+use courier_core::Validator;
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
-/** An execution status; the last five are terminal. */
-export type ExecutionStatus = "QUEUED" | "SENT" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "CANCELED";
-/** Who asks for a status change. */
-export type Actor = "device" | "operator" | "system";
-export type ValueType = "S" | "B" | "I" | "L" | "D" | "BIN" | "UL";
-/** A typed value in the AWS IoT commands wire format. */
-export type TypedValue =
-  | { S: string } | { B: boolean } | { I: number } | { L: number } | { D: number }
-  | { BIN: string } | { UL: string };
-export type Parameters = Record<string, TypedValue>;
-export interface ParameterSpec {
-  name: string;
-  type: ValueType;
-  required?: boolean;
-  default?: TypedValue;
-  description?: string;
-  min?: number; max?: number;
-  minLength?: number; maxLength?: number; pattern?: string; enum?: string[];
-  maxBytes?: number;
-  /** Secret or personal: left out of listings and logs. */
-  sensitive?: boolean;
-}
-export interface CommandDefinition {
-  commandId: string;
-  description?: string;
-  parameters?: ParameterSpec[];
-  executionTimeoutSeconds?: number;
-  retentionSeconds?: number;
-  createdAt?: number;
-}
-/** One problem: where, a stable machine code, and a sentence. */
-export interface ValidationError { path: string; code: string; message: string; }
-export interface ValidationResult { valid: boolean; errors: ValidationError[]; parameters?: Parameters; }
-export interface StatusReason { reasonCode: string; reasonDescription?: string; }
-export interface CommandExecution {
-  executionId: string; commandId: string; target: string; status: ExecutionStatus;
-  statusReason?: StatusReason; statusDetails?: Record<string, string>;
-  parameters: Parameters; result?: Parameters;
-  /** In listings: sensitive parameters whose values were left out. */
-  redactedParameters?: string[];
-  executionTimeoutSeconds: number; retentionSeconds: number;
-  createdAt: number; lastUpdatedAt: number; startedAt?: number; completedAt?: number;
-  timeToLive: number; version: number; clientToken?: string;
-  /** Set on a job's executions. */
-  jobId?: string; executionNumber?: number;
-}
-export interface StatusUpdate {
-  status: ExecutionStatus; statusReason?: StatusReason; statusDetails?: Record<string, string>;
-  result?: Parameters; expectedVersion?: number; clientToken?: string;
-}
-/** The record the server would store, or the server's error code and details. */
-export type StatusUpdateCheck =
-  | { ok: true; execution: CommandExecution }
-  | { ok: false; code: string; message: string; errors?: ValidationError[]; [detail: string]: unknown };
-export type TypedValueCheck =
-  | { ok: true; type: ValueType; value: TypedValue; display: string }
-  | { ok: false; error: ValidationError };
-/** The body of POST /commands/{commandId}/executions. */
-export interface StartExecutionBody {
-  target: string; parameters?: Record<string, unknown>;
-  executionTimeoutSeconds?: number; timeToLive?: number; clientToken?: string;
-}
-/** Thrown for arguments of the wrong kind. */
-export interface CourierError { code: "ValidationException"; message: string; errors: ValidationError[]; }
-"#;
+const TYPES: &'static str = include_str!("courier.d.ts");
 
 #[wasm_bindgen]
 extern "C" {
@@ -90,7 +30,7 @@ extern "C" {
     pub type JsValidationResult;
     #[wasm_bindgen(typescript_type = "CommandExecution")]
     pub type JsExecution;
-    #[wasm_bindgen(typescript_type = "StatusUpdate")]
+    #[wasm_bindgen(typescript_type = "StatusUpdate | CancelRequest")]
     pub type JsStatusUpdate;
     #[wasm_bindgen(typescript_type = "StatusUpdateCheck")]
     pub type JsStatusUpdateCheck;
@@ -100,15 +40,18 @@ extern "C" {
     pub type JsStatuses;
     #[wasm_bindgen(typescript_type = "StartExecutionBody")]
     pub type JsStartBody;
+    #[wasm_bindgen(typescript_type = "CreateJobBody")]
+    pub type JsJobBody;
     #[wasm_bindgen(typescript_type = "TypedValue")]
     pub type JsTypedValue;
+    #[wasm_bindgen(typescript_type = "CancelOptions")]
+    pub type JsCancelOptions;
+    #[wasm_bindgen(typescript_type = "JobCancelOptions")]
+    pub type JsJobCancelOptions;
+    #[wasm_bindgen(typescript_type = "JobTargetsCheck")]
+    pub type JsJobTargetsCheck;
     #[wasm_bindgen(typescript_type = "unknown")]
     pub type JsUnknown;
-}
-
-#[wasm_bindgen(start)]
-fn start() {
-    console_error_panic_hook::set_once();
 }
 
 /// courier-core's version: the rules this module applies.
@@ -131,71 +74,95 @@ impl CommandValidator {
     /// if the definition itself is invalid.
     #[wasm_bindgen(constructor)]
     pub fn new(definition: &JsCommandDefinition) -> Result<CommandValidator, JsValue> {
-        let json = to_json(definition, "definition")?;
-        facade::compile(&json)
+        facade::compile(&read(definition)?)
             .map(|validator| Self { validator })
-            .map_err(|report| thrown("the command definition is invalid", &report["errors"]))
+            .map_err(|thrown| to_js(&thrown))
     }
 
     /// Every problem with `parameters` (path, code, message), or the typed
     /// parameters with defaults filled in.
     pub fn validate(&self, parameters: &JsParameters) -> Result<JsValidationResult, JsValue> {
-        let json = to_json(parameters, "parameters")?;
-        Ok(to_js(&facade::validate_parameters(&self.validator, &json))?.unchecked_into())
+        answer(facade::validate_parameters(
+            &self.validator,
+            &read(parameters)?,
+        ))
     }
 
-    /// Checks a whole `POST /commands/{id}/executions` body (target,
-    /// parameters, executionTimeoutSeconds, timeToLive, clientToken) at `now`
-    /// (epoch seconds), exactly as the API will.
+    /// Checks a whole `POST /commands/{id}/executions` body at `now` (epoch
+    /// seconds), exactly as the API will.
     #[wasm_bindgen(js_name = validateStart)]
     pub fn validate_start(
         &self,
         body: &JsStartBody,
         now: f64,
     ) -> Result<JsValidationResult, JsValue> {
-        let json = to_json(body, "body")?;
-        Ok(to_js(&facade::validate_start(&self.validator, &json, now))?.unchecked_into())
+        answer(facade::validate_start(&self.validator, &read(body)?, now))
+    }
+
+    /// Checks a whole `POST /jobs` body for this command at `now` (epoch
+    /// seconds), exactly as the API will.
+    #[wasm_bindgen(js_name = validateJob)]
+    pub fn validate_job(&self, body: &JsJobBody, now: f64) -> Result<JsValidationResult, JsValue> {
+        answer(facade::validate_job(&self.validator, &read(body)?, now))
     }
 
     /// The definition as compiled.
     #[wasm_bindgen(getter)]
-    pub fn definition(&self) -> Result<JsCommandDefinition, JsValue> {
-        Ok(to_js(&json!(self.validator.definition()))?.unchecked_into())
+    pub fn definition(&self) -> JsCommandDefinition {
+        to_js(&facade::definition(&self.validator)).unchecked_into()
     }
 }
 
-/// Whether `actor` may move an execution from `from` to `to`.
+/// Whether `actor` may move an execution from `from` to `to`; an
+/// operator's cancel of started work only with `force`.
 #[wasm_bindgen(js_name = canTransition)]
 pub fn can_transition(
     #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] from: &str,
     #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] to: &str,
     #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
+    force: Option<bool>,
 ) -> Result<bool, JsValue> {
-    let mut errors = ValidationErrors::new();
-    let from = errors.collect(facade::parse_status(from, "from"));
-    let to = errors.collect(facade::parse_status(to, "to"));
-    let actor = errors.collect(facade::parse_actor(actor, "actor"));
-    match (from, to, actor) {
-        (Some(from), Some(to), Some(actor)) => Ok(from.can_transition(to, actor)),
-        _ => Err(thrown("invalid arguments", &json!(errors))),
-    }
+    let allowed = facade::can_transition(from, to, actor, force.unwrap_or(false));
+    Ok(allowed.map_err(|thrown| to_js(&thrown))?.as_bool() == Some(true))
 }
 
-/// The statuses `actor` may move an execution to from `status`.
+/// The statuses `actor` may move an execution to from `status` (with
+/// `force` for an operator's cancel of started work).
 #[wasm_bindgen(js_name = allowedTransitions)]
 pub fn allowed_transitions(
     #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] status: &str,
     #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
+    force: Option<bool>,
 ) -> Result<JsStatuses, JsValue> {
-    let mut errors = ValidationErrors::new();
-    let status = errors.collect(facade::parse_status(status, "status"));
-    let actor = errors.collect(facade::parse_actor(actor, "actor"));
-    match (status, actor) {
-        (Some(status), Some(actor)) => {
-            Ok(to_js(&json!(status.allowed_targets(actor)))?.unchecked_into())
-        }
-        _ => Err(thrown("invalid arguments", &json!(errors))),
-    }
+    answered(facade::allowed_transitions(
+        status,
+        actor,
+        force.unwrap_or(false),
+    ))
+}
+
+/// Whether an operator may cancel an execution in `status`, and whether
+/// the cancel must send `"force": true`.
+#[wasm_bindgen(js_name = cancelOptions)]
+pub fn cancel_options(
+    #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] status: &str,
+) -> Result<JsCancelOptions, JsValue> {
+    answered(facade::cancel_options(status))
+}
+
+/// What canceling a job in `status` does: allowed, or already canceled.
+#[wasm_bindgen(js_name = jobCancelOptions)]
+pub fn job_cancel_options(
+    #[wasm_bindgen(unchecked_param_type = "JobStatus")] status: &str,
+) -> Result<JsJobCancelOptions, JsValue> {
+    answered(facade::job_cancel_options(status))
+}
+
+/// A job's `targets` from what a person types: `dev-1, dev-2` or
+/// `group:fleet`.
+#[wasm_bindgen(js_name = jobTargets)]
+pub fn job_targets(text: &str) -> Result<JsJobTargetsCheck, JsValue> {
+    answer(facade::job_targets(text))
 }
 
 /// Whether `status` is terminal (nothing leaves it).
@@ -203,13 +170,19 @@ pub fn allowed_transitions(
 pub fn is_terminal(
     #[wasm_bindgen(unchecked_param_type = "ExecutionStatus")] status: &str,
 ) -> Result<bool, JsValue> {
-    facade::parse_status(status, "status")
-        .map(ExecutionStatus::is_terminal)
-        .map_err(|e| thrown("invalid arguments", &json!([e])))
+    let terminal = facade::is_terminal(status).map_err(|thrown| to_js(&thrown))?;
+    Ok(terminal.as_bool() == Some(true))
+}
+
+/// Every execution status, in the table's order.
+#[wasm_bindgen(js_name = executionStatuses)]
+pub fn execution_statuses() -> JsStatuses {
+    to_js(&facade::execution_statuses()).unchecked_into()
 }
 
 /// Applies `update` by `actor` at `now` (epoch seconds) to `execution`, as
-/// the server would: the new record, or the server's error.
+/// the server would: the new record, or the server's error. An operator's
+/// update is a cancel body (`force`, `expectedVersion`, `statusReason`).
 #[wasm_bindgen(js_name = checkStatusUpdate)]
 pub fn check_status_update(
     execution: &JsExecution,
@@ -217,59 +190,118 @@ pub fn check_status_update(
     #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
     now: f64,
 ) -> Result<JsStatusUpdateCheck, JsValue> {
-    let execution = to_json(execution, "execution")?;
-    let update = to_json(update, "update")?;
-    Ok(to_js(&facade::check_status_update(
-        &execution, &update, actor, now,
-    ))?
-    .unchecked_into())
+    answer(facade::check_status_update(
+        &read(execution)?,
+        &read(update)?,
+        actor,
+        now,
+    ))
 }
 
 /// Parses a typed value (`{"I": 42}`), optionally requiring its type.
 #[wasm_bindgen(js_name = parseTypedValue)]
 pub fn parse_typed_value(
     value: &JsUnknown,
-    #[wasm_bindgen(js_name = expectedType)] expected_type: Option<String>,
+    #[wasm_bindgen(js_name = expectedType, unchecked_optional_param_type = "ValueType")]
+    expected_type: Option<String>,
 ) -> Result<JsTypedValueCheck, JsValue> {
-    let json = to_json(value, "value")?;
-    Ok(to_js(&facade::parse_typed_value(&json, expected_type.as_deref()))?.unchecked_into())
+    answer(facade::parse_typed_value(
+        &read(value)?,
+        expected_type.as_deref(),
+    ))
+}
+
+/// A typed value of type `type` from what a person typed into a form.
+#[wasm_bindgen(js_name = typedValueFromText)]
+pub fn typed_value_from_text(
+    #[wasm_bindgen(js_name = type, unchecked_param_type = "ValueType")] value_type: &str,
+    text: &str,
+) -> Result<JsTypedValueCheck, JsValue> {
+    answer(facade::typed_value_from_text(value_type, text))
 }
 
 /// A typed value as a person reads it ("42", "true", base64 for BIN); throws
 /// a `CourierError` if it is not a typed value.
 #[wasm_bindgen(js_name = formatTypedValue)]
 pub fn format_typed_value(value: &JsTypedValue) -> Result<String, JsValue> {
-    let report = facade::parse_typed_value(&to_json(value, "value")?, None);
-    match report["display"].as_str() {
-        Some(display) => Ok(display.to_owned()),
-        None => Err(thrown("not a typed value", &json!([report["error"]]))),
+    let display = facade::format_typed_value(&read(value)?).map_err(|thrown| to_js(&thrown))?;
+    Ok(display.as_str().unwrap_or_default().to_owned())
+}
+
+/// A JavaScript value as the API reads `JSON.stringify` of it, or the
+/// `CourierError` for one JSON cannot represent (see [`to_json`]).
+fn read(value: &JsValue) -> Result<Json, JsValue> {
+    to_json(value, 0).ok_or_else(|| to_js(&facade::unreadable("")))
+}
+
+/// `undefined` and functions are absent (`null` at the top or in an
+/// array), numbers are classified as the server's JSON reader classifies
+/// their text, NaN and infinities are `null`. `None` past
+/// `facade::MAX_DEPTH` levels (where `JSON.stringify` of a value that
+/// refers to itself would throw).
+fn to_json(value: &JsValue, depth: usize) -> Option<Json> {
+    if depth > facade::MAX_DEPTH {
+        return None;
+    }
+    if let Some(b) = value.as_bool() {
+        return Some(Json::Bool(b));
+    }
+    if let Some(x) = value.as_f64() {
+        return Some(Number::from_js(x).map_or(Json::Null, Json::Number));
+    }
+    if let Some(s) = value.as_string() {
+        return Some(Json::String(s));
+    }
+    if Array::is_array(value) {
+        let items: &Array = value.unchecked_ref();
+        let mut list = Vec::with_capacity(items.length() as usize);
+        for item in items.iter() {
+            list.push(to_json(&item, depth + 1)?);
+        }
+        return Some(Json::Array(list));
+    }
+    if value.is_object() {
+        let mut map = Object::new();
+        let object: &js_sys::Object = value.unchecked_ref();
+        for key in js_sys::Object::keys(object).iter() {
+            let item = Reflect::get(value, &key).unwrap_or(JsValue::UNDEFINED);
+            if item.is_undefined() || item.is_function() {
+                continue;
+            }
+            if let Some(key) = key.as_string() {
+                map.insert(key, to_json(&item, depth + 1)?);
+            }
+        }
+        return Some(Json::Object(map));
+    }
+    Some(Json::Null)
+}
+
+fn to_js(json: &Json) -> JsValue {
+    match json {
+        Json::Null => JsValue::NULL,
+        Json::Bool(b) => JsValue::from_bool(*b),
+        Json::Number(n) => JsValue::from_f64(n.as_f64()),
+        Json::String(s) => JsValue::from_str(s),
+        Json::Array(items) => items.iter().map(to_js).collect::<Array>().into(),
+        Json::Object(map) => {
+            let out = js_sys::Object::new();
+            for (k, v) in map {
+                let _ = Reflect::set(&out, &JsValue::from_str(k), &to_js(v));
+            }
+            out.into()
+        }
     }
 }
 
-/// JS value -> JSON through the engine's JSON.stringify, so numbers and
-/// strings reach core exactly as they would reach the HTTP API.
-fn to_json(value: &JsValue, path: &str) -> Result<Value, JsValue> {
-    if value.is_undefined() {
-        return Ok(Value::Null);
-    }
-    let text = js_sys::JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .ok_or_else(|| thrown("not serializable as JSON", &json!([{"path": path, "code": "InvalidJson", "message": format!("{path} cannot be written as JSON")}])))?;
-    serde_json::from_str(&text).map_err(|e| {
-        thrown(
-            "not valid JSON",
-            &json!([{"path": path, "code": "InvalidJson", "message": e.to_string()}]),
-        )
-    })
+/// Core's answer as the declared TypeScript type.
+fn answer<T: JsCast>(json: Json) -> Result<T, JsValue> {
+    Ok(to_js(&json).unchecked_into())
 }
 
-fn to_js(value: &Value) -> Result<JsValue, JsValue> {
-    js_sys::JSON::parse(&value.to_string())
-}
-
-/// The value thrown for arguments of the wrong kind: `CourierError`.
-fn thrown(message: &str, errors: &Value) -> JsValue {
-    let body = json!({ "code": "ValidationException", "message": message, "errors": errors });
-    js_sys::JSON::parse(&body.to_string()).unwrap_or_else(|_| JsValue::from_str(message))
+/// Core's answer, or the `CourierError` it built, thrown.
+fn answered<T: JsCast>(result: Result<Json, Json>) -> Result<T, JsValue> {
+    result
+        .map(|json| to_js(&json).unchecked_into())
+        .map_err(|thrown| to_js(&thrown))
 }

@@ -1,7 +1,8 @@
 // The shared parity corpus (tests/vectors/*.json) through the compiled WASM
 // module. core's Rust tests run the same files (core/tests/vectors.rs); both
 // must produce exactly `expected`, so a rule cannot differ between browser
-// and server. Run by `make test` with node's test runner.
+// and server. One subtest per case, so a failure names the case. Run by
+// `make test` with node's test runner.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,87 +12,111 @@ const require = createRequire(import.meta.url);
 const courier = require("../pkg-node/courier.js");
 const vectors = (name) => JSON.parse(readFileSync(new URL(`../../tests/vectors/${name}`, import.meta.url), "utf8"));
 
-test("validation vectors: every parameter set gives the server's exact result", () => {
-  const doc = vectors("validation.json");
-  let count = 0;
-  for (const suite of doc.suites) {
+/** What a call gave: `{returned}` or the thrown CourierError as `{thrown}`. */
+function outcome(run) {
+  try {
+    return { returned: run() };
+  } catch (thrown) {
+    if (thrown instanceof Error) throw thrown; // a JS error is a bug, not an answer
+    return { thrown };
+  }
+}
+
+/** Calls the export a vector names (`CommandValidator.validate` compiles `definition` first). */
+function call(c) {
+  const [klass, method] = c.call.split(".");
+  if (method) {
+    let validator;
+    try {
+      validator = new courier[klass](c.definition);
+    } catch (thrown) {
+      if (thrown instanceof Error) throw thrown;
+      return { thrown };
+    }
+    const member = validator[method];
+    return outcome(() => (typeof member === "function" ? member.apply(validator, c.args) : member));
+  }
+  return outcome(() => courier[c.call](...c.args));
+}
+
+test("calls: every exported function, by name", async (t) => {
+  const { cases } = vectors("calls.json");
+  // Every export has vectors: here, or in the file named.
+  const called = new Set(cases.map((c) => c.call));
+  const elsewhere = { checkStatusUpdate: "status_updates.json", parseTypedValue: "typed_values.json", coreVersion: "the last test below" };
+  for (const name of Object.keys(courier)) {
+    if (typeof courier[name] !== "function" || name.startsWith("__") || name === "initSync") continue;
+    if (name === "CommandValidator") {
+      for (const method of Object.getOwnPropertyNames(courier.CommandValidator.prototype)) {
+        if (method !== "constructor" && method !== "free" && !method.startsWith("__") && typeof Symbol[method] === "undefined") {
+          assert.ok(called.has(`CommandValidator.${method}`), `calls.json has no case for CommandValidator.${method}`);
+        }
+      }
+      continue;
+    }
+    assert.ok(called.has(name) || name in elsewhere, `calls.json has no case for ${name}`);
+  }
+  for (const c of cases) {
+    await t.test(c.name, () => assert.deepEqual(call(c), c.expected));
+  }
+});
+
+test("validation: each suite's parameter sets", async (t) => {
+  for (const suite of vectors("validation.json").suites) {
     const validator = new courier.CommandValidator(suite.definition);
     for (const c of suite.cases) {
-      assert.deepEqual(validator.validate(c.parameters), c.expected, c.name);
-      count++;
+      await t.test(`${suite.definition.commandId}: ${c.name}`, () => assert.deepEqual(validator.validate(c.parameters), c.expected));
     }
   }
-  assert.ok(count > 5);
 });
 
-test("definition vectors: invalid definitions throw every problem", () => {
+test("validation: invalid definitions throw every problem", async (t) => {
   for (const c of vectors("validation.json").definitionCases) {
-    assert.throws(
-      () => new courier.CommandValidator(c.definition),
-      (thrown) => {
-        assert.equal(thrown.code, "ValidationException");
-        assert.deepEqual(thrown.errors, c.expected.errors, c.name);
-        return true;
-      },
-      c.name,
-    );
+    await t.test(c.name, () => {
+      const thrown = outcome(() => new courier.CommandValidator(c.definition)).thrown;
+      assert.equal(thrown?.code, "ValidationException");
+      assert.deepEqual(thrown.errors, c.expected.errors);
+    });
   }
 });
 
-test("transition matrix: all 192 (actor, from, to) triples", () => {
+test("transitions: every (actor, from, to, force)", async (t) => {
   const doc = vectors("transitions.json");
-  assert.equal(doc.matrix.length, 192);
-  for (const { actor, from, to, allowed } of doc.matrix) {
-    assert.equal(courier.canTransition(from, to, actor), allowed, `${actor} ${from} -> ${to}`);
-  }
-  for (const { actor, from } of doc.matrix) {
-    const expected = doc.matrix.filter((m) => m.actor === actor && m.from === from && m.allowed).map((m) => m.to);
-    assert.deepEqual([...courier.allowedTransitions(from, actor)].sort(), expected.sort());
-    assert.equal(courier.isTerminal(from), doc.terminal.includes(from));
+  assert.equal(doc.matrix.length, 3 * 8 * 8 * 2);
+  for (const { actor, from, to, force, allowed } of doc.matrix) {
+    await t.test(`${actor} ${from} -> ${to}${force ? " (force)" : ""}`, () => {
+      assert.equal(courier.canTransition(from, to, actor, force), allowed);
+      const expected = doc.matrix.filter((m) => m.actor === actor && m.from === from && m.force === force && m.allowed).map((m) => m.to);
+      assert.deepEqual([...courier.allowedTransitions(from, actor, force)].sort(), expected.sort());
+      assert.equal(courier.isTerminal(from), doc.terminal.includes(from));
+    });
   }
 });
 
-test("status update vectors: the record the server would store, or its error", () => {
+test("status updates: the record the server would store, or its error", async (t) => {
   for (const c of vectors("status_updates.json").cases) {
-    assert.deepEqual(courier.checkStatusUpdate(c.execution, c.update, c.actor, c.now), c.expected, c.name);
+    await t.test(c.name, () => assert.deepEqual(courier.checkStatusUpdate(c.execution, c.update, c.actor, c.now), c.expected));
   }
 });
 
-test("typed value vectors", () => {
+test("typed values", async (t) => {
   for (const c of vectors("typed_values.json").cases) {
-    assert.deepEqual(courier.parseTypedValue(c.input, c.type ?? undefined), c.expected, JSON.stringify(c.input));
+    await t.test(JSON.stringify(c.input), () => assert.deepEqual(courier.parseTypedValue(c.input, c.type ?? undefined), c.expected));
   }
 });
 
-test("bad arguments are thrown as structured errors, never panics", () => {
-  assert.throws(() => courier.canTransition("QUEUED", "NOPE", "robot"), (e) => {
-    assert.equal(e.code, "ValidationException");
-    assert.deepEqual(e.errors.map((x) => x.path), ["to", "actor"]);
-    return true;
-  });
-  assert.throws(() => courier.isTerminal("DONE"), (e) => e.errors[0].code === "InvalidValue");
-  assert.throws(() => courier.formatTypedValue({ X: 1 }), (e) => e.errors[0].code === "WrongType");
+test("a value that refers to itself is thrown as InvalidJson, not a crash", () => {
   const cyclic = {};
   cyclic.self = cyclic;
-  assert.throws(() => new courier.CommandValidator(cyclic), (e) => e.errors[0].code === "InvalidJson");
+  const thrown = outcome(() => new courier.CommandValidator(cyclic)).thrown;
+  assert.equal(thrown.errors[0].code, "InvalidJson");
+  const deep = outcome(() => courier.parseTypedValue(JSON.parse("[".repeat(200) + "]".repeat(200)))).thrown;
+  assert.equal(deep.errors[0].code, "InvalidJson");
+  // The module still works afterwards.
+  assert.equal(courier.isTerminal("SUCCEEDED"), true);
 });
 
-test("formatting and version", () => {
-  assert.equal(courier.formatTypedValue({ UL: "18446744073709551615" }), "18446744073709551615");
-  assert.equal(courier.formatTypedValue({ B: true }), "true");
-  assert.match(courier.coreVersion(), /^\d+\.\d+\.\d+$/);
-  const v = new courier.CommandValidator({ commandId: "reboot" });
-  assert.equal(v.definition.commandId, "reboot");
-  assert.deepEqual(v.validate(undefined), { valid: true, errors: [], parameters: {} });
-});
-
-test("validateStart checks target and parameters together, as the API does", () => {
-  const v = new courier.CommandValidator({
-    commandId: "set-config",
-    parameters: [{ name: "rate", type: "I", required: true, min: 1, max: 10 }],
-  });
-  const bad = v.validateStart({ target: "has space", parameters: { rate: { I: 0 } } }, 1800000000);
-  assert.deepEqual(bad.errors.map((e) => [e.path, e.code]), [["target", "InvalidId"], ["parameters.rate", "OutOfRange"]]);
-  const good = v.validateStart({ target: "dev-1", parameters: { rate: { I: 3 } } }, 1800000000);
-  assert.deepEqual(good, { valid: true, errors: [], parameters: { rate: { I: 3 } } });
+test("the module reports the core version it was built from", () => {
+  const cargo = readFileSync(new URL("../../Cargo.toml", import.meta.url), "utf8");
+  assert.equal(courier.coreVersion(), cargo.match(/^version = "(.*)"/m)[1]);
 });

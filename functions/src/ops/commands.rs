@@ -5,11 +5,10 @@
 use super::{Courier, Listing};
 use crate::error::ServiceError;
 use crate::store::{PutOutcome, Store};
+use courier_core::json::Json;
 use courier_core::{
-    CommandDefinition, CommandId, ParameterName, Parameters, Timestamp, ValidationCode,
-    ValidationErrors, Validator,
+    CommandDefinition, CommandId, ParameterName, Parameters, Timestamp, ValidationErrors, Validator,
 };
-use serde_json::Value;
 use std::sync::Arc;
 
 impl<S: Store> Courier<S> {
@@ -17,17 +16,10 @@ impl<S: Store> Courier<S> {
     /// created now (false: the same definition existed, an idempotent retry).
     pub async fn create_command(
         &self,
-        body: &Value,
+        body: &Json,
         now: Timestamp,
     ) -> Result<(CommandDefinition, bool), ServiceError> {
-        let mut definition: CommandDefinition =
-            serde_json::from_value(body.clone()).map_err(|e| {
-                ServiceError::validation(
-                    "",
-                    ValidationCode::InvalidValue,
-                    format!("not a command definition: {e}"),
-                )
-            })?;
+        let mut definition = CommandDefinition::from_json(body)?;
         definition.created_at = None;
         definition.validator()?;
         let mut stored = definition.clone();

@@ -16,13 +16,13 @@ use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::publisher::Message;
 use crate::store::{Store, StoreError, TransitionOutcome};
+use courier_core::json::Json;
 use courier_core::protocol::{self, DeviceRequest, JobRef, RejectedCode, RequestKind, TopicRoot};
 use courier_core::update::parse_start_next;
 use courier_core::{
     Actor, CommandExecution, ExecutionId, ExecutionStatus, StatusUpdate, ThingName, Timestamp,
     TransitionError, TransitionPlan, ValidationCode, ValidationErrors,
 };
-use serde_json::{json, Value};
 
 /// What StartNextPendingJobExecution returned: the execution, and whether
 /// this request moved it to IN_PROGRESS (so the device's pending list changed).
@@ -80,10 +80,10 @@ impl<S: Store> Courier<S> {
     ) -> Result<Vec<Message>, ServiceError> {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return self
-                .device_request(root, topic, &Value::Null, delivery, now)
+                .device_request(root, topic, &Json::Null, delivery, now)
                 .await;
         }
-        match serde_json::from_slice::<Value>(payload) {
+        match serde_json::from_slice::<Json>(payload) {
             Ok(json) => self.device_request(root, topic, &json, delivery, now).await,
             Err(e) => match root.parse_request(topic) {
                 Ok(request) => Ok(vec![reject(
@@ -97,7 +97,7 @@ impl<S: Store> Courier<S> {
                 )]),
                 // Not a request: the same answer as for a JSON payload.
                 Err(_) => {
-                    self.device_request(root, topic, &Value::Null, delivery, now)
+                    self.device_request(root, topic, &Json::Null, delivery, now)
                         .await
                 }
             },
@@ -112,13 +112,13 @@ impl<S: Store> Courier<S> {
         &self,
         root: &TopicRoot,
         topic: &str,
-        payload: &Value,
+        payload: &Json,
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
         let token = payload
             .get("clientToken")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .filter(|t| t.len() <= 64);
         let request = match root.parse_request(topic) {
             Ok(request) => request,
@@ -200,7 +200,7 @@ impl<S: Store> Courier<S> {
         &self,
         root: &TopicRoot,
         request: &DeviceRequest,
-        payload: &Value,
+        payload: &Json,
         token: Option<&str>,
         delivery: Delivery<'_>,
         now: Timestamp,
@@ -217,12 +217,12 @@ impl<S: Store> Courier<S> {
         &self,
         root: &TopicRoot,
         request: &DeviceRequest,
-        payload: &Value,
+        payload: &Json,
         token: Option<&str>,
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        let accepted = |body: Value| Message {
+        let accepted = |body: Json| Message {
             topic: root.reply_topic(request, true),
             payload: body,
         };
@@ -239,8 +239,10 @@ impl<S: Store> Courier<S> {
                 let next = self.start_next(thing, payload, claim_token, now).await?;
                 let mut out = vec![accepted(protocol::reply(
                     match &next {
-                        Some(n) => json!({ "execution": protocol::data(&n.execution, true) }),
-                        None => json!({}),
+                        Some(n) => {
+                            Json::object([("execution", protocol::data(&n.execution, true))])
+                        }
+                        None => Json::object([]),
                     },
                     token,
                     now,
@@ -263,7 +265,7 @@ impl<S: Store> Courier<S> {
                     }
                     JobRef::Execution(id) => self.own_execution(thing, id, now).await?,
                 };
-                if let Some(number) = payload.get("executionNumber").and_then(Value::as_u64) {
+                if let Some(number) = payload.get("executionNumber").and_then(Json::as_u64) {
                     if number != u64::from(execution.execution_number) {
                         return Err(ServiceError::NotFound {
                             what: "execution number",
@@ -273,10 +275,10 @@ impl<S: Store> Courier<S> {
                 }
                 let include_document = payload
                     .get("includeJobDocument")
-                    .and_then(Value::as_bool)
+                    .and_then(Json::as_bool)
                     .unwrap_or(true);
                 Ok(vec![accepted(protocol::reply(
-                    json!({ "execution": protocol::data(&execution, include_document) }),
+                    Json::object([("execution", protocol::data(&execution, include_document))]),
                     token,
                     now,
                 ))])
@@ -297,20 +299,20 @@ impl<S: Store> Courier<S> {
                     }
                     DeviceUpdateOutcome::Duplicate(execution) => (execution, false),
                 };
-                let mut body = json!({});
+                let mut body = Json::object([]);
                 if payload
                     .get("includeJobExecutionState")
-                    .and_then(Value::as_bool)
+                    .and_then(Json::as_bool)
                     .unwrap_or(false)
                 {
-                    body["executionState"] = protocol::state(&execution);
+                    body.set("executionState", protocol::state(&execution));
                 }
                 if payload
                     .get("includeJobDocument")
-                    .and_then(Value::as_bool)
+                    .and_then(Json::as_bool)
                     .unwrap_or(false)
                 {
-                    body["jobDocument"] = protocol::job_document(&execution);
+                    body.set("jobDocument", protocol::job_document(&execution));
                 }
                 let mut out = vec![accepted(protocol::reply(body, token, now))];
                 // The pending list changes when the status does (started or
@@ -352,7 +354,7 @@ impl<S: Store> Courier<S> {
         &self,
         thing: &str,
         execution_id: &str,
-        update: &Value,
+        update: &Json,
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<DeviceUpdateOutcome, ServiceError> {
@@ -477,7 +479,7 @@ impl<S: Store> Courier<S> {
     pub async fn start_next(
         &self,
         thing: &ThingName,
-        body: &Value,
+        body: &Json,
         dedupe_token: &str,
         now: Timestamp,
     ) -> Result<Option<NextExecution>, ServiceError> {

@@ -9,12 +9,12 @@ use crate::platform::ids;
 use crate::store::{
     CreateOutcome, ExecutionQuery, ExecutionsOf, Store, StoreError, TransitionOutcome,
 };
+use courier_core::json::Json;
 use courier_core::text::quote;
 use courier_core::{
     CancelExecution, CommandExecution, CommandId, ExecutionId, ExecutionStatus, StartExecution,
     ThingName, Timestamp, TransitionError, TransitionPlan, ValidationCode, ValidationErrors,
 };
-use serde_json::Value;
 
 /// Filters and paging of `GET /executions`, as strings from the query.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +43,7 @@ impl<S: Store> Courier<S> {
     pub async fn start_execution(
         &self,
         command_id: &str,
-        body: &Value,
+        body: &Json,
         now: Timestamp,
     ) -> Result<(CommandExecution, bool), ServiceError> {
         let validator = self.validator(command_id).await?;
@@ -190,7 +190,7 @@ impl<S: Store> Courier<S> {
     pub async fn cancel_execution(
         &self,
         raw_id: &str,
-        body: &Value,
+        body: &Json,
         caller: &str,
         now: Timestamp,
         request_id: &str,

@@ -8,13 +8,13 @@ use crate::platform::ids;
 use crate::platform::thing_groups::{GroupError, ThingGroups};
 use crate::store::{CreateJobOutcome, JobStore, StoreError};
 use courier_core::job_run::CancelSweep;
+use courier_core::json::Json;
 use courier_core::text::quote;
 use courier_core::{
     CancelJob, ClientToken, CommandExecution, CreateJob, ExecutionStatus, Job, JobId,
     JobStatistics, JobStatus, Timestamp, ValidationCode, ValidationErrors,
 };
 use serde::Serialize;
-use serde_json::{json, Value};
 
 /// `GET /jobs/{jobId}`: the job and its statistics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,11 +51,11 @@ impl<S: JobStore> Courier<S> {
     pub async fn create_job<G: ThingGroups>(
         &self,
         groups: &G,
-        body: &Value,
+        body: &Json,
         now: Timestamp,
     ) -> Result<(JobView, bool), ServiceError> {
         let command_id = match body.get("commandId") {
-            Some(Value::String(id)) => id.clone(),
+            Some(Json::String(id)) => id.clone(),
             _ => {
                 return Err(ServiceError::validation(
                     "commandId",
@@ -67,7 +67,7 @@ impl<S: JobStore> Courier<S> {
         let validator = self.validator(&command_id).await?;
         let request = CreateJob::parse(body, &validator, now)?;
         let client_token = match body.get("clientToken") {
-            Some(Value::String(t)) => {
+            Some(Json::String(t)) => {
                 Some(ClientToken::parse_at(t, "clientToken").map_err(ValidationErrors::from)?)
             }
             _ => None,
@@ -88,7 +88,7 @@ impl<S: JobStore> Courier<S> {
             }
         }
         let request_hash = ids::fingerprint(
-            json!([
+            serde_json::json!([
                 command_id,
                 request.parameters,
                 request.targets,
@@ -211,7 +211,7 @@ impl<S: JobStore> Courier<S> {
     pub async fn cancel_job(
         &self,
         raw_id: &str,
-        body: &Value,
+        body: &Json,
         caller: &str,
         now: Timestamp,
     ) -> Result<JobView, ServiceError> {

@@ -7,13 +7,14 @@
 //! `AWS_ENDPOINT_URL_IOT_DATA_PLANE` variable points it there.
 
 use aws_sdk_iotdataplane::primitives::Blob;
+use courier_core::json::Json;
 use std::future::Future;
 
 /// One MQTT message to publish.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Message {
     pub topic: String,
-    pub payload: serde_json::Value,
+    pub payload: Json,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +28,7 @@ pub trait Publisher: Send + Sync {
     fn publish(
         &self,
         topic: &str,
-        payload: &serde_json::Value,
+        payload: &Json,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
@@ -55,7 +56,7 @@ impl IotDataPublisher {
 }
 
 impl Publisher for IotDataPublisher {
-    async fn publish(&self, topic: &str, payload: &serde_json::Value) -> Result<(), PublishError> {
+    async fn publish(&self, topic: &str, payload: &Json) -> Result<(), PublishError> {
         let bytes = serde_json::to_vec(payload).map_err(|e| PublishError {
             topic: topic.to_owned(),
             message: e.to_string(),

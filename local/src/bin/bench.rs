@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     {"name": "rate", "type": "I", "required": true, "min": 1, "max": 3600},
                     {"name": "mode", "type": "S", "enum": ["eco", "normal"], "default": {"S": "normal"}}
                 ]
-            }),
+            }).into(),
             now,
         )
         .await?;
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fresh = courier_local::aws::courier(client.clone(), &table);
     fresh.store().meter().reset();
     fresh
-        .start_execution("set-config", &json!({"target": "cold-start"}), now)
+        .start_execution("set-config", &json!({"target": "cold-start"}).into(), now)
         .await
         .ok();
     let cold_read_units = fresh.store().meter().read_units();
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = fresh
         .start_execution(
             "set-config",
-            &json!({"target": "warm", "parameters": {"rate": {"I": 1}}}),
+            &json!({"target": "warm", "parameters": {"rate": {"I": 1}}}).into(),
             now,
         )
         .await?;
@@ -69,7 +69,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let target = format!("dev-{i:04}");
         let body = json!({"target": target, "parameters": {"rate": {"I": 30}}});
         let execution = steps[0]
-            .measure(meter(), courier.start_execution("set-config", &body, t))
+            .measure(
+                meter(),
+                courier.start_execution(
+                    "set-config",
+                    &courier_core::json::Json::from(body.clone()),
+                    t,
+                ),
+            )
             .await?
             .0;
         let id = execution.execution_id.to_string();
@@ -83,14 +90,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps[1]
             .measure(
                 meter(),
-                courier.device_update(&target, &id, &progress, delivery(&first), t),
+                courier.device_update(
+                    &target,
+                    &id,
+                    &courier_core::json::Json::from(progress.clone()),
+                    delivery(&first),
+                    t,
+                ),
             )
             .await?;
         let done = json!({"status": "SUCCEEDED", "result": {"appliedRate": {"I": 30}}, "statusReason": {"reasonCode": "OK"}});
         steps[2]
             .measure(
                 meter(),
-                courier.device_update(&target, &id, &done, delivery(&second), t),
+                courier.device_update(
+                    &target,
+                    &id,
+                    &courier_core::json::Json::from(done.clone()),
+                    delivery(&second),
+                    t,
+                ),
             )
             .await?;
         let raw = client

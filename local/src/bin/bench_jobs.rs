@@ -16,7 +16,7 @@ use courier_functions::platform::publisher::{PublishError, Publisher};
 use courier_local::events::{context, stream_event};
 use courier_local::stream::{StartAt, StreamPoller};
 use lambda_runtime::LambdaEvent;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Instant;
 
 const TARGETS: usize = 10_000;
@@ -27,7 +27,7 @@ const SINGLE: usize = 50;
 struct NoPublish;
 
 impl Publisher for NoPublish {
-    async fn publish(&self, topic: &str, _: &Value) -> Result<(), PublishError> {
+    async fn publish(&self, topic: &str, _: &courier_core::json::Json) -> Result<(), PublishError> {
         Err(PublishError {
             topic: topic.to_owned(),
             message: "the jobs benchmark publishes nothing".into(),
@@ -46,14 +46,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let groups = courier_local::aws::thing_groups().await;
     let now = clock::now();
     courier
-        .create_command(&json!({"commandId": "reboot"}), now)
+        .create_command(&json!({"commandId": "reboot"}).into(), now)
         .await?;
 
     // The baseline: single executions started through the service.
     store.meter().reset();
     for i in 0..SINGLE {
         courier
-            .start_execution("reboot", &json!({"target": format!("single-{i}")}), now)
+            .start_execution(
+                "reboot",
+                &json!({"target": format!("single-{i}")}).into(),
+                now,
+            )
             .await?;
     }
     let single_write = store.meter().write_units() / SINGLE as f64;
@@ -66,7 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_job(
             &groups,
             &json!({"commandId": "reboot", "targets": {"things": targets},
-                    "schedulingConfig": {"startTime": now.epoch_secs() + 86_400}}),
+                    "schedulingConfig": {"startTime": now.epoch_secs() + 86_400}})
+            .into(),
             now,
         )
         .await?;

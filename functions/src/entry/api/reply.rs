@@ -4,11 +4,11 @@
 //! bodies are read here too (size limit, JSON). No I/O.
 
 use crate::error::ServiceError;
+use courier_core::json::Json;
 use courier_core::ValidationCode;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::Value;
 
 /// Request bodies above this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
@@ -20,12 +20,12 @@ pub struct Cors {
 }
 
 /// The body as JSON: `null` when empty; 413 when too large; 400 when not JSON.
-pub fn json_body(request: &Request) -> Result<Value, ServiceError> {
+pub fn json_body(request: &Request) -> Result<Json, ServiceError> {
     let bytes: &[u8] = match request.body() {
-        Body::Empty => return Ok(Value::Null),
+        Body::Empty => return Ok(Json::Null),
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
-        _ => return Ok(Value::Null),
+        _ => return Ok(Json::Null),
     };
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ServiceError::validation(
@@ -38,7 +38,7 @@ pub fn json_body(request: &Request) -> Result<Value, ServiceError> {
         ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
+        return Ok(Json::Null);
     }
     serde_json::from_slice(bytes).map_err(|e| {
         ServiceError::validation(

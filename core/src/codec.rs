@@ -1,0 +1,466 @@
+//! THE RECORDS AS JSON: the execution record (with its reason and late
+//! result) and a command definition, to and from core's JSON model, field
+//! for field as their serde forms write them (the API's bodies, the
+//! table's items) — `core/tests/codec.rs` holds the two to each other. The
+//! WASM module reads and writes records this way, without serde, which
+//! keeps it small. Pure, no I/O.
+
+use crate::deadline::{LateResult, OnTimeout};
+use crate::execution::CommandExecution;
+use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+use crate::json::{Json, Object};
+use crate::reason::StatusReason;
+use crate::schema::{CommandDefinition, ParameterSpec, Parameters};
+use crate::status::ExecutionStatus;
+use crate::time::Timestamp;
+use crate::value::{TypedValue, ValueType};
+use std::collections::BTreeMap;
+
+/// A value's JSON form, as serde writes it.
+pub trait ToJson {
+    fn to_json(&self) -> Json;
+}
+
+impl<T: ToJson> ToJson for &T {
+    fn to_json(&self) -> Json {
+        (**self).to_json()
+    }
+}
+
+/// Reading a record (not user input: one reason is enough).
+pub type Read<T> = Result<T, String>;
+
+/// An object being written, leaving out what serde skips.
+#[derive(Default)]
+struct Out(Object);
+
+impl Out {
+    fn put(mut self, key: &str, value: impl Into<Json>) -> Self {
+        self.0.insert(key.to_owned(), value.into());
+        self
+    }
+
+    fn opt<T: ToJson>(self, key: &str, value: Option<T>) -> Self {
+        match value {
+            Some(v) => {
+                let json = v.to_json();
+                self.put(key, json)
+            }
+            None => self,
+        }
+    }
+
+    fn done(self) -> Json {
+        Json::Object(self.0)
+    }
+}
+
+impl ToJson for Timestamp {
+    fn to_json(&self) -> Json {
+        Json::from(*self)
+    }
+}
+
+impl ToJson for StatusReason {
+    fn to_json(&self) -> Json {
+        Out::default()
+            .put("reasonCode", self.reason_code.as_str())
+            .opt(
+                "reasonDescription",
+                self.reason_description.as_ref().map(Str),
+            )
+            .done()
+    }
+}
+
+/// A string field's value.
+struct Str<'a>(&'a String);
+
+impl ToJson for Str<'_> {
+    fn to_json(&self) -> Json {
+        Json::from(self.0.as_str())
+    }
+}
+
+impl ToJson for TypedValue {
+    fn to_json(&self) -> Json {
+        TypedValue::to_json(self)
+    }
+}
+
+/// A map of typed values (parameters, results).
+pub fn parameters_json(parameters: &Parameters) -> Json {
+    Json::Object(
+        parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    )
+}
+
+fn details_json(details: &BTreeMap<String, String>) -> Json {
+    Json::Object(
+        details
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::from(v.as_str())))
+            .collect(),
+    )
+}
+
+impl ToJson for LateResult {
+    fn to_json(&self) -> Json {
+        let mut out = Out::default()
+            .put("status", self.status.as_str())
+            .opt("statusReason", self.status_reason.as_ref());
+        if !self.status_details.is_empty() {
+            out = out.put("statusDetails", details_json(&self.status_details));
+        }
+        if !self.result.is_empty() {
+            out = out.put("result", parameters_json(&self.result));
+        }
+        out.put("receivedAt", self.received_at.to_json()).done()
+    }
+}
+
+impl ToJson for CommandExecution {
+    fn to_json(&self) -> Json {
+        let e = self;
+        let mut out = Out::default()
+            .put("executionId", e.execution_id.as_str())
+            .put("commandId", e.command_id.as_str())
+            .put("target", e.target.as_str());
+        if let Some(job) = &e.job_id {
+            out = out.put("jobId", job.as_str());
+        }
+        out = out
+            .put("status", e.status.as_str())
+            .opt("statusReason", e.status_reason.as_ref());
+        if !e.status_details.is_empty() {
+            out = out.put("statusDetails", details_json(&e.status_details));
+        }
+        out = out.put("parameters", parameters_json(&e.parameters));
+        if !e.redacted_parameters.is_empty() {
+            let names: Vec<Json> = e
+                .redacted_parameters
+                .iter()
+                .map(|n| Json::from(n.as_str()))
+                .collect();
+            out = out.put("redactedParameters", Json::Array(names));
+        }
+        if !e.result.is_empty() {
+            out = out.put("result", parameters_json(&e.result));
+        }
+        out = out
+            .put("executionTimeoutSeconds", e.execution_timeout_seconds)
+            .opt("notBefore", e.not_before.as_ref());
+        if let Some(d) = e.delivery_timeout_seconds {
+            out = out.put("deliveryTimeoutSeconds", d);
+        }
+        out = out
+            .opt("deliverBy", e.deliver_by.as_ref())
+            .put("completeBy", e.complete_by.to_json())
+            .opt("stepDeadline", e.step_deadline.as_ref())
+            .put("onTimeout", e.on_timeout.as_str())
+            .put("maxAttempts", e.max_attempts);
+        if e.failure_retries != 0 {
+            out = out.put("failureRetries", e.failure_retries);
+        }
+        if e.busy_count != 0 {
+            out = out.put("busyCount", e.busy_count);
+        }
+        out = out.opt("lateResult", e.late_result.as_ref());
+        if let Some(by) = &e.canceled_by {
+            out = out.put("canceledBy", by.as_str());
+        }
+        out = out
+            .put("retentionSeconds", e.retention_seconds)
+            .put("createdAt", e.created_at.to_json())
+            .put("lastUpdatedAt", e.last_updated_at.to_json())
+            .opt("startedAt", e.started_at.as_ref())
+            .opt("completedAt", e.completed_at.as_ref())
+            .put("timeToLive", e.time_to_live.to_json())
+            .put("version", e.version)
+            .put("executionNumber", e.execution_number);
+        if let Some(token) = &e.client_token {
+            out = out.put("clientToken", token.as_str());
+        }
+        out.done()
+    }
+}
+
+/// Reading the fields of one record object.
+struct Fields<'a> {
+    map: &'a Object,
+}
+
+impl<'a> Fields<'a> {
+    fn of(json: &'a Json, what: &str) -> Read<Self> {
+        json.as_object()
+            .map(|map| Self { map })
+            .ok_or_else(|| format!("{what} must be an object"))
+    }
+
+    /// A present, non-null field.
+    fn get(&self, key: &str) -> Option<&'a Json> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn required(&self, key: &str) -> Read<&'a Json> {
+        self.get(key)
+            .ok_or_else(|| format!("missing field `{key}`"))
+    }
+
+    fn string(&self, key: &str) -> Read<&'a str> {
+        self.required(key)?
+            .as_str()
+            .ok_or_else(|| format!("`{key}` must be a string"))
+    }
+
+    fn opt_string(&self, key: &str) -> Read<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_owned()))
+                .ok_or_else(|| format!("`{key}` must be a string")),
+        }
+    }
+
+    fn u64(&self, key: &str) -> Read<u64> {
+        self.required(key)?
+            .as_u64()
+            .ok_or_else(|| format!("`{key}` must be a whole number"))
+    }
+
+    fn u32(&self, key: &str) -> Read<u32> {
+        self.required(key)?
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("`{key}` must be a whole number"))
+    }
+
+    fn u32_or(&self, key: &str, default: u32) -> Read<u32> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("`{key}` must be a whole number")),
+        }
+    }
+
+    fn time(&self, key: &str) -> Read<Timestamp> {
+        time_of(self.required(key)?, key)
+    }
+
+    fn opt_time(&self, key: &str) -> Read<Option<Timestamp>> {
+        self.get(key).map(|v| time_of(v, key)).transpose()
+    }
+
+    fn id<T>(
+        &self,
+        key: &str,
+        parse: fn(&str) -> Result<T, crate::error::ValidationError>,
+    ) -> Read<T> {
+        parse(self.string(key)?).map_err(|e| format!("`{key}`: {}", e.message))
+    }
+
+    fn status(&self, key: &str) -> Read<ExecutionStatus> {
+        let raw = self.string(key)?;
+        ExecutionStatus::parse(raw).ok_or_else(|| format!("`{key}` is not a status"))
+    }
+
+    fn details(&self, key: &str) -> Read<BTreeMap<String, String>> {
+        let Some(v) = self.get(key) else {
+            return Ok(BTreeMap::new());
+        };
+        let map = v
+            .as_object()
+            .ok_or_else(|| format!("`{key}` must be an object of strings"))?;
+        map.iter()
+            .map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (k.clone(), s.to_owned()))
+                    .ok_or_else(|| format!("`{key}.{k}` must be a string"))
+            })
+            .collect()
+    }
+
+    fn parameters(&self, key: &str) -> Read<Parameters> {
+        let Some(v) = self.get(key) else {
+            return Ok(Parameters::new());
+        };
+        let map = v
+            .as_object()
+            .ok_or_else(|| format!("`{key}` must be an object of typed values"))?;
+        map.iter()
+            .map(|(k, v)| {
+                TypedValue::from_json_at(v, k)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| format!("`{key}.{k}`: {}", e.message))
+            })
+            .collect()
+    }
+
+    fn reason(&self, key: &str) -> Read<Option<StatusReason>> {
+        self.get(key)
+            .map(|v| {
+                let f = Fields::of(v, key)?;
+                Ok(StatusReason {
+                    reason_code: f.string("reasonCode")?.to_owned(),
+                    reason_description: f.opt_string("reasonDescription")?,
+                })
+            })
+            .transpose()
+    }
+}
+
+fn time_of(json: &Json, key: &str) -> Read<Timestamp> {
+    json.as_f64()
+        .and_then(Timestamp::from_secs_f64)
+        .ok_or_else(|| format!("`{key}` must be epoch seconds"))
+}
+
+impl CommandExecution {
+    /// An execution record from its JSON form (as the API returns it).
+    pub fn from_json(json: &Json) -> Read<Self> {
+        let f = Fields::of(json, "an execution")?;
+        let late_result = match f.get("lateResult") {
+            None => None,
+            Some(v) => {
+                let l = Fields::of(v, "lateResult")?;
+                Some(LateResult {
+                    status: l.status("status")?,
+                    status_reason: l.reason("statusReason")?,
+                    status_details: l.details("statusDetails")?,
+                    result: l.parameters("result")?,
+                    received_at: l.time("receivedAt")?,
+                })
+            }
+        };
+        let redacted_parameters = match f.get("redactedParameters") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .ok_or("`redactedParameters` must be an array")?
+                .iter()
+                .map(|n| {
+                    n.as_str()
+                        .and_then(|s| ParameterName::parse(s).ok())
+                        .ok_or_else(|| "`redactedParameters` holds parameter names".to_owned())
+                })
+                .collect::<Read<_>>()?,
+        };
+        let on_timeout = match f.get("onTimeout") {
+            None => OnTimeout::TimeOut,
+            Some(v) => v
+                .as_str()
+                .and_then(OnTimeout::parse)
+                .ok_or("`onTimeout` is TIME_OUT or RETRY")?,
+        };
+        Ok(Self {
+            execution_id: f.id("executionId", ExecutionId::parse)?,
+            command_id: f.id("commandId", CommandId::parse)?,
+            target: f.id("target", ThingName::parse)?,
+            job_id: f
+                .get("jobId")
+                .map(|_| f.id("jobId", JobId::parse))
+                .transpose()?,
+            status: f.status("status")?,
+            status_reason: f.reason("statusReason")?,
+            status_details: f.details("statusDetails")?,
+            parameters: f.parameters("parameters")?,
+            redacted_parameters,
+            result: f.parameters("result")?,
+            execution_timeout_seconds: f.u32("executionTimeoutSeconds")?,
+            not_before: f.opt_time("notBefore")?,
+            delivery_timeout_seconds: f
+                .get("deliveryTimeoutSeconds")
+                .map(|_| f.u32("deliveryTimeoutSeconds"))
+                .transpose()?,
+            deliver_by: f.opt_time("deliverBy")?,
+            complete_by: f.time("completeBy")?,
+            step_deadline: f.opt_time("stepDeadline")?,
+            on_timeout,
+            max_attempts: f.u32_or("maxAttempts", 1)?,
+            failure_retries: f.u32_or("failureRetries", 0)?,
+            busy_count: f.u32_or("busyCount", 0)?,
+            late_result,
+            canceled_by: f.opt_string("canceledBy")?,
+            retention_seconds: f.u32("retentionSeconds")?,
+            created_at: f.time("createdAt")?,
+            last_updated_at: f.time("lastUpdatedAt")?,
+            started_at: f.opt_time("startedAt")?,
+            completed_at: f.opt_time("completedAt")?,
+            time_to_live: f.time("timeToLive")?,
+            version: f.u64("version")?,
+            execution_number: f.u32_or("executionNumber", 1)?,
+            client_token: f
+                .get("clientToken")
+                .map(|_| f.id("clientToken", ClientToken::parse))
+                .transpose()?,
+        })
+    }
+}
+
+impl ToJson for ParameterSpec {
+    fn to_json(&self) -> Json {
+        let p = self;
+        let mut out = Out::default()
+            .put("name", p.name.as_str())
+            .put("type", p.value_type.as_str())
+            .put("required", p.required)
+            .opt("default", p.default.as_ref())
+            .opt("description", p.description.as_ref().map(Str));
+        if let Some(min) = p.min {
+            out = out.put("min", Json::Number(min));
+        }
+        if let Some(max) = p.max {
+            out = out.put("max", Json::Number(max));
+        }
+        if let Some(n) = p.min_length {
+            out = out.put("minLength", n);
+        }
+        if let Some(n) = p.max_length {
+            out = out.put("maxLength", n);
+        }
+        if let Some(pattern) = &p.pattern {
+            out = out.put("pattern", pattern.as_str());
+        }
+        if let Some(values) = &p.allowed_values {
+            let values: Vec<Json> = values.iter().map(|v| Json::from(v.as_str())).collect();
+            out = out.put("enum", Json::Array(values));
+        }
+        if let Some(n) = p.max_bytes {
+            out = out.put("maxBytes", n);
+        }
+        if p.sensitive {
+            out = out.put("sensitive", true);
+        }
+        out.done()
+    }
+}
+
+impl ToJson for CommandDefinition {
+    fn to_json(&self) -> Json {
+        let d = self;
+        Out::default()
+            .put("commandId", d.command_id.as_str())
+            .opt("description", d.description.as_ref().map(Str))
+            .put(
+                "parameters",
+                Json::Array(d.parameters.iter().map(ToJson::to_json).collect()),
+            )
+            .put("executionTimeoutSeconds", d.execution_timeout_seconds)
+            .put("retentionSeconds", d.retention_seconds)
+            .opt("createdAt", d.created_at.as_ref())
+            .done()
+    }
+}
+
+impl ValueType {
+    /// Reads a type tag (`"I"`).
+    pub fn from_json(json: &Json) -> Option<Self> {
+        json.as_str().and_then(Self::from_tag)
+    }
+}

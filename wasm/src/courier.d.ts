@@ -1,0 +1,125 @@
+
+/** An execution status; the last five are terminal. */
+export type ExecutionStatus = "QUEUED" | "SENT" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "CANCELED";
+/** A job's status. */
+export type JobStatus = "SCHEDULED" | "IN_PROGRESS" | "COMPLETED" | "CANCELED" | "ABORTED";
+/** Who asks for a status change. */
+export type Actor = "device" | "operator" | "system";
+export type ValueType = "S" | "B" | "I" | "L" | "D" | "BIN" | "UL";
+/** A typed value in the AWS IoT commands wire format. */
+export type TypedValue =
+  | { S: string } | { B: boolean } | { I: number } | { L: number } | { D: number }
+  | { BIN: string } | { UL: string };
+export type Parameters = Record<string, TypedValue>;
+export interface ParameterSpec {
+  name: string;
+  type: ValueType;
+  required?: boolean;
+  default?: TypedValue;
+  description?: string;
+  min?: number; max?: number;
+  /** Lengths count Unicode scalar values (code points), as the server does. */
+  minLength?: number; maxLength?: number;
+  /** Courier's documented pattern subset (see the README); matched against the whole value when anchored. */
+  pattern?: string;
+  enum?: string[];
+  maxBytes?: number;
+  /** Secret or personal: left out of listings and logs. */
+  sensitive?: boolean;
+}
+export interface CommandDefinition {
+  commandId: string;
+  description?: string;
+  parameters?: ParameterSpec[];
+  executionTimeoutSeconds?: number;
+  retentionSeconds?: number;
+  createdAt?: number;
+}
+/** One problem: where, a stable machine code, and a sentence. */
+export interface ValidationError { path: string; code: string; message: string; }
+export type ValidationResult =
+  | { valid: true; errors: []; parameters: Parameters }
+  | { valid: false; errors: ValidationError[] };
+export interface StatusReason { reasonCode: string; reasonDescription?: string; }
+/** A result that arrived after the execution had ended. */
+export interface LateResult {
+  status: ExecutionStatus; statusReason?: StatusReason; statusDetails?: Record<string, string>;
+  result?: Parameters; receivedAt: number;
+}
+export interface CommandExecution {
+  executionId: string; commandId: string; target: string; status: ExecutionStatus;
+  statusReason?: StatusReason; statusDetails?: Record<string, string>;
+  parameters: Parameters; result?: Parameters;
+  /** In listings: sensitive parameters whose values were left out. */
+  redactedParameters?: string[];
+  executionTimeoutSeconds: number;
+  notBefore?: number; deliveryTimeoutSeconds?: number; deliverBy?: number;
+  completeBy: number; stepDeadline?: number;
+  onTimeout: "TIME_OUT" | "RETRY"; maxAttempts: number;
+  failureRetries?: number; busyCount?: number; lateResult?: LateResult;
+  canceledBy?: string;
+  retentionSeconds: number;
+  createdAt: number; lastUpdatedAt: number; startedAt?: number; completedAt?: number;
+  timeToLive: number; version: number; clientToken?: string;
+  /** Set on a job's executions. */
+  jobId?: string; executionNumber: number;
+}
+/** A device's (or the system's) status change. */
+export interface StatusUpdate {
+  status: ExecutionStatus; statusReason?: StatusReason; statusDetails?: Record<string, string>;
+  result?: Parameters; expectedVersion?: number; clientToken?: string;
+  /** AWS IoT Jobs' step timeout for the next step, in minutes. */
+  stepTimeoutInMinutes?: number;
+}
+/** An operator's cancel: the body of POST /executions/{executionId}/cancel. */
+export interface CancelRequest {
+  /** Required to stop work a device has started (IN_PROGRESS). */
+  force?: boolean;
+  expectedVersion?: number; statusReason?: StatusReason; clientToken?: string;
+  /** If given, must be CANCELED. */
+  status?: "CANCELED";
+}
+/** The record the server would store, or the server's error code and details. */
+export type StatusUpdateCheck =
+  | { ok: true; execution: CommandExecution }
+  | { ok: false; code: string; message: string; errors?: ValidationError[]; [detail: string]: unknown };
+export type TypedValueCheck =
+  | { ok: true; type: ValueType; value: TypedValue; display: string }
+  | { ok: false; error: ValidationError };
+/** Whether an operator may cancel an execution, and whether the cancel must send `force: true`. */
+export interface CancelOptions { allowed: boolean; forceRequired: boolean; }
+/** Whether a job can be canceled, or is canceled already (its cancel then returns it unchanged). */
+export interface JobCancelOptions { allowed: boolean; alreadyCanceled: boolean; }
+/** A job's targets: a list of things, or a thing group. */
+export type JobTargets = { things: string[] } | { thingGroup: string; recursive?: boolean };
+export type JobTargetsCheck =
+  | { ok: true; targets: JobTargets }
+  | { ok: false; error: ValidationError };
+/** The body of POST /commands/{commandId}/executions. */
+export interface StartExecutionBody {
+  target: string; parameters?: Record<string, unknown>;
+  executionTimeoutSeconds?: number; timeToLive?: number; clientToken?: string;
+  notBefore?: number; deliveryTimeoutSeconds?: number;
+  onTimeout?: "TIME_OUT" | "RETRY"; maxAttempts?: number;
+}
+export type FailureType = "FAILED" | "REJECTED" | "TIMED_OUT" | "ALL";
+/** The body of POST /jobs (AWS IoT CreateJob's configuration names). */
+export interface CreateJobBody {
+  jobId?: string;
+  commandId: string;
+  parameters?: Record<string, unknown>;
+  targets: JobTargets;
+  jobExecutionsRolloutConfig?: {
+    maximumPerMinute: number;
+    exponentialRate?: {
+      baseRatePerMinute: number; incrementFactor: number;
+      rateIncreaseCriteria: { numberOfNotifiedThings: number } | { numberOfSucceededThings: number };
+    };
+  };
+  abortConfig?: { criteriaList: { failureType: FailureType; action?: "CANCEL"; thresholdPercentage: number; minNumberOfExecutedThings: number }[] };
+  jobExecutionsRetryConfig?: { criteriaList: { failureType: Exclude<FailureType, "REJECTED">; numberOfRetries: number }[] };
+  schedulingConfig?: { startTime?: number; endTime?: number };
+  clientToken?: string;
+}
+/** Thrown for arguments of the wrong kind. */
+export interface CourierError { code: "ValidationException"; message: string; errors: ValidationError[]; }
