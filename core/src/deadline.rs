@@ -24,12 +24,12 @@
 
 #![deny(clippy::wildcard_enum_match_arm)]
 
+use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::Parameters;
 use crate::status::ExecutionStatus;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Which deadline fired. Its code is the `reasonCode` of the timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -108,9 +108,9 @@ pub struct LateResult {
     pub status: ExecutionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub status_details: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
+    pub status_details: StatusDetails,
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
     pub result: Parameters,
     pub received_at: Timestamp,
 }

@@ -6,6 +6,7 @@ use crate::deadline::{Deadline, LateResult, OnTimeout};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::json::{Json, Object};
+use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
@@ -14,7 +15,6 @@ use crate::status::ExecutionStatus;
 use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What became of one command on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +30,8 @@ pub struct CommandExecution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
     /// Free-form progress strings from the device (AWS IoT Jobs' statusDetails).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub status_details: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
+    pub status_details: StatusDetails,
     #[serde(default)]
     pub parameters: Parameters,
     /// Sensitive parameters left out of `parameters` in this copy (listings
@@ -39,7 +39,7 @@ pub struct CommandExecution {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redacted_parameters: Vec<ParameterName>,
     /// The device's typed result.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
     pub result: Parameters,
     pub execution_timeout_seconds: u32,
     /// Deadlines (see `deadline`): held QUEUED until `notBefore`.
@@ -205,7 +205,7 @@ impl StartExecution {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                format!("the body must be a JSON object, got {}", json_kind(body)),
+                crate::msg!["the body must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
@@ -225,7 +225,7 @@ impl StartExecution {
                 errors.add(
                     key.as_str(),
                     ValidationCode::UnknownField,
-                    format!("unknown field; expected one of: {}", FIELDS.join(", ")),
+                    crate::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
                 );
             }
         }
@@ -235,7 +235,7 @@ impl StartExecution {
                 errors.add(
                     "target",
                     ValidationCode::WrongType,
-                    format!("expected a thing name string, got {}", json_kind(other)),
+                    crate::msg!["expected a thing name string, got ", json_kind(other)],
                 );
                 None
             }
@@ -271,10 +271,11 @@ impl StartExecution {
                     errors.add(
                         "notBefore",
                         ValidationCode::OutOfRange,
-                        format!(
-                            "notBefore (epoch seconds) may be at most {} days ahead and at most one day in the past",
-                            MAX_SCHEDULE_AHEAD_SECONDS / 86_400
-                        ),
+                        crate::msg![
+                            "notBefore (epoch seconds) may be at most ",
+                            MAX_SCHEDULE_AHEAD_SECONDS / 86_400,
+                            " days ahead and at most one day in the past"
+                        ],
                     );
                     None
                 }
@@ -282,7 +283,7 @@ impl StartExecution {
                     errors.add(
                         "notBefore",
                         ValidationCode::WrongType,
-                        format!("expected epoch seconds, got {}", shown(v)),
+                        crate::msg!["expected epoch seconds, got ", shown(v)],
                     );
                     None
                 }
@@ -301,7 +302,11 @@ impl StartExecution {
             errors.add(
                 "deliveryTimeoutSeconds",
                 ValidationCode::OutOfRange,
-                format!("must be shorter than executionTimeoutSeconds ({timeout})"),
+                crate::msg![
+                    "must be shorter than executionTimeoutSeconds (",
+                    timeout,
+                    ")"
+                ],
             );
         }
         let on_timeout = match map.get("onTimeout") {
@@ -310,7 +315,7 @@ impl StartExecution {
                 errors.add(
                     "onTimeout",
                     ValidationCode::InvalidValue,
-                    format!("{}: use TIME_OUT or RETRY", quote(raw)),
+                    crate::msg![quote(raw), ": use TIME_OUT or RETRY"],
                 );
                 OnTimeout::TimeOut
             }),
@@ -318,7 +323,7 @@ impl StartExecution {
                 errors.add(
                     "onTimeout",
                     ValidationCode::WrongType,
-                    format!("expected TIME_OUT or RETRY, got {}", json_kind(other)),
+                    crate::msg!["expected TIME_OUT or RETRY, got ", json_kind(other)],
                 );
                 OnTimeout::TimeOut
             }
@@ -346,11 +351,7 @@ impl StartExecution {
                         errors.add(
                             "timeToLive",
                             ValidationCode::OutOfRange,
-                            format!(
-                                "timeToLive (epoch seconds) must be after the execution's deadline ({}) and at most {} days ahead",
-                                earliest.epoch_secs(),
-                                MAX_TIME_TO_LIVE_SECONDS / 86_400
-                            ),
+                            crate::msg!["timeToLive (epoch seconds) must be after the execution's deadline (", earliest.epoch_secs(), ") and at most ", MAX_TIME_TO_LIVE_SECONDS / 86_400, " days ahead"],
                         );
                     }
                     Some(ttl)
@@ -359,7 +360,7 @@ impl StartExecution {
                     errors.add(
                         "timeToLive",
                         ValidationCode::WrongType,
-                        format!("expected epoch seconds, got {}", shown(v)),
+                        crate::msg!["expected epoch seconds, got ", shown(v)],
                     );
                     None
                 }
@@ -408,7 +409,7 @@ impl StartExecution {
             job_id: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
-            status_details: BTreeMap::new(),
+            status_details: StatusDetails::new(),
             parameters: self.parameters,
             redacted_parameters: Vec::new(),
             result: Parameters::new(),
@@ -457,12 +458,14 @@ pub(crate) fn optional_u32(
                 errors.add(
                     key,
                     ValidationCode::WrongType,
-                    format!(
-                        "expected a whole number within {}..={}, got {}",
+                    crate::msg![
+                        "expected a whole number within ",
                         range.0,
+                        "..=",
                         range.1,
+                        ", got ",
                         shown(v)
-                    ),
+                    ],
                 );
                 None
             }

@@ -92,7 +92,7 @@ pub fn check_status_update(execution: &Json, update: &Json, actor: &str, now_sec
             errors.add(
                 "execution",
                 ValidationCode::InvalidValue,
-                format!("not an execution record: {why}"),
+                crate::msg!["not an execution record: ", why],
             );
             None
         }
@@ -227,11 +227,11 @@ pub fn job_cancel_options(status: &str) -> Result<Json, Json> {
         ValidationError::new(
             "status",
             ValidationCode::InvalidValue,
-            format!(
-                "{} is not a job status; use one of {}",
+            crate::msg![
                 quote(status),
+                " is not a job status; use one of ",
                 all.join(", ")
-            ),
+            ],
         )
     });
     let cancel = status.map_err(|e| arguments(&e.into()))?.cancel();
@@ -277,7 +277,7 @@ pub fn parse_typed_value(json: &Json, expected: Option<&str>) -> Json {
                     Err(ValidationError::new(
                         "value",
                         ValidationCode::WrongType,
-                        format!("expected {}, got type {}", t.describe(), v.value_type()),
+                        crate::msg!["expected ", t.describe(), ", got type ", v.value_type()],
                     ))
                 }
             })
@@ -318,7 +318,11 @@ fn value_type(tag: &str) -> Result<ValueType, ValidationError> {
         ValidationError::new(
             "type",
             ValidationCode::InvalidValue,
-            format!("unknown type {}; use S, B, I, L, D, BIN or UL", quote(tag)),
+            crate::msg![
+                "unknown type ",
+                quote(tag),
+                "; use S, B, I, L, D, BIN or UL"
+            ],
         )
     })
 }
@@ -328,11 +332,11 @@ fn value_type(tag: &str) -> Result<ValueType, ValidationError> {
 pub fn display(value: &TypedValue) -> String {
     match value {
         TypedValue::S(s) => s.clone(),
-        TypedValue::B(b) => b.to_string(),
-        TypedValue::I(i) => i.to_string(),
-        TypedValue::L(l) => l.to_string(),
+        TypedValue::B(b) => if *b { "true" } else { "false" }.to_owned(),
+        TypedValue::I(i) => crate::msg![i],
+        TypedValue::L(l) => crate::msg![l],
         TypedValue::D(d) => crate::json::number_text(*d),
-        TypedValue::Ul(u) => u.to_string(),
+        TypedValue::Ul(u) => crate::msg![u],
         TypedValue::Bin(_) => value.to_json()["BIN"]
             .as_str()
             .unwrap_or_default()
@@ -347,11 +351,7 @@ pub fn parse_status(raw: &str, path: &str) -> Result<ExecutionStatus, Validation
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            format!(
-                "{} is not a status; use one of {}",
-                quote(raw),
-                all.join(", ")
-            ),
+            crate::msg![quote(raw), " is not a status; use one of ", all.join(", ")],
         )
     })
 }
@@ -362,10 +362,10 @@ pub fn parse_actor(raw: &str, path: &str) -> Result<Actor, ValidationError> {
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            format!(
-                "{} is not an actor; use device, operator or system",
-                quote(raw)
-            ),
+            crate::msg![
+                quote(raw),
+                " is not an actor; use device, operator or system"
+            ],
         )
     })
 }
@@ -417,7 +417,11 @@ pub fn unreadable(path: &str) -> Json {
         &ValidationError::new(
             path,
             ValidationCode::InvalidJson,
-            format!("nests deeper than {MAX_DEPTH} levels (or refers to itself)"),
+            crate::msg![
+                "nests deeper than ",
+                MAX_DEPTH,
+                " levels (or refers to itself)"
+            ],
         )
         .into(),
     )
@@ -447,7 +451,7 @@ fn refused(error: &ValidationError) -> Json {
 }
 
 fn transition_failure(error: &TransitionError) -> Json {
-    failure(error.code().as_str(), &error.to_string(), error.details())
+    failure(error.code().as_str(), &error.message(), error.details())
 }
 
 fn failure(code: &str, message: &str, details: Json) -> Json {

@@ -28,11 +28,12 @@ macro_rules! id_type {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidId,
-                        format!(
-                            concat!($what, " must be 1 to {} characters of ", $allowed_text, "; got {}"),
+                        crate::msg![
+                            concat!($what, " must be 1 to "),
                             $max,
+                            concat!(" characters of ", $allowed_text, "; got "),
                             quote(raw)
-                        ),
+                        ],
                     ));
                 }
                 Ok(Self(raw.to_owned()))
@@ -57,6 +58,12 @@ macro_rules! id_type {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        impl crate::text::Piece for $name {
+            fn put(&self, out: &mut String) {
+                out.push_str(&self.0);
             }
         }
 
@@ -89,7 +96,7 @@ pub(crate) fn optional_client_token(
             errors.add(
                 "clientToken",
                 ValidationCode::WrongType,
-                format!("expected a string, got {}", json_kind(other)),
+                crate::msg!["expected a string, got ", json_kind(other)],
             );
             None
         }

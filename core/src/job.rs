@@ -234,7 +234,7 @@ impl CreateJob {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                format!("the body must be a JSON object, got {}", json_kind(body)),
+                crate::msg!["the body must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
@@ -243,7 +243,7 @@ impl CreateJob {
                 errors.add(
                     key.as_str(),
                     ValidationCode::UnknownField,
-                    format!("unknown field; expected one of: {}", FIELDS.join(", ")),
+                    crate::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
                 );
             }
         }
@@ -254,7 +254,7 @@ impl CreateJob {
                 errors.add(
                     "jobId",
                     ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
+                    crate::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }
@@ -300,7 +300,7 @@ fn object<'a>(value: &'a Json, path: &str, errors: &mut ValidationErrors) -> Opt
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                format!("expected an object, got {}", json_kind(other)),
+                crate::msg!["expected an object, got ", json_kind(other)],
             );
             None
         }
@@ -314,13 +314,13 @@ fn whole(
     range: (u64, u64),
     errors: &mut ValidationErrors,
 ) -> Option<u32> {
-    let at = format!("{path}.{key}");
+    let at = crate::msg![path, ".", key];
     match map.get(key) {
         None | Some(Json::Null) => {
             errors.add(
                 &at,
                 ValidationCode::MissingRequired,
-                format!("{key} is required"),
+                crate::msg![key, " is required"],
             );
             None
         }
@@ -330,12 +330,14 @@ fn whole(
                 errors.add(
                     &at,
                     ValidationCode::OutOfRange,
-                    format!(
-                        "expected a whole number within {}..={}, got {}",
+                    crate::msg![
+                        "expected a whole number within ",
                         range.0,
+                        "..=",
                         range.1,
+                        ", got ",
                         shown(v)
-                    ),
+                    ],
                 );
                 None
             }
@@ -350,19 +352,20 @@ fn number(
     range: (f64, f64),
     errors: &mut ValidationErrors,
 ) -> Option<f64> {
-    let at = format!("{path}.{key}");
+    let at = crate::msg![path, ".", key];
     match map.get(key).and_then(Json::as_f64) {
         Some(n) if n >= range.0 && n <= range.1 => Some(n),
         Some(n) => {
             errors.add(
                 &at,
                 ValidationCode::OutOfRange,
-                format!(
-                    "{} is outside {}..={}",
+                crate::msg![
                     number_text(n),
+                    " is outside ",
                     number_text(range.0),
+                    "..=",
                     number_text(range.1)
-                ),
+                ],
             );
             None
         }
@@ -370,11 +373,14 @@ fn number(
             errors.add(
                 &at,
                 ValidationCode::MissingRequired,
-                format!(
-                    "{key} is required (a number within {}..={})",
+                crate::msg![
+                    key,
+                    " is required (a number within ",
                     number_text(range.0),
-                    number_text(range.1)
-                ),
+                    "..=",
+                    number_text(range.1),
+                    ")"
+                ],
             );
             None
         }
@@ -387,7 +393,7 @@ fn failure_type(
     allowed: &[FailureType],
     errors: &mut ValidationErrors,
 ) -> Option<FailureType> {
-    let at = format!("{path}.failureType");
+    let at = crate::msg![path, ".failureType"];
     let parsed = map
         .get("failureType")
         .and_then(Json::as_str)
@@ -399,7 +405,7 @@ fn failure_type(
             errors.add(
                 &at,
                 ValidationCode::InvalidValue,
-                format!("failureType is one of {}", names.join(", ")),
+                crate::msg!["failureType is one of ", names.join(", ")],
             );
             None
         }
@@ -452,14 +458,14 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                 errors.add(
                     "targets.things",
                     ValidationCode::OutOfRange,
-                    format!("1 to {MAX_EXPLICIT_TARGETS} thing names"),
+                    crate::msg!["1 to ", MAX_EXPLICIT_TARGETS, " thing names"],
                 );
                 return None;
             }
             let mut seen = BTreeSet::new();
             let mut out = Vec::with_capacity(things.len());
             for (i, thing) in things.iter().enumerate() {
-                let path = format!("targets.things[{i}]");
+                let path = crate::msg!["targets.things[", i, "]"];
                 match thing {
                     Json::String(raw) => {
                         if let Some(name) = errors.collect(ThingName::parse_at(raw, &path)) {
@@ -471,7 +477,7 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                     other => errors.add(
                         &path,
                         ValidationCode::WrongType,
-                        format!("expected a thing name, got {}", json_kind(other)),
+                        crate::msg!["expected a thing name, got ", json_kind(other)],
                     ),
                 }
             }
@@ -498,7 +504,7 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                     errors.add(
                         "targets.recursive",
                         ValidationCode::WrongType,
-                        format!("expected true or false, got {}", json_kind(other)),
+                        crate::msg!["expected true or false, got ", json_kind(other)],
                     );
                     false
                 }
@@ -530,7 +536,7 @@ fn parse_rollout(value: &Json, errors: &mut ValidationErrors) -> Option<RolloutC
             object(v, path, errors).and_then(|e| {
                 let base = whole(e, "baseRatePerMinute", path, (1, 1000), errors);
                 let factor = number(e, "incrementFactor", path, (1.1, 5.0), errors);
-                let criteria_path = format!("{path}.rateIncreaseCriteria");
+                let criteria_path = crate::msg![path, ".rateIncreaseCriteria"];
                 let criteria = e.get("rateIncreaseCriteria").and_then(|c| object(c, &criteria_path, errors)).and_then(|c| {
                     match (c.get("numberOfNotifiedThings"), c.get("numberOfSucceededThings")) {
                         (Some(_), None) => whole(c, "numberOfNotifiedThings", &criteria_path, (1, 1_000_000), errors).map(RateIncreaseCriteria::NumberOfNotifiedThings),
@@ -589,7 +595,7 @@ fn criteria<T>(
     };
     let Some(Json::Array(list)) = map.get("criteriaList") else {
         errors.add(
-            format!("{path}.criteriaList"),
+            crate::msg![path, ".criteriaList"],
             ValidationCode::MissingRequired,
             "criteriaList (a list of criteria) is required",
         );
@@ -597,7 +603,7 @@ fn criteria<T>(
     };
     if list.is_empty() || list.len() > 10 {
         errors.add(
-            format!("{path}.criteriaList"),
+            crate::msg![path, ".criteriaList"],
             ValidationCode::OutOfRange,
             "1 to 10 criteria",
         );
@@ -605,7 +611,7 @@ fn criteria<T>(
     list.iter()
         .enumerate()
         .filter_map(|(i, entry)| {
-            let at = format!("{path}.criteriaList[{i}]");
+            let at = crate::msg![path, ".criteriaList[", i, "]"];
             object(entry, &at, errors).and_then(|m| parse(m, &at, errors))
         })
         .collect()
@@ -618,7 +624,7 @@ fn parse_abort(map: &Object, path: &str, errors: &mut ValidationErrors) -> Optio
         .is_some_and(|a| a != "CANCEL")
     {
         errors.add(
-            format!("{path}.action"),
+            crate::msg![path, ".action"],
             ValidationCode::InvalidValue,
             "the only abort action is CANCEL",
         );
@@ -684,9 +690,9 @@ fn parse_scheduling(
             Some(t) => Some(t),
             None => {
                 errors.add(
-                    format!("schedulingConfig.{key}"),
+                    crate::msg!["schedulingConfig.", key],
                     ValidationCode::WrongType,
-                    format!("expected epoch seconds, got {}", shown(v)),
+                    crate::msg!["expected epoch seconds, got ", shown(v)],
                 );
                 None
             }

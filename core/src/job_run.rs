@@ -19,6 +19,7 @@ use crate::job::{
     AbortCriterion, CreateJob, FailureType, JobStatistics, JobStatus, RetryCriterion,
     RolloutConfig, Scheduling, Targets,
 };
+use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::{CommandDefinition, Parameters};
 use crate::status::Actor;
@@ -286,7 +287,7 @@ impl Job {
             job_id: Some(self.job_id.clone()),
             status: ExecutionStatus::Queued,
             status_reason: None,
-            status_details: BTreeMap::new(),
+            status_details: StatusDetails::new(),
             parameters: self.parameters.clone(),
             redacted_parameters: Vec::new(),
             result: Parameters::new(),
@@ -378,10 +379,11 @@ impl Job {
                         status: JobStatus::Canceled,
                         reason: reason(
                             "END_TIME_REACHED",
-                            format!(
-                                "the job's endTime ({}) passed; executions not started were canceled",
-                                end.epoch_secs()
-                            ),
+                            crate::msg![
+                                "the job's endTime (",
+                                end.epoch_secs(),
+                                ") passed; executions not started were canceled"
+                            ],
                         ),
                         cancel_rest: Some(CancelSweep::default()),
                     };
@@ -392,12 +394,14 @@ impl Job {
                             status: JobStatus::Aborted,
                             reason: reason(
                                 "ABORT_CRITERIA_MET",
-                                format!(
-                                    "{} reached {}% of {} ended executions",
+                                crate::msg![
                                     failure_name(c),
+                                    " reached ",
                                     c.threshold_percentage,
-                                    stats.ended()
-                                ),
+                                    "% of ",
+                                    stats.ended(),
+                                    " ended executions"
+                                ],
                             ),
                             cancel_rest: Some(CancelSweep::default()),
                         };
@@ -657,17 +661,26 @@ pub fn retry_instead(
         return None;
     }
     let description = if busy {
-        format!(
-            "the device was busy ({} of {MAX_BUSY}); offered again in {BUSY_RETRY_SECONDS} s",
-            current.busy_count + 1
-        )
+        crate::msg![
+            "the device was busy (",
+            current.busy_count + 1,
+            " of ",
+            MAX_BUSY,
+            "); offered again in ",
+            BUSY_RETRY_SECONDS,
+            " s"
+        ]
     } else {
-        format!(
-            "attempt {attempt} failed ({}); retried as attempt {} of {}",
+        crate::msg![
+            "attempt ",
+            attempt,
+            " failed (",
             code.unwrap_or("no reason given"),
+            "); retried as attempt ",
             attempt + 1,
+            " of ",
             current.failure_retries + 1
-        )
+        ]
     };
     let requeue = StatusUpdate {
         status: Some(ExecutionStatus::Queued),

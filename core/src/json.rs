@@ -9,7 +9,6 @@
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// A JSON value.
@@ -26,7 +25,7 @@ pub enum Json {
 
 /// A JSON object, its keys in order (byte order, as the server's reader
 /// keeps them).
-pub type Object = BTreeMap<String, Json>;
+pub type Object = crate::map::SortedMap<Json>;
 
 /// A JSON number, as the server's reader classifies its literal: a whole
 /// number that fits `i64` or `u64`, else a double.
@@ -115,11 +114,155 @@ impl fmt::Display for Number {
     }
 }
 
+impl Number {
+    /// The number as a message and `JSON.stringify` write it: integers in
+    /// full, doubles as JavaScript writes them.
+    pub fn write_text(&self, out: &mut String) {
+        match *self {
+            Self::PosInt(n) => push_u64(out, n),
+            Self::NegInt(n) => push_i64(out, n),
+            Self::Float(x) => out.push_str(&number_text(x)),
+        }
+    }
+}
+
+/// Decimal digits of `n` (without `core::fmt`, which would weigh on the
+/// browser build).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
+/// Decimal digits of `n`, with a `-` when negative.
+pub fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
 /// A double as JavaScript writes it (`Number.prototype.toString`): the
 /// shortest digits that read back as the same double, in plain notation
 /// from 10^-6 up to 10^21 and in exponent notation (`1e+21`, `1.5e-7`)
-/// outside it; `-0` is `0`.
+/// outside it; `-0` is `0`. In the browser build (feature `host-doubles`)
+/// this is the browser's own `String(x)`, installed by the WASM module
+/// with [`use_host_doubles`]; `tests/vectors/numbers.json` holds the two to
+/// the same text.
 pub fn number_text(x: f64) -> String {
+    #[cfg(feature = "host-doubles")]
+    return HOST_DOUBLES
+        .get()
+        .map_or_else(String::new, |host| (host.write)(x));
+    #[cfg(not(feature = "host-doubles"))]
+    rust_number_text(x)
+}
+
+/// The double a decimal literal (`-1.5e3`, `.5`, `2.`) denotes, correctly
+/// rounded; `None` if it is not one or is out of range. The caller has
+/// checked it holds only digits, signs, `.`, `e` and `E`. In the browser
+/// build this is JavaScript's `Number(text)`.
+pub fn parse_double(text: &str) -> Option<f64> {
+    #[cfg(feature = "host-doubles")]
+    let x = HOST_DOUBLES
+        .get()
+        .map_or(f64::NAN, |host| (host.read)(text));
+    #[cfg(not(feature = "host-doubles"))]
+    let x = text.parse::<f64>().unwrap_or(f64::NAN);
+    Some(x).filter(|x| x.is_finite())
+}
+
+/// How a host writes and reads doubles. The browser's own `String(x)` and
+/// `Number(text)` are by definition what a browser writes and reads, and
+/// using them leaves Rust's float formatting and parsing (tables and all,
+/// a fifth of the module) out of the browser build.
+#[derive(Debug, Clone, Copy)]
+pub struct HostDoubles {
+    pub write: fn(f64) -> String,
+    pub read: fn(&str) -> f64,
+}
+
+#[cfg(feature = "host-doubles")]
+static HOST_DOUBLES: std::sync::OnceLock<HostDoubles> = std::sync::OnceLock::new();
+
+/// Installs the host's doubles (feature `host-doubles`): the WASM module
+/// does so when it is instantiated, before any export can run.
+#[cfg(feature = "host-doubles")]
+pub fn use_host_doubles(doubles: HostDoubles) {
+    let _ = HOST_DOUBLES.set(doubles);
+}
+
+/// ECMAScript picks, of two shortest digit strings that read back as `x`
+/// and lie equally close to it, the even one; Rust's `{:e}` may give the
+/// odd one (`1000000000000000.3` where JavaScript writes `...0.2` for
+/// 1e15 + 0.25). When `x` lies exactly halfway between two such digit
+/// strings and Rust gave the odd one, the even one (and its exponent).
+#[cfg(not(feature = "host-doubles"))]
+fn even_twin(x: f64, digits: &str, exponent: i32) -> Option<(String, i32)> {
+    let k = digits.len();
+    if digits.bytes().last().is_none_or(|d| d % 2 == 0) {
+        return None;
+    }
+    // A tie needs x's exact decimal expansion to stop at digit k + 1 with
+    // a 5. 800 significant digits hold any double's expansion exactly.
+    let exact = format!("{:.800e}", x);
+    let (mantissa, exact_exponent) = exact.split_once('e')?;
+    let exact_digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let exact_exponent: i32 = exact_exponent.parse().ok()?;
+    if exact_exponent != exponent
+        || exact_digits.get(k) != Some(&b'5')
+        || exact_digits[k + 1..].iter().any(|d| *d != b'0')
+    {
+        return None;
+    }
+    // The two candidates: the expansion cut to k digits, and one more.
+    let floor: String = exact_digits[..k].iter().map(|d| char::from(*d)).collect();
+    let (other, other_exponent) = if floor != digits {
+        (floor, exponent)
+    } else {
+        let mut up: Vec<u8> = exact_digits[..k].to_vec();
+        let mut i = k;
+        loop {
+            if i == 0 {
+                up.insert(0, b'1');
+                up.pop();
+                break;
+            }
+            i -= 1;
+            if up[i] == b'9' {
+                up[i] = b'0';
+            } else {
+                up[i] += 1;
+                break;
+            }
+        }
+        let carried = i == 0 && up[0] == b'1' && exact_digits[0] == b'9';
+        (
+            up.iter().map(|d| char::from(*d)).collect(),
+            exponent + i32::from(carried),
+        )
+    };
+    let reads_back = format!("{}.{}e{}", &other[..1], &other[1..], other_exponent)
+        .parse::<f64>()
+        .is_ok_and(|y| y == x);
+    let even = other.bytes().last().is_some_and(|d| d % 2 == 0);
+    (reads_back && even)
+        .then_some((other.trim_end_matches('0').to_owned(), other_exponent))
+        .filter(|(d, _)| !d.is_empty())
+}
+
+#[cfg(not(feature = "host-doubles"))]
+fn rust_number_text(x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();
     }
@@ -133,30 +276,38 @@ pub fn number_text(x: f64) -> String {
     // `d.ddde[-]x`: lay them out as ECMAScript's Number::toString does.
     let scientific = format!("{:e}", x.abs());
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut exponent: i32 = exponent.parse().unwrap_or(0);
+    if let Some((even, even_exponent)) = even_twin(x.abs(), &digits, exponent) {
+        (digits, exponent) = (even, even_exponent);
+    }
     let k = digits.len() as i32;
     let n = exponent + 1; // the decimal point's position after the first digit
-    let body = if k <= n && n <= 21 {
-        format!("{digits}{}", "0".repeat((n - k) as usize))
-    } else if 0 < n && n <= 21 {
-        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
-    } else if -6 < n && n <= 0 {
-        format!("0.{}{digits}", "0".repeat((-n) as usize))
-    } else {
-        let sign = if n - 1 < 0 { '-' } else { '+' };
-        let mantissa = if k == 1 {
-            digits.clone()
-        } else {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        };
-        format!("{mantissa}e{sign}{}", (n - 1).abs())
-    };
+    let mut out = String::with_capacity(k as usize + 8);
     if x < 0.0 {
-        format!("-{body}")
-    } else {
-        body
+        out.push('-');
     }
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        out.push_str(&"0".repeat((n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.push_str(&digits[..n as usize]);
+        out.push('.');
+        out.push_str(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.push_str(&"0".repeat((-n) as usize));
+        out.push_str(&digits);
+    } else {
+        out.push_str(&digits[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push_str(if n - 1 < 0 { "e-" } else { "e+" });
+        push_u64(&mut out, u64::from((n - 1).unsigned_abs()));
+    }
+    out
 }
 
 impl Json {
@@ -230,7 +381,11 @@ impl Json {
             Self::Null => 4,
             Self::Bool(true) => 4,
             Self::Bool(false) => 5,
-            Self::Number(n) => n.to_string().len(),
+            Self::Number(n) => {
+                let mut text = String::new();
+                n.write_text(&mut text);
+                text.len()
+            }
             Self::String(s) => string_text_len(s),
             Self::Array(items) => {
                 2 + items.iter().map(Self::text_len).sum::<usize>() + items.len().saturating_sub(1)

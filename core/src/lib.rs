@@ -27,6 +27,7 @@
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
 //! and, compiled to wasm32, in the browser.
 
+pub mod base64;
 pub mod codec;
 pub mod deadline;
 pub mod error;
@@ -39,6 +40,7 @@ pub mod ids;
 pub mod job;
 pub mod job_run;
 pub mod json;
+pub mod map;
 pub mod pattern;
 pub mod protocol;
 pub mod reason;
@@ -56,6 +58,7 @@ pub use execution::{CommandExecution, StartExecution};
 pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, TenantId, ThingName};
 pub use job::{CreateJob, JobStatistics, JobStatus};
 pub use job_run::{Job, JobStep};
+pub use map::{SortedMap, StatusDetails};
 pub use reason::StatusReason;
 pub use schema::{CommandDefinition, ParameterSpec, Parameters, Validator};
 pub use status::{Actor, ExecutionStatus};

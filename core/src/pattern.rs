@@ -82,6 +82,12 @@ enum Inst {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError(pub String);
 
+impl crate::text::Piece for PatternError {
+    fn put(&self, out: &mut String) {
+        out.push_str(&self.0);
+    }
+}
+
 impl std::fmt::Display for PatternError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -113,7 +119,7 @@ impl Pattern {
         Ok(Self {
             program: compiler.program,
             classes: compiler.classes,
-            js: format!("^(?:{})$", js_source(&node)),
+            js: crate::msg!["^(?:", js_source(&node), ")$"],
         })
     }
 
@@ -227,15 +233,17 @@ impl Parser {
 
     /// A construct outside the subset.
     fn refuse(&self, what: String) -> PatternError {
-        PatternError(format!(
-            "{what} at character {} is not supported (patterns use the subset the README lists)",
-            self.at + 1
-        ))
+        PatternError(crate::msg![
+            what,
+            " at character ",
+            self.at + 1,
+            " is not supported (patterns use the subset the README lists)"
+        ])
     }
 
     /// A malformed pattern.
     fn malformed(&self, what: &str) -> PatternError {
-        PatternError(format!("{what} at character {}", self.at + 1))
+        PatternError(crate::msg![what, " at character ", self.at + 1])
     }
 
     fn alternation(&mut self) -> Result<Node, PatternError> {
@@ -285,8 +293,10 @@ impl Parser {
                         let end = (self.at + 3).min(self.chars.len());
                         let text: String = self.chars[self.at - 1..end].iter().collect();
                         self.at -= 1;
-                        return Err(self
-                            .refuse(format!("{} (only plain and (?:...) groups)", quote(&text))));
+                        return Err(self.refuse(crate::msg![
+                            quote(&text),
+                            " (only plain and (?:...) groups)"
+                        ]));
                     }
                 }
                 let inner = self.alternation()?;
@@ -306,12 +316,13 @@ impl Parser {
                 Escaped::Char(c) => Node::Char(c),
                 Escaped::Class(class) => Node::Class(class),
             }),
-            '*' | '+' | '?' | '{' => {
-                Err(self.malformed(&format!("{} with nothing to repeat", quote(&c.to_string()))))
-            }
+            '*' | '+' | '?' | '{' => Err(self.malformed(&crate::msg![
+                quote(&c.to_string()),
+                " with nothing to repeat"
+            ])),
             '^' => Err(self.refuse("'^' anywhere but at the very start".to_owned())),
             '$' => Err(self.refuse("'$' anywhere but at the very end".to_owned())),
-            ']' | '}' => Err(self.malformed(&format!("an unmatched {}", quote(&c.to_string())))),
+            ']' | '}' => Err(self.malformed(&crate::msg!["an unmatched ", quote(&c.to_string())])),
             other => {
                 self.at += 1;
                 Ok(Node::Char(other))
@@ -340,10 +351,10 @@ impl Parser {
     /// quantifier on the same atom.
     fn no_modifier(&self) -> Result<(), PatternError> {
         match self.peek() {
-            Some(c @ ('?' | '+' | '*' | '{')) => Err(self.refuse(format!(
-                "{} after a quantifier (lazy, possessive or repeated quantifiers)",
-                quote(&c.to_string())
-            ))),
+            Some(c @ ('?' | '+' | '*' | '{')) => Err(self.refuse(crate::msg![
+                quote(&c.to_string()),
+                " after a quantifier (lazy, possessive or repeated quantifiers)"
+            ])),
             _ => Ok(()),
         }
     }
@@ -364,7 +375,7 @@ impl Parser {
         };
         let bad = |parser: &mut Self, why: &str| {
             parser.at = start;
-            Err(parser.malformed(&format!("a repetition {why}")))
+            Err(parser.malformed(&crate::msg!["a repetition ", why]))
         };
         if self.peek() != Some('}') {
             return bad(self, "that is not {n}, {n,} or {n,m}");
@@ -379,7 +390,7 @@ impl Parser {
             Some(Some(m)) => Some(m),
         };
         if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
-            return bad(self, &format!("above {MAX_REPEAT}"));
+            return bad(self, &crate::msg!["above ", MAX_REPEAT]);
         }
         if max.is_some_and(|m| m < min) {
             return bad(self, "whose upper count is below its lower");
@@ -432,7 +443,7 @@ impl Parser {
             other => {
                 self.at -= 2;
                 let place = if in_class { " in a class" } else { "" };
-                Err(self.refuse(format!("{}{place}", quote(&format!("\\{other}")))))
+                Err(self.refuse(crate::msg![quote(&crate::msg!["\\", other]), place]))
             }
         }
     }
@@ -492,10 +503,11 @@ impl Parser {
                     None => return Err(self.malformed("an unclosed '['")),
                 };
                 if high < low {
-                    return Err(self.malformed(&format!(
-                        "the range {} (its end is before its start)",
-                        quote(&format!("{low}-{high}"))
-                    )));
+                    return Err(self.malformed(&crate::msg![
+                        "the range ",
+                        quote(&crate::msg![low, "-", high]),
+                        " (its end is before its start)"
+                    ]));
                 }
                 ranges.push((low, high));
             } else {
@@ -520,9 +532,11 @@ struct Compiler {
 impl Compiler {
     fn push(&mut self, inst: Inst) -> Result<usize, PatternError> {
         if self.program.len() >= MAX_STATES {
-            return Err(PatternError(format!(
-                "the pattern is too complex: its repetitions expand to more than {MAX_STATES} states"
-            )));
+            return Err(PatternError(crate::msg![
+                "the pattern is too complex: its repetitions expand to more than ",
+                MAX_STATES,
+                " states"
+            ]));
         }
         self.program.push(inst);
         Ok(self.program.len() - 1)
@@ -616,7 +630,7 @@ fn js_source(node: &Node) -> String {
             if class.ranges.is_empty() {
                 // Never reached by the parser; an empty class matches nothing.
                 out.push_str("\\u{0}-\\u{10FFFF}");
-                return format!("[^{}]", &out[1..]);
+                return crate::msg!["[^", &out[1..], "]"];
             }
             out.push(']');
             out
@@ -624,17 +638,17 @@ fn js_source(node: &Node) -> String {
         Node::Concat(items) => items.iter().map(js_source).collect(),
         Node::Alt(branches) => {
             let parts: Vec<String> = branches.iter().map(js_source).collect();
-            format!("(?:{})", parts.join("|"))
+            crate::msg!["(?:", parts.join("|"), ")"]
         }
         Node::Repeat { node, min, max } => {
-            let inner = format!("(?:{})", js_source(node));
+            let inner = crate::msg!["(?:", js_source(node), ")"];
             match (min, max) {
-                (0, None) => format!("{inner}*"),
-                (1, None) => format!("{inner}+"),
-                (0, Some(1)) => format!("{inner}?"),
-                (n, None) => format!("{inner}{{{n},}}"),
-                (n, Some(m)) if n == m => format!("{inner}{{{n}}}"),
-                (n, Some(m)) => format!("{inner}{{{n},{m}}}"),
+                (0, None) => crate::msg![inner, "*"],
+                (1, None) => crate::msg![inner, "+"],
+                (0, Some(1)) => crate::msg![inner, "?"],
+                (n, None) => crate::msg![inner, "{", n, ",}"],
+                (n, Some(m)) if n == m => crate::msg![inner, "{", n, "}"],
+                (n, Some(m)) => crate::msg![inner, "{", n, ",", m, "}"],
             }
         }
     }
@@ -651,11 +665,20 @@ fn js_char(c: char, in_class: bool) -> String {
     if c.is_ascii_alphanumeric() || c == '_' || c == ' ' {
         c.to_string()
     } else if special.contains(c) || c == '/' {
-        format!("\\{c}")
+        crate::msg!["\\", c]
     } else if c.is_ascii_graphic() {
         c.to_string()
     } else {
-        format!("\\u{{{:x}}}", c as u32)
+        let mut out = "\\u{".to_owned();
+        let code = c as u32;
+        let digits = (32 - code.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            out.push(char::from(
+                b"0123456789abcdef"[((code >> (4 * i)) & 15) as usize],
+            ));
+        }
+        out.push('}');
+        out
     }
 }
 

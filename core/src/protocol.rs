@@ -103,7 +103,7 @@ impl TopicRoot {
             ValidationError::new(
                 "topicRoot",
                 ValidationCode::InvalidValue,
-                format!("{}: {why}", quote(template)),
+                crate::msg![quote(template), ": ", why],
             )
         };
         let levels: Vec<String> = template.split('/').map(str::to_owned).collect();
@@ -140,7 +140,7 @@ impl TopicRoot {
     pub fn filter(&self, suffix: &str) -> String {
         let mut levels = self.levels.clone();
         levels[self.thing_level] = "+".into();
-        format!("{}/{suffix}", levels.join("/"))
+        crate::msg![levels.join("/"), "/", suffix]
     }
 
     /// Parses a request topic. Anything that is under the root but is not a
@@ -150,17 +150,17 @@ impl TopicRoot {
             |why: String| ValidationError::new("topic", ValidationCode::InvalidValue, why);
         let parts: Vec<&str> = topic.split('/').collect();
         if parts.len() <= self.levels.len() {
-            return Err(invalid(format!(
-                "{} is not a jobs request topic",
-                quote(topic)
-            )));
+            return Err(invalid(crate::msg![
+                quote(topic),
+                " is not a jobs request topic"
+            ]));
         }
         for (i, level) in self.levels.iter().enumerate() {
             if i != self.thing_level && parts[i] != level {
-                return Err(invalid(format!(
-                    "{} is not under the topic root",
-                    quote(topic)
-                )));
+                return Err(invalid(crate::msg![
+                    quote(topic),
+                    " is not under the topic root"
+                ]));
             }
         }
         let thing = ThingName::parse_at(parts[self.thing_level], "thingName")?;
@@ -173,10 +173,10 @@ impl TopicRoot {
             }
             [job, "update"] => RequestKind::Update(ExecutionId::parse_at(job, "jobId")?),
             _ => {
-                return Err(invalid(format!(
-                    "{} is not a jobs request topic",
-                    quote(topic)
-                )))
+                return Err(invalid(crate::msg![
+                    quote(topic),
+                    " is not a jobs request topic"
+                ]))
             }
         };
         Ok(DeviceRequest { thing, kind })
@@ -204,20 +204,22 @@ impl TopicRoot {
         let outcome = if accepted { "accepted" } else { "rejected" };
         let root = self.for_thing(&request.thing);
         match &request.kind {
-            RequestKind::GetPending => format!("{root}/get/{outcome}"),
-            RequestKind::StartNext => format!("{root}/start-next/{outcome}"),
-            RequestKind::Describe(JobRef::Next) => format!("{root}/{NEXT}/get/{outcome}"),
-            RequestKind::Describe(JobRef::Execution(id)) => format!("{root}/{id}/get/{outcome}"),
-            RequestKind::Update(id) => format!("{root}/{id}/update/{outcome}"),
+            RequestKind::GetPending => crate::msg![root, "/get/", outcome],
+            RequestKind::StartNext => crate::msg![root, "/start-next/", outcome],
+            RequestKind::Describe(JobRef::Next) => crate::msg![root, "/", NEXT, "/get/", outcome],
+            RequestKind::Describe(JobRef::Execution(id)) => {
+                crate::msg![root, "/", id, "/get/", outcome]
+            }
+            RequestKind::Update(id) => crate::msg![root, "/", id, "/update/", outcome],
         }
     }
 
     pub fn notify_topic(&self, thing: &ThingName) -> String {
-        format!("{}/notify", self.for_thing(thing))
+        crate::msg![self.for_thing(thing), "/notify"]
     }
 
     pub fn notify_next_topic(&self, thing: &ThingName) -> String {
-        format!("{}/notify-next", self.for_thing(thing))
+        crate::msg![self.for_thing(thing), "/notify-next"]
     }
 }
 

@@ -26,20 +26,20 @@ impl StatusReason {
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                format!("expected an object, got {}", json_kind(json)),
+                crate::msg!["expected an object, got ", json_kind(json)],
             );
             return Err(errors);
         };
         for key in map.keys() {
             if key != "reasonCode" && key != "reasonDescription" {
                 errors.add(
-                    format!("{path}.{key}"),
+                    crate::msg![path, ".", key],
                     ValidationCode::UnknownField,
                     "statusReason takes reasonCode and reasonDescription only",
                 );
             }
         }
-        let code_path = format!("{path}.reasonCode");
+        let code_path = crate::msg![path, ".reasonCode"];
         let reason_code = match map.get("reasonCode") {
             Some(Json::String(code)) => {
                 let ok = !code.is_empty()
@@ -51,10 +51,10 @@ impl StatusReason {
                     errors.add(
                         &code_path,
                         ValidationCode::PatternMismatch,
-                        format!(
-                            "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got {}",
+                        crate::msg![
+                            "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got ",
                             quote(code)
-                        ),
+                        ],
                     );
                 }
                 code.clone()
@@ -63,7 +63,7 @@ impl StatusReason {
                 errors.add(
                     &code_path,
                     ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
+                    crate::msg!["expected a string, got ", json_kind(other)],
                 );
                 String::new()
             }
@@ -83,17 +83,17 @@ impl StatusReason {
             }
             Some(Json::String(_)) => {
                 errors.add(
-                    format!("{path}.reasonDescription"),
+                    crate::msg![path, ".reasonDescription"],
                     ValidationCode::TooLong,
-                    format!("at most {MAX_REASON_DESCRIPTION_CHARS} characters"),
+                    crate::msg!["at most ", MAX_REASON_DESCRIPTION_CHARS, " characters"],
                 );
                 None
             }
             Some(other) => {
                 errors.add(
-                    format!("{path}.reasonDescription"),
+                    crate::msg![path, ".reasonDescription"],
                     ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
+                    crate::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }

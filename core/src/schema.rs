@@ -14,7 +14,6 @@ use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use crate::value::{Number, TypedValue, ValueType};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The largest parameters (or result) object accepted, as JSON text: 128 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -30,7 +29,7 @@ pub const DEFAULT_EXECUTION_TIMEOUT_SECONDS: u32 = 600;
 pub const DEFAULT_RETENTION_SECONDS: u32 = 30 * 24 * 3600;
 
 /// Typed parameter values by name; ordered so stored and printed forms are stable.
-pub type Parameters = BTreeMap<String, TypedValue>;
+pub type Parameters = crate::map::SortedMap<TypedValue>;
 
 /// A command a device can run: its id, its parameter schema and its defaults.
 /// Definitions are immutable once created.
@@ -123,7 +122,7 @@ impl<'a> DefinitionFields<'a> {
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                format!("expected an object, got {}", json_kind(json)),
+                crate::msg!["expected an object, got ", json_kind(json)],
             );
             return None;
         };
@@ -131,7 +130,7 @@ impl<'a> DefinitionFields<'a> {
             if path.is_empty() {
                 key.to_owned()
             } else {
-                format!("{path}.{key}")
+                crate::msg![path, ".", key]
             }
         };
         for key in map.keys() {
@@ -139,7 +138,7 @@ impl<'a> DefinitionFields<'a> {
                 errors.add(
                     at(key),
                     ValidationCode::UnknownField,
-                    format!("unknown field; expected one of: {}", known.join(", ")),
+                    crate::msg!["unknown field; expected one of: ", known.join(", ")],
                 );
             }
         }
@@ -153,7 +152,7 @@ impl<'a> DefinitionFields<'a> {
         if self.path.is_empty() {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.path)
+            crate::msg![self.path, ".", key]
         }
     }
 
@@ -165,7 +164,7 @@ impl<'a> DefinitionFields<'a> {
         errors.add(
             self.at(key),
             ValidationCode::WrongType,
-            format!("expected {expected}, got {}", json_kind(got)),
+            crate::msg!["expected ", expected, ", got ", json_kind(got)],
         );
     }
 
@@ -269,7 +268,7 @@ impl CommandDefinition {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, item)| {
-                    ParameterSpec::from_json(item, &format!("parameters[{i}]"), &mut errors)
+                    ParameterSpec::from_json(item, &crate::msg!["parameters[", i, "]"], &mut errors)
                 })
                 .collect(),
             Some(other) => {
@@ -328,23 +327,25 @@ impl CommandDefinition {
             errors.add(
                 "parameters",
                 ValidationCode::TooLong,
-                format!(
-                    "at most {MAX_PARAMETERS} parameters, got {}",
+                crate::msg![
+                    "at most ",
+                    MAX_PARAMETERS,
+                    " parameters, got ",
                     self.parameters.len()
-                ),
+                ],
             );
         }
         let mut patterns = Vec::with_capacity(self.parameters.len());
         for (i, spec) in self.parameters.iter().enumerate() {
-            let path = format!("parameters[{i}]");
+            let path = crate::msg!["parameters[", i, "]"];
             if self.parameters[..i]
                 .iter()
                 .any(|other| other.name == spec.name)
             {
                 errors.add(
-                    format!("{path}.name"),
+                    crate::msg![path, ".name"],
                     ValidationCode::InvalidDefinition,
-                    format!("parameter {} is defined twice", quote(spec.name.as_str())),
+                    crate::msg!["parameter ", quote(spec.name.as_str()), " is defined twice"],
                 );
             }
             patterns.push(spec.check(&path, &mut errors));
@@ -356,16 +357,17 @@ impl CommandDefinition {
         // A default must itself be a valid value of its parameter.
         for (i, spec) in self.parameters.iter().enumerate() {
             if let Some(default) = &spec.default {
-                let path = format!("parameters[{i}].default");
+                let path = crate::msg!["parameters[", i, "].default"];
                 if default.value_type() != spec.value_type {
                     errors.add(
                         path,
                         ValidationCode::WrongType,
-                        format!(
-                            "default is of type {} but the parameter is of type {}",
+                        crate::msg![
+                            "default is of type ",
                             default.value_type(),
+                            " but the parameter is of type ",
                             spec.value_type
-                        ),
+                        ],
                     );
                 } else {
                     validator.check_constraints(i, default, &path, &mut errors);
@@ -411,7 +413,7 @@ impl ParameterSpec {
                     errors.add(
                         f.at("type"),
                         ValidationCode::InvalidValue,
-                        format!("{} is not a type; use S, B, I, L, D, BIN or UL", shown(v)),
+                        crate::msg![shown(v), " is not a type; use S, B, I, L, D, BIN or UL"],
                     );
                 }
                 parsed
@@ -429,9 +431,9 @@ impl ParameterSpec {
                     match item.as_str() {
                         Some(s) => values.push(s.to_owned()),
                         None => errors.add(
-                            format!("{}[{i}]", f.at("enum")),
+                            crate::msg![f.at("enum"), "[", i, "]"],
                             ValidationCode::WrongType,
-                            format!("expected a string, got {}", json_kind(item)),
+                            crate::msg!["expected a string, got ", json_kind(item)],
                         ),
                     }
                 }
@@ -469,36 +471,38 @@ impl ParameterSpec {
                 return error.message.clone()
             }
             ValidationCode::OutOfRange => match (&self.min, &self.max) {
-                (Some(min), Some(max)) => format!("it must be from {min} to {max}"),
-                (Some(min), None) => format!("it must be at least {min}"),
-                (None, Some(max)) => format!("it must be at most {max}"),
-                (None, None) => format!("it does not fit type {}", self.value_type),
+                (Some(min), Some(max)) => crate::msg!["it must be from ", min, " to ", max],
+                (Some(min), None) => crate::msg!["it must be at least ", min],
+                (None, Some(max)) => crate::msg!["it must be at most ", max],
+                (None, None) => crate::msg!["it does not fit type ", self.value_type],
             },
-            ValidationCode::PatternMismatch => format!(
-                "it must match the pattern {}",
+            ValidationCode::PatternMismatch => crate::msg![
+                "it must match the pattern ",
                 self.pattern.as_deref().unwrap_or_default()
-            ),
+            ],
             ValidationCode::NotInEnum => "it is not one of the allowed values".to_owned(),
-            _ => format!("it is not a valid {} value", self.value_type),
+            _ => crate::msg!["it is not a valid ", self.value_type, " value"],
         };
-        format!(
-            "the value of sensitive parameter {} is not shown; {rule}",
-            quote(self.name.as_str())
-        )
+        crate::msg![
+            "the value of sensitive parameter ",
+            quote(self.name.as_str()),
+            " is not shown; ",
+            rule
+        ]
     }
 
     /// Checks that the constraints fit the type and each other; returns the
     /// compiled pattern, if any.
     fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<Pattern> {
         if let Some(d) = &self.description {
-            check_description(d, &format!("{path}.description"), errors);
+            check_description(d, &crate::msg![path, ".description"], errors);
         }
         let t = self.value_type;
         let misplaced = |field: &str, errors: &mut ValidationErrors, fits: &str| {
             errors.add(
-                format!("{path}.{field}"),
+                crate::msg![path, ".", field],
                 ValidationCode::InvalidDefinition,
-                format!("{field} applies to {fits} parameters, not to type {t}"),
+                crate::msg![field, " applies to ", fits, " parameters, not to type ", t],
             );
         };
         if !t.is_numeric() {
@@ -529,39 +533,47 @@ impl ParameterSpec {
                 == Some(std::cmp::Ordering::Greater)
             {
                 errors.add(
-                    format!("{path}.min"),
+                    crate::msg![path, ".min"],
                     ValidationCode::InvalidDefinition,
-                    format!("min ({min}) is greater than max ({max})"),
+                    crate::msg!["min (", min, ") is greater than max (", max, ")"],
                 );
             }
         }
         if let (Some(min), Some(max)) = (self.min_length, self.max_length) {
             if min > max {
                 errors.add(
-                    format!("{path}.minLength"),
+                    crate::msg![path, ".minLength"],
                     ValidationCode::InvalidDefinition,
-                    format!("minLength ({min}) is greater than maxLength ({max})"),
+                    crate::msg![
+                        "minLength (",
+                        min,
+                        ") is greater than maxLength (",
+                        max,
+                        ")"
+                    ],
                 );
             }
         }
         if let Some(values) = &self.allowed_values {
             if values.is_empty() || values.len() > MAX_ENUM_VALUES {
                 errors.add(
-                    format!("{path}.enum"),
+                    crate::msg![path, ".enum"],
                     ValidationCode::InvalidDefinition,
-                    format!(
-                        "enum needs 1 to {MAX_ENUM_VALUES} values, got {}",
+                    crate::msg![
+                        "enum needs 1 to ",
+                        MAX_ENUM_VALUES,
+                        " values, got ",
                         values.len()
-                    ),
+                    ],
                 );
             }
         }
         let pattern = self.pattern.as_ref()?;
         if pattern.chars().count() > MAX_PATTERN_CHARS {
             errors.add(
-                format!("{path}.pattern"),
+                crate::msg![path, ".pattern"],
                 ValidationCode::InvalidDefinition,
-                format!("pattern is longer than {MAX_PATTERN_CHARS} characters"),
+                crate::msg!["pattern is longer than ", MAX_PATTERN_CHARS, " characters"],
             );
             return None;
         }
@@ -571,9 +583,9 @@ impl ParameterSpec {
             Ok(compiled) => Some(compiled),
             Err(e) => {
                 errors.add(
-                    format!("{path}.pattern"),
+                    crate::msg![path, ".pattern"],
                     ValidationCode::InvalidDefinition,
-                    format!("pattern does not compile: {e}"),
+                    crate::msg!["pattern does not compile: ", e],
                 );
                 None
             }
@@ -614,10 +626,7 @@ impl Validator {
             Some(other) => Err(ValidationError::new(
                 "parameters",
                 ValidationCode::WrongType,
-                format!(
-                    "expected an object of typed values, got {}",
-                    json_kind(other)
-                ),
+                crate::msg!["expected an object of typed values, got ", json_kind(other)],
             )
             .into()),
         };
@@ -638,7 +647,12 @@ impl Validator {
             errors.add(
                 "parameters",
                 ValidationCode::PayloadTooLarge,
-                format!("parameters are {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}"),
+                crate::msg![
+                    "parameters are ",
+                    size,
+                    " bytes as JSON; the limit is ",
+                    MAX_PAYLOAD_BYTES
+                ],
             );
             return Err(errors);
         }
@@ -647,34 +661,36 @@ impl Validator {
             if !specs.iter().any(|s| s.name.as_str() == name) {
                 let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
                 errors.add(
-                    format!("parameters.{name}"),
+                    crate::msg!["parameters.", name],
                     ValidationCode::UnknownParameter,
                     if known.is_empty() {
-                        format!(
-                            "{} is not a parameter of command {}; it takes none",
+                        crate::msg![
                             quote(name),
-                            self.definition.command_id
-                        )
-                    } else {
-                        format!(
-                            "{} is not a parameter of command {}; known: {}",
-                            quote(name),
+                            " is not a parameter of command ",
                             self.definition.command_id,
+                            "; it takes none"
+                        ]
+                    } else {
+                        crate::msg![
+                            quote(name),
+                            " is not a parameter of command ",
+                            self.definition.command_id,
+                            "; known: ",
                             known.join(", ")
-                        )
+                        ]
                     },
                 );
             }
         }
         let mut typed = Parameters::new();
         for (i, spec) in specs.iter().enumerate() {
-            let path = format!("parameters.{}", spec.name);
+            let path = crate::msg!["parameters.", spec.name];
             match raw.get(spec.name.as_str()) {
                 Some(json) => {
                     let before = errors.len();
                     if let Some(value) = errors.collect(parse_typed(json, spec.value_type, &path)) {
                         if self.check_constraints(i, &value, &path, &mut errors) {
-                            typed.insert(spec.name.to_string(), value);
+                            typed.insert(spec.name.as_str().to_owned(), value);
                         }
                     }
                     if spec.sensitive {
@@ -687,16 +703,18 @@ impl Validator {
                 }
                 None => match &spec.default {
                     Some(default) => {
-                        typed.insert(spec.name.to_string(), default.clone());
+                        typed.insert(spec.name.as_str().to_owned(), default.clone());
                     }
                     None if spec.required => errors.add(
                         path,
                         ValidationCode::MissingRequired,
-                        format!(
-                            "required parameter {} ({}) is missing",
+                        crate::msg![
+                            "required parameter ",
                             quote(spec.name.as_str()),
-                            spec.value_type
-                        ),
+                            " (",
+                            spec.value_type,
+                            ") is missing"
+                        ],
                     ),
                     None => {}
                 },
@@ -722,7 +740,7 @@ impl Validator {
                     errors.add(
                         path,
                         ValidationCode::OutOfRange,
-                        format!("{n} is below the minimum {min}"),
+                        crate::msg![n, " is below the minimum ", min],
                     );
                 }
             }
@@ -731,7 +749,7 @@ impl Validator {
                     errors.add(
                         path,
                         ValidationCode::OutOfRange,
-                        format!("{n} is above the maximum {max}"),
+                        crate::msg![n, " is above the maximum ", max],
                     );
                 }
             }
@@ -744,7 +762,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooShort,
-                            format!("{chars} characters; at least {min} needed"),
+                            crate::msg![chars, " characters; at least ", min, " needed"],
                         );
                     }
                 }
@@ -753,7 +771,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooLong,
-                            format!("{chars} characters; at most {max} allowed"),
+                            crate::msg![chars, " characters; at most ", max, " allowed"],
                         );
                     }
                 }
@@ -762,11 +780,11 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::PatternMismatch,
-                            format!(
-                                "{} does not match the pattern {}",
+                            crate::msg![
                                 quote(s),
+                                " does not match the pattern ",
                                 spec.pattern.as_deref().unwrap_or_default()
-                            ),
+                            ],
                         );
                     }
                 }
@@ -775,7 +793,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::NotInEnum,
-                            format!("{} is not one of: {}", quote(s), allowed.join(", ")),
+                            crate::msg![quote(s), " is not one of: ", allowed.join(", ")],
                         );
                     }
                 }
@@ -786,7 +804,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooLong,
-                            format!("{} bytes; at most {max} allowed", bytes.len()),
+                            crate::msg![bytes.len(), " bytes; at most ", max, " allowed"],
                         );
                     }
                 }
@@ -812,11 +830,12 @@ fn parse_typed(
         return Err(ValidationError::new(
             path,
             ValidationCode::WrongType,
-            format!(
-                "expected {}, got type {}",
+            crate::msg![
+                "expected ",
                 expected.describe(),
+                ", got type ",
                 value.value_type()
-            ),
+            ],
         ));
     }
     Ok(value)
@@ -830,7 +849,7 @@ pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationE
         errors.add(
             path,
             ValidationCode::WrongType,
-            format!("expected an object of typed values, got {}", json_kind(raw)),
+            crate::msg!["expected an object of typed values, got ", json_kind(raw)],
         );
         return Err(errors);
     };
@@ -839,13 +858,19 @@ pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationE
         errors.add(
             path,
             ValidationCode::PayloadTooLarge,
-            format!("{path} is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}"),
+            crate::msg![
+                path,
+                " is ",
+                size,
+                " bytes as JSON; the limit is ",
+                MAX_PAYLOAD_BYTES
+            ],
         );
         return Err(errors);
     }
     let mut typed = Parameters::new();
     for (name, json) in map {
-        let at = format!("{path}.{name}");
+        let at = crate::msg![path, ".", name];
         if let Some(key) = errors.collect(ParameterName::parse_at(name, &at)) {
             if let Some(value) = errors.collect(TypedValue::from_json_at(json, &at)) {
                 typed.insert(key.to_string(), value);
@@ -861,7 +886,12 @@ fn check_description(text: &str, path: &str, errors: &mut ValidationErrors) {
         errors.add(
             path,
             ValidationCode::TooLong,
-            format!("{chars} characters; at most {MAX_DESCRIPTION_CHARS} allowed"),
+            crate::msg![
+                chars,
+                " characters; at most ",
+                MAX_DESCRIPTION_CHARS,
+                " allowed"
+            ],
         );
     }
 }
@@ -877,7 +907,7 @@ pub fn check_range_u32(
         errors.add(
             path,
             ValidationCode::OutOfRange,
-            format!("{value} is outside {min}..={max}"),
+            crate::msg![value, " is outside ", min, "..=", max],
         );
     }
 }

@@ -71,6 +71,12 @@ impl Actor {
     }
 }
 
+impl crate::text::Piece for Actor {
+    fn put(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -140,6 +146,12 @@ impl ExecutionStatus {
             .into_iter()
             .filter(|from| from.can_transition(to, actor))
             .collect()
+    }
+}
+
+impl crate::text::Piece for ExecutionStatus {
+    fn put(&self, out: &mut String) {
+        out.push_str(self.as_str());
     }
 }
 

@@ -1,9 +1,12 @@
-//! How refused input is shown in messages: quoted the way JSON quotes a
+//! How messages are written: refused input quoted the way JSON quotes a
 //! string (so a message reads the same in every language that shows it,
 //! and never in one language's debug syntax), cut to a readable length, and
-//! named by its JSON kind. Pure, no I/O.
+//! named by its JSON kind; messages joined from pieces by [`msg!`](crate::msg)
+//! rather than `format!`. Pure, no I/O.
 
-use crate::json::Json;
+use crate::json::{push_i64, push_u64, Json};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// At most this many characters of a refused value appear in a message.
 pub const SHOWN_CHARS: usize = 80;
@@ -27,7 +30,9 @@ pub fn quote(raw: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 15]));
             }
             c => out.push(c),
         }
@@ -42,8 +47,8 @@ pub fn quote(raw: &str) -> String {
 pub fn shown(value: &Json) -> String {
     match value {
         Json::Null => "null".into(),
-        Json::Bool(b) => b.to_string(),
-        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Json::Number(n) => crate::msg![n],
         Json::String(s) => quote(s),
         Json::Array(_) | Json::Object(_) => json_kind(value).into(),
     }
@@ -61,6 +66,98 @@ pub fn json_kind(value: &Json) -> &'static str {
     }
 }
 
+/// One piece of a message. [`msg!`](crate::msg) joins pieces without
+/// `core::fmt`: its machinery (and a number formatter per type) would
+/// otherwise be most of the browser build. Numbers are written as
+/// JavaScript writes them, so a message reads the same from the server,
+/// the WASM module and the JavaScript a definition compiles to.
+pub trait Piece {
+    fn put(&self, out: &mut String);
+}
+
+impl Piece for str {
+    fn put(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Piece for String {
+    fn put(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Piece for char {
+    fn put(&self, out: &mut String) {
+        out.push(*self);
+    }
+}
+
+impl<T: Piece + ?Sized> Piece for &T {
+    fn put(&self, out: &mut String) {
+        (**self).put(out);
+    }
+}
+
+macro_rules! unsigned_pieces {
+    ($($t:ty),*) => {$(
+        impl Piece for $t {
+            fn put(&self, out: &mut String) {
+                push_u64(out, u64::from(*self));
+            }
+        }
+    )*};
+}
+unsigned_pieces!(u8, u16, u32, u64);
+
+impl Piece for usize {
+    fn put(&self, out: &mut String) {
+        push_u64(out, *self as u64);
+    }
+}
+
+impl Piece for i32 {
+    fn put(&self, out: &mut String) {
+        push_i64(out, i64::from(*self));
+    }
+}
+
+impl Piece for i64 {
+    fn put(&self, out: &mut String) {
+        push_i64(out, *self);
+    }
+}
+
+impl Piece for f64 {
+    fn put(&self, out: &mut String) {
+        out.push_str(&crate::json::number_text(*self));
+    }
+}
+
+impl Piece for crate::json::Number {
+    fn put(&self, out: &mut String) {
+        self.write_text(out);
+    }
+}
+
+/// The pieces, joined.
+pub fn cat(pieces: &[&dyn Piece]) -> String {
+    let mut out = String::new();
+    for piece in pieces {
+        piece.put(&mut out);
+    }
+    out
+}
+
+/// A message from pieces (strings, numbers, anything [`Piece`]):
+/// `msg!["at most ", max, " allowed"]`.
+#[macro_export]
+macro_rules! msg {
+    ($($piece:expr),+ $(,)?) => {
+        $crate::text::cat(&[$(&$piece as &dyn $crate::text::Piece),+])
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +170,7 @@ mod tests {
         assert_eq!(quote("\u{0}\u{1b}"), r#""\u0000\u001b""#);
         assert_eq!(quote("é ☃"), "\"é ☃\"");
         let long = "x".repeat(100);
-        assert_eq!(quote(&long), format!("\"{}…\"", "x".repeat(80)));
+        assert_eq!(quote(&long), crate::msg!["\"", "x".repeat(80), "…\""]);
     }
 
     proptest::proptest! {

@@ -13,22 +13,24 @@ use crate::error::ErrorCode;
 use crate::execution::CommandExecution;
 use crate::ids::ThingName;
 use crate::json::Json;
+use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::Parameters;
 use crate::status::{Actor, ExecutionStatus};
 use crate::time::Timestamp;
 use crate::update::StatusUpdate;
-use std::collections::BTreeMap;
 
 /// Why a status change was refused. `code()` is the AWS-style error code,
 /// `details()` what the API's error body and the WASM module add to it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionError {
-    #[error("the execution is already {status}, a terminal status; it can no longer change")]
-    TerminalStateReached { status: ExecutionStatus },
-    #[error("expected version {expected}, but the execution is at version {actual}")]
-    VersionMismatch { expected: u64, actual: u64 },
-    #[error("{}", describe_invalid(*.from, *.to, *.actor))]
+    TerminalStateReached {
+        status: ExecutionStatus,
+    },
+    VersionMismatch {
+        expected: u64,
+        actual: u64,
+    },
     InvalidStateTransition {
         /// `None` when no status at all allows this move to this actor.
         from: Option<ExecutionStatus>,
@@ -39,32 +41,85 @@ pub enum TransitionError {
     },
     /// The update names a device the execution does not target. Shown to
     /// callers as "not found": a device learns nothing of others' executions.
-    #[error("no such execution for this target")]
     TargetMismatch,
     /// The device names an attempt (`executionNumber`) that is not the
     /// current one.
-    #[error("execution number {expected} is not the current attempt ({actual})")]
-    AttemptMismatch { expected: u32, actual: u32 },
+    AttemptMismatch {
+        expected: u32,
+        actual: u32,
+    },
     /// Held until `notBefore`: not deliverable, and invisible to the device.
-    #[error("the execution is scheduled; it cannot be delivered or updated before notBefore")]
-    Held { not_before: Timestamp },
+    Held {
+        not_before: Timestamp,
+    },
     /// A deadline passed; the execution is timed out (or re-queued) by the
     /// system, not changed by this request.
-    #[error("the execution's {} deadline has passed", .deadline.code())]
-    DeadlinePassed { deadline: Deadline },
+    DeadlinePassed {
+        deadline: Deadline,
+    },
     /// The device has started the work; cancelling it needs `force`.
-    #[error("the device has started this execution (IN_PROGRESS); cancel with \"force\": true to stop it")]
     ForceRequired,
 }
 
+impl std::fmt::Display for TransitionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for TransitionError {}
+
 fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: Actor) -> String {
     match from {
-        Some(from) => format!("the {actor} may not move an execution from {from} to {to}"),
-        None => format!("the {actor} may never move an execution to {to}"),
+        Some(from) => crate::msg![
+            "the ",
+            actor,
+            " may not move an execution from ",
+            from,
+            " to ",
+            to
+        ],
+        None => crate::msg!["the ", actor, " may never move an execution to ", to],
     }
 }
 
 impl TransitionError {
+    /// The sentence the API's error body and the WASM module show.
+    pub fn message(&self) -> String {
+        match self {
+            Self::TerminalStateReached { status } => crate::msg![
+                "the execution is already ",
+                status,
+                ", a terminal status; it can no longer change"
+            ],
+            Self::VersionMismatch { expected, actual } => crate::msg![
+                "expected version ",
+                expected,
+                ", but the execution is at version ",
+                actual
+            ],
+            Self::InvalidStateTransition {
+                from, to, actor, ..
+            } => describe_invalid(*from, *to, *actor),
+            Self::TargetMismatch => "no such execution for this target".to_owned(),
+            Self::AttemptMismatch { expected, actual } => crate::msg![
+                "execution number ",
+                expected,
+                " is not the current attempt (",
+                actual,
+                ")"
+            ],
+            Self::Held { .. } => {
+                "the execution is scheduled; it cannot be delivered or updated before notBefore"
+                    .to_owned()
+            }
+            Self::DeadlinePassed { deadline } => {
+                crate::msg!["the execution's ", deadline.code(), " deadline has passed"]
+            }
+            Self::ForceRequired => "the device has started this execution (IN_PROGRESS); cancel with \"force\": true to stop it".to_owned(),
+        }
+    }
+
     /// The refusal's particulars (the current status, the versions, what
     /// is allowed instead), for an error body's `details`.
     pub fn details(&self) -> Json {
@@ -160,7 +215,7 @@ pub struct TransitionPlan {
     /// Set for device updates: the execution must target this thing.
     pub expected_target: Option<ThingName>,
     pub status_reason: Option<StatusReason>,
-    pub status_details: Option<BTreeMap<String, String>>,
+    pub status_details: Option<StatusDetails>,
     pub result: Option<Parameters>,
     pub now: Timestamp,
     /// Refuse when a deadline has passed (every change but the system's
@@ -273,12 +328,15 @@ impl TransitionPlan {
         let (to, description) = if retry {
             (
                 ExecutionStatus::Queued,
-                format!(
-                    "{}; attempt {attempt} of {} re-queued as attempt {}",
+                crate::msg![
                     deadline.describe(),
+                    "; attempt ",
+                    attempt,
+                    " of ",
                     execution.max_attempts,
+                    " re-queued as attempt ",
                     attempt + 1
-                ),
+                ],
             )
         } else {
             (ExecutionStatus::TimedOut, deadline.describe().to_owned())

@@ -8,12 +8,12 @@ use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::optional_u32;
 use crate::ids::{optional_client_token, ClientToken};
 use crate::json::{Json, Object};
+use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::{parse_typed_map, Parameters};
 use crate::status::ExecutionStatus;
 use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
 
 pub const MAX_STATUS_DETAILS: usize = 64;
 
@@ -24,7 +24,7 @@ pub struct StatusUpdate {
     pub status: Option<ExecutionStatus>,
     pub status_reason: Option<StatusReason>,
     /// `None` keeps the current details; `Some` replaces them.
-    pub status_details: Option<BTreeMap<String, String>>,
+    pub status_details: Option<StatusDetails>,
     /// `None` keeps the current result; `Some` replaces it.
     pub result: Option<Parameters>,
     pub expected_version: Option<u64>,
@@ -69,27 +69,29 @@ impl StatusUpdate {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                format!("an update must be a JSON object, got {}", json_kind(body)),
+                crate::msg!["an update must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
         let status = match map.get("status") {
-            Some(Json::String(s)) => match ExecutionStatus::parse(s) {
-                Some(status) => Some(status),
-                None => {
-                    errors.add(
+            Some(Json::String(s)) => {
+                match ExecutionStatus::parse(s) {
+                    Some(status) => Some(status),
+                    None => {
+                        errors.add(
                         "status",
                         ValidationCode::InvalidValue,
-                        format!("{} is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED", quote(s)),
+                        crate::msg![quote(s), " is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED"],
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
             Some(other) => {
                 errors.add(
                     "status",
                     ValidationCode::WrongType,
-                    format!("expected a string, got {}", json_kind(other)),
+                    crate::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }
@@ -134,7 +136,7 @@ impl StatusUpdate {
                     errors.add(
                         "expectedVersion",
                         ValidationCode::WrongType,
-                        format!("expected a whole number, got {}", shown(v)),
+                        crate::msg!["expected a whole number, got ", shown(v)],
                     );
                     None
                 }
@@ -161,15 +163,12 @@ impl StatusUpdate {
     }
 }
 
-fn parse_status_details(
-    json: &Json,
-    errors: &mut ValidationErrors,
-) -> Option<BTreeMap<String, String>> {
+fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<StatusDetails> {
     let Json::Object(map) = json else {
         errors.add(
             "statusDetails",
             ValidationCode::WrongType,
-            format!("expected an object of strings, got {}", json_kind(json)),
+            crate::msg!["expected an object of strings, got ", json_kind(json)],
         );
         return None;
     };
@@ -177,12 +176,12 @@ fn parse_status_details(
         errors.add(
             "statusDetails",
             ValidationCode::TooLong,
-            format!("at most {MAX_STATUS_DETAILS} entries, got {}", map.len()),
+            crate::msg!["at most ", MAX_STATUS_DETAILS, " entries, got ", map.len()],
         );
     }
-    let mut details = BTreeMap::new();
+    let mut details = StatusDetails::new();
     for (key, value) in map {
-        let path = format!("statusDetails.{key}");
+        let path = crate::msg!["statusDetails.", key];
         let key_ok = !key.is_empty()
             && key.len() <= 128
             && key
@@ -211,7 +210,7 @@ fn parse_status_details(
             other => errors.add(
                 &path,
                 ValidationCode::WrongType,
-                format!("expected a string, got {}", json_kind(other)),
+                crate::msg!["expected a string, got ", json_kind(other)],
             ),
         }
     }
@@ -229,7 +228,7 @@ pub fn parse_start_next(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
             return Err(crate::error::ValidationError::new(
                 "",
                 ValidationCode::InvalidJson,
-                format!("the body must be a JSON object, got {}", json_kind(other)),
+                crate::msg!["the body must be a JSON object, got ", json_kind(other)],
             )
             .into())
         }
@@ -262,7 +261,7 @@ fn cancel_fields(
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                format!("the body must be a JSON object, got {}", json_kind(other)),
+                crate::msg!["the body must be a JSON object, got ", json_kind(other)],
             );
             return None;
         }
@@ -272,7 +271,7 @@ fn cancel_fields(
             errors.add(
                 key.as_str(),
                 ValidationCode::UnknownField,
-                format!("cancel takes {}", allowed.join(", ")),
+                crate::msg!["cancel takes ", allowed.join(", ")],
             );
         }
     }
@@ -283,7 +282,7 @@ fn cancel_fields(
             errors.add(
                 "force",
                 ValidationCode::WrongType,
-                format!("expected true or false, got {}", json_kind(other)),
+                crate::msg!["expected true or false, got ", json_kind(other)],
             );
             false
         }

@@ -6,7 +6,6 @@
 use crate::error::{ValidationCode, ValidationError};
 use crate::json::{Json, Number as JsonNumber, Object};
 use crate::text::{json_kind, quote};
-use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -69,6 +68,12 @@ impl ValueType {
             Self::I | Self::L | Self::D | Self::Ul => true,
             Self::S | Self::B | Self::Bin => false,
         }
+    }
+}
+
+impl crate::text::Piece for ValueType {
+    fn put(&self, out: &mut String) {
+        out.push_str(self.as_str());
     }
 }
 
@@ -137,17 +142,35 @@ fn number_from_text(text: &str) -> Option<JsonNumber> {
             return Some(JsonNumber::PosInt(n));
         }
     }
-    let json_like = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    text.parse::<f64>()
-        .ok()
-        .filter(|x| json_like && x.is_finite())
-        .map(JsonNumber::Float)
+    // Only decimal literals (so the host's reader, JavaScript's Number()
+    // in the browser, never sees hex, "Infinity" or an empty string).
+    let decimal = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    if !decimal {
+        return None;
+    }
+    crate::json::parse_double(text).map(JsonNumber::Float)
 }
 
 /// As JavaScript would print it (see `json::number_text`): the same text
 /// on the server, in the WASM module and in generated validators.
+impl crate::text::Piece for Number {
+    fn put(&self, out: &mut String) {
+        match *self {
+            // Every Int is a 64-bit value (I, L, UL or a bound that fits).
+            Self::Int(i) => {
+                if i < 0 {
+                    out.push('-');
+                }
+                crate::json::push_u64(out, u64::try_from(i.unsigned_abs()).unwrap_or(u64::MAX));
+            }
+            Self::Float(x) => out.push_str(&crate::json::number_text(x)),
+        }
+    }
+}
+
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -185,23 +208,24 @@ impl TypedValue {
         let wrong =
             |message: String| ValidationError::new(path, ValidationCode::WrongType, message);
         let Json::Object(map) = json else {
-            return Err(wrong(format!(
-                "expected a typed value such as {{\"S\": \"text\"}}, got {}",
+            return Err(wrong(crate::msg![
+                "expected a typed value such as {\"S\": \"text\"}, got ",
                 json_kind(json)
-            )));
+            ]));
         };
         let mut entries = map.iter();
         let (Some((tag, payload)), None) = (entries.next(), entries.next()) else {
-            return Err(wrong(format!(
-                "a typed value has exactly one key (S, B, I, L, D, BIN or UL), got {}",
+            return Err(wrong(crate::msg![
+                "a typed value has exactly one key (S, B, I, L, D, BIN or UL), got ",
                 map.len()
-            )));
+            ]));
         };
         let Some(value_type) = ValueType::from_tag(tag) else {
-            return Err(wrong(format!(
-                "unknown type tag {}; use S, B, I, L, D, BIN or UL",
-                quote(tag)
-            )));
+            return Err(wrong(crate::msg![
+                "unknown type tag ",
+                quote(tag),
+                "; use S, B, I, L, D, BIN or UL"
+            ]));
         };
         Self::from_payload(value_type, payload, path)
     }
@@ -216,23 +240,24 @@ impl TypedValue {
             ValidationError::new(
                 path,
                 ValidationCode::WrongType,
-                format!(
-                    "expected {}, got {}",
+                crate::msg![
+                    "expected ",
                     value_type.describe(),
+                    ", got ",
                     json_kind(payload)
-                ),
+                ],
             )
         };
         // Only whole numbers are out of range (a fraction is a wrong type).
         let out_of_range = |what: &str| {
             let number = payload
                 .as_number()
-                .map(|n| n.to_string())
+                .map(|n| crate::msg![n])
                 .unwrap_or_default();
             ValidationError::new(
                 path,
                 ValidationCode::OutOfRange,
-                format!("{number} does not fit {what}"),
+                crate::msg![number, " does not fit ", what],
             )
         };
         match value_type {
@@ -278,26 +303,23 @@ impl TypedValue {
                 let Some(text) = payload.as_str() else {
                     return Err(wrong());
                 };
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map(Self::Bin)
-                    .map_err(|e| {
-                        ValidationError::new(
-                            path,
-                            ValidationCode::InvalidBase64,
-                            format!("not valid base64: {e}"),
-                        )
-                    })
+                crate::base64::decode(text).map(Self::Bin).map_err(|why| {
+                    ValidationError::new(
+                        path,
+                        ValidationCode::InvalidBase64,
+                        crate::msg!["not valid base64: ", why],
+                    )
+                })
             }
             ValueType::Ul => {
                 let Some(text) = payload.as_str() else {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        format!(
-                            "UL is sent as a decimal string, e.g. {{\"UL\": \"42\"}}; got {}",
+                        crate::msg![
+                            "UL is sent as a decimal string, e.g. {\"UL\": \"42\"}; got ",
                             json_kind(payload)
-                        ),
+                        ],
                     ));
                 };
                 let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
@@ -306,10 +328,10 @@ impl TypedValue {
                     _ => Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        format!(
-                            "{} is not an unsigned 64-bit integer (0 to 18446744073709551615)",
-                            quote(text)
-                        ),
+                        crate::msg![
+                            quote(text),
+                            " is not an unsigned 64-bit integer (0 to 18446744073709551615)"
+                        ],
                     )),
                 }
             }
@@ -336,7 +358,7 @@ impl TypedValue {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::WrongType,
-                        format!("expected true or false, got {}", quote(other)),
+                        crate::msg!["expected true or false, got ", quote(other)],
                     ))
                 }
             },
@@ -346,7 +368,7 @@ impl TypedValue {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::WrongType,
-                        format!("expected {}, got {}", value_type.describe(), quote(text)),
+                        crate::msg!["expected ", value_type.describe(), ", got ", quote(text)],
                     ))
                 }
             },
@@ -357,7 +379,7 @@ impl TypedValue {
                 return Err(ValidationError::new(
                     path,
                     ValidationCode::OutOfRange,
-                    format!("{l} is beyond ±2^53: a browser cannot send it exactly"),
+                    crate::msg![l, " is beyond ±2^53: a browser cannot send it exactly"],
                 ));
             }
         }
@@ -372,8 +394,8 @@ impl TypedValue {
             Self::I(i) => Json::from(*i),
             Self::L(l) => Json::from(*l),
             Self::D(d) => Json::Number(JsonNumber::Float(*d)),
-            Self::Bin(bytes) => Json::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            Self::Ul(u) => Json::from(u.to_string()),
+            Self::Bin(bytes) => Json::from(crate::base64::encode(bytes)),
+            Self::Ul(u) => Json::from(crate::msg![u]),
         };
         let mut map = Object::new();
         map.insert(self.value_type().as_str().to_owned(), payload);

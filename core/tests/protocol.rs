@@ -5,7 +5,6 @@
 
 use courier_core::protocol::*;
 use courier_core::*;
-use std::collections::BTreeMap;
 
 /// A JSON value in core's model, written as `serde_json::json!` writes one.
 macro_rules! json {
@@ -22,7 +21,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         target: ThingName::parse("dev-1").unwrap(),
         status,
         status_reason: None,
-        status_details: BTreeMap::from([("step".to_string(), "2/3".to_string())]),
+        status_details: StatusDetails::from([("step".to_string(), "2/3".to_string())]),
         parameters: Parameters::from([("rate".to_string(), TypedValue::I(30))]),
         redacted_parameters: Vec::new(),
         result: Parameters::new(),

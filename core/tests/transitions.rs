@@ -6,7 +6,6 @@
 
 use courier_core::transition::TransitionPlan;
 use courier_core::*;
-use std::collections::BTreeMap;
 
 /// A JSON value in core's model, written as `serde_json::json!` writes one.
 macro_rules! json {
@@ -49,7 +48,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         target: ThingName::parse("dev-1").unwrap(),
         status,
         status_reason: None,
-        status_details: BTreeMap::new(),
+        status_details: StatusDetails::new(),
         parameters: Parameters::new(),
         redacted_parameters: Vec::new(),
         result: Parameters::new(),

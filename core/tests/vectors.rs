@@ -250,3 +250,30 @@ fn call_vectors() {
     let mismatches = run_cases(file, &mut doc["cases"], call);
     finish(file, &doc, &mismatches);
 }
+
+/// Doubles as text (tests/vectors/numbers.json): Rust's formatting and
+/// parsing against the text the browser's String(x) gives (the Node tests
+/// check that side).
+#[test]
+fn number_vectors() {
+    let file = "numbers.json";
+    let mut doc = load(file);
+    let mut mismatches = Vec::new();
+    for case in doc["cases"].as_array_mut().unwrap() {
+        let bits = u64::from_str_radix(case["bits"].as_str().unwrap(), 16).unwrap();
+        let x = f64::from_bits(bits);
+        let text = courier_core::json::number_text(x);
+        if blessing() {
+            case["text"] = json!(text);
+            continue;
+        }
+        if case["text"] != json!(text) {
+            mismatches.push(format!("{bits:016x}: expected {} got {text}", case["text"]));
+        }
+        let read = courier_core::json::parse_double(&text).map(f64::to_bits);
+        if x != 0.0 && read != Some(bits) {
+            mismatches.push(format!("{bits:016x}: {text} reads back as {read:x?}"));
+        }
+    }
+    finish(file, &doc, &mismatches);
+}

@@ -54,6 +54,28 @@ extern "C" {
     pub type JsUnknown;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `String(x)`: how a browser writes a number.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(x: f64) -> String;
+    /// JavaScript's `Number(text)`: how a browser reads one.
+    #[wasm_bindgen(js_name = Number)]
+    fn js_number(text: &str) -> f64;
+}
+
+/// Runs when the module is instantiated, before any export: core writes
+/// and reads doubles as the browser does (see
+/// `courier_core::json::number_text`).
+#[wasm_bindgen(start, js_name = __courierStart, skip_typescript)]
+fn start() {
+    #[cfg(target_arch = "wasm32")]
+    courier_core::json::use_host_doubles(courier_core::json::HostDoubles {
+        write: js_string,
+        read: js_number,
+    });
+}
+
 /// courier-core's version: the rules this module applies.
 #[wasm_bindgen(js_name = coreVersion)]
 pub fn core_version() -> String {

@@ -120,3 +120,26 @@ test("the module reports the core version it was built from", () => {
   const cargo = readFileSync(new URL("../../Cargo.toml", import.meta.url), "utf8");
   assert.equal(courier.coreVersion(), cargo.match(/^version = "(.*)"/m)[1]);
 });
+
+test("numbers: doubles written as String(x) and read as Number(text), through the module", () => {
+  const bitsOf = (x) => {
+    const view = new DataView(new ArrayBuffer(8));
+    view.setFloat64(0, x);
+    return view.getBigUint64(0).toString(16).padStart(16, "0");
+  };
+  const fromBits = (hex) => {
+    const view = new DataView(new ArrayBuffer(8));
+    view.setBigUint64(0, BigInt(`0x${hex}`));
+    return view.getFloat64(0);
+  };
+  const mismatches = [];
+  for (const { bits, text } of vectors("numbers.json").cases) {
+    const x = fromBits(bits);
+    const written = courier.formatTypedValue({ D: x });
+    if (written !== text) mismatches.push(`${bits}: the module wrote ${written}, expected ${text}`);
+    const read = courier.typedValueFromText("D", text);
+    const back = read.ok ? bitsOf(read.value.D) : read.error.message;
+    if (x !== 0 && back !== bits) mismatches.push(`${bits}: the module read ${text} as ${back}`);
+  }
+  assert.deepEqual(mismatches, []);
+});
