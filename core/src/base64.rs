@@ -46,7 +46,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
                 } else {
                     " is not a base64 character"
                 };
-                return Err(crate::msg![
+                return Err(crate::text::msg![
                     quote(&c.to_string()),
                     " at character ",
                     i + 1,
@@ -56,7 +56,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     if chars.len() % 4 != 0 {
-        return Err(crate::msg![
+        return Err(crate::text::msg![
             "its length (",
             chars.len(),
             " characters) is not a multiple of 4; pad it with \"=\""
@@ -71,7 +71,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     // zero, or two texts would mean the same bytes.
     let kept = out.len() - padding;
     if out[kept..].iter().any(|b| *b != 0) {
-        return Err(crate::msg![
+        return Err(crate::text::msg![
             "the character before the padding has bits no byte uses (not the canonical encoding)"
         ]);
     }

@@ -197,7 +197,7 @@ impl<'a> Fields<'a> {
     fn of(json: &'a Json, what: &str) -> Read<Self> {
         json.as_object()
             .map(|map| Self { map })
-            .ok_or_else(|| crate::msg![what, " must be an object"])
+            .ok_or_else(|| crate::text::msg![what, " must be an object"])
     }
 
     /// A present, non-null field.
@@ -207,13 +207,13 @@ impl<'a> Fields<'a> {
 
     fn required(&self, key: &str) -> Read<&'a Json> {
         self.get(key)
-            .ok_or_else(|| crate::msg!["missing field `", key, "`"])
+            .ok_or_else(|| crate::text::msg!["missing field `", key, "`"])
     }
 
     fn string(&self, key: &str) -> Read<&'a str> {
         self.required(key)?
             .as_str()
-            .ok_or_else(|| crate::msg!["`", key, "` must be a string"])
+            .ok_or_else(|| crate::text::msg!["`", key, "` must be a string"])
     }
 
     fn opt_string(&self, key: &str) -> Read<Option<String>> {
@@ -222,21 +222,21 @@ impl<'a> Fields<'a> {
             Some(v) => v
                 .as_str()
                 .map(|s| Some(s.to_owned()))
-                .ok_or_else(|| crate::msg!["`", key, "` must be a string"]),
+                .ok_or_else(|| crate::text::msg!["`", key, "` must be a string"]),
         }
     }
 
     fn u64(&self, key: &str) -> Read<u64> {
         self.required(key)?
             .as_u64()
-            .ok_or_else(|| crate::msg!["`", key, "` must be a whole number"])
+            .ok_or_else(|| crate::text::msg!["`", key, "` must be a whole number"])
     }
 
     fn u32(&self, key: &str) -> Read<u32> {
         self.required(key)?
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| crate::msg!["`", key, "` must be a whole number"])
+            .ok_or_else(|| crate::text::msg!["`", key, "` must be a whole number"])
     }
 
     fn u32_or(&self, key: &str, default: u32) -> Read<u32> {
@@ -245,7 +245,7 @@ impl<'a> Fields<'a> {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| crate::msg!["`", key, "` must be a whole number"]),
+                .ok_or_else(|| crate::text::msg!["`", key, "` must be a whole number"]),
         }
     }
 
@@ -262,12 +262,12 @@ impl<'a> Fields<'a> {
         key: &str,
         parse: fn(&str) -> Result<T, crate::error::ValidationError>,
     ) -> Read<T> {
-        parse(self.string(key)?).map_err(|e| crate::msg!["`", key, "`: ", e.message])
+        parse(self.string(key)?).map_err(|e| crate::text::msg!["`", key, "`: ", e.message])
     }
 
     fn status(&self, key: &str) -> Read<ExecutionStatus> {
         let raw = self.string(key)?;
-        ExecutionStatus::parse(raw).ok_or_else(|| crate::msg!["`", key, "` is not a status"])
+        ExecutionStatus::parse(raw).ok_or_else(|| crate::text::msg!["`", key, "` is not a status"])
     }
 
     fn details(&self, key: &str) -> Read<StatusDetails> {
@@ -276,12 +276,12 @@ impl<'a> Fields<'a> {
         };
         let map = v
             .as_object()
-            .ok_or_else(|| crate::msg!["`", key, "` must be an object of strings"])?;
+            .ok_or_else(|| crate::text::msg!["`", key, "` must be an object of strings"])?;
         map.iter()
             .map(|(k, v)| {
                 v.as_str()
                     .map(|s| (k.clone(), s.to_owned()))
-                    .ok_or_else(|| crate::msg!["`", key, ".", k, "` must be a string"])
+                    .ok_or_else(|| crate::text::msg!["`", key, ".", k, "` must be a string"])
             })
             .collect()
     }
@@ -292,12 +292,12 @@ impl<'a> Fields<'a> {
         };
         let map = v
             .as_object()
-            .ok_or_else(|| crate::msg!["`", key, "` must be an object of typed values"])?;
+            .ok_or_else(|| crate::text::msg!["`", key, "` must be an object of typed values"])?;
         map.iter()
             .map(|(k, v)| {
                 TypedValue::from_json_at(v, k)
                     .map(|t| (k.clone(), t))
-                    .map_err(|e| crate::msg!["`", key, ".", k, "`: ", e.message])
+                    .map_err(|e| crate::text::msg!["`", key, ".", k, "`: ", e.message])
             })
             .collect()
     }
@@ -318,7 +318,7 @@ impl<'a> Fields<'a> {
 fn time_of(json: &Json, key: &str) -> Read<Timestamp> {
     json.as_f64()
         .and_then(Timestamp::from_secs_f64)
-        .ok_or_else(|| crate::msg!["`", key, "` must be epoch seconds"])
+        .ok_or_else(|| crate::text::msg!["`", key, "` must be epoch seconds"])
 }
 
 impl CommandExecution {

@@ -124,11 +124,18 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub fn new(path: impl Into<String>, code: ValidationCode, message: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>, code: ValidationCode, message: impl Into<String>) -> Self {
+        Self::build(path.as_ref(), code, message.into())
+    }
+
+    /// One copy of the construction, not one per argument type: the
+    /// browser build has a hundred call sites.
+    #[inline(never)]
+    fn build(path: &str, code: ValidationCode, message: String) -> Self {
         Self {
-            path: path.into(),
+            path: path.to_owned(),
             code,
-            message: message.into(),
+            message,
         }
     }
 
@@ -152,13 +159,13 @@ impl ValidationErrors {
         self.0.push(error);
     }
 
-    pub fn add(
-        &mut self,
-        path: impl Into<String>,
-        code: ValidationCode,
-        message: impl Into<String>,
-    ) {
-        self.0.push(ValidationError::new(path, code, message));
+    pub fn add(&mut self, path: impl AsRef<str>, code: ValidationCode, message: impl Into<String>) {
+        self.push_new(path.as_ref(), code, message.into());
+    }
+
+    #[inline(never)]
+    fn push_new(&mut self, path: &str, code: ValidationCode, message: String) {
+        self.0.push(ValidationError::build(path, code, message));
     }
 
     /// Collects the error of `result`, if any, and hands back its value.

@@ -205,7 +205,7 @@ impl StartExecution {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                crate::msg!["the body must be a JSON object, got ", json_kind(body)],
+                crate::text::msg!["the body must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
@@ -225,7 +225,7 @@ impl StartExecution {
                 errors.add(
                     key.as_str(),
                     ValidationCode::UnknownField,
-                    crate::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
+                    crate::text::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
                 );
             }
         }
@@ -235,7 +235,7 @@ impl StartExecution {
                 errors.add(
                     "target",
                     ValidationCode::WrongType,
-                    crate::msg!["expected a thing name string, got ", json_kind(other)],
+                    crate::text::msg!["expected a thing name string, got ", json_kind(other)],
                 );
                 None
             }
@@ -271,7 +271,7 @@ impl StartExecution {
                     errors.add(
                         "notBefore",
                         ValidationCode::OutOfRange,
-                        crate::msg![
+                        crate::text::msg![
                             "notBefore (epoch seconds) may be at most ",
                             MAX_SCHEDULE_AHEAD_SECONDS / 86_400,
                             " days ahead and at most one day in the past"
@@ -283,7 +283,7 @@ impl StartExecution {
                     errors.add(
                         "notBefore",
                         ValidationCode::WrongType,
-                        crate::msg!["expected epoch seconds, got ", shown(v)],
+                        crate::text::msg!["expected epoch seconds, got ", shown(v)],
                     );
                     None
                 }
@@ -302,7 +302,7 @@ impl StartExecution {
             errors.add(
                 "deliveryTimeoutSeconds",
                 ValidationCode::OutOfRange,
-                crate::msg![
+                crate::text::msg![
                     "must be shorter than executionTimeoutSeconds (",
                     timeout,
                     ")"
@@ -315,7 +315,7 @@ impl StartExecution {
                 errors.add(
                     "onTimeout",
                     ValidationCode::InvalidValue,
-                    crate::msg![quote(raw), ": use TIME_OUT or RETRY"],
+                    crate::text::msg![quote(raw), ": use TIME_OUT or RETRY"],
                 );
                 OnTimeout::TimeOut
             }),
@@ -323,7 +323,7 @@ impl StartExecution {
                 errors.add(
                     "onTimeout",
                     ValidationCode::WrongType,
-                    crate::msg!["expected TIME_OUT or RETRY, got ", json_kind(other)],
+                    crate::text::msg!["expected TIME_OUT or RETRY, got ", json_kind(other)],
                 );
                 OnTimeout::TimeOut
             }
@@ -351,7 +351,7 @@ impl StartExecution {
                         errors.add(
                             "timeToLive",
                             ValidationCode::OutOfRange,
-                            crate::msg!["timeToLive (epoch seconds) must be after the execution's deadline (", earliest.epoch_secs(), ") and at most ", MAX_TIME_TO_LIVE_SECONDS / 86_400, " days ahead"],
+                            crate::text::msg!["timeToLive (epoch seconds) must be after the execution's deadline (", earliest.epoch_secs(), ") and at most ", MAX_TIME_TO_LIVE_SECONDS / 86_400, " days ahead"],
                         );
                     }
                     Some(ttl)
@@ -360,7 +360,7 @@ impl StartExecution {
                     errors.add(
                         "timeToLive",
                         ValidationCode::WrongType,
-                        crate::msg!["expected epoch seconds, got ", shown(v)],
+                        crate::text::msg!["expected epoch seconds, got ", shown(v)],
                     );
                     None
                 }
@@ -458,7 +458,7 @@ pub(crate) fn optional_u32(
                 errors.add(
                     key,
                     ValidationCode::WrongType,
-                    crate::msg![
+                    crate::text::msg![
                         "expected a whole number within ",
                         range.0,
                         "..=",

@@ -92,7 +92,7 @@ pub fn check_status_update(execution: &Json, update: &Json, actor: &str, now_sec
             errors.add(
                 "execution",
                 ValidationCode::InvalidValue,
-                crate::msg!["not an execution record: ", why],
+                crate::text::msg!["not an execution record: ", why],
             );
             None
         }
@@ -227,7 +227,7 @@ pub fn job_cancel_options(status: &str) -> Result<Json, Json> {
         ValidationError::new(
             "status",
             ValidationCode::InvalidValue,
-            crate::msg![
+            crate::text::msg![
                 quote(status),
                 " is not a job status; use one of ",
                 all.join(", ")
@@ -277,7 +277,7 @@ pub fn parse_typed_value(json: &Json, expected: Option<&str>) -> Json {
                     Err(ValidationError::new(
                         "value",
                         ValidationCode::WrongType,
-                        crate::msg!["expected ", t.describe(), ", got type ", v.value_type()],
+                        crate::text::msg!["expected ", t.describe(), ", got type ", v.value_type()],
                     ))
                 }
             })
@@ -318,7 +318,7 @@ fn value_type(tag: &str) -> Result<ValueType, ValidationError> {
         ValidationError::new(
             "type",
             ValidationCode::InvalidValue,
-            crate::msg![
+            crate::text::msg![
                 "unknown type ",
                 quote(tag),
                 "; use S, B, I, L, D, BIN or UL"
@@ -333,10 +333,10 @@ pub fn display(value: &TypedValue) -> String {
     match value {
         TypedValue::S(s) => s.clone(),
         TypedValue::B(b) => if *b { "true" } else { "false" }.to_owned(),
-        TypedValue::I(i) => crate::msg![i],
-        TypedValue::L(l) => crate::msg![l],
+        TypedValue::I(i) => crate::text::msg![i],
+        TypedValue::L(l) => crate::text::msg![l],
         TypedValue::D(d) => crate::json::number_text(*d),
-        TypedValue::Ul(u) => crate::msg![u],
+        TypedValue::Ul(u) => crate::text::msg![u],
         TypedValue::Bin(_) => value.to_json()["BIN"]
             .as_str()
             .unwrap_or_default()
@@ -351,7 +351,7 @@ pub fn parse_status(raw: &str, path: &str) -> Result<ExecutionStatus, Validation
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            crate::msg![quote(raw), " is not a status; use one of ", all.join(", ")],
+            crate::text::msg![quote(raw), " is not a status; use one of ", all.join(", ")],
         )
     })
 }
@@ -362,7 +362,7 @@ pub fn parse_actor(raw: &str, path: &str) -> Result<Actor, ValidationError> {
         ValidationError::new(
             path,
             ValidationCode::InvalidValue,
-            crate::msg![
+            crate::text::msg![
                 quote(raw),
                 " is not an actor; use device, operator or system"
             ],
@@ -417,7 +417,7 @@ pub fn unreadable(path: &str) -> Json {
         &ValidationError::new(
             path,
             ValidationCode::InvalidJson,
-            crate::msg![
+            crate::text::msg![
                 "nests deeper than ",
                 MAX_DEPTH,
                 " levels (or refers to itself)"

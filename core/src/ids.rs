@@ -28,7 +28,7 @@ macro_rules! id_type {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidId,
-                        crate::msg![
+                        crate::text::msg![
                             concat!($what, " must be 1 to "),
                             $max,
                             concat!(" characters of ", $allowed_text, "; got "),
@@ -96,7 +96,7 @@ pub(crate) fn optional_client_token(
             errors.add(
                 "clientToken",
                 ValidationCode::WrongType,
-                crate::msg!["expected a string, got ", json_kind(other)],
+                crate::text::msg!["expected a string, got ", json_kind(other)],
             );
             None
         }

@@ -234,7 +234,7 @@ impl CreateJob {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                crate::msg!["the body must be a JSON object, got ", json_kind(body)],
+                crate::text::msg!["the body must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
@@ -243,7 +243,7 @@ impl CreateJob {
                 errors.add(
                     key.as_str(),
                     ValidationCode::UnknownField,
-                    crate::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
+                    crate::text::msg!["unknown field; expected one of: ", FIELDS.join(", ")],
                 );
             }
         }
@@ -254,7 +254,7 @@ impl CreateJob {
                 errors.add(
                     "jobId",
                     ValidationCode::WrongType,
-                    crate::msg!["expected a string, got ", json_kind(other)],
+                    crate::text::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }
@@ -300,7 +300,7 @@ fn object<'a>(value: &'a Json, path: &str, errors: &mut ValidationErrors) -> Opt
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                crate::msg!["expected an object, got ", json_kind(other)],
+                crate::text::msg!["expected an object, got ", json_kind(other)],
             );
             None
         }
@@ -314,13 +314,13 @@ fn whole(
     range: (u64, u64),
     errors: &mut ValidationErrors,
 ) -> Option<u32> {
-    let at = crate::msg![path, ".", key];
+    let at = crate::text::msg![path, ".", key];
     match map.get(key) {
         None | Some(Json::Null) => {
             errors.add(
                 &at,
                 ValidationCode::MissingRequired,
-                crate::msg![key, " is required"],
+                crate::text::msg![key, " is required"],
             );
             None
         }
@@ -330,7 +330,7 @@ fn whole(
                 errors.add(
                     &at,
                     ValidationCode::OutOfRange,
-                    crate::msg![
+                    crate::text::msg![
                         "expected a whole number within ",
                         range.0,
                         "..=",
@@ -352,14 +352,14 @@ fn number(
     range: (f64, f64),
     errors: &mut ValidationErrors,
 ) -> Option<f64> {
-    let at = crate::msg![path, ".", key];
+    let at = crate::text::msg![path, ".", key];
     match map.get(key).and_then(Json::as_f64) {
         Some(n) if n >= range.0 && n <= range.1 => Some(n),
         Some(n) => {
             errors.add(
                 &at,
                 ValidationCode::OutOfRange,
-                crate::msg![
+                crate::text::msg![
                     number_text(n),
                     " is outside ",
                     number_text(range.0),
@@ -373,7 +373,7 @@ fn number(
             errors.add(
                 &at,
                 ValidationCode::MissingRequired,
-                crate::msg![
+                crate::text::msg![
                     key,
                     " is required (a number within ",
                     number_text(range.0),
@@ -393,7 +393,7 @@ fn failure_type(
     allowed: &[FailureType],
     errors: &mut ValidationErrors,
 ) -> Option<FailureType> {
-    let at = crate::msg![path, ".failureType"];
+    let at = crate::text::msg![path, ".failureType"];
     let parsed = map
         .get("failureType")
         .and_then(Json::as_str)
@@ -405,7 +405,7 @@ fn failure_type(
             errors.add(
                 &at,
                 ValidationCode::InvalidValue,
-                crate::msg!["failureType is one of ", names.join(", ")],
+                crate::text::msg!["failureType is one of ", names.join(", ")],
             );
             None
         }
@@ -458,14 +458,14 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                 errors.add(
                     "targets.things",
                     ValidationCode::OutOfRange,
-                    crate::msg!["1 to ", MAX_EXPLICIT_TARGETS, " thing names"],
+                    crate::text::msg!["1 to ", MAX_EXPLICIT_TARGETS, " thing names"],
                 );
                 return None;
             }
             let mut seen = BTreeSet::new();
             let mut out = Vec::with_capacity(things.len());
             for (i, thing) in things.iter().enumerate() {
-                let path = crate::msg!["targets.things[", i, "]"];
+                let path = crate::text::msg!["targets.things[", i, "]"];
                 match thing {
                     Json::String(raw) => {
                         if let Some(name) = errors.collect(ThingName::parse_at(raw, &path)) {
@@ -477,7 +477,7 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                     other => errors.add(
                         &path,
                         ValidationCode::WrongType,
-                        crate::msg!["expected a thing name, got ", json_kind(other)],
+                        crate::text::msg!["expected a thing name, got ", json_kind(other)],
                     ),
                 }
             }
@@ -504,7 +504,7 @@ fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<
                     errors.add(
                         "targets.recursive",
                         ValidationCode::WrongType,
-                        crate::msg!["expected true or false, got ", json_kind(other)],
+                        crate::text::msg!["expected true or false, got ", json_kind(other)],
                     );
                     false
                 }
@@ -536,7 +536,7 @@ fn parse_rollout(value: &Json, errors: &mut ValidationErrors) -> Option<RolloutC
             object(v, path, errors).and_then(|e| {
                 let base = whole(e, "baseRatePerMinute", path, (1, 1000), errors);
                 let factor = number(e, "incrementFactor", path, (1.1, 5.0), errors);
-                let criteria_path = crate::msg![path, ".rateIncreaseCriteria"];
+                let criteria_path = crate::text::msg![path, ".rateIncreaseCriteria"];
                 let criteria = e.get("rateIncreaseCriteria").and_then(|c| object(c, &criteria_path, errors)).and_then(|c| {
                     match (c.get("numberOfNotifiedThings"), c.get("numberOfSucceededThings")) {
                         (Some(_), None) => whole(c, "numberOfNotifiedThings", &criteria_path, (1, 1_000_000), errors).map(RateIncreaseCriteria::NumberOfNotifiedThings),
@@ -595,7 +595,7 @@ fn criteria<T>(
     };
     let Some(Json::Array(list)) = map.get("criteriaList") else {
         errors.add(
-            crate::msg![path, ".criteriaList"],
+            crate::text::msg![path, ".criteriaList"],
             ValidationCode::MissingRequired,
             "criteriaList (a list of criteria) is required",
         );
@@ -603,7 +603,7 @@ fn criteria<T>(
     };
     if list.is_empty() || list.len() > 10 {
         errors.add(
-            crate::msg![path, ".criteriaList"],
+            crate::text::msg![path, ".criteriaList"],
             ValidationCode::OutOfRange,
             "1 to 10 criteria",
         );
@@ -611,7 +611,7 @@ fn criteria<T>(
     list.iter()
         .enumerate()
         .filter_map(|(i, entry)| {
-            let at = crate::msg![path, ".criteriaList[", i, "]"];
+            let at = crate::text::msg![path, ".criteriaList[", i, "]"];
             object(entry, &at, errors).and_then(|m| parse(m, &at, errors))
         })
         .collect()
@@ -624,7 +624,7 @@ fn parse_abort(map: &Object, path: &str, errors: &mut ValidationErrors) -> Optio
         .is_some_and(|a| a != "CANCEL")
     {
         errors.add(
-            crate::msg![path, ".action"],
+            crate::text::msg![path, ".action"],
             ValidationCode::InvalidValue,
             "the only abort action is CANCEL",
         );
@@ -690,9 +690,9 @@ fn parse_scheduling(
             Some(t) => Some(t),
             None => {
                 errors.add(
-                    crate::msg!["schedulingConfig.", key],
+                    crate::text::msg!["schedulingConfig.", key],
                     ValidationCode::WrongType,
-                    crate::msg!["expected epoch seconds, got ", shown(v)],
+                    crate::text::msg!["expected epoch seconds, got ", shown(v)],
                 );
                 None
             }

@@ -379,7 +379,7 @@ impl Job {
                         status: JobStatus::Canceled,
                         reason: reason(
                             "END_TIME_REACHED",
-                            crate::msg![
+                            crate::text::msg![
                                 "the job's endTime (",
                                 end.epoch_secs(),
                                 ") passed; executions not started were canceled"
@@ -394,7 +394,7 @@ impl Job {
                             status: JobStatus::Aborted,
                             reason: reason(
                                 "ABORT_CRITERIA_MET",
-                                crate::msg![
+                                crate::text::msg![
                                     failure_name(c),
                                     " reached ",
                                     c.threshold_percentage,
@@ -661,7 +661,7 @@ pub fn retry_instead(
         return None;
     }
     let description = if busy {
-        crate::msg![
+        crate::text::msg![
             "the device was busy (",
             current.busy_count + 1,
             " of ",
@@ -671,7 +671,7 @@ pub fn retry_instead(
             " s"
         ]
     } else {
-        crate::msg![
+        crate::text::msg![
             "attempt ",
             attempt,
             " failed (",

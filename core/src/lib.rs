@@ -29,6 +29,7 @@
 
 pub mod base64;
 pub mod codec;
+pub mod codegen;
 pub mod deadline;
 pub mod error;
 pub mod execution;

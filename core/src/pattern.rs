@@ -119,7 +119,7 @@ impl Pattern {
         Ok(Self {
             program: compiler.program,
             classes: compiler.classes,
-            js: crate::msg!["^(?:", js_source(&node), ")$"],
+            js: crate::text::msg!["^(?:", js_source(&node), ")$"],
         })
     }
 
@@ -153,6 +153,105 @@ impl Pattern {
             .any(|pc| self.program[*pc] == Inst::Match)
     }
 
+    /// The pattern as a deterministic automaton over character classes,
+    /// if it has at most `max_states` states: what generated JavaScript
+    /// validators match with (linear time and exactly this matcher's
+    /// answers, where a backtracking `RegExp` could take exponential time
+    /// on a hostile pattern). `None` when larger.
+    pub fn dfa(&self, max_states: usize) -> Option<Dfa> {
+        // Classes of characters no instruction tells apart: cut the code
+        // space at every boundary an instruction has.
+        let mut bounds: Vec<u32> = vec![0];
+        let mut cut = |lo: char, hi: char| {
+            bounds.push(lo as u32);
+            bounds.push(hi as u32 + 1);
+        };
+        for inst in &self.program {
+            match *inst {
+                Inst::Char(c) => cut(c, c),
+                Inst::Any => cut('\n', '\n'),
+                Inst::Class(k) => {
+                    for (lo, hi) in &self.classes[k].ranges {
+                        cut(*lo, *hi);
+                    }
+                }
+                Inst::Split(..) | Inst::Jump(_) | Inst::Match => {}
+            }
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        bounds.retain(|b| *b <= char::MAX as u32);
+        // Each class by one character in it (none for the surrogate gap,
+        // which no string holds).
+        let representatives: Vec<Option<char>> = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, lo)| {
+                let hi = bounds.get(i + 1).map_or(char::MAX as u32, |b| b - 1);
+                (*lo..=hi).find_map(char::from_u32)
+            })
+            .collect();
+        let start = self.closure(&[0]);
+        let mut states: Vec<Vec<usize>> = vec![Vec::new(), start];
+        let mut next = Vec::new();
+        let mut at = 0;
+        while at < states.len() {
+            for c in &representatives {
+                let target = match c {
+                    Some(c) => {
+                        let stepped: Vec<usize> = states[at]
+                            .iter()
+                            .filter(|pc| self.steps(**pc, *c))
+                            .map(|pc| pc + 1)
+                            .collect();
+                        self.closure(&stepped)
+                    }
+                    None => Vec::new(),
+                };
+                let index = match states.iter().position(|s| *s == target) {
+                    Some(i) => i,
+                    None if states.len() < max_states => {
+                        states.push(target);
+                        states.len() - 1
+                    }
+                    None => return None,
+                };
+                next.push(index as u16);
+            }
+            at += 1;
+        }
+        let accept = states
+            .iter()
+            .map(|set| set.iter().any(|pc| self.program[*pc] == Inst::Match))
+            .collect();
+        Some(Dfa {
+            bounds,
+            next,
+            accept,
+        })
+    }
+
+    /// Whether instruction `pc` consumes `c`.
+    fn steps(&self, pc: usize, c: char) -> bool {
+        match self.program[pc] {
+            Inst::Char(want) => want == c,
+            Inst::Any => c != '\n',
+            Inst::Class(k) => self.classes[k].contains(c),
+            Inst::Split(..) | Inst::Jump(_) | Inst::Match => false,
+        }
+    }
+
+    /// The instructions reachable from `pcs` without a character, sorted.
+    fn closure(&self, pcs: &[usize]) -> Vec<usize> {
+        let mut threads = Threads::new(self.program.len());
+        for pc in pcs {
+            self.add(&mut threads, *pc);
+        }
+        let mut set = threads.list;
+        set.sort_unstable();
+        set
+    }
+
     /// The source of a JavaScript `RegExp`, to be used with the `u` flag,
     /// that matches exactly the values this pattern matches.
     pub fn js_source(&self) -> &str {
@@ -175,6 +274,36 @@ impl Pattern {
                 Inst::Char(_) | Inst::Any | Inst::Class(_) | Inst::Match => {}
             }
         }
+    }
+}
+
+/// A pattern as a deterministic automaton. Characters fall into classes:
+/// class `k` holds the code points from `bounds[k]` up to `bounds[k + 1]`
+/// (exclusive; the last class runs to U+10FFFF). State 0 rejects
+/// everything, state 1 starts; from state `s`, a character of class `k`
+/// leads to `next[s * classes + k]`. The value matches if the state after
+/// its last character is in `accept`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dfa {
+    pub bounds: Vec<u32>,
+    pub next: Vec<u16>,
+    pub accept: Vec<bool>,
+}
+
+impl Dfa {
+    /// Whether the whole of `value` matches (the generated JavaScript does
+    /// the same steps; this is for tests against [`Pattern::is_match`]).
+    pub fn is_match(&self, value: &str) -> bool {
+        let classes = self.bounds.len();
+        let mut state = 1;
+        for c in value.chars() {
+            let class = self.bounds.partition_point(|b| *b <= c as u32) - 1;
+            state = usize::from(self.next[state * classes + class]);
+            if state == 0 {
+                return false;
+            }
+        }
+        self.accept[state]
     }
 }
 
@@ -233,7 +362,7 @@ impl Parser {
 
     /// A construct outside the subset.
     fn refuse(&self, what: String) -> PatternError {
-        PatternError(crate::msg![
+        PatternError(crate::text::msg![
             what,
             " at character ",
             self.at + 1,
@@ -243,7 +372,7 @@ impl Parser {
 
     /// A malformed pattern.
     fn malformed(&self, what: &str) -> PatternError {
-        PatternError(crate::msg![what, " at character ", self.at + 1])
+        PatternError(crate::text::msg![what, " at character ", self.at + 1])
     }
 
     fn alternation(&mut self) -> Result<Node, PatternError> {
@@ -293,7 +422,7 @@ impl Parser {
                         let end = (self.at + 3).min(self.chars.len());
                         let text: String = self.chars[self.at - 1..end].iter().collect();
                         self.at -= 1;
-                        return Err(self.refuse(crate::msg![
+                        return Err(self.refuse(crate::text::msg![
                             quote(&text),
                             " (only plain and (?:...) groups)"
                         ]));
@@ -316,13 +445,15 @@ impl Parser {
                 Escaped::Char(c) => Node::Char(c),
                 Escaped::Class(class) => Node::Class(class),
             }),
-            '*' | '+' | '?' | '{' => Err(self.malformed(&crate::msg![
+            '*' | '+' | '?' | '{' => Err(self.malformed(&crate::text::msg![
                 quote(&c.to_string()),
                 " with nothing to repeat"
             ])),
             '^' => Err(self.refuse("'^' anywhere but at the very start".to_owned())),
             '$' => Err(self.refuse("'$' anywhere but at the very end".to_owned())),
-            ']' | '}' => Err(self.malformed(&crate::msg!["an unmatched ", quote(&c.to_string())])),
+            ']' | '}' => {
+                Err(self.malformed(&crate::text::msg!["an unmatched ", quote(&c.to_string())]))
+            }
             other => {
                 self.at += 1;
                 Ok(Node::Char(other))
@@ -351,7 +482,7 @@ impl Parser {
     /// quantifier on the same atom.
     fn no_modifier(&self) -> Result<(), PatternError> {
         match self.peek() {
-            Some(c @ ('?' | '+' | '*' | '{')) => Err(self.refuse(crate::msg![
+            Some(c @ ('?' | '+' | '*' | '{')) => Err(self.refuse(crate::text::msg![
                 quote(&c.to_string()),
                 " after a quantifier (lazy, possessive or repeated quantifiers)"
             ])),
@@ -375,7 +506,7 @@ impl Parser {
         };
         let bad = |parser: &mut Self, why: &str| {
             parser.at = start;
-            Err(parser.malformed(&crate::msg!["a repetition ", why]))
+            Err(parser.malformed(&crate::text::msg!["a repetition ", why]))
         };
         if self.peek() != Some('}') {
             return bad(self, "that is not {n}, {n,} or {n,m}");
@@ -390,7 +521,7 @@ impl Parser {
             Some(Some(m)) => Some(m),
         };
         if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
-            return bad(self, &crate::msg!["above ", MAX_REPEAT]);
+            return bad(self, &crate::text::msg!["above ", MAX_REPEAT]);
         }
         if max.is_some_and(|m| m < min) {
             return bad(self, "whose upper count is below its lower");
@@ -443,7 +574,10 @@ impl Parser {
             other => {
                 self.at -= 2;
                 let place = if in_class { " in a class" } else { "" };
-                Err(self.refuse(crate::msg![quote(&crate::msg!["\\", other]), place]))
+                Err(self.refuse(crate::text::msg![
+                    quote(&crate::text::msg!["\\", other]),
+                    place
+                ]))
             }
         }
     }
@@ -503,9 +637,9 @@ impl Parser {
                     None => return Err(self.malformed("an unclosed '['")),
                 };
                 if high < low {
-                    return Err(self.malformed(&crate::msg![
+                    return Err(self.malformed(&crate::text::msg![
                         "the range ",
-                        quote(&crate::msg![low, "-", high]),
+                        quote(&crate::text::msg![low, "-", high]),
                         " (its end is before its start)"
                     ]));
                 }
@@ -532,7 +666,7 @@ struct Compiler {
 impl Compiler {
     fn push(&mut self, inst: Inst) -> Result<usize, PatternError> {
         if self.program.len() >= MAX_STATES {
-            return Err(PatternError(crate::msg![
+            return Err(PatternError(crate::text::msg![
                 "the pattern is too complex: its repetitions expand to more than ",
                 MAX_STATES,
                 " states"
@@ -630,7 +764,7 @@ fn js_source(node: &Node) -> String {
             if class.ranges.is_empty() {
                 // Never reached by the parser; an empty class matches nothing.
                 out.push_str("\\u{0}-\\u{10FFFF}");
-                return crate::msg!["[^", &out[1..], "]"];
+                return crate::text::msg!["[^", &out[1..], "]"];
             }
             out.push(']');
             out
@@ -638,17 +772,17 @@ fn js_source(node: &Node) -> String {
         Node::Concat(items) => items.iter().map(js_source).collect(),
         Node::Alt(branches) => {
             let parts: Vec<String> = branches.iter().map(js_source).collect();
-            crate::msg!["(?:", parts.join("|"), ")"]
+            crate::text::msg!["(?:", parts.join("|"), ")"]
         }
         Node::Repeat { node, min, max } => {
-            let inner = crate::msg!["(?:", js_source(node), ")"];
+            let inner = crate::text::msg!["(?:", js_source(node), ")"];
             match (min, max) {
-                (0, None) => crate::msg![inner, "*"],
-                (1, None) => crate::msg![inner, "+"],
-                (0, Some(1)) => crate::msg![inner, "?"],
-                (n, None) => crate::msg![inner, "{", n, ",}"],
-                (n, Some(m)) if n == m => crate::msg![inner, "{", n, "}"],
-                (n, Some(m)) => crate::msg![inner, "{", n, ",", m, "}"],
+                (0, None) => crate::text::msg![inner, "*"],
+                (1, None) => crate::text::msg![inner, "+"],
+                (0, Some(1)) => crate::text::msg![inner, "?"],
+                (n, None) => crate::text::msg![inner, "{", n, ",}"],
+                (n, Some(m)) if n == m => crate::text::msg![inner, "{", n, "}"],
+                (n, Some(m)) => crate::text::msg![inner, "{", n, ",", m, "}"],
             }
         }
     }
@@ -665,7 +799,7 @@ fn js_char(c: char, in_class: bool) -> String {
     if c.is_ascii_alphanumeric() || c == '_' || c == ' ' {
         c.to_string()
     } else if special.contains(c) || c == '/' {
-        crate::msg!["\\", c]
+        crate::text::msg!["\\", c]
     } else if c.is_ascii_graphic() {
         c.to_string()
     } else {
@@ -751,5 +885,57 @@ mod tests {
             Pattern::parse("(ab|c){2,}").unwrap().js_source(),
             "^(?:(?:(?:ab|c)){2,})$"
         );
+    }
+
+    const TOKENS: &[&str] = &[
+        "a",
+        "b",
+        "c",
+        "é",
+        "😀",
+        ".",
+        "(",
+        ")",
+        "|",
+        "*",
+        "+",
+        "?",
+        "{1,2}",
+        "{2}",
+        "\\d",
+        "\\s",
+        "\\W",
+        "[a-c]",
+        "[^a]",
+        "[0-9é-😀]",
+        "-",
+        "\\-",
+    ];
+
+    proptest::proptest! {
+        /// The automaton generated validators run answers as the matcher does.
+        #[test]
+        fn the_dfa_matches_what_the_nfa_matches(
+            tokens in proptest::collection::vec(0..TOKENS.len(), 0..10),
+            values in proptest::collection::vec("[abc09 é😀\\-\n]{0,8}", 1..8),
+        ) {
+            let pattern: String = tokens.iter().map(|t| TOKENS[*t]).collect();
+            if let Ok(compiled) = Pattern::parse(&pattern) {
+                if let Some(dfa) = compiled.dfa(512) {
+                    for value in &values {
+                        proptest::prop_assert_eq!(dfa.is_match(value), compiled.is_match(value), "{} on {:?}", pattern, value);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn evil_patterns_become_small_automata_or_none() {
+        let evil = Pattern::parse("(a*)*b").unwrap().dfa(512).unwrap();
+        assert!(!evil.is_match(&"a".repeat(10_000)));
+        assert!(evil.is_match("aab"));
+        // 2^n states for "an a n characters from the end".
+        assert!(Pattern::parse("[ab]*a[ab]{12}").unwrap().dfa(512).is_none());
     }
 }

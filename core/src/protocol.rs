@@ -103,7 +103,7 @@ impl TopicRoot {
             ValidationError::new(
                 "topicRoot",
                 ValidationCode::InvalidValue,
-                crate::msg![quote(template), ": ", why],
+                crate::text::msg![quote(template), ": ", why],
             )
         };
         let levels: Vec<String> = template.split('/').map(str::to_owned).collect();
@@ -140,7 +140,7 @@ impl TopicRoot {
     pub fn filter(&self, suffix: &str) -> String {
         let mut levels = self.levels.clone();
         levels[self.thing_level] = "+".into();
-        crate::msg![levels.join("/"), "/", suffix]
+        crate::text::msg![levels.join("/"), "/", suffix]
     }
 
     /// Parses a request topic. Anything that is under the root but is not a
@@ -150,14 +150,14 @@ impl TopicRoot {
             |why: String| ValidationError::new("topic", ValidationCode::InvalidValue, why);
         let parts: Vec<&str> = topic.split('/').collect();
         if parts.len() <= self.levels.len() {
-            return Err(invalid(crate::msg![
+            return Err(invalid(crate::text::msg![
                 quote(topic),
                 " is not a jobs request topic"
             ]));
         }
         for (i, level) in self.levels.iter().enumerate() {
             if i != self.thing_level && parts[i] != level {
-                return Err(invalid(crate::msg![
+                return Err(invalid(crate::text::msg![
                     quote(topic),
                     " is not under the topic root"
                 ]));
@@ -173,7 +173,7 @@ impl TopicRoot {
             }
             [job, "update"] => RequestKind::Update(ExecutionId::parse_at(job, "jobId")?),
             _ => {
-                return Err(invalid(crate::msg![
+                return Err(invalid(crate::text::msg![
                     quote(topic),
                     " is not a jobs request topic"
                 ]))
@@ -204,22 +204,24 @@ impl TopicRoot {
         let outcome = if accepted { "accepted" } else { "rejected" };
         let root = self.for_thing(&request.thing);
         match &request.kind {
-            RequestKind::GetPending => crate::msg![root, "/get/", outcome],
-            RequestKind::StartNext => crate::msg![root, "/start-next/", outcome],
-            RequestKind::Describe(JobRef::Next) => crate::msg![root, "/", NEXT, "/get/", outcome],
-            RequestKind::Describe(JobRef::Execution(id)) => {
-                crate::msg![root, "/", id, "/get/", outcome]
+            RequestKind::GetPending => crate::text::msg![root, "/get/", outcome],
+            RequestKind::StartNext => crate::text::msg![root, "/start-next/", outcome],
+            RequestKind::Describe(JobRef::Next) => {
+                crate::text::msg![root, "/", NEXT, "/get/", outcome]
             }
-            RequestKind::Update(id) => crate::msg![root, "/", id, "/update/", outcome],
+            RequestKind::Describe(JobRef::Execution(id)) => {
+                crate::text::msg![root, "/", id, "/get/", outcome]
+            }
+            RequestKind::Update(id) => crate::text::msg![root, "/", id, "/update/", outcome],
         }
     }
 
     pub fn notify_topic(&self, thing: &ThingName) -> String {
-        crate::msg![self.for_thing(thing), "/notify"]
+        crate::text::msg![self.for_thing(thing), "/notify"]
     }
 
     pub fn notify_next_topic(&self, thing: &ThingName) -> String {
-        crate::msg![self.for_thing(thing), "/notify-next"]
+        crate::text::msg![self.for_thing(thing), "/notify-next"]
     }
 }
 

@@ -26,20 +26,20 @@ impl StatusReason {
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                crate::msg!["expected an object, got ", json_kind(json)],
+                crate::text::msg!["expected an object, got ", json_kind(json)],
             );
             return Err(errors);
         };
         for key in map.keys() {
             if key != "reasonCode" && key != "reasonDescription" {
                 errors.add(
-                    crate::msg![path, ".", key],
+                    crate::text::msg![path, ".", key],
                     ValidationCode::UnknownField,
                     "statusReason takes reasonCode and reasonDescription only",
                 );
             }
         }
-        let code_path = crate::msg![path, ".reasonCode"];
+        let code_path = crate::text::msg![path, ".reasonCode"];
         let reason_code = match map.get("reasonCode") {
             Some(Json::String(code)) => {
                 let ok = !code.is_empty()
@@ -51,7 +51,7 @@ impl StatusReason {
                     errors.add(
                         &code_path,
                         ValidationCode::PatternMismatch,
-                        crate::msg![
+                        crate::text::msg![
                             "reasonCode must be 1 to 64 of A-Z, 0-9, '_' and '-'; got ",
                             quote(code)
                         ],
@@ -63,7 +63,7 @@ impl StatusReason {
                 errors.add(
                     &code_path,
                     ValidationCode::WrongType,
-                    crate::msg!["expected a string, got ", json_kind(other)],
+                    crate::text::msg!["expected a string, got ", json_kind(other)],
                 );
                 String::new()
             }
@@ -83,17 +83,17 @@ impl StatusReason {
             }
             Some(Json::String(_)) => {
                 errors.add(
-                    crate::msg![path, ".reasonDescription"],
+                    crate::text::msg![path, ".reasonDescription"],
                     ValidationCode::TooLong,
-                    crate::msg!["at most ", MAX_REASON_DESCRIPTION_CHARS, " characters"],
+                    crate::text::msg!["at most ", MAX_REASON_DESCRIPTION_CHARS, " characters"],
                 );
                 None
             }
             Some(other) => {
                 errors.add(
-                    crate::msg![path, ".reasonDescription"],
+                    crate::text::msg![path, ".reasonDescription"],
                     ValidationCode::WrongType,
-                    crate::msg!["expected a string, got ", json_kind(other)],
+                    crate::text::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }

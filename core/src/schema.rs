@@ -122,7 +122,7 @@ impl<'a> DefinitionFields<'a> {
             errors.add(
                 path,
                 ValidationCode::WrongType,
-                crate::msg!["expected an object, got ", json_kind(json)],
+                crate::text::msg!["expected an object, got ", json_kind(json)],
             );
             return None;
         };
@@ -130,7 +130,7 @@ impl<'a> DefinitionFields<'a> {
             if path.is_empty() {
                 key.to_owned()
             } else {
-                crate::msg![path, ".", key]
+                crate::text::msg![path, ".", key]
             }
         };
         for key in map.keys() {
@@ -138,7 +138,7 @@ impl<'a> DefinitionFields<'a> {
                 errors.add(
                     at(key),
                     ValidationCode::UnknownField,
-                    crate::msg!["unknown field; expected one of: ", known.join(", ")],
+                    crate::text::msg!["unknown field; expected one of: ", known.join(", ")],
                 );
             }
         }
@@ -152,7 +152,7 @@ impl<'a> DefinitionFields<'a> {
         if self.path.is_empty() {
             key.to_owned()
         } else {
-            crate::msg![self.path, ".", key]
+            crate::text::msg![self.path, ".", key]
         }
     }
 
@@ -164,7 +164,7 @@ impl<'a> DefinitionFields<'a> {
         errors.add(
             self.at(key),
             ValidationCode::WrongType,
-            crate::msg!["expected ", expected, ", got ", json_kind(got)],
+            crate::text::msg!["expected ", expected, ", got ", json_kind(got)],
         );
     }
 
@@ -268,7 +268,11 @@ impl CommandDefinition {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, item)| {
-                    ParameterSpec::from_json(item, &crate::msg!["parameters[", i, "]"], &mut errors)
+                    ParameterSpec::from_json(
+                        item,
+                        &crate::text::msg!["parameters[", i, "]"],
+                        &mut errors,
+                    )
                 })
                 .collect(),
             Some(other) => {
@@ -327,7 +331,7 @@ impl CommandDefinition {
             errors.add(
                 "parameters",
                 ValidationCode::TooLong,
-                crate::msg![
+                crate::text::msg![
                     "at most ",
                     MAX_PARAMETERS,
                     " parameters, got ",
@@ -337,15 +341,15 @@ impl CommandDefinition {
         }
         let mut patterns = Vec::with_capacity(self.parameters.len());
         for (i, spec) in self.parameters.iter().enumerate() {
-            let path = crate::msg!["parameters[", i, "]"];
+            let path = crate::text::msg!["parameters[", i, "]"];
             if self.parameters[..i]
                 .iter()
                 .any(|other| other.name == spec.name)
             {
                 errors.add(
-                    crate::msg![path, ".name"],
+                    crate::text::msg![path, ".name"],
                     ValidationCode::InvalidDefinition,
-                    crate::msg!["parameter ", quote(spec.name.as_str()), " is defined twice"],
+                    crate::text::msg!["parameter ", quote(spec.name.as_str()), " is defined twice"],
                 );
             }
             patterns.push(spec.check(&path, &mut errors));
@@ -357,12 +361,12 @@ impl CommandDefinition {
         // A default must itself be a valid value of its parameter.
         for (i, spec) in self.parameters.iter().enumerate() {
             if let Some(default) = &spec.default {
-                let path = crate::msg!["parameters[", i, "].default"];
+                let path = crate::text::msg!["parameters[", i, "].default"];
                 if default.value_type() != spec.value_type {
                     errors.add(
                         path,
                         ValidationCode::WrongType,
-                        crate::msg![
+                        crate::text::msg![
                             "default is of type ",
                             default.value_type(),
                             " but the parameter is of type ",
@@ -413,7 +417,7 @@ impl ParameterSpec {
                     errors.add(
                         f.at("type"),
                         ValidationCode::InvalidValue,
-                        crate::msg![shown(v), " is not a type; use S, B, I, L, D, BIN or UL"],
+                        crate::text::msg![shown(v), " is not a type; use S, B, I, L, D, BIN or UL"],
                     );
                 }
                 parsed
@@ -431,9 +435,9 @@ impl ParameterSpec {
                     match item.as_str() {
                         Some(s) => values.push(s.to_owned()),
                         None => errors.add(
-                            crate::msg![f.at("enum"), "[", i, "]"],
+                            crate::text::msg![f.at("enum"), "[", i, "]"],
                             ValidationCode::WrongType,
-                            crate::msg!["expected a string, got ", json_kind(item)],
+                            crate::text::msg!["expected a string, got ", json_kind(item)],
                         ),
                     }
                 }
@@ -471,19 +475,19 @@ impl ParameterSpec {
                 return error.message.clone()
             }
             ValidationCode::OutOfRange => match (&self.min, &self.max) {
-                (Some(min), Some(max)) => crate::msg!["it must be from ", min, " to ", max],
-                (Some(min), None) => crate::msg!["it must be at least ", min],
-                (None, Some(max)) => crate::msg!["it must be at most ", max],
-                (None, None) => crate::msg!["it does not fit type ", self.value_type],
+                (Some(min), Some(max)) => crate::text::msg!["it must be from ", min, " to ", max],
+                (Some(min), None) => crate::text::msg!["it must be at least ", min],
+                (None, Some(max)) => crate::text::msg!["it must be at most ", max],
+                (None, None) => crate::text::msg!["it does not fit type ", self.value_type],
             },
-            ValidationCode::PatternMismatch => crate::msg![
+            ValidationCode::PatternMismatch => crate::text::msg![
                 "it must match the pattern ",
                 self.pattern.as_deref().unwrap_or_default()
             ],
             ValidationCode::NotInEnum => "it is not one of the allowed values".to_owned(),
-            _ => crate::msg!["it is not a valid ", self.value_type, " value"],
+            _ => crate::text::msg!["it is not a valid ", self.value_type, " value"],
         };
-        crate::msg![
+        crate::text::msg![
             "the value of sensitive parameter ",
             quote(self.name.as_str()),
             " is not shown; ",
@@ -495,14 +499,14 @@ impl ParameterSpec {
     /// compiled pattern, if any.
     fn check(&self, path: &str, errors: &mut ValidationErrors) -> Option<Pattern> {
         if let Some(d) = &self.description {
-            check_description(d, &crate::msg![path, ".description"], errors);
+            check_description(d, &crate::text::msg![path, ".description"], errors);
         }
         let t = self.value_type;
         let misplaced = |field: &str, errors: &mut ValidationErrors, fits: &str| {
             errors.add(
-                crate::msg![path, ".", field],
+                crate::text::msg![path, ".", field],
                 ValidationCode::InvalidDefinition,
-                crate::msg![field, " applies to ", fits, " parameters, not to type ", t],
+                crate::text::msg![field, " applies to ", fits, " parameters, not to type ", t],
             );
         };
         if !t.is_numeric() {
@@ -533,18 +537,18 @@ impl ParameterSpec {
                 == Some(std::cmp::Ordering::Greater)
             {
                 errors.add(
-                    crate::msg![path, ".min"],
+                    crate::text::msg![path, ".min"],
                     ValidationCode::InvalidDefinition,
-                    crate::msg!["min (", min, ") is greater than max (", max, ")"],
+                    crate::text::msg!["min (", min, ") is greater than max (", max, ")"],
                 );
             }
         }
         if let (Some(min), Some(max)) = (self.min_length, self.max_length) {
             if min > max {
                 errors.add(
-                    crate::msg![path, ".minLength"],
+                    crate::text::msg![path, ".minLength"],
                     ValidationCode::InvalidDefinition,
-                    crate::msg![
+                    crate::text::msg![
                         "minLength (",
                         min,
                         ") is greater than maxLength (",
@@ -557,9 +561,9 @@ impl ParameterSpec {
         if let Some(values) = &self.allowed_values {
             if values.is_empty() || values.len() > MAX_ENUM_VALUES {
                 errors.add(
-                    crate::msg![path, ".enum"],
+                    crate::text::msg![path, ".enum"],
                     ValidationCode::InvalidDefinition,
-                    crate::msg![
+                    crate::text::msg![
                         "enum needs 1 to ",
                         MAX_ENUM_VALUES,
                         " values, got ",
@@ -571,9 +575,9 @@ impl ParameterSpec {
         let pattern = self.pattern.as_ref()?;
         if pattern.chars().count() > MAX_PATTERN_CHARS {
             errors.add(
-                crate::msg![path, ".pattern"],
+                crate::text::msg![path, ".pattern"],
                 ValidationCode::InvalidDefinition,
-                crate::msg!["pattern is longer than ", MAX_PATTERN_CHARS, " characters"],
+                crate::text::msg!["pattern is longer than ", MAX_PATTERN_CHARS, " characters"],
             );
             return None;
         }
@@ -583,9 +587,9 @@ impl ParameterSpec {
             Ok(compiled) => Some(compiled),
             Err(e) => {
                 errors.add(
-                    crate::msg![path, ".pattern"],
+                    crate::text::msg![path, ".pattern"],
                     ValidationCode::InvalidDefinition,
-                    crate::msg!["pattern does not compile: ", e],
+                    crate::text::msg!["pattern does not compile: ", e],
                 );
                 None
             }
@@ -594,6 +598,11 @@ impl ParameterSpec {
 }
 
 impl Validator {
+    /// Parameter `index`'s compiled pattern, if it has one.
+    pub fn pattern(&self, index: usize) -> Option<&Pattern> {
+        self.patterns.get(index).and_then(Option::as_ref)
+    }
+
     pub fn definition(&self) -> &CommandDefinition {
         &self.definition
     }
@@ -626,7 +635,7 @@ impl Validator {
             Some(other) => Err(ValidationError::new(
                 "parameters",
                 ValidationCode::WrongType,
-                crate::msg!["expected an object of typed values, got ", json_kind(other)],
+                crate::text::msg!["expected an object of typed values, got ", json_kind(other)],
             )
             .into()),
         };
@@ -647,7 +656,7 @@ impl Validator {
             errors.add(
                 "parameters",
                 ValidationCode::PayloadTooLarge,
-                crate::msg![
+                crate::text::msg![
                     "parameters are ",
                     size,
                     " bytes as JSON; the limit is ",
@@ -661,17 +670,17 @@ impl Validator {
             if !specs.iter().any(|s| s.name.as_str() == name) {
                 let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
                 errors.add(
-                    crate::msg!["parameters.", name],
+                    crate::text::msg!["parameters.", name],
                     ValidationCode::UnknownParameter,
                     if known.is_empty() {
-                        crate::msg![
+                        crate::text::msg![
                             quote(name),
                             " is not a parameter of command ",
                             self.definition.command_id,
                             "; it takes none"
                         ]
                     } else {
-                        crate::msg![
+                        crate::text::msg![
                             quote(name),
                             " is not a parameter of command ",
                             self.definition.command_id,
@@ -684,7 +693,7 @@ impl Validator {
         }
         let mut typed = Parameters::new();
         for (i, spec) in specs.iter().enumerate() {
-            let path = crate::msg!["parameters.", spec.name];
+            let path = crate::text::msg!["parameters.", spec.name];
             match raw.get(spec.name.as_str()) {
                 Some(json) => {
                     let before = errors.len();
@@ -708,7 +717,7 @@ impl Validator {
                     None if spec.required => errors.add(
                         path,
                         ValidationCode::MissingRequired,
-                        crate::msg![
+                        crate::text::msg![
                             "required parameter ",
                             quote(spec.name.as_str()),
                             " (",
@@ -740,7 +749,7 @@ impl Validator {
                     errors.add(
                         path,
                         ValidationCode::OutOfRange,
-                        crate::msg![n, " is below the minimum ", min],
+                        crate::text::msg![n, " is below the minimum ", min],
                     );
                 }
             }
@@ -749,7 +758,7 @@ impl Validator {
                     errors.add(
                         path,
                         ValidationCode::OutOfRange,
-                        crate::msg![n, " is above the maximum ", max],
+                        crate::text::msg![n, " is above the maximum ", max],
                     );
                 }
             }
@@ -762,7 +771,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooShort,
-                            crate::msg![chars, " characters; at least ", min, " needed"],
+                            crate::text::msg![chars, " characters; at least ", min, " needed"],
                         );
                     }
                 }
@@ -771,7 +780,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooLong,
-                            crate::msg![chars, " characters; at most ", max, " allowed"],
+                            crate::text::msg![chars, " characters; at most ", max, " allowed"],
                         );
                     }
                 }
@@ -780,7 +789,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::PatternMismatch,
-                            crate::msg![
+                            crate::text::msg![
                                 quote(s),
                                 " does not match the pattern ",
                                 spec.pattern.as_deref().unwrap_or_default()
@@ -793,7 +802,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::NotInEnum,
-                            crate::msg![quote(s), " is not one of: ", allowed.join(", ")],
+                            crate::text::msg![quote(s), " is not one of: ", allowed.join(", ")],
                         );
                     }
                 }
@@ -804,7 +813,7 @@ impl Validator {
                         errors.add(
                             path,
                             ValidationCode::TooLong,
-                            crate::msg![bytes.len(), " bytes; at most ", max, " allowed"],
+                            crate::text::msg![bytes.len(), " bytes; at most ", max, " allowed"],
                         );
                     }
                 }
@@ -830,7 +839,7 @@ fn parse_typed(
         return Err(ValidationError::new(
             path,
             ValidationCode::WrongType,
-            crate::msg![
+            crate::text::msg![
                 "expected ",
                 expected.describe(),
                 ", got type ",
@@ -849,7 +858,7 @@ pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationE
         errors.add(
             path,
             ValidationCode::WrongType,
-            crate::msg!["expected an object of typed values, got ", json_kind(raw)],
+            crate::text::msg!["expected an object of typed values, got ", json_kind(raw)],
         );
         return Err(errors);
     };
@@ -858,7 +867,7 @@ pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationE
         errors.add(
             path,
             ValidationCode::PayloadTooLarge,
-            crate::msg![
+            crate::text::msg![
                 path,
                 " is ",
                 size,
@@ -870,7 +879,7 @@ pub fn parse_typed_map(raw: &Json, path: &str) -> Result<Parameters, ValidationE
     }
     let mut typed = Parameters::new();
     for (name, json) in map {
-        let at = crate::msg![path, ".", name];
+        let at = crate::text::msg![path, ".", name];
         if let Some(key) = errors.collect(ParameterName::parse_at(name, &at)) {
             if let Some(value) = errors.collect(TypedValue::from_json_at(json, &at)) {
                 typed.insert(key.to_string(), value);
@@ -886,7 +895,7 @@ fn check_description(text: &str, path: &str, errors: &mut ValidationErrors) {
         errors.add(
             path,
             ValidationCode::TooLong,
-            crate::msg![
+            crate::text::msg![
                 chars,
                 " characters; at most ",
                 MAX_DESCRIPTION_CHARS,
@@ -907,7 +916,7 @@ pub fn check_range_u32(
         errors.add(
             path,
             ValidationCode::OutOfRange,
-            crate::msg![value, " is outside ", min, "..=", max],
+            crate::text::msg![value, " is outside ", min, "..=", max],
         );
     }
 }

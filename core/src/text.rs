@@ -48,7 +48,7 @@ pub fn shown(value: &Json) -> String {
     match value {
         Json::Null => "null".into(),
         Json::Bool(b) => if *b { "true" } else { "false" }.into(),
-        Json::Number(n) => crate::msg![n],
+        Json::Number(n) => crate::text::msg![n],
         Json::String(s) => quote(s),
         Json::Array(_) | Json::Object(_) => json_kind(value).into(),
     }
@@ -150,13 +150,14 @@ pub fn cat(pieces: &[&dyn Piece]) -> String {
 }
 
 /// A message from pieces (strings, numbers, anything [`Piece`]):
-/// `msg!["at most ", max, " allowed"]`.
-#[macro_export]
+/// `msg!["at most ", max, " allowed"]`. Reached as `crate::text::msg!`, so
+/// using it is an import of this module, not of the crate root.
 macro_rules! msg {
     ($($piece:expr),+ $(,)?) => {
         $crate::text::cat(&[$(&$piece as &dyn $crate::text::Piece),+])
     };
 }
+pub(crate) use msg;
 
 #[cfg(test)]
 mod tests {
@@ -170,7 +171,7 @@ mod tests {
         assert_eq!(quote("\u{0}\u{1b}"), r#""\u0000\u001b""#);
         assert_eq!(quote("é ☃"), "\"é ☃\"");
         let long = "x".repeat(100);
-        assert_eq!(quote(&long), crate::msg!["\"", "x".repeat(80), "…\""]);
+        assert_eq!(quote(&long), crate::text::msg!["\"", "x".repeat(80), "…\""]);
     }
 
     proptest::proptest! {

@@ -71,7 +71,7 @@ impl std::error::Error for TransitionError {}
 
 fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: Actor) -> String {
     match from {
-        Some(from) => crate::msg![
+        Some(from) => crate::text::msg![
             "the ",
             actor,
             " may not move an execution from ",
@@ -79,7 +79,7 @@ fn describe_invalid(from: Option<ExecutionStatus>, to: ExecutionStatus, actor: A
             " to ",
             to
         ],
-        None => crate::msg!["the ", actor, " may never move an execution to ", to],
+        None => crate::text::msg!["the ", actor, " may never move an execution to ", to],
     }
 }
 
@@ -87,12 +87,12 @@ impl TransitionError {
     /// The sentence the API's error body and the WASM module show.
     pub fn message(&self) -> String {
         match self {
-            Self::TerminalStateReached { status } => crate::msg![
+            Self::TerminalStateReached { status } => crate::text::msg![
                 "the execution is already ",
                 status,
                 ", a terminal status; it can no longer change"
             ],
-            Self::VersionMismatch { expected, actual } => crate::msg![
+            Self::VersionMismatch { expected, actual } => crate::text::msg![
                 "expected version ",
                 expected,
                 ", but the execution is at version ",
@@ -102,7 +102,7 @@ impl TransitionError {
                 from, to, actor, ..
             } => describe_invalid(*from, *to, *actor),
             Self::TargetMismatch => "no such execution for this target".to_owned(),
-            Self::AttemptMismatch { expected, actual } => crate::msg![
+            Self::AttemptMismatch { expected, actual } => crate::text::msg![
                 "execution number ",
                 expected,
                 " is not the current attempt (",
@@ -114,7 +114,7 @@ impl TransitionError {
                     .to_owned()
             }
             Self::DeadlinePassed { deadline } => {
-                crate::msg!["the execution's ", deadline.code(), " deadline has passed"]
+                crate::text::msg!["the execution's ", deadline.code(), " deadline has passed"]
             }
             Self::ForceRequired => "the device has started this execution (IN_PROGRESS); cancel with \"force\": true to stop it".to_owned(),
         }
@@ -328,7 +328,7 @@ impl TransitionPlan {
         let (to, description) = if retry {
             (
                 ExecutionStatus::Queued,
-                crate::msg![
+                crate::text::msg![
                     deadline.describe(),
                     "; attempt ",
                     attempt,

@@ -69,7 +69,7 @@ impl StatusUpdate {
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                crate::msg!["an update must be a JSON object, got ", json_kind(body)],
+                crate::text::msg!["an update must be a JSON object, got ", json_kind(body)],
             );
             return Err(errors);
         };
@@ -81,7 +81,7 @@ impl StatusUpdate {
                         errors.add(
                         "status",
                         ValidationCode::InvalidValue,
-                        crate::msg![quote(s), " is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED"],
+                        crate::text::msg![quote(s), " is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED"],
                     );
                         None
                     }
@@ -91,7 +91,7 @@ impl StatusUpdate {
                 errors.add(
                     "status",
                     ValidationCode::WrongType,
-                    crate::msg!["expected a string, got ", json_kind(other)],
+                    crate::text::msg!["expected a string, got ", json_kind(other)],
                 );
                 None
             }
@@ -136,7 +136,7 @@ impl StatusUpdate {
                     errors.add(
                         "expectedVersion",
                         ValidationCode::WrongType,
-                        crate::msg!["expected a whole number, got ", shown(v)],
+                        crate::text::msg!["expected a whole number, got ", shown(v)],
                     );
                     None
                 }
@@ -168,7 +168,7 @@ fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<St
         errors.add(
             "statusDetails",
             ValidationCode::WrongType,
-            crate::msg!["expected an object of strings, got ", json_kind(json)],
+            crate::text::msg!["expected an object of strings, got ", json_kind(json)],
         );
         return None;
     };
@@ -176,12 +176,12 @@ fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<St
         errors.add(
             "statusDetails",
             ValidationCode::TooLong,
-            crate::msg!["at most ", MAX_STATUS_DETAILS, " entries, got ", map.len()],
+            crate::text::msg!["at most ", MAX_STATUS_DETAILS, " entries, got ", map.len()],
         );
     }
     let mut details = StatusDetails::new();
     for (key, value) in map {
-        let path = crate::msg!["statusDetails.", key];
+        let path = crate::text::msg!["statusDetails.", key];
         let key_ok = !key.is_empty()
             && key.len() <= 128
             && key
@@ -210,7 +210,7 @@ fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<St
             other => errors.add(
                 &path,
                 ValidationCode::WrongType,
-                crate::msg!["expected a string, got ", json_kind(other)],
+                crate::text::msg!["expected a string, got ", json_kind(other)],
             ),
         }
     }
@@ -228,7 +228,7 @@ pub fn parse_start_next(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
             return Err(crate::error::ValidationError::new(
                 "",
                 ValidationCode::InvalidJson,
-                crate::msg!["the body must be a JSON object, got ", json_kind(other)],
+                crate::text::msg!["the body must be a JSON object, got ", json_kind(other)],
             )
             .into())
         }
@@ -261,7 +261,7 @@ fn cancel_fields(
             errors.add(
                 "",
                 ValidationCode::InvalidJson,
-                crate::msg!["the body must be a JSON object, got ", json_kind(other)],
+                crate::text::msg!["the body must be a JSON object, got ", json_kind(other)],
             );
             return None;
         }
@@ -271,7 +271,7 @@ fn cancel_fields(
             errors.add(
                 key.as_str(),
                 ValidationCode::UnknownField,
-                crate::msg!["cancel takes ", allowed.join(", ")],
+                crate::text::msg!["cancel takes ", allowed.join(", ")],
             );
         }
     }
@@ -282,7 +282,7 @@ fn cancel_fields(
             errors.add(
                 "force",
                 ValidationCode::WrongType,
-                crate::msg!["expected true or false, got ", json_kind(other)],
+                crate::text::msg!["expected true or false, got ", json_kind(other)],
             );
             false
         }

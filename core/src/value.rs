@@ -208,20 +208,20 @@ impl TypedValue {
         let wrong =
             |message: String| ValidationError::new(path, ValidationCode::WrongType, message);
         let Json::Object(map) = json else {
-            return Err(wrong(crate::msg![
+            return Err(wrong(crate::text::msg![
                 "expected a typed value such as {\"S\": \"text\"}, got ",
                 json_kind(json)
             ]));
         };
         let mut entries = map.iter();
         let (Some((tag, payload)), None) = (entries.next(), entries.next()) else {
-            return Err(wrong(crate::msg![
+            return Err(wrong(crate::text::msg![
                 "a typed value has exactly one key (S, B, I, L, D, BIN or UL), got ",
                 map.len()
             ]));
         };
         let Some(value_type) = ValueType::from_tag(tag) else {
-            return Err(wrong(crate::msg![
+            return Err(wrong(crate::text::msg![
                 "unknown type tag ",
                 quote(tag),
                 "; use S, B, I, L, D, BIN or UL"
@@ -240,7 +240,7 @@ impl TypedValue {
             ValidationError::new(
                 path,
                 ValidationCode::WrongType,
-                crate::msg![
+                crate::text::msg![
                     "expected ",
                     value_type.describe(),
                     ", got ",
@@ -252,12 +252,12 @@ impl TypedValue {
         let out_of_range = |what: &str| {
             let number = payload
                 .as_number()
-                .map(|n| crate::msg![n])
+                .map(|n| crate::text::msg![n])
                 .unwrap_or_default();
             ValidationError::new(
                 path,
                 ValidationCode::OutOfRange,
-                crate::msg![number, " does not fit ", what],
+                crate::text::msg![number, " does not fit ", what],
             )
         };
         match value_type {
@@ -307,7 +307,7 @@ impl TypedValue {
                     ValidationError::new(
                         path,
                         ValidationCode::InvalidBase64,
-                        crate::msg!["not valid base64: ", why],
+                        crate::text::msg!["not valid base64: ", why],
                     )
                 })
             }
@@ -316,7 +316,7 @@ impl TypedValue {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        crate::msg![
+                        crate::text::msg![
                             "UL is sent as a decimal string, e.g. {\"UL\": \"42\"}; got ",
                             json_kind(payload)
                         ],
@@ -328,7 +328,7 @@ impl TypedValue {
                     _ => Err(ValidationError::new(
                         path,
                         ValidationCode::InvalidUnsignedLong,
-                        crate::msg![
+                        crate::text::msg![
                             quote(text),
                             " is not an unsigned 64-bit integer (0 to 18446744073709551615)"
                         ],
@@ -358,7 +358,7 @@ impl TypedValue {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::WrongType,
-                        crate::msg!["expected true or false, got ", quote(other)],
+                        crate::text::msg!["expected true or false, got ", quote(other)],
                     ))
                 }
             },
@@ -368,7 +368,12 @@ impl TypedValue {
                     return Err(ValidationError::new(
                         path,
                         ValidationCode::WrongType,
-                        crate::msg!["expected ", value_type.describe(), ", got ", quote(text)],
+                        crate::text::msg![
+                            "expected ",
+                            value_type.describe(),
+                            ", got ",
+                            quote(text)
+                        ],
                     ))
                 }
             },
@@ -379,7 +384,7 @@ impl TypedValue {
                 return Err(ValidationError::new(
                     path,
                     ValidationCode::OutOfRange,
-                    crate::msg![l, " is beyond ±2^53: a browser cannot send it exactly"],
+                    crate::text::msg![l, " is beyond ±2^53: a browser cannot send it exactly"],
                 ));
             }
         }
@@ -395,7 +400,7 @@ impl TypedValue {
             Self::L(l) => Json::from(*l),
             Self::D(d) => Json::Number(JsonNumber::Float(*d)),
             Self::Bin(bytes) => Json::from(crate::base64::encode(bytes)),
-            Self::Ul(u) => Json::from(crate::msg![u]),
+            Self::Ul(u) => Json::from(crate::text::msg![u]),
         };
         let mut map = Object::new();
         map.insert(self.value_type().as_str().to_owned(), payload);

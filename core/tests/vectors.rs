@@ -232,12 +232,6 @@ fn call(case: &Value) -> Value {
         "typedValueFromText" => Ok(facade::typed_value_from_text(text(case, 0), text(case, 1))),
         "formatTypedValue" => facade::format_typed_value(&arg(0)),
         "parseTypedValue" => Ok(facade::parse_typed_value(&arg(0), case["args"][1].as_str())),
-        "checkStatusUpdate" => Ok(facade::check_status_update(
-            &arg(0),
-            &arg(1),
-            text(case, 2),
-            case["args"][3].as_f64().unwrap(),
-        )),
         other => panic!("no exported function {other}"),
     })
 }

@@ -79,10 +79,6 @@ export interface CancelRequest {
   /** If given, must be CANCELED. */
   status?: "CANCELED";
 }
-/** The record the server would store, or the server's error code and details. */
-export type StatusUpdateCheck =
-  | { ok: true; execution: CommandExecution }
-  | { ok: false; code: string; message: string; errors?: ValidationError[]; [detail: string]: unknown };
 export type TypedValueCheck =
   | { ok: true; type: ValueType; value: TypedValue; display: string }
   | { ok: false; error: ValidationError };

@@ -28,12 +28,6 @@ extern "C" {
     pub type JsParameters;
     #[wasm_bindgen(typescript_type = "ValidationResult")]
     pub type JsValidationResult;
-    #[wasm_bindgen(typescript_type = "CommandExecution")]
-    pub type JsExecution;
-    #[wasm_bindgen(typescript_type = "StatusUpdate | CancelRequest")]
-    pub type JsStatusUpdate;
-    #[wasm_bindgen(typescript_type = "StatusUpdateCheck")]
-    pub type JsStatusUpdateCheck;
     #[wasm_bindgen(typescript_type = "TypedValueCheck")]
     pub type JsTypedValueCheck;
     #[wasm_bindgen(typescript_type = "ExecutionStatus[]")]
@@ -128,6 +122,24 @@ impl CommandValidator {
         answer(facade::validate_job(&self.validator, &read(body)?, now))
     }
 
+    /// The JavaScript core generates for this definition: the body of
+    /// `function (env)` returning a `validate` that gives exactly what
+    /// [`Self::validate`] gives (`courier_core::codegen`). The package's
+    /// entry evaluates it where the page allows `new Function`.
+    #[wasm_bindgen(getter)]
+    pub fn javascript(&self) -> String {
+        courier_core::codegen::javascript(&self.validator)
+    }
+
+    /// Whether `value` matches parameter `index`'s pattern (what generated
+    /// validators call for patterns too large to become an automaton).
+    #[wasm_bindgen(js_name = matchPattern)]
+    pub fn match_pattern(&self, index: usize, value: &str) -> bool {
+        self.validator
+            .pattern(index)
+            .is_some_and(|p| p.is_match(value))
+    }
+
     /// The definition as compiled.
     #[wasm_bindgen(getter)]
     pub fn definition(&self) -> JsCommandDefinition {
@@ -200,24 +212,6 @@ pub fn is_terminal(
 #[wasm_bindgen(js_name = executionStatuses)]
 pub fn execution_statuses() -> JsStatuses {
     to_js(&facade::execution_statuses()).unchecked_into()
-}
-
-/// Applies `update` by `actor` at `now` (epoch seconds) to `execution`, as
-/// the server would: the new record, or the server's error. An operator's
-/// update is a cancel body (`force`, `expectedVersion`, `statusReason`).
-#[wasm_bindgen(js_name = checkStatusUpdate)]
-pub fn check_status_update(
-    execution: &JsExecution,
-    update: &JsStatusUpdate,
-    #[wasm_bindgen(unchecked_param_type = "Actor")] actor: &str,
-    now: f64,
-) -> Result<JsStatusUpdateCheck, JsValue> {
-    answer(facade::check_status_update(
-        &read(execution)?,
-        &read(update)?,
-        actor,
-        now,
-    ))
 }
 
 /// Parses a typed value (`{"I": 42}`), optionally requiring its type.

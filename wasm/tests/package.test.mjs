@@ -16,7 +16,7 @@ test("npm pack, install into a fresh project, import by name, use", (t) => {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const manifest = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8"));
   const packed = JSON.parse(npm(["pack", pkg, "--json", "--pack-destination", dir], dir))[0];
-  assert.deepEqual(packed.files.map((f) => f.path).sort(), ["README.md", "courier.d.ts", "courier.js", "courier_bg.wasm", "courier_bg.wasm.d.ts", "package.json"]);
+  assert.deepEqual(packed.files.map((f) => f.path).sort(), ["README.md", "courier.d.ts", "courier.js", "courier_wasm.d.ts", "courier_wasm.js", "courier_wasm_bg.wasm", "courier_wasm_bg.wasm.d.ts", "package.json"]);
   assert.equal(packed.name, "courier-wasm");
   assert.equal(packed.version, manifest.version);
 
@@ -26,7 +26,7 @@ test("npm pack, install into a fresh project, import by name, use", (t) => {
     join(dir, "use.mjs"),
     `import { readFileSync } from "node:fs";
 import { initSync, CommandValidator, cancelOptions, jobTargets, coreVersion } from "courier-wasm";
-initSync({ module: readFileSync(new URL(import.meta.resolve("courier-wasm/courier_bg.wasm"))) });
+initSync({ module: readFileSync(new URL(import.meta.resolve("courier-wasm/courier_wasm_bg.wasm"))) });
 const v = new CommandValidator({ commandId: "reboot", parameters: [{ name: "delay", type: "I", max: 60 }] });
 console.log(JSON.stringify({
   version: coreVersion(),

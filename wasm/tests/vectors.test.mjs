@@ -1,15 +1,14 @@
-// The shared parity corpus (tests/vectors/*.json) through the compiled WASM
-// module. core's Rust tests run the same files (core/tests/vectors.rs); both
-// must produce exactly `expected`, so a rule cannot differ between browser
-// and server. One subtest per case, so a failure names the case. Run by
-// `make test` with node's test runner.
+// The shared parity corpus (tests/vectors/*.json) through the package
+// (wasm/pkg). core's Rust tests run the same files (core/tests/vectors.rs);
+// both must produce exactly `expected`, so a rule cannot differ between
+// browser and server. Parameter validation runs twice: through the
+// JavaScript core generates for each definition and through WebAssembly.
+// One subtest per case, so a failure names the case. Run by `make test`
+// with node's test runner.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-
-const require = createRequire(import.meta.url);
-const courier = require("../pkg-node/courier.js");
+import courier from "./load.mjs";
 const vectors = (name) => JSON.parse(readFileSync(new URL(`../../tests/vectors/${name}`, import.meta.url), "utf8"));
 
 /** What a call gave: `{returned}` or the thrown CourierError as `{thrown}`. */
@@ -43,13 +42,19 @@ test("calls: every exported function, by name", async (t) => {
   const { cases } = vectors("calls.json");
   // Every export has vectors: here, or in the file named.
   const called = new Set(cases.map((c) => c.call));
-  const elsewhere = { checkStatusUpdate: "status_updates.json", parseTypedValue: "typed_values.json", coreVersion: "the last test below" };
+  const elsewhere = {
+    parseTypedValue: "typed_values.json",
+    coreVersion: "the version test below",
+    validatorMode: "differential.test.mjs",
+    "CommandValidator.javascript": "differential.test.mjs (every validation runs it)",
+    "CommandValidator.matchPattern": "differential.test.mjs",
+  };
   for (const name of Object.keys(courier)) {
-    if (typeof courier[name] !== "function" || name.startsWith("__") || name === "initSync") continue;
+    if (typeof courier[name] !== "function" || name.startsWith("__") || name === "initSync" || name === "default") continue;
     if (name === "CommandValidator") {
-      for (const method of Object.getOwnPropertyNames(courier.CommandValidator.prototype)) {
+      for (const method of Object.getOwnPropertyNames(Object.getPrototypeOf(courier.CommandValidator.prototype))) {
         if (method !== "constructor" && method !== "free" && !method.startsWith("__") && typeof Symbol[method] === "undefined") {
-          assert.ok(called.has(`CommandValidator.${method}`), `calls.json has no case for CommandValidator.${method}`);
+          assert.ok(called.has(`CommandValidator.${method}`) || `CommandValidator.${method}` in elsewhere, `calls.json has no case for CommandValidator.${method}`);
         }
       }
       continue;
@@ -61,14 +66,17 @@ test("calls: every exported function, by name", async (t) => {
   }
 });
 
-test("validation: each suite's parameter sets", async (t) => {
-  for (const suite of vectors("validation.json").suites) {
-    const validator = new courier.CommandValidator(suite.definition);
-    for (const c of suite.cases) {
-      await t.test(`${suite.definition.commandId}: ${c.name}`, () => assert.deepEqual(validator.validate(c.parameters), c.expected));
+for (const path of ["javascript", "webassembly"]) {
+  test(`validation (${path}): each suite's parameter sets`, async (t) => {
+    for (const suite of vectors("validation.json").suites) {
+      const validator = new courier.CommandValidator(suite.definition, { webassembly: path === "webassembly" });
+      assert.equal(Object.hasOwn(validator, "validate"), path === "javascript");
+      for (const c of suite.cases) {
+        await t.test(`${suite.definition.commandId}: ${c.name}`, () => assert.deepEqual(validator.validate(c.parameters), c.expected));
+      }
     }
-  }
-});
+  });
+}
 
 test("validation: invalid definitions throw every problem", async (t) => {
   for (const c of vectors("validation.json").definitionCases) {
@@ -90,12 +98,6 @@ test("transitions: every (actor, from, to, force)", async (t) => {
       assert.deepEqual([...courier.allowedTransitions(from, actor, force)].sort(), expected.sort());
       assert.equal(courier.isTerminal(from), doc.terminal.includes(from));
     });
-  }
-});
-
-test("status updates: the record the server would store, or its error", async (t) => {
-  for (const c of vectors("status_updates.json").cases) {
-    await t.test(c.name, () => assert.deepEqual(courier.checkStatusUpdate(c.execution, c.update, c.actor, c.now), c.expected));
   }
 });
 

@@ -6,7 +6,6 @@ import init, {
   allowedTransitions,
   canTransition,
   cancelOptions,
-  checkStatusUpdate,
   coreVersion,
   executionStatuses,
   formatTypedValue,
@@ -18,7 +17,6 @@ import init, {
 } from "../../pkg/courier.js";
 import type {
   CommandDefinition,
-  CommandExecution,
   CourierError,
   CreateJobBody,
   ExecutionStatus,
@@ -84,15 +82,6 @@ for (const status of statuses) {
   console.log(allowedTransitions(status, "device"));
 }
 console.log(jobCancelOptions("IN_PROGRESS").alreadyCanceled);
-
-declare const execution: CommandExecution;
-const applied = checkStatusUpdate(execution, { force: true, expectedVersion: execution.version }, "operator", now);
-if (applied.ok) {
-  const next: CommandExecution = applied.execution;
-  console.log(next.status, next.canceledBy);
-} else {
-  console.log(applied.code, applied.message);
-}
 
 const fromForm = typedValueFromText("L", "42");
 if (fromForm.ok) console.log(fromForm.type, fromForm.value, fromForm.display);
