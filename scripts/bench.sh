@@ -4,6 +4,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 scripts/setup.sh
+
+step "browser module: size (raw, gzip -9) and validation against Ajv 8 in Node (ratios, one-shot)"
+scripts/build-wasm.sh
+node bench/browser/validator.mjs bench/results
+
 DDB_PORT=$(free_port)
 trap 'scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 scripts/dynamodb-local.sh start "$DDB_PORT"

@@ -6,8 +6,8 @@
 // (compile + first validation). Each verdict is compared with Ajv's, so a
 // faster wrong answer cannot pass. Writes bench/results/wasm.{json,md}.
 //   node bench/browser/validator.mjs [results-dir]
-import { readFileSync, writeFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { measure } from "../../wasm/tests/size.mjs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 
@@ -16,17 +16,8 @@ const Ajv = require("ajv");
 const out = process.argv[2] ?? "bench/results";
 const pkg = new URL("../../wasm/pkg/", import.meta.url);
 
-// ---- size -----------------------------------------------------------------
-const files = ["courier.js", "courier_wasm.js", "courier_wasm_bg.wasm"].map((name) => {
-  const bytes = readFileSync(new URL(name, pkg));
-  return { name, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length, bytes };
-});
-const all = Buffer.concat(files.map((f) => f.bytes));
-const size = {
-  files: files.map(({ name, raw, gzip }) => ({ name, raw, gzip })),
-  raw: all.length,
-  gzip: gzipSync(all, { level: 9 }).length,
-};
+// ---- size (measured as the budget test measures it) ------------------------
+const size = measure(pkg);
 
 // ---- the module, instantiated ----------------------------------------------
 const t0 = performance.now();
@@ -149,6 +140,7 @@ const result = {
   instantiateMs,
   cases,
 };
+mkdirSync(out, { recursive: true });
 writeFileSync(`${out}/wasm.json`, JSON.stringify(result, null, 2) + "\n");
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 const md = [
