@@ -266,7 +266,7 @@ async fn unprocessed_batch_items_are_retried_until_every_execution_is_written_on
     );
     assert_eq!(
         courier
-            .get_job(id.as_str())
+            .get_job(id.as_str(), now)
             .await
             .unwrap()
             .job

@@ -338,6 +338,52 @@ async fn a_create_retried_with_its_client_token_returns_the_same_execution() {
     );
 }
 
+/// Every field of a start request is part of it: the same clientToken with
+/// any one of them changed is another request (409), while writing out a
+/// default the first request left out is the same one (200).
+#[tokio::test]
+async fn a_client_token_reused_with_any_field_changed_is_a_conflict() {
+    let api = Api::new().await.with_command().await;
+    let base = json!({"target": "dev-1", "parameters": {"rate": {"I": 5}},
+                      "executionTimeoutSeconds": 600, "onTimeout": "RETRY"});
+    let changes = [
+        ("target", json!("dev-2"), 409),
+        ("parameters", json!({"rate": {"I": 6}}), 409),
+        ("executionTimeoutSeconds", json!(601), 409),
+        ("timeToLive", json!(NOW + 86_400), 409),
+        ("notBefore", json!(NOW + 60), 409),
+        ("deliveryTimeoutSeconds", json!(30), 409),
+        ("onTimeout", json!("TIME_OUT"), 409),
+        ("maxAttempts", json!(2), 409),
+        // RETRY's default number of attempts, written out
+        ("maxAttempts", json!(3), 200),
+    ];
+    let mut wrong = Vec::new();
+    for (n, (field, value, expected)) in changes.into_iter().enumerate() {
+        let mut first = base.clone();
+        first["clientToken"] = json!(format!("token-{n}"));
+        let created = api
+            .call(
+                "POST",
+                "/commands/set-config/executions",
+                Some(first.clone()),
+            )
+            .await;
+        let mut retry = first;
+        retry[field] = value.clone();
+        let answer = api
+            .call("POST", "/commands/set-config/executions", Some(retry))
+            .await;
+        if (created.status, answer.status) != (201, expected) {
+            wrong.push(format!(
+                "{field} = {value}: {} then {} {}, expected 201 then {expected}",
+                created.status, answer.status, answer.body
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[tokio::test]
 async fn device_requests_for_another_thing_or_bad_input_are_rejected_and_write_nothing() {
     let api = Api::new().await.with_command().await;
@@ -596,6 +642,37 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
         seen += 1;
     }
     assert!(seen >= 3);
+}
+
+/// A job whose retention has passed is gone, as an expired execution is,
+/// even while DynamoDB's TTL has not removed the item yet; its id cannot be
+/// reused until it is removed.
+#[tokio::test]
+async fn an_expired_job_is_neither_served_nor_listed() {
+    let api = Api::new().await.with_command().await;
+    let body = json!({"commandId": "set-config", "targets": {"things": ["a"]},
+                      "parameters": {"rate": {"I": 5}}, "jobId": "old-job"});
+    let created = api.call("POST", "/jobs", Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let expires = created.body["timeToLive"].as_i64().expect("timeToLive");
+    let before = api.call_at("GET", "/jobs/old-job", None, expires - 1).await;
+    assert_eq!(before.status, 200);
+    let got = api.call_at("GET", "/jobs/old-job", None, expires).await;
+    assert_eq!(
+        (got.status, got.body["code"].as_str()),
+        (404, Some("ResourceNotFoundException"))
+    );
+    let listed = api.call_at("GET", "/jobs", None, expires).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.body);
+    let executions = api
+        .call_at("GET", "/jobs/old-job/executions", None, expires)
+        .await;
+    assert_eq!(executions.status, 404);
+    let again = api.call_at("POST", "/jobs", Some(body), expires).await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("ConflictException"))
+    );
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ impl Harness {
     }
 
     async fn job(&self, id: &JobId) -> JobView {
-        self.courier.get_job(id.as_str()).await.unwrap()
+        self.courier.get_job(id.as_str(), at(0)).await.unwrap()
     }
 
     /// Feeds the stream's new records to the dispatcher, 100 per invocation
@@ -589,6 +589,6 @@ async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
         (404, "ResourceNotFoundException")
     );
     assert_eq!(err.body()["details"]["resource"], "thing group");
-    let listed = h.courier.list_jobs(None, None).await.unwrap();
+    let listed = h.courier.list_jobs(None, None, at(0)).await.unwrap();
     assert!(listed.items.is_empty());
 }

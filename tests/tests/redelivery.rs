@@ -274,7 +274,7 @@ impl Run {
         for id in [&ids.dev1, &ids.dev2, &ids.dev3, &ids.dev4, &ids.dev5] {
             executions.push(self.courier.get_execution(id, later).await.unwrap());
         }
-        let job = self.courier.get_job(job_id).await.unwrap();
+        let job = self.courier.get_job(job_id, later).await.unwrap();
         let listed = all_job_executions(&self.courier, &job.job.job_id, later).await;
         assert_eq!(listed.len(), 2, "one execution per job target");
         (executions, job)

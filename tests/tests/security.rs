@@ -280,7 +280,10 @@ async fn a_job_skips_things_another_tenant_owns() {
             resumed: false
         }
     );
-    let view = globex.get_job(job_id.as_str()).await.unwrap();
+    let view = globex
+        .get_job(job_id.as_str(), Timestamp::from_secs(NOW))
+        .await
+        .unwrap();
     assert_eq!(
         (
             view.job.fan_out.created,

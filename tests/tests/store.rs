@@ -5,7 +5,8 @@
 use courier_core::*;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::{
-    CreateOutcome, ExecutionQuery, ExecutionsOf, PageRequest, Store, StoreError, TransitionOutcome,
+    CreateOutcome, ExecutionQuery, ExecutionsOf, PageRequest, RequestHash, Store, StoreError,
+    TransitionOutcome,
 };
 use courier_tests::fresh_store;
 use serde_json::json;
@@ -53,7 +54,10 @@ async fn next_of(
 
 async fn create(store: &DynamoStore, exec: &CommandExecution) {
     assert!(matches!(
-        store.create_execution(exec, "hash").await.unwrap(),
+        store
+            .create_execution(exec, &RequestHash::new("hash"))
+            .await
+            .unwrap(),
         CreateOutcome::Created(_)
     ));
 }
@@ -272,10 +276,16 @@ async fn a_create_retried_returns_the_existing_execution_and_tells_if_it_matches
     let store = fresh_store().await;
     let exec = new_execution("e1", "dev-1", T0);
     assert!(matches!(
-        store.create_execution(&exec, "h1").await.unwrap(),
+        store
+            .create_execution(&exec, &RequestHash::new("h1"))
+            .await
+            .unwrap(),
         CreateOutcome::Created(_)
     ));
-    let retry = store.create_execution(&exec, "h1").await.unwrap();
+    let retry = store
+        .create_execution(&exec, &RequestHash::new("h1"))
+        .await
+        .unwrap();
     assert_eq!(
         retry,
         CreateOutcome::Existing {
@@ -284,7 +294,10 @@ async fn a_create_retried_returns_the_existing_execution_and_tells_if_it_matches
         }
     );
     let other = store
-        .create_execution(&new_execution("e1", "dev-9", T0 + 5), "h2")
+        .create_execution(
+            &new_execution("e1", "dev-9", T0 + 5),
+            &RequestHash::new("h2"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -345,7 +358,10 @@ async fn expired_items_are_invisible_to_reads_and_writes() {
     // and an expired id may be created afresh
     let reborn = new_execution("e1", "dev-1", after.epoch_secs());
     assert!(matches!(
-        store.create_execution(&reborn, "h").await.unwrap(),
+        store
+            .create_execution(&reborn, &RequestHash::new("h"))
+            .await
+            .unwrap(),
         CreateOutcome::Created(_)
     ));
     // before expiry it is visible

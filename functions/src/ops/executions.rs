@@ -7,7 +7,7 @@ use super::Listing;
 use crate::error::ServiceError;
 use crate::platform::ids;
 use crate::store::{
-    CreateOutcome, ExecutionQuery, ExecutionsOf, Store, StoreError, TransitionOutcome,
+    CreateOutcome, ExecutionQuery, ExecutionsOf, RequestHash, Store, StoreError, TransitionOutcome,
 };
 use courier_core::json::Json;
 use courier_core::text::quote;
@@ -37,6 +37,45 @@ fn listing_scope(query: &ExecutionQuery) -> String {
     format!("executions?{of}&status={status}")
 }
 
+/// What makes a retried start "the same request" (the same clientToken with
+/// a different one answers 409): every field of the request but the token,
+/// as parsed, so an omitted default and the default written out are the same.
+fn request_hash(command_id: &str, start: &StartExecution) -> RequestHash {
+    let current = ids::fingerprint(
+        serde_json::json!([
+            "v2",
+            command_id,
+            start.target,
+            start.parameters,
+            start.execution_timeout_seconds,
+            start.time_to_live,
+            start.not_before,
+            start.delivery_timeout_seconds,
+            start.on_timeout.as_str(),
+            start.max_attempts,
+        ])
+        .to_string()
+        .as_bytes(),
+    );
+    // 0.1.0's formula: a retry of a request that release stored still
+    // matches it after an upgrade.
+    let earlier = ids::fingerprint(
+        serde_json::json!([
+            command_id,
+            start.target,
+            start.parameters,
+            start.execution_timeout_seconds,
+            start.time_to_live,
+        ])
+        .to_string()
+        .as_bytes(),
+    );
+    RequestHash {
+        current,
+        earlier: Some(earlier),
+    }
+}
+
 impl<S: Store> Courier<S> {
     /// `POST /commands/{commandId}/executions`. Returns the execution and
     /// whether it was created now (false: an idempotent retry).
@@ -48,17 +87,7 @@ impl<S: Store> Courier<S> {
     ) -> Result<(CommandExecution, bool), ServiceError> {
         let validator = self.validator(command_id).await?;
         let start = StartExecution::parse(body, &validator, now)?;
-        let request_hash = ids::fingerprint(
-            serde_json::json!([
-                validator.definition().command_id,
-                start.target,
-                start.parameters,
-                start.execution_timeout_seconds,
-                start.time_to_live,
-            ])
-            .to_string()
-            .as_bytes(),
-        );
+        let request_hash = request_hash(validator.definition().command_id.as_str(), &start);
         let id = match &start.client_token {
             Some(token) => ids::execution_id_for_token(token),
             None => ids::random_execution_id(),

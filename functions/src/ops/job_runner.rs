@@ -54,7 +54,7 @@ impl<S: JobStore> Courier<S> {
         id: &JobId,
         now: Timestamp,
     ) -> Result<StepReport, ServiceError> {
-        let Some((job, stats)) = self.store().get_job(id).await? else {
+        let Some((job, stats)) = self.store().get_job(id, now).await? else {
             return Ok(StepReport::Gone);
         };
         let step = job.next_step(&stats, now);
@@ -166,7 +166,7 @@ impl<S: JobStore> Courier<S> {
         // Commit against whatever the job is now (a cancel may have come in
         // meanwhile), as long as the claim is still ours.
         for _ in 0..5 {
-            let Some((current, _)) = self.store().get_job(&job.job_id).await? else {
+            let Some((current, _)) = self.store().get_job(&job.job_id, now).await? else {
                 return Ok(StepReport::Gone);
             };
             if current.fan_out.claim.as_ref() != Some(&claim) {

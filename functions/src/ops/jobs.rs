@@ -123,7 +123,11 @@ impl<S: JobStore> Courier<S> {
             CreateJobOutcome::Existing {
                 job,
                 same_request: true,
-            } => Ok((self.get_job(job.job_id.as_str()).await?, false)),
+            } if job.time_to_live > now => Ok((self.get_job(job.job_id.as_str(), now).await?, false)),
+            CreateJobOutcome::Existing { job, same_request: true } => Err(ServiceError::Conflict(format!(
+                "job {} has ended and expired, and its record is not removed yet; use a new jobId or clientToken",
+                job.job_id
+            ))),
             CreateJobOutcome::Existing { job, .. } => Err(ServiceError::Conflict(format!(
                 "job {} exists with a different request; use a new jobId or clientToken",
                 job.job_id
@@ -132,11 +136,11 @@ impl<S: JobStore> Courier<S> {
     }
 
     /// `GET /jobs/{jobId}`.
-    pub async fn get_job(&self, raw_id: &str) -> Result<JobView, ServiceError> {
+    pub async fn get_job(&self, raw_id: &str, now: Timestamp) -> Result<JobView, ServiceError> {
         let id = job_id_param(raw_id)?;
         let (job, live) = self
             .store()
-            .get_job(&id)
+            .get_job(&id, now)
             .await?
             .ok_or_else(|| not_found(&id))?;
         Ok(JobView::new(job, live))
@@ -147,10 +151,11 @@ impl<S: JobStore> Courier<S> {
         &self,
         limit: Option<&str>,
         next_token: Option<&str>,
+        now: Timestamp,
     ) -> Result<Listing<Job>, ServiceError> {
         let scope = "jobs";
         let page = self.page_request(scope, limit, next_token)?;
-        let mut page = self.store().list_jobs(page).await?;
+        let mut page = self.store().list_jobs(page, now).await?;
         for job in &mut page.items {
             job.redacted_parameters = self.redact(&job.command_id, &mut job.parameters).await;
         }
@@ -190,7 +195,7 @@ impl<S: JobStore> Courier<S> {
             status.map_or("", ExecutionStatus::as_str)
         );
         let page = self.page_request(&scope, limit, next_token)?;
-        if self.store().get_job(&id).await?.is_none() {
+        if self.store().get_job(&id, now).await?.is_none() {
             return Err(not_found(&id));
         }
         let mut page = self.store().job_executions(&id, page, now).await?;
@@ -220,7 +225,7 @@ impl<S: JobStore> Courier<S> {
         for _ in 0..5 {
             let (job, statistics) = self
                 .store()
-                .get_job(&id)
+                .get_job(&id, now)
                 .await?
                 .ok_or_else(|| not_found(&id))?;
             match job.status {

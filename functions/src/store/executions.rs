@@ -13,8 +13,8 @@ use super::layout::{
 };
 use super::update::UpdateBuilder;
 use super::{
-    CreateOutcome, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, Store, StoreError,
-    TransitionOutcome,
+    CreateOutcome, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, RequestHash, Store,
+    StoreError, TransitionOutcome,
 };
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -132,14 +132,14 @@ impl Store for DynamoStore {
     async fn create_execution(
         &self,
         execution: &CommandExecution,
-        request_hash: &str,
+        request_hash: &RequestHash,
     ) -> Result<CreateOutcome, StoreError> {
-        let item = execution_item(&self.tenant, execution, Some(request_hash))?;
+        let item = execution_item(&self.tenant, execution, Some(&request_hash.current))?;
         // An expired record with the same id is as good as absent.
         match self.put_if_absent(item, Some(execution.created_at)).await? {
             None => Ok(CreateOutcome::Created(execution.clone())),
             Some(old) => {
-                let same_request = string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
+                let same_request = request_hash.matches(string_attr(&old, REQUEST_HASH).as_deref());
                 Ok(CreateOutcome::Existing {
                     execution: execution_from_item(old)?,
                     same_request,

@@ -130,7 +130,11 @@ impl JobStore for DynamoStore {
         }
     }
 
-    async fn get_job(&self, id: &JobId) -> Result<Option<(Job, JobStatistics)>, StoreError> {
+    async fn get_job(
+        &self,
+        id: &JobId,
+        now: Timestamp,
+    ) -> Result<Option<(Job, JobStatistics)>, StoreError> {
         // "JOB" sorts before "STATS#…": the job and its counters in one Query.
         let out = self
             .client
@@ -154,10 +158,13 @@ impl JobStore for DynamoStore {
             return Ok(None);
         };
         let job = job_from_item(items.remove(at))?;
+        if job.time_to_live <= now {
+            return Ok(None);
+        }
         Ok(Some((job, statistics_from(&items))))
     }
 
-    async fn list_jobs(&self, page: PageRequest) -> Result<Page<Job>, StoreError> {
+    async fn list_jobs(&self, page: PageRequest, now: Timestamp) -> Result<Page<Job>, StoreError> {
         let keys = self
             .query_page(Some(BY_TARGET_INDEX), jobs_pk(&self.tenant), false, page)
             .await?;
@@ -167,7 +174,10 @@ impl JobStore for DynamoStore {
                 continue;
             };
             if let Some(item) = self.get(key(pk, sk), false).await? {
-                jobs.push(job_from_item(item)?);
+                let job = job_from_item(item)?;
+                if job.time_to_live > now {
+                    jobs.push(job);
+                }
             }
         }
         Ok(Page {

@@ -78,6 +78,30 @@ pub enum PutOutcome<T> {
     Existing(T),
 }
 
+/// The fingerprint of a create request, for idempotency: written with a new
+/// record, and compared with an existing record's. `earlier` is the same
+/// request's fingerprint under the formula a previous release used, so that
+/// a retry spanning an upgrade still matches the record it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHash {
+    pub current: String,
+    pub earlier: Option<String>,
+}
+
+impl RequestHash {
+    pub fn new(current: impl Into<String>) -> Self {
+        Self {
+            current: current.into(),
+            earlier: None,
+        }
+    }
+
+    /// Whether a stored fingerprint is this request's.
+    pub fn matches(&self, stored: Option<&str>) -> bool {
+        stored.is_some_and(|s| s == self.current || self.earlier.as_deref() == Some(s))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
     Created(CommandExecution),
@@ -168,7 +192,7 @@ pub trait Store: Send + Sync + Clone {
     fn create_execution(
         &self,
         execution: &CommandExecution,
-        request_hash: &str,
+        request_hash: &RequestHash,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
     /// The execution, or `None` if absent or expired at `now`.
@@ -266,16 +290,21 @@ pub trait JobStore: Store {
         request_hash: &str,
     ) -> impl Future<Output = Result<CreateJobOutcome, StoreError>> + Send;
 
-    /// The job and its statistics (summed over the counter shards).
+    /// The job and its statistics (summed over the counter shards), or
+    /// `None` if absent or expired at `now` (TTL deletion lags by up to two
+    /// days; an expired job is gone).
     fn get_job(
         &self,
         id: &JobId,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Option<(Job, JobStatistics)>, StoreError>> + Send;
 
-    /// Jobs, newest first.
+    /// Jobs, newest first, without those expired at `now` (pages may come
+    /// back short; follow `next`).
     fn list_jobs(
         &self,
         page: PageRequest,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Page<Job>, StoreError>> + Send;
 
     /// A job's executions, in the order they were created.

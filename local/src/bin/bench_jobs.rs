@@ -130,7 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats_secs = stats_started.elapsed().as_secs_f64();
     let stats_write = store.meter().write_units();
     let stats_read = store.meter().read_units();
-    let job = courier.get_job(id.as_str()).await?;
+    let job = courier.get_job(id.as_str(), now).await?;
     let queued = job.statistics.count(courier_core::ExecutionStatus::Queued);
     if queued != TARGETS as u64 || job.job.status != JobStatus::Scheduled {
         return Err(format!("statistics say {queued} QUEUED, expected {TARGETS}").into());

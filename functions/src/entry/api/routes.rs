@@ -177,10 +177,14 @@ async fn route<S: JobStore, G: ThingGroups>(
         ("GET", ["jobs"]) => Ok(Reply::json(
             200,
             &courier
-                .list_jobs(param("limit").as_deref(), param("nextToken").as_deref())
+                .list_jobs(
+                    param("limit").as_deref(),
+                    param("nextToken").as_deref(),
+                    now,
+                )
                 .await?,
         )),
-        ("GET", ["jobs", id]) => Ok(Reply::json(200, &courier.get_job(id).await?)),
+        ("GET", ["jobs", id]) => Ok(Reply::json(200, &courier.get_job(id, now).await?)),
         ("GET", ["jobs", id, "executions"]) => Ok(Reply::json(
             200,
             &courier
