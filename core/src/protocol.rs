@@ -362,6 +362,26 @@ pub fn next_changed(next: Option<&CommandExecution>, now: Timestamp) -> Json {
     out
 }
 
+/// Which execution a device's next one is, as text to remember what it was
+/// told: `{executionId}#{executionNumber}` (a new attempt is a new next), or
+/// empty when nothing is pending.
+pub fn next_identity(next: Option<&CommandExecution>) -> String {
+    next.map_or_else(String::new, |e| {
+        crate::text::msg![e.execution_id.as_str(), "#", e.execution_number]
+    })
+}
+
+/// Whether NextJobExecutionChanged (`notify-next`) is due: AWS publishes it
+/// only when the next execution changes, not when its details do. `told` is
+/// what the device was last told (`None`: nothing recorded, so it is told
+/// unless nothing is pending).
+pub fn next_is_news(told: Option<&str>, next: &str) -> bool {
+    match told {
+        Some(told) => told != next,
+        None => !next.is_empty(),
+    }
+}
+
 /// A rejected reply. `current` is included for VersionMismatch and
 /// InvalidStateTransition, as AWS does.
 pub fn rejected(
@@ -391,4 +411,20 @@ pub fn reply(mut body: Json, client_token: Option<&str>, now: Timestamp) -> Json
         body.set("clientToken", token);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_is_news;
+
+    #[test]
+    fn notify_next_is_news_only_when_the_next_execution_changes() {
+        assert!(!next_is_news(None, ""), "never told, nothing pending");
+        assert!(next_is_news(None, "e1#1"), "never told, something pending");
+        assert!(!next_is_news(Some("e1#1"), "e1#1"), "the same next");
+        assert!(next_is_news(Some("e1#1"), "e1#2"), "a new attempt");
+        assert!(next_is_news(Some("e1#1"), "e2#1"), "another execution");
+        assert!(next_is_news(Some("e1#1"), ""), "the queue emptied");
+        assert!(!next_is_news(Some(""), ""), "still empty");
+    }
 }

@@ -8,7 +8,7 @@ use courier_core::{protocol, ExecutionStatus, ThingName, Timestamp};
 use courier_functions::ops::device_jobs::Delivery;
 use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_tests::fresh_courier;
+use courier_tests::{fresh_courier, RecordingPublisher};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -39,6 +39,24 @@ async fn courier_with_queued(thing: &str, count: i64) -> (Courier<DynamoStore>, 
             .unwrap();
         ids.push(e.execution_id.to_string());
     }
+    // The device has been told its queue, as the dispatcher would have told
+    // it when these were queued (this test drives no stream).
+    let last = courier
+        .get_execution(
+            ids.last().expect("one at least"),
+            Timestamp::from_secs(NOW + count),
+        )
+        .await
+        .unwrap();
+    courier
+        .announce_change(
+            &root(),
+            &RecordingPublisher::default(),
+            &last,
+            Timestamp::from_secs(NOW + count),
+        )
+        .await
+        .unwrap();
     (courier, ids)
 }
 
@@ -421,4 +439,104 @@ async fn unknown_topics_are_rejected_as_invalid_topic_or_ignored() {
     assert!(ask(&courier, "elsewhere/dev-1/get", json!({}), "d")
         .await
         .is_empty());
+}
+
+/// notify-next is published when the device's next execution changes, and
+/// only then (AWS: "not sent when the next job's execution details change"),
+/// whichever function publishes; a publish that fails is told again.
+#[tokio::test]
+async fn notify_next_is_published_only_when_the_next_execution_changes() {
+    let courier = fresh_courier().await;
+    let at = |s: i64| Timestamp::from_secs(NOW + s);
+    courier
+        .create_command(&json!({"commandId": "reboot"}).into(), at(0))
+        .await
+        .unwrap();
+    let publisher = RecordingPublisher::default();
+    let start = |offset: i64| {
+        let courier = &courier;
+        async move {
+            courier
+                .start_execution("reboot", &json!({"target": "dev-7"}).into(), at(offset))
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let sent_topics = |publisher: &RecordingPublisher| -> Vec<String> {
+        publisher
+            .take()
+            .into_iter()
+            .map(|(topic, _)| topic)
+            .collect()
+    };
+    // the first execution is news
+    let first = start(0).await;
+    courier
+        .dispatch(&root(), &publisher, &first, at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent_topics(&publisher),
+        [
+            "$aws/things/dev-7/jobs/notify",
+            "$aws/things/dev-7/jobs/notify-next"
+        ]
+    );
+    // a second one queued behind it changes the list, not the next
+    let second = start(2).await;
+    courier
+        .dispatch(&root(), &publisher, &second, at(3))
+        .await
+        .unwrap();
+    assert_eq!(sent_topics(&publisher), ["$aws/things/dev-7/jobs/notify"]);
+    // the device finishes the first: the second is next
+    let done = ask(
+        &courier,
+        &format!("$aws/things/dev-7/jobs/{}/update", first.execution_id),
+        json!({"status": "SUCCEEDED"}),
+        "u1",
+    )
+    .await;
+    assert_eq!(
+        topics(&done)[1..],
+        [
+            "$aws/things/dev-7/jobs/notify",
+            "$aws/things/dev-7/jobs/notify-next"
+        ]
+    );
+    assert_eq!(
+        done[2].payload["execution"]["jobId"],
+        second.execution_id.as_str()
+    );
+    // a third queued while publishing fails: nothing reaches the device, and
+    // the retry tells it everything again, notify-next included
+    let third = start(30).await;
+    publisher
+        .failing
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = courier
+        .announce_change(&root(), &publisher, &third, at(31))
+        .await;
+    assert!(failed.is_err());
+    publisher
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    courier
+        .announce_change(&root(), &publisher, &third, at(32))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent_topics(&publisher),
+        [
+            "$aws/things/dev-7/jobs/notify",
+            "$aws/things/dev-7/jobs/notify-next"
+        ]
+    );
+    // and once told, not again
+    courier
+        .announce_change(&root(), &publisher, &third, at(33))
+        .await
+        .unwrap();
+    assert_eq!(sent_topics(&publisher), ["$aws/things/dev-7/jobs/notify"]);
 }

@@ -81,6 +81,13 @@ pub async fn handle<S: Store, P: Publisher>(
         };
     if let Err(err) = publish_all(publisher, &messages).await {
         tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
+        // What the device was told did not reach it: the next publisher
+        // tells it again. Best effort; the error below is the answer.
+        if let Some(thing) = root.thing_of(topic) {
+            if let Err(forget) = courier.forget_told_next(&thing).await {
+                tracing::warn!(error = %forget, "could not forget what the device was told");
+            }
+        }
         return Err(Diagnostic {
             error_type: "PublishFailed".into(),
             error_message: err.to_string(),

@@ -5,8 +5,13 @@
 //!
 //! - What a device sees: its pending executions, not held for `notBefore`
 //!   and not past a deadline, oldest first; its next one among them.
-//! - Notifications: `notify` (the pending list) and `notify-next` (the next
-//!   execution), built after a write from what the table says.
+//! - Notifications: `notify` (the pending list), built after a write from
+//!   what the table says, and `notify-next` (the next execution) only when
+//!   the next execution is not the one the device was last told. What it
+//!   was told is kept on the thing's owner item, where every publisher
+//!   (dispatcher, device path, sweeper) reads it and records it with a
+//!   conditional write; a publisher whose publish fails forgets it, so the
+//!   next one tells the device again.
 //!
 //! - Dispatch: a QUEUED execution that is due is claimed QUEUED -> SENT with a
 //!   write conditioned on the version it was seen at, then announced to its
@@ -88,7 +93,7 @@ impl<S: Store> Courier<S> {
             Err(StoreError::NotFound) => return Ok(DispatchOutcome::Skipped("gone")),
             Err(other) => return Err(ServiceError::for_execution(other, id)),
         };
-        let messages = self.notifications(root, &claimed.target, true, now).await?;
+        let messages = self.notifications(root, &claimed.target, now).await?;
         match publish_all(publisher, &messages).await {
             Ok(()) => {
                 tracing::info!(execution_id = %id, target = %claimed.target, "execution sent");
@@ -96,6 +101,7 @@ impl<S: Store> Courier<S> {
             }
             Err(err) => {
                 tracing::warn!(execution_id = %id, error = %err, "publish failed; delivery will be retried");
+                self.forget_told_next(&claimed.target).await?;
                 let retry_at = now.plus_secs(PUBLISH_RETRY_SECONDS);
                 let undo = TransitionPlan::undispatch(claimed.version, retry_at, now);
                 let token = format!("undispatch:{id}:{}", claimed.version);
@@ -119,12 +125,11 @@ impl<S: Store> Courier<S> {
         execution: &CommandExecution,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        let messages = self
-            .notifications(root, &execution.target, true, now)
-            .await?;
-        publish_all(publisher, &messages)
-            .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let messages = self.notifications(root, &execution.target, now).await?;
+        if let Err(err) = publish_all(publisher, &messages).await {
+            self.forget_told_next(&execution.target).await?;
+            return Err(ServiceError::Unavailable(err.to_string()));
+        }
         Ok(messages)
     }
 
@@ -175,12 +180,14 @@ impl<S: Store> Courier<S> {
         Ok(report)
     }
 
-    /// `notify` (and, when the next execution may have changed, `notify-next`).
+    /// `notify`, and `notify-next` when the device's next execution is not
+    /// the one it was last told (AWS publishes NextJobExecutionChanged only
+    /// then). What it was told is recorded before the messages are
+    /// published; a caller whose publish fails calls `forget_told_next`.
     pub(crate) async fn notifications(
         &self,
         root: &TopicRoot,
         thing: &ThingName,
-        next_changed: bool,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
         let pending = self.pending(thing, now).await?;
@@ -188,13 +195,51 @@ impl<S: Store> Courier<S> {
             topic: root.notify_topic(thing),
             payload: protocol::jobs_changed(&pending, now),
         }];
-        if next_changed {
+        let next = protocol::next_pending(&pending);
+        if self
+            .tell_next(thing, &protocol::next_identity(next))
+            .await?
+        {
             out.push(Message {
                 topic: root.notify_next_topic(thing),
-                payload: protocol::next_changed(protocol::next_pending(&pending), now),
+                payload: protocol::next_changed(next, now),
             });
         }
         Ok(out)
+    }
+
+    /// Records that `thing` is told `next`, unless that is what it was last
+    /// told. True when it is news (publish it). Every publisher records it
+    /// on the same item with a conditional write, so two that race agree.
+    async fn tell_next(&self, thing: &ThingName, next: &str) -> Result<bool, ServiceError> {
+        for _ in 0..5 {
+            let told = self.store.told_next(thing).await?;
+            if !protocol::next_is_news(told.next.as_deref(), next) {
+                return Ok(false);
+            }
+            if self
+                .store
+                .record_told_next(thing, &told, Some(next))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        // Still contended (or nothing to record on): tell it anyway; a
+        // duplicate notify-next is harmless, a missing one is not.
+        Ok(true)
+    }
+
+    /// After a publish failed: forget what `thing` was told, so that the
+    /// next publisher tells it its next execution again.
+    pub async fn forget_told_next(&self, thing: &ThingName) -> Result<(), ServiceError> {
+        for _ in 0..5 {
+            let told = self.store.told_next(thing).await?;
+            if told.next.is_none() || self.store.record_told_next(thing, &told, None).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Applies the deadline that has passed on `current` (TIMED_OUT, or a

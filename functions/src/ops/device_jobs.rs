@@ -7,9 +7,10 @@
 //! store.
 //!
 //! Notifications: a change that alters a device's pending list (an execution
-//! started or ended) publishes `notify` with the new list, and one that ends an
-//! execution also publishes `notify-next` with the new next execution. Those
-//! cost one Query of the pending index after the write; progress reports
+//! started or ended) publishes `notify` with the new list, and `notify-next`
+//! when the next execution is not the one the device was last told (see
+//! `delivery`). Those cost one Query of the pending index and one read of
+//! what the device was told after the write; progress reports
 //! (IN_PROGRESS -> IN_PROGRESS) and redeliveries publish nothing.
 
 use super::Courier;
@@ -248,7 +249,7 @@ impl<S: Store> Courier<S> {
                     now,
                 ))];
                 if next.is_some_and(|n| n.claimed) {
-                    out.extend(self.notifications(root, thing, false, now).await?);
+                    out.extend(self.notifications(root, thing, now).await?);
                 }
                 Ok(out)
             }
@@ -318,10 +319,7 @@ impl<S: Store> Courier<S> {
                 // The pending list changes when the status does (started or
                 // ended), not on a progress report.
                 if status_changed {
-                    out.extend(
-                        self.notifications(root, thing, execution.status.is_terminal(), now)
-                            .await?,
-                    );
+                    out.extend(self.notifications(root, thing, now).await?);
                 }
                 Ok(out)
             }

@@ -7,14 +7,14 @@ use super::dynamodb::{DynamoStore, BATCH_GET_MAX};
 use super::errors::{classify, conditional_failure_item, internal, is_conditional_failure};
 use super::layout::{
     command_from_item, command_item, commands_pk, due_key, due_partitions, execution_from_item,
-    execution_item, execution_key, key, number, owned_thing, owner_item, owner_key, owner_of_item,
-    string_attr, BY_COMMAND_INDEX, BY_TARGET_INDEX, DUE_INDEX, LAST_MESSAGE_AT, LAST_UPDATE_TOKEN,
-    PENDING_INDEX, PREVIOUS_STATUS, REQUEST_HASH,
+    execution_item, execution_key, key, number, number_attr, owned_thing, owner_item, owner_key,
+    owner_of_item, string_attr, BY_COMMAND_INDEX, BY_TARGET_INDEX, DUE_INDEX, LAST_MESSAGE_AT,
+    LAST_UPDATE_TOKEN, PENDING_INDEX, PREVIOUS_STATUS, REQUEST_HASH, TOLD_NEXT, TOLD_VERSION,
 };
 use super::update::UpdateBuilder;
 use super::{
     CreateOutcome, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, RequestHash, Store,
-    StoreError, TransitionOutcome,
+    StoreError, ToldNext, TransitionOutcome,
 };
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -47,6 +47,61 @@ impl Store for DynamoStore {
             self.remember_owner(thing, owner);
         }
         Ok(owner)
+    }
+
+    async fn told_next(&self, thing: &ThingName) -> Result<ToldNext, StoreError> {
+        Ok(match self.get(owner_key(thing), true).await? {
+            Some(item) => ToldNext {
+                version: number_attr(&item, TOLD_VERSION).unwrap_or(0),
+                next: string_attr(&item, TOLD_NEXT),
+            },
+            None => ToldNext::default(),
+        })
+    }
+
+    async fn record_told_next(
+        &self,
+        thing: &ThingName,
+        seen: &ToldNext,
+        next: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        // Never create the owner item here: one without its owner would
+        // make the thing nobody's.
+        let unchanged = if seen.version == 0 {
+            "attribute_exists(pk) AND attribute_not_exists(#version)"
+        } else {
+            "attribute_exists(pk) AND #version = :seen"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(owner_key(thing)))
+            .condition_expression(unchanged)
+            .expression_attribute_names("#version", TOLD_VERSION)
+            .expression_attribute_values(":new", AttributeValue::N((seen.version + 1).to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if seen.version != 0 {
+            request = request
+                .expression_attribute_values(":seen", AttributeValue::N(seen.version.to_string()));
+        }
+        request = match next {
+            Some(next) => request
+                .update_expression("SET #version = :new, #next = :next")
+                .expression_attribute_names("#next", TOLD_NEXT)
+                .expression_attribute_values(":next", AttributeValue::S(next.to_owned())),
+            None => request
+                .update_expression("SET #version = :new REMOVE #next")
+                .expression_attribute_names("#next", TOLD_NEXT),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(classify(err)),
+        }
     }
 
     async fn claim_things(&self, things: &[ThingName]) -> Result<Vec<bool>, StoreError> {

@@ -109,6 +109,11 @@ pub(super) const JOB_DUE_PK: &str = "DUEJOB";
 pub(super) const REQUEST_HASH: &str = "requestHash";
 /// The dedupe token of the last change applied: a redelivery carries it.
 pub(super) const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
+/// On a thing's owner item: what notify-next last told the device is its
+/// next execution (`protocol::next_identity`), and a count of those records
+/// that each publisher's conditional write checks.
+pub(super) const TOLD_NEXT: &str = "toldNext";
+pub(super) const TOLD_VERSION: &str = "toldVersion";
 /// When IoT Core received the last device message applied (epoch ms): an
 /// older one is stale (`TransitionPlan::message_at`).
 pub(super) const LAST_MESSAGE_AT: &str = "lastMessageAt";
@@ -414,6 +419,13 @@ pub(super) fn statistics_from(items: &[Item]) -> JobStatistics {
 pub(super) fn string_attr(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn number_attr(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
         _ => None,
     }
 }

@@ -102,6 +102,16 @@ impl RequestHash {
     }
 }
 
+/// What a device was last told its next execution is. `version` counts the
+/// records; each is written on the condition that it is still the one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToldNext {
+    pub version: u64,
+    /// `None`: nothing recorded (never told, or forgotten after a publish
+    /// failed); otherwise `courier_core::protocol::next_identity`'s text.
+    pub next: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
     Created(CommandExecution),
@@ -216,6 +226,24 @@ pub trait Store: Send + Sync + Clone {
         target: &ThingName,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
+
+    /// What `thing` was last told its next execution is (notify-next), as
+    /// every publisher records it on the thing's owner item.
+    fn told_next(
+        &self,
+        thing: &ThingName,
+    ) -> impl Future<Output = Result<ToldNext, StoreError>> + Send;
+
+    /// Records that `thing` is told `next` (`None`: forget what it was told,
+    /// so the next publisher tells it again), if no publisher recorded
+    /// anything since `seen` was read. `Ok(false)`: one did (read again), or
+    /// the thing has no owner item (nothing to record on).
+    fn record_told_next(
+        &self,
+        thing: &ThingName,
+        seen: &ToldNext,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Applies `plan` in one conditional write. `dedupe_token` identifies the
     /// request: if it was the last one applied, nothing is written and the
