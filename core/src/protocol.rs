@@ -295,6 +295,25 @@ pub fn data(execution: &CommandExecution, include_document: bool) -> Json {
     out
 }
 
+/// JobExecutionData as DescribeJobExecution and StartNextPendingJobExecution
+/// answer it at `now`: [`data`], with `approximateSecondsBeforeTimedOut`
+/// while a deadline applies (the AWS model's JobExecution field).
+pub fn data_at(execution: &CommandExecution, include_document: bool, now: Timestamp) -> Json {
+    let mut out = data(execution, include_document);
+    if let Some(seconds) = seconds_before_timed_out(execution, now) {
+        out.set("approximateSecondsBeforeTimedOut", Json::from(seconds));
+    }
+    out
+}
+
+/// Whole seconds (rounded up, never below 0) until the deadline that applies
+/// to `execution` in its status fires; `None` once it is terminal.
+pub fn seconds_before_timed_out(execution: &CommandExecution, now: Timestamp) -> Option<i64> {
+    let (at, _) = execution.expiry()?;
+    let millis = at.millis().saturating_sub(now.millis()).max(0);
+    Some(millis.div_euclid(1000) + i64::from(millis.rem_euclid(1000) != 0))
+}
+
 /// A device's next execution among its pending ones (any order): the oldest
 /// IN_PROGRESS one, else the oldest QUEUED or SENT one.
 pub fn next_pending(pending: &[CommandExecution]) -> Option<&CommandExecution> {

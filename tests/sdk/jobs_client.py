@@ -99,6 +99,18 @@ def main():
 
     jobs.subscribe_to_next_job_execution_changed_events(
         iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=THING), mqtt.QoS.AT_LEAST_ONCE, on_next)[0].result(10)
+    list_changed = []
+    listed = threading.Event()
+
+    def on_list(event):
+        list_changed.append(event)
+        listed.set()
+
+    jobs.subscribe_to_job_executions_changed_events(
+        iotjobs.JobExecutionsChangedSubscriptionRequest(thing_name=THING), mqtt.QoS.AT_LEAST_ONCE, on_list)[0].result(10)
+    describe = replies(jobs, jobs.subscribe_to_describe_job_execution_accepted,
+                       jobs.subscribe_to_describe_job_execution_rejected,
+                       iotjobs.DescribeJobExecutionSubscriptionRequest(thing_name=THING, job_id="+"))
     start_next = replies(jobs, jobs.subscribe_to_start_next_pending_job_execution_accepted,
                          jobs.subscribe_to_start_next_pending_job_execution_rejected,
                          iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=THING))
@@ -119,6 +131,26 @@ def main():
     event = next_changed[-1] if next_changed else None
     check("NextJobExecutionChanged parsed by the SDK names the execution",
           event is not None and event.execution is not None and event.execution.job_id == job_id, show(event))
+
+    listed.wait(15)
+    event = list_changed[-1] if list_changed else None
+    queued = (event.jobs or {}).get("QUEUED", []) if event else []
+    check("JobExecutionsChanged (notify) parsed by the SDK lists it QUEUED",
+          [j.job_id for j in queued] == [job_id], show(event))
+
+    kind, described = describe(jobs.publish_describe_job_execution,
+                               iotjobs.DescribeJobExecutionRequest(thing_name=THING, job_id=job_id, client_token="sdk-describe"))
+    execution = getattr(described, "execution", None)
+    check("DescribeJobExecution by id accepted with its document, clientToken echoed",
+          kind == "accepted" and described.client_token == "sdk-describe" and execution is not None
+          and execution.job_id == job_id and execution.status == iotjobs.JobStatus.QUEUED
+          and execution.job_document.get("commandId") == "sdk-reboot", (kind, show(described)))
+    kind, described = describe(jobs.publish_describe_job_execution,
+                               iotjobs.DescribeJobExecutionRequest(thing_name=THING, job_id="$next", include_job_document=False))
+    execution = getattr(described, "execution", None)
+    check("DescribeJobExecution $next names it, without the document when asked",
+          kind == "accepted" and execution is not None and execution.job_id == job_id
+          and execution.job_document is None, (kind, show(described)))
 
     kind, pending = get_pending(jobs.publish_get_pending_job_executions,
                                 iotjobs.GetPendingJobExecutionsRequest(thing_name=THING, client_token="sdk-get"))
@@ -152,6 +184,22 @@ def main():
           kind == "accepted" and done.execution_state is not None
           and done.execution_state.status == iotjobs.JobStatus.SUCCEEDED
           and done.execution_state.version_number == version + 1, (kind, show(done)))
+
+    deadline = time.time() + 15
+    while time.time() < deadline and not (next_changed and next_changed[-1].execution is None):
+        time.sleep(0.1)
+    check("NextJobExecutionChanged without an execution once the queue is empty",
+          bool(next_changed) and next_changed[-1].execution is None, [show(e) for e in next_changed])
+    kind, ended = describe(jobs.publish_describe_job_execution,
+                           iotjobs.DescribeJobExecutionRequest(thing_name=THING, job_id=job_id))
+    check("DescribeJobExecution of the finished execution is rejected TerminalStateReached",
+          kind == "rejected" and ended.code == iotjobs.RejectedErrorCode.TERMINAL_STATE_REACHED, (kind, show(ended)))
+    kind, late = update(jobs.publish_update_job_execution,
+                        iotjobs.UpdateJobExecutionRequest(thing_name=THING, job_id=job_id, status=iotjobs.JobStatus.FAILED))
+    check("an update after the end is rejected InvalidStateTransition with the state",
+          kind == "rejected" and late.code == iotjobs.RejectedErrorCode.INVALID_STATE_TRANSITION
+          and late.execution_state is not None and late.execution_state.status == iotjobs.JobStatus.SUCCEEDED,
+          (kind, show(late)))
 
     status, read = http("GET", f"/executions/{job_id}")
     check("the API reads it back SUCCEEDED", status == 200 and read.get("status") == "SUCCEEDED", read)

@@ -395,7 +395,7 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
     );
     assert_eq!(done[0].payload["jobDocument"]["commandId"], "reboot");
     assert_eq!(done[2].payload["execution"]["jobId"], ids[1].as_str());
-    // after the end: TerminalStateReached; a bad status: InvalidRequest
+    // after the end: InvalidStateTransition with the state; a bad status: InvalidRequest
     let late = ask(
         &courier,
         &update(&ids[0]),
@@ -403,7 +403,8 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
         "u5",
     )
     .await;
-    assert_eq!(late[0].payload["code"], "TerminalStateReached");
+    assert_eq!(late[0].payload["code"], "InvalidStateTransition");
+    assert_eq!(late[0].payload["executionState"]["status"], "SUCCEEDED");
     let bad = ask(&courier, &update(&ids[1]), json!({"status": "DONE"}), "u6").await;
     assert_eq!(bad[0].payload["code"], "InvalidRequest");
     let not_json = ask(&courier, &update(&ids[1]), json!("text"), "u7").await;
@@ -539,4 +540,70 @@ async fn notify_next_is_published_only_when_the_next_execution_changes() {
         .await
         .unwrap();
     assert_eq!(sent_topics(&publisher), ["$aws/things/dev-7/jobs/notify"]);
+}
+
+/// DescribeJobExecution as AWS documents it: a terminal execution answers
+/// TerminalStateReached, held work (notBefore) does not exist for the
+/// device, and the JobExecution carries approximateSecondsBeforeTimedOut.
+#[tokio::test]
+async fn describe_follows_aws_for_terminal_held_and_timed_work() {
+    let (courier, ids) = courier_with_queued("dev-1", 1).await;
+    let describe = |id: &str| format!("$aws/things/dev-1/jobs/{id}/get");
+    // queued, created at NOW with the default 600 s timeout; asked at NOW + 20
+    let queued = ask(&courier, &describe(&ids[0]), json!({}), "d1").await;
+    assert_eq!(
+        queued[0].payload["execution"]["approximateSecondsBeforeTimedOut"],
+        json!(580),
+        "{:?}",
+        queued[0].payload
+    );
+    let started = ask(
+        &courier,
+        "$aws/things/dev-1/jobs/start-next",
+        json!({"stepTimeoutInMinutes": 1}),
+        "d2",
+    )
+    .await;
+    assert_eq!(
+        started[0].payload["execution"]["approximateSecondsBeforeTimedOut"],
+        json!(60),
+        "the step timer is the nearer deadline: {:?}",
+        started[0].payload
+    );
+    let update = format!("$aws/things/dev-1/jobs/{}/update", ids[0]);
+    ask(&courier, &update, json!({"status": "SUCCEEDED"}), "d3").await;
+    let ended = ask(
+        &courier,
+        &describe(&ids[0]),
+        json!({"clientToken": "t"}),
+        "d4",
+    )
+    .await;
+    assert_eq!(ended[0].topic, format!("{}/rejected", describe(&ids[0])));
+    assert_eq!(
+        (
+            ended[0].payload["code"].as_str(),
+            ended[0].payload["clientToken"].as_str()
+        ),
+        (Some("TerminalStateReached"), Some("t"))
+    );
+    assert!(ended[0].payload.get("executionState").is_none());
+
+    // held until notBefore: not found for the device, until it is due
+    let (held, _) = courier
+        .start_execution(
+            "reboot",
+            &json!({"target": "dev-1", "notBefore": NOW + 600}).into(),
+            Timestamp::from_secs(NOW + 10),
+        )
+        .await
+        .unwrap();
+    let hidden = ask(
+        &courier,
+        &describe(held.execution_id.as_str()),
+        json!({}),
+        "d5",
+    )
+    .await;
+    assert_eq!(hidden[0].payload["code"], "ResourceNotFound");
 }

@@ -177,7 +177,7 @@ async fn a_device_works_through_an_execution_over_mqtt() {
         .request(&format!("{id}/update"), json!({"status": "FAILED"}))
         .await
         .unwrap_err();
-    assert_eq!(late["code"], "TerminalStateReached");
+    assert_eq!(late["code"], "InvalidStateTransition");
     // nothing left: $next is not found, start-next returns no execution
     assert_eq!(
         dev.request("$next/get", json!({})).await.unwrap_err()["code"],
@@ -247,7 +247,7 @@ async fn a_silent_device_times_out_at_complete_by_and_its_late_result_is_kept() 
         )
         .await
         .unwrap_err();
-    assert_eq!(refused["code"], "TerminalStateReached");
+    assert_eq!(refused["code"], "InvalidStateTransition");
     let e = execution(&id).await;
     assert_eq!(e["status"], "TIMED_OUT");
     assert_eq!(e["lateResult"]["status"], "SUCCEEDED", "{e}");
@@ -323,7 +323,7 @@ async fn a_forced_cancel_of_started_work_reaches_the_device() {
         .request(&format!("{id}/update"), json!({"status": "SUCCEEDED"}))
         .await
         .unwrap_err();
-    assert_eq!(refused["code"], "TerminalStateReached");
+    assert_eq!(refused["code"], "InvalidStateTransition");
     dev.disconnect().await;
 }
 

@@ -240,9 +240,10 @@ impl<S: Store> Courier<S> {
                 let next = self.start_next(thing, payload, claim_token, now).await?;
                 let mut out = vec![accepted(protocol::reply(
                     match &next {
-                        Some(n) => {
-                            Json::object([("execution", protocol::data(&n.execution, true))])
-                        }
+                        Some(n) => Json::object([(
+                            "execution",
+                            protocol::data_at(&n.execution, true, now),
+                        )]),
                         None => Json::object([]),
                     },
                     token,
@@ -264,7 +265,27 @@ impl<S: Store> Courier<S> {
                             }
                         })?
                     }
-                    JobRef::Execution(id) => self.own_execution(thing, id, now).await?,
+                    JobRef::Execution(id) => {
+                        let execution = self.own_execution(thing, id, now).await?;
+                        // Held work is hidden from the device everywhere.
+                        if execution.is_held(now) {
+                            return Err(ServiceError::NotFound {
+                                what: "execution",
+                                id: id.to_string(),
+                            });
+                        }
+                        // AWS: "TerminalStateReached: a command to describe a
+                        // job is performed on a job that is in a terminal state."
+                        if execution.status.is_terminal() {
+                            return Err(ServiceError::Transition {
+                                error: TransitionError::TerminalStateReached {
+                                    status: execution.status,
+                                },
+                                current: None,
+                            });
+                        }
+                        execution
+                    }
                 };
                 if let Some(number) = payload.get("executionNumber").and_then(Json::as_u64) {
                     if number != u64::from(execution.execution_number) {
@@ -279,7 +300,10 @@ impl<S: Store> Courier<S> {
                     .and_then(Json::as_bool)
                     .unwrap_or(true);
                 Ok(vec![accepted(protocol::reply(
-                    Json::object([("execution", protocol::data(&execution, include_document))]),
+                    Json::object([(
+                        "execution",
+                        protocol::data_at(&execution, include_document, now),
+                    )]),
                     token,
                     now,
                 ))])
@@ -557,10 +581,16 @@ fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
                     (RejectedCode::InvalidStateTransition, current)
                 }
                 TransitionError::ForceRequired => (RejectedCode::InvalidStateTransition, current),
+                // An update of an execution that has ended is an invalid
+                // transition to AWS ("an attempt to change a request in
+                // state SUCCEEDED to state IN_PROGRESS"), with its state;
+                // TerminalStateReached is what a describe of one answers
+                // (`current` is None there).
                 TransitionError::TerminalStateReached { .. }
-                | TransitionError::DeadlinePassed { .. } => {
-                    (RejectedCode::TerminalStateReached, None)
-                }
+                | TransitionError::DeadlinePassed { .. } => match current {
+                    Some(current) => (RejectedCode::InvalidStateTransition, Some(current)),
+                    None => (RejectedCode::TerminalStateReached, None),
+                },
                 TransitionError::TargetMismatch
                 | TransitionError::AttemptMismatch { .. }
                 | TransitionError::Held { .. } => (RejectedCode::ResourceNotFound, None),
