@@ -8,7 +8,7 @@
 
 use courier_core::{ExecutionStatus, Timestamp, TransitionError};
 use courier_functions::error::ServiceError;
-use courier_functions::ops::device_jobs::{Delivery, DeviceUpdateOutcome};
+use courier_functions::ops::device_updates::{Delivery, DeviceUpdateOutcome};
 use courier_tests::fresh_courier;
 use serde_json::json;
 use std::collections::BTreeMap;

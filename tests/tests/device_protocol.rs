@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use courier_core::{protocol, ExecutionStatus, ThingName, Timestamp};
-use courier_functions::ops::device_jobs::Delivery;
+use courier_functions::ops::device_updates::Delivery;
 use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_tests::{fresh_courier, RecordingPublisher};

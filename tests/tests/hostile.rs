@@ -119,7 +119,7 @@ async fn world() -> World {
             "dev-2",
             &succeeded,
             &json!({"status": "SUCCEEDED"}).into(),
-            courier_functions::ops::device_jobs::Delivery::new("done"),
+            courier_functions::ops::device_updates::Delivery::new("done"),
             now,
         )
         .await

@@ -18,7 +18,7 @@
 //! request id, the dedupe token of updates without a clientToken, so they
 //! are applied once.
 
-use crate::ops::device_jobs::Delivery;
+use crate::ops::device_updates::Delivery;
 use crate::ops::Courier;
 use crate::platform::publisher::{publish_all, Message, Publisher};
 use crate::store::Store;

@@ -8,6 +8,8 @@
 //! - [`executions`]: start, get, list and cancel executions
 //! - [`device_jobs`]: THE DEVICE API — every AWS IoT Jobs request a device
 //!   sends, from its topic to its answer (a device update's whole path)
+//! - [`device_updates`]: the changes a device makes to its executions
+//!   (status reports, claiming its next one), for every device protocol
 //! - [`delivery`]: what devices are told and when (dispatch,
 //!   notifications), deadlines enforced, the sweeper's pass
 //! - [`jobs`]: jobs (create, get, list, cancel) and [`job_runner`], the
@@ -19,6 +21,7 @@
 pub mod commands;
 pub mod delivery;
 pub mod device_jobs;
+pub mod device_updates;
 pub mod executions;
 pub mod job_runner;
 pub mod jobs;

@@ -10,7 +10,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use courier_core::Timestamp;
 use courier_functions::entry::api::auth::DEFAULT_TENANT;
-use courier_functions::ops::device_jobs::Delivery;
+use courier_functions::ops::device_updates::Delivery;
 use serde_json::{json, Value};
 use std::time::Instant;
 
