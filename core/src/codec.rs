@@ -13,6 +13,7 @@ use crate::map::StatusDetails;
 use crate::reason::StatusReason;
 use crate::schema::{CommandDefinition, ParameterSpec, Parameters};
 use crate::status::ExecutionStatus;
+use crate::text::quote;
 use crate::time::Timestamp;
 use crate::value::{TypedValue, ValueType};
 
@@ -183,6 +184,9 @@ impl ToJson for CommandExecution {
             .put("executionNumber", e.execution_number);
         if let Some(token) = &e.client_token {
             out = out.put("clientToken", token.as_str());
+        }
+        if !e.protocol.is_jobs() {
+            out = out.put("protocol", e.protocol.as_str());
         }
         out.done()
     }
@@ -399,6 +403,14 @@ impl CommandExecution {
                 .get("clientToken")
                 .map(|_| f.id("clientToken", ClientToken::parse))
                 .transpose()?,
+            protocol: match f.opt_string("protocol")? {
+                None => crate::device_protocol::DeviceProtocol::Jobs,
+                Some(raw) => {
+                    crate::device_protocol::DeviceProtocol::parse(&raw).ok_or_else(|| {
+                        crate::text::msg!["protocol ", quote(&raw), " is not jobs or commands"]
+                    })?
+                }
+            },
         })
     }
 }
@@ -444,7 +456,7 @@ impl ToJson for ParameterSpec {
 impl ToJson for CommandDefinition {
     fn to_json(&self) -> Json {
         let d = self;
-        Out::default()
+        let out = Out::default()
             .put("commandId", d.command_id.as_str())
             .opt("description", d.description.as_ref().map(Str))
             .put(
@@ -453,8 +465,12 @@ impl ToJson for CommandDefinition {
             )
             .put("executionTimeoutSeconds", d.execution_timeout_seconds)
             .put("retentionSeconds", d.retention_seconds)
-            .opt("createdAt", d.created_at.as_ref())
-            .done()
+            .opt("createdAt", d.created_at.as_ref());
+        if d.protocol.is_jobs() {
+            out.done()
+        } else {
+            out.put("protocol", d.protocol.as_str()).done()
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! parsing of a start-execution request. Pure, no I/O.
 
 use crate::deadline::{Deadline, LateResult, OnTimeout};
+use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::json::{Json, Object};
@@ -94,6 +95,9 @@ pub struct CommandExecution {
     pub execution_number: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<ClientToken>,
+    /// The device protocol it is delivered over (its command's).
+    #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
+    pub protocol: DeviceProtocol,
 }
 
 const fn first_attempt() -> u32 {
@@ -436,6 +440,7 @@ impl StartExecution {
             version: 1,
             execution_number: 1,
             client_token: self.client_token,
+            protocol: definition.protocol,
         }
     }
 }

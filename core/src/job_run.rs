@@ -13,6 +13,7 @@
 //! and the thing name, so a resumed chunk lands on the same items.
 
 use crate::deadline::{NewAttempt, OnTimeout};
+use crate::device_protocol::DeviceProtocol;
 use crate::execution::CommandExecution;
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
 use crate::job::{
@@ -161,6 +162,9 @@ pub struct Job {
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<ClientToken>,
+    /// Its command's device protocol, copied at creation.
+    #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
+    pub protocol: DeviceProtocol,
 }
 
 /// What a job does next.
@@ -241,6 +245,7 @@ impl CreateJob {
             time_to_live: now.plus_secs(JOB_RETENTION_SECONDS),
             version: 1,
             client_token,
+            protocol: definition.protocol,
         };
         (job, list)
     }
@@ -316,6 +321,7 @@ impl Job {
             version: 1,
             execution_number: 1,
             client_token: None,
+            protocol: self.protocol,
         }
     }
 

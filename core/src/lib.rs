@@ -11,7 +11,8 @@
 //!   start-next, an operator's cancel).
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
-//! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads).
+//! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads);
+//!   [`commands`]: the AWS IoT commands device protocol.
 //! - [`schema`]: command definitions, typed parameter schemas, validation.
 //! - [`pattern`]: the pattern subset string parameters use, its matcher and
 //!   its JavaScript translation.
@@ -30,7 +31,9 @@
 pub mod base64;
 pub mod codec;
 pub mod codegen;
+pub mod commands;
 pub mod deadline;
+pub mod device_protocol;
 pub mod error;
 pub mod execution;
 pub mod facade;
@@ -54,6 +57,7 @@ pub mod update;
 pub mod value;
 
 pub use deadline::{Deadline, LateResult, OnTimeout};
+pub use device_protocol::DeviceProtocol;
 pub use error::{ErrorCode, ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution};
 pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, TenantId, ThingName};

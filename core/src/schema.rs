@@ -6,6 +6,7 @@
 //! parameter sets. The API, the device protocol and the WASM module all use it,
 //! so every side refuses the same input with the same codes and messages.
 
+use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{CommandId, ParameterName};
 use crate::json::{Json, Number as JsonNumber, Object};
@@ -50,6 +51,10 @@ pub struct CommandDefinition {
     /// Set by the service when the definition is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
+    /// The device protocol its executions are delivered over: `jobs` (AWS
+    /// IoT Jobs, the default) or `commands` (AWS IoT commands).
+    #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
+    pub protocol: DeviceProtocol,
 }
 
 const fn default_timeout() -> u32 {
@@ -213,8 +218,9 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 6] = [
+const DEFINITION_FIELDS: [&str; 7] = [
     "commandId",
+    "protocol",
     "description",
     "parameters",
     "executionTimeoutSeconds",
@@ -296,6 +302,24 @@ impl CommandDefinition {
                 }
             },
         };
+        let protocol = match f.get("protocol") {
+            None => DeviceProtocol::Jobs,
+            Some(Json::String(raw)) => DeviceProtocol::parse(raw).unwrap_or_else(|| {
+                errors.add(
+                    "protocol",
+                    ValidationCode::InvalidValue,
+                    crate::text::msg![
+                        quote(raw),
+                        " is not a device protocol; use jobs or commands"
+                    ],
+                );
+                DeviceProtocol::Jobs
+            }),
+            Some(other) => {
+                f.wrong("protocol", "\"jobs\" or \"commands\"", other, &mut errors);
+                DeviceProtocol::Jobs
+            }
+        };
         match command_id {
             Some(command_id) if errors.is_empty() => Ok(Self {
                 command_id,
@@ -304,6 +328,7 @@ impl CommandDefinition {
                 execution_timeout_seconds,
                 retention_seconds,
                 created_at,
+                protocol,
             }),
             _ => Err(errors),
         }

@@ -48,6 +48,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         job_id: None,
         late_result: None,
         canceled_by: None,
+        protocol: Default::default(),
     }
 }
 

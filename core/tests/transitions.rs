@@ -74,6 +74,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         job_id: None,
         late_result: None,
         canceled_by: None,
+        protocol: Default::default(),
     }
 }
 

@@ -20,6 +20,7 @@ use aws_types::SdkConfig;
 fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
     let store = DynamoStore::new(aws::dynamodb(sdk), &config.table_name, default_tenant());
     Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
+        .with_commands(config.commands.clone())
 }
 
 /// The `api` function: the service, thing groups (jobs), CORS and auth.

@@ -34,7 +34,11 @@ export interface CommandDefinition {
   executionTimeoutSeconds?: number;
   retentionSeconds?: number;
   createdAt?: number;
+  /** The device protocol its executions are delivered over (default "jobs"). */
+  protocol?: DeviceProtocol;
 }
+/** AWS IoT Jobs (the device asks for its next execution) or AWS IoT commands (each request is published to it). */
+export type DeviceProtocol = "jobs" | "commands";
 /** One problem: where, a stable machine code, and a sentence. */
 export interface ValidationError { path: string; code: string; message: string; }
 export type ValidationResult =
@@ -48,6 +52,8 @@ export interface LateResult {
 }
 export interface CommandExecution {
   executionId: string; commandId: string; target: string; status: ExecutionStatus;
+  /** Present for a commands-protocol execution. */
+  protocol?: DeviceProtocol;
   statusReason?: StatusReason; statusDetails?: Record<string, string>;
   parameters: Parameters; result?: Parameters;
   /** In listings: sensitive parameters whose values were left out. */

@@ -72,13 +72,17 @@ pub async fn handle<S: Store, P: Publisher>(
     };
     // Boxed: the answer's future is deep enough to exceed the compiler's
     // layout recursion limit when inlined into the runtime's.
-    let messages =
-        match Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await {
-            Ok(messages) => messages,
-            // Storage unavailable or throttled: Lambda retries the event (the
-            // same request id, so an update is still applied once).
-            Err(err) => return Err(Diagnostic::from(err)),
-        };
+    // A commands response, else a Jobs request.
+    let answer = match Box::pin(courier.command_message(topic, &payload, delivery, now)).await {
+        Some(answer) => answer,
+        None => Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await,
+    };
+    let messages = match answer {
+        Ok(messages) => messages,
+        // Storage unavailable or throttled: Lambda retries the event (the
+        // same request id, so an update is still applied once).
+        Err(err) => return Err(Diagnostic::from(err)),
+    };
     if let Err(err) = publish_all(publisher, &messages).await {
         tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
         // What the device was told did not reach it: the next publisher

@@ -193,6 +193,9 @@ async fn handle_change<S: JobStore, P: Publisher>(
     now: Timestamp,
 ) -> Result<&'static str, crate::error::ServiceError> {
     let execution = &change.execution;
+    courier
+        .command_status_event(publisher, execution, change.previous, now)
+        .await?;
     let ended_without_device = matches!(
         execution.status,
         ExecutionStatus::Canceled | ExecutionStatus::TimedOut

@@ -31,9 +31,11 @@ use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::publisher::{publish_all, Message, Publisher};
 use crate::store::{Store, StoreError, TransitionOutcome};
+use courier_core::commands;
 use courier_core::protocol::{self, TopicRoot};
 use courier_core::{
-    CommandExecution, ExecutionStatus, LateResult, ThingName, Timestamp, TransitionPlan,
+    CommandExecution, DeviceProtocol, ExecutionStatus, LateResult, ThingName, Timestamp,
+    TransitionPlan,
 };
 
 /// How long a failed publish waits before the sweeper retries it.
@@ -93,7 +95,15 @@ impl<S: Store> Courier<S> {
             Err(StoreError::NotFound) => return Ok(DispatchOutcome::Skipped("gone")),
             Err(other) => return Err(ServiceError::for_execution(other, id)),
         };
-        let messages = self.notifications(root, &claimed.target, now).await?;
+        let messages = match claimed.protocol {
+            DeviceProtocol::Jobs => self.notifications(root, &claimed.target, now).await?,
+            // AWS IoT commands: the request itself, to the device's topic
+            // (QoS 1, so a persistent session keeps it while it is away).
+            DeviceProtocol::Commands => vec![Message {
+                topic: commands::request_topic(&self.commands.root, &claimed.target, id),
+                payload: protocol::job_document(&claimed),
+            }],
+        };
         match publish_all(publisher, &messages).await {
             Ok(()) => {
                 tracing::info!(execution_id = %id, target = %claimed.target, "execution sent");
@@ -101,7 +111,9 @@ impl<S: Store> Courier<S> {
             }
             Err(err) => {
                 tracing::warn!(execution_id = %id, error = %err, "publish failed; delivery will be retried");
-                self.forget_told_next(&claimed.target).await?;
+                if claimed.protocol.is_jobs() {
+                    self.forget_told_next(&claimed.target).await?;
+                }
                 let retry_at = now.plus_secs(PUBLISH_RETRY_SECONDS);
                 let undo = TransitionPlan::undispatch(claimed.version, retry_at, now);
                 let token = format!("undispatch:{id}:{}", claimed.version);
@@ -125,12 +137,44 @@ impl<S: Store> Courier<S> {
         execution: &CommandExecution,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
+        // A commands device is not told (AWS IoT commands has no such
+        // notification); its status events say what happened.
+        if !execution.protocol.is_jobs() {
+            return Ok(Vec::new());
+        }
         let messages = self.notifications(root, &execution.target, now).await?;
         if let Err(err) = publish_all(publisher, &messages).await {
             self.forget_told_next(&execution.target).await?;
             return Err(ServiceError::Unavailable(err.to_string()));
         }
         Ok(messages)
+    }
+
+    /// AWS IoT commands' status event for a change of a commands-protocol
+    /// execution, on `{events}/{commandId}/{status}`, when the status as
+    /// the commands protocol names it moved (QUEUED -> SENT is CREATED both
+    /// times) or a late result was kept. True when one was published.
+    pub async fn command_status_event<P: Publisher>(
+        &self,
+        publisher: &P,
+        execution: &CommandExecution,
+        previous: Option<ExecutionStatus>,
+        now: Timestamp,
+    ) -> Result<bool, ServiceError> {
+        let moved = previous.is_none_or(|p| {
+            commands::command_status(p) != commands::command_status(execution.status)
+        });
+        if execution.protocol.is_jobs() || !moved {
+            return Ok(false);
+        }
+        let event = Message {
+            topic: commands::event_topic(&self.commands.events_root, execution),
+            payload: commands::status_event(execution, &self.commands.arns, now),
+        };
+        publish_all(publisher, std::slice::from_ref(&event))
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        Ok(true)
     }
 
     /// One pass over what is due at `now`, at most `limit` per due-index
@@ -282,7 +326,8 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<Vec<CommandExecution>, ServiceError> {
         let mut pending = self.store.pending_executions(thing, now).await?;
-        pending.retain(|e| !e.is_held(now) && e.overdue(now).is_none());
+        // Commands-protocol executions are not the Jobs API's to show.
+        pending.retain(|e| e.protocol.is_jobs() && !e.is_held(now) && e.overdue(now).is_none());
         Ok(pending)
     }
 }

@@ -47,6 +47,15 @@ impl<'a> Delivery<'a> {
     }
 }
 
+/// Which statuses a device's protocol lets it report: AWS IoT Jobs'
+/// IN_PROGRESS, SUCCEEDED, FAILED and REJECTED, or AWS IoT commands', which
+/// add TIMED_OUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceReports {
+    JobsStatuses,
+    CommandsStatuses,
+}
+
 /// What a device update did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceUpdateOutcome {
@@ -84,6 +93,28 @@ impl<S: Store> Courier<S> {
         let (Some(thing), Some(id), Some(update)) = (thing, id, update) else {
             return Err(errors.into());
         };
+        self.apply_device_update(
+            thing,
+            id,
+            update,
+            DeviceReports::JobsStatuses,
+            delivery,
+            now,
+        )
+        .await
+    }
+
+    /// Applies a parsed status report of `thing`'s to its execution `id`
+    /// (see [`Courier::device_update`]).
+    pub async fn apply_device_update(
+        &self,
+        thing: ThingName,
+        id: ExecutionId,
+        update: StatusUpdate,
+        reports: DeviceReports,
+        delivery: Delivery<'_>,
+        now: Timestamp,
+    ) -> Result<DeviceUpdateOutcome, ServiceError> {
         let Some(to) = update.status else {
             return Err(ServiceError::validation(
                 "status",
@@ -106,7 +137,14 @@ impl<S: Store> Courier<S> {
         } else {
             None
         };
-        let plan = TransitionPlan::new(update, to, Actor::Device, now)
+        // A commands device may report TIMED_OUT itself (terminal, with its
+        // reason); the status table gives that move to the system, which is
+        // what the device reports on behalf of.
+        let actor = match (reports, to) {
+            (DeviceReports::CommandsStatuses, ExecutionStatus::TimedOut) => Actor::System,
+            _ => Actor::Device,
+        };
+        let plan = TransitionPlan::new(update, to, actor, now)
             .map_err(|error| ServiceError::Transition {
                 error,
                 current: None,

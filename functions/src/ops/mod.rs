@@ -8,6 +8,8 @@
 //! - [`executions`]: start, get, list and cancel executions
 //! - [`device_jobs`]: THE DEVICE API — every AWS IoT Jobs request a device
 //!   sends, from its topic to its answer (a device update's whole path)
+//! - [`device_commands`]: the AWS IoT commands device API: a device's
+//!   UpdateCommandExecution, from its topic to its answer
 //! - [`device_updates`]: the changes a device makes to its executions
 //!   (status reports, claiming its next one), for every device protocol
 //! - [`delivery`]: what devices are told and when (dispatch,
@@ -20,6 +22,7 @@
 
 pub mod commands;
 pub mod delivery;
+pub mod device_commands;
 pub mod device_jobs;
 pub mod device_updates;
 pub mod executions;
@@ -29,6 +32,7 @@ pub mod page_token;
 
 use crate::error::ServiceError;
 use crate::store::{Page, PageRequest, Store};
+use courier_core::commands::CommandsTopics;
 use courier_core::text::quote;
 use courier_core::{CommandId, TenantId, ValidationCode, ValidationErrors, Validator};
 use page_token::PageTokens;
@@ -47,6 +51,8 @@ pub struct Courier<S> {
     store: S,
     tokens: PageTokens,
     pub(crate) validators: Arc<Mutex<ValidatorCache>>,
+    /// Where the AWS IoT commands protocol's topics are.
+    pub(crate) commands: Arc<CommandsTopics>,
 }
 
 /// Compiled command definitions by tenant and command id.
@@ -67,7 +73,15 @@ impl<S: Store> Courier<S> {
             store,
             tokens,
             validators: Arc::new(Mutex::new(HashMap::new())),
+            commands: Arc::new(CommandsTopics::default()),
         }
+    }
+
+    /// The same service with the commands protocol's topics at `topics`.
+    #[must_use]
+    pub fn with_commands(mut self, topics: CommandsTopics) -> Self {
+        self.commands = Arc::new(topics);
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -86,6 +100,7 @@ impl<S: Store> Courier<S> {
             store: self.store.for_tenant(tenant),
             tokens: self.tokens.clone(),
             validators: Arc::clone(&self.validators),
+            commands: Arc::clone(&self.commands),
         }
     }
 

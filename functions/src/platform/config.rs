@@ -10,6 +10,7 @@
 //! profile (README "Benchmarks").
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
+use courier_core::commands::{self, CommandsTopics};
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 
 #[derive(Debug, Clone)]
@@ -23,6 +24,12 @@ pub struct Config {
     /// `TOPIC_ROOT`: the device protocol's topic root, with `{thingName}`
     /// (default `courier/things/{thingName}/jobs`).
     pub topic_root: TopicRoot,
+    /// The AWS IoT commands protocol: `COMMANDS_ROOT` (default
+    /// `courier/commands/things/{thingName}`; `$aws/commands/things/{thingName}`
+    /// on a broker of one's own), `COMMAND_EVENTS_ROOT` (default
+    /// `courier/events/commandExecution`), and the account its status events'
+    /// ARNs name (`ACCOUNT_ID`, with `AWS_REGION`).
+    pub commands: CommandsTopics,
     /// `TENANT_CLAIM`: the JWT claim naming the caller's tenant (default
     /// `tenant`).
     pub tenant_claim: String,
@@ -56,6 +63,28 @@ impl Config {
         let topic_root = lookup("TOPIC_ROOT").unwrap_or_else(|| DEFAULT_ROOT.into());
         let topic_root =
             TopicRoot::parse(&topic_root).map_err(|e| ConfigError(format!("TOPIC_ROOT: {e}")))?;
+        let commands_root =
+            lookup("COMMANDS_ROOT").unwrap_or_else(|| commands::DEFAULT_ROOT.into());
+        let commands_root = TopicRoot::parse(&commands_root)
+            .map_err(|e| ConfigError(format!("COMMANDS_ROOT: {e}")))?;
+        let events_root =
+            lookup("COMMAND_EVENTS_ROOT").unwrap_or_else(|| commands::DEFAULT_EVENTS_ROOT.into());
+        if events_root.is_empty() || events_root.contains(['+', '#']) || events_root.ends_with('/')
+        {
+            return Err(ConfigError(format!(
+                "COMMAND_EVENTS_ROOT must be a topic without wildcards or a trailing /, got {}",
+                courier_core::text::quote(&events_root)
+            )));
+        }
+        let aws = AwsAccess::from_lookup(&lookup)?;
+        let commands = CommandsTopics {
+            root: commands_root,
+            events_root,
+            arns: commands::Arns {
+                region: aws.region.to_string(),
+                account: lookup("ACCOUNT_ID").unwrap_or_else(|| "000000000000".into()),
+            },
+        };
         let local_dev_identity = match lookup("LOCAL_DEV_IDENTITY").as_deref() {
             Some("on") => true,
             Some("" | "off") | None => false,
@@ -74,9 +103,10 @@ impl Config {
             page_token_secret,
             cors_allow_origin: lookup("CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
             topic_root,
+            commands,
             tenant_claim: lookup("TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
             local_dev_identity,
-            aws: AwsAccess::from_lookup(&lookup)?,
+            aws,
         })
     }
 }

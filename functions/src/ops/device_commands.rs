@@ -1,0 +1,179 @@
+//! THE COMMANDS DEVICE API (AWS IoT commands): what Courier answers when a
+//! device publishes UpdateCommandExecution on
+//! `{root}/executions/{executionId}/response/json`, top to bottom — the
+//! topic parsed (`courier_core::commands`), the payload read, the execution
+//! checked to be the device's and delivered over this protocol, the update
+//! applied (`device_updates`), and the reply on `.../response/accepted/json`
+//! or `.../response/rejected/json`. Returns the messages to publish; the
+//! caller (`entry::device_events`) publishes them. I/O only through the
+//! store.
+//!
+//! The command's request itself is published by `delivery` (dispatch), and
+//! the status events by the dispatcher, from the table's stream.
+
+use super::device_updates::{Delivery, DeviceReports};
+use super::Courier;
+use crate::error::ServiceError;
+use crate::platform::publisher::Message;
+use crate::store::Store;
+use courier_core::commands::{self, Response, TopicError};
+use courier_core::json::Json;
+use courier_core::protocol::RejectedCode;
+use courier_core::{DeviceProtocol, Timestamp, TransitionError};
+
+impl<S: Store> Courier<S> {
+    /// Answers `topic` if it is a commands response topic: `None` when it is
+    /// not one (the Jobs API may answer it). `Err` only when storage is
+    /// unavailable or throttled: nothing is answered then, so that the
+    /// platform delivers the message again.
+    pub async fn command_message(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        delivery: Delivery<'_>,
+        now: Timestamp,
+    ) -> Option<Result<Vec<Message>, ServiceError>> {
+        let response = match commands::parse_response_topic(&self.commands.root, topic) {
+            Ok(response) => response,
+            Err(TopicError::Ignored) => return None,
+            Err(TopicError::Rejected {
+                response,
+                code,
+                message,
+            }) => {
+                return Some(Ok(vec![
+                    self.command_reply_rejected(&response, code, &message)
+                ]))
+            }
+        };
+        // A device's executions live in the tenant that owns the thing.
+        let owner = match self.store().thing_owner(&response.thing).await {
+            Ok(owner) => owner,
+            Err(err) => return Some(Err(err.into())),
+        };
+        let owners_view = match owner {
+            Some(owner) if owner != *self.tenant() => Some(self.for_tenant(&owner)),
+            Some(_) | None => None,
+        };
+        let courier = owners_view.as_ref().unwrap_or(self);
+        let answer = Box::pin(courier.command_response(&response, payload, delivery, now)).await;
+        if let Err(err) = &answer {
+            tracing::warn!(code = err.code().as_str(), error = %err, %topic, "storage unavailable; the message will be delivered again");
+        }
+        Some(answer)
+    }
+
+    /// One UpdateCommandExecution from the device `response` names.
+    async fn command_response(
+        &self,
+        response: &Response,
+        payload: &[u8],
+        delivery: Delivery<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let body = match serde_json::from_slice::<Json>(payload) {
+            Ok(body) => body,
+            Err(e) => {
+                let message = format!("the payload is not JSON: {e}");
+                return Ok(vec![self.command_reply_rejected(
+                    response,
+                    RejectedCode::InvalidJson,
+                    &message,
+                )]);
+            }
+        };
+        let update = match commands::parse_update(&body) {
+            Ok(update) => update,
+            Err(errors) => {
+                return Ok(vec![self.command_reply_rejected(
+                    response,
+                    RejectedCode::InvalidRequest,
+                    &errors.to_string(),
+                )])
+            }
+        };
+        // Only the device's own executions of a commands-protocol command.
+        let id = &response.execution_id;
+        let current = match self.store().get_execution(id, now).await? {
+            Some(e) if e.target == response.thing && e.protocol == DeviceProtocol::Commands => e,
+            _ => {
+                let message = format!("no command execution {id} for {}", response.thing);
+                return Ok(vec![self.command_reply_rejected(
+                    response,
+                    RejectedCode::ResourceNotFound,
+                    &message,
+                )]);
+            }
+        };
+        let outcome = self
+            .apply_device_update(
+                current.target,
+                id.clone(),
+                update,
+                DeviceReports::CommandsStatuses,
+                delivery,
+                now,
+            )
+            .await;
+        match outcome {
+            Ok(_) => Ok(vec![Message {
+                topic: commands::reply_topic(&self.commands.root, response, true),
+                payload: commands::accepted(id),
+            }]),
+            Err(err) if err.is_retryable() => Err(err),
+            Err(err) => {
+                let code = rejection(&err);
+                Ok(vec![self.command_reply_rejected(
+                    response,
+                    code,
+                    &err.to_string(),
+                )])
+            }
+        }
+    }
+
+    fn command_reply_rejected(
+        &self,
+        response: &Response,
+        code: RejectedCode,
+        message: &str,
+    ) -> Message {
+        Message {
+            topic: commands::reply_topic(&self.commands.root, response, false),
+            payload: commands::rejected(code, message, &response.execution_id),
+        }
+    }
+}
+
+/// The commands rejection code for a refused update. An update of an
+/// execution that has ended is `TerminalStateReached`, as AWS IoT commands
+/// answers it ("Command Execution status cannot be updated to REJECTED
+/// since execution has already completed").
+fn rejection(err: &ServiceError) -> RejectedCode {
+    match err {
+        ServiceError::Validation(_) => RejectedCode::InvalidRequest,
+        ServiceError::Transition { error, .. } => match error {
+            TransitionError::TerminalStateReached { .. }
+            | TransitionError::DeadlinePassed { .. } => RejectedCode::TerminalStateReached,
+            TransitionError::VersionMismatch { .. } => RejectedCode::VersionMismatch,
+            TransitionError::InvalidStateTransition { .. } | TransitionError::ForceRequired => {
+                RejectedCode::InvalidStateTransition
+            }
+            TransitionError::TargetMismatch
+            | TransitionError::AttemptMismatch { .. }
+            | TransitionError::Held { .. } => RejectedCode::ResourceNotFound,
+        },
+        ServiceError::NotFound { .. } | ServiceError::NoRoute { .. } => {
+            RejectedCode::ResourceNotFound
+        }
+        ServiceError::Throttled(_) => RejectedCode::RequestThrottled,
+        ServiceError::Conflict(_)
+        | ServiceError::JobEnded { .. }
+        | ServiceError::Unavailable(_)
+        | ServiceError::Internal(_)
+        | ServiceError::Unauthenticated(_)
+        | ServiceError::MissingScope(_)
+        | ServiceError::AccessDenied(_)
+        | ServiceError::MethodNotAllowed { .. } => RejectedCode::InternalError,
+    }
+}

@@ -1,0 +1,345 @@
+//! The AWS IoT commands device protocol against DynamoDB Local: a command
+//! defined with `"protocol": "commands"` is published to its device's
+//! request topic, the device's UpdateCommandExecution (the AWS developer
+//! guide's example payloads, verbatim) is answered on accepted / rejected,
+//! and status events name each change. One case per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::{ExecutionStatus, Timestamp};
+use courier_functions::ops::device_updates::Delivery;
+use courier_functions::ops::Courier;
+use courier_functions::platform::publisher::Message;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::store::Store;
+use courier_tests::{fresh_courier, RecordingPublisher};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(offset: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + offset)
+}
+
+fn jobs_root() -> courier_core::protocol::TopicRoot {
+    courier_core::protocol::TopicRoot::parse(courier_core::protocol::DEFAULT_ROOT).unwrap()
+}
+
+/// A courier with the `My_Car` commands, and one execution of it started
+/// and dispatched to `thing`: its id, and what was published.
+async fn dispatched(thing: &str) -> (Courier<DynamoStore>, String, Vec<(String, Value)>) {
+    let courier = fresh_courier().await;
+    courier
+        .create_command(
+            &json!({"commandId": "set-power", "protocol": "commands", "executionTimeoutSeconds": 300,
+                    "parameters": [{"name": "powerStatus", "type": "S", "enum": ["ON", "OFF"], "required": true}]})
+            .into(),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let (execution, _) = courier
+        .start_execution(
+            "set-power",
+            &json!({"target": thing, "parameters": {"powerStatus": {"S": "ON"}}}).into(),
+            at(1),
+        )
+        .await
+        .unwrap();
+    let publisher = RecordingPublisher::default();
+    courier
+        .dispatch(&jobs_root(), &publisher, &execution, at(2))
+        .await
+        .unwrap();
+    (
+        courier,
+        execution.execution_id.to_string(),
+        publisher.take(),
+    )
+}
+
+async fn respond(
+    courier: &Courier<DynamoStore>,
+    topic: &str,
+    payload: &str,
+    delivery: &str,
+    offset: i64,
+) -> Vec<Message> {
+    courier
+        .command_message(
+            topic,
+            payload.as_bytes(),
+            Delivery::new(delivery),
+            at(offset),
+        )
+        .await
+        .expect("a commands topic")
+        .expect("storage is up")
+}
+
+fn response_topic(thing: &str, id: &str) -> String {
+    format!("courier/commands/things/{thing}/executions/{id}/response/json")
+}
+
+fn payload(message: &Message) -> Value {
+    serde_json::to_value(&message.payload).unwrap()
+}
+
+#[tokio::test]
+async fn the_request_is_published_to_the_devices_request_topic_and_not_to_the_jobs_api() {
+    let (courier, id, published) = dispatched("My_Car").await;
+    assert_eq!(
+        published,
+        [(
+            format!("courier/commands/things/My_Car/executions/{id}/request/json"),
+            json!({"commandId": "set-power", "parameters": {"powerStatus": {"S": "ON"}}})
+        )]
+    );
+    let execution = courier.get_execution(&id, at(3)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::Sent);
+    // The Jobs API of the same thing does not offer it.
+    let pending = courier
+        .pending(&courier_core::ThingName::parse("My_Car").unwrap(), at(3))
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+}
+
+#[tokio::test]
+async fn the_aws_example_updates_are_accepted_and_applied() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    // Verbatim from the AWS IoT developer guide ("UpdateCommandExecution").
+    let in_progress = r#"{
+  "status": "IN_PROGRESS",
+  "statusReason": {
+    "reasonCode": "200",
+    "reasonDescription": "Execution_in_progress"
+  },
+  "result": {
+        "car_battery": {
+            "s": "car battery at 50 percent"
+        }
+    }
+}"#;
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        in_progress,
+        "r1",
+        3,
+    )
+    .await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].topic,
+        format!("courier/commands/things/My_Car/executions/{id}/response/accepted/json")
+    );
+    assert_eq!(payload(&out[0]), json!({"executionId": id}));
+    let failed = format!(
+        r#"{{
+  "deviceId": "My_Car",
+  "executionId": "{id}",
+  "status": "FAILED",
+  "statusReason": {{
+    "reasonCode": "CAR_LOW_ON_BATTERY",
+    "reasonDescription": "Car battery is lower than 5 percent"
+  }}
+}}"#
+    );
+    let out = respond(&courier, &response_topic("My_Car", &id), &failed, "r2", 4).await;
+    assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    let execution = courier.get_execution(&id, at(5)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::Failed);
+    assert_eq!(
+        execution.status_reason.unwrap().reason_code,
+        "CAR_LOW_ON_BATTERY"
+    );
+    assert_eq!(
+        serde_json::to_value(&execution.result).unwrap(),
+        json!({"car_battery": {"S": "car battery at 50 percent"}})
+    );
+}
+
+#[tokio::test]
+async fn an_update_after_the_end_is_rejected_terminal_state_reached() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "SUCCEEDED"}"#,
+        "r1",
+        3,
+    )
+    .await;
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "REJECTED"}"#,
+        "r2",
+        4,
+    )
+    .await;
+    assert_eq!(
+        out[0].topic,
+        format!("courier/commands/things/My_Car/executions/{id}/response/rejected/json")
+    );
+    let body = payload(&out[0]);
+    assert_eq!(
+        (body["error"].as_str(), body["executionId"].as_str()),
+        (Some("TerminalStateReached"), Some(id.as_str()))
+    );
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("SUCCEEDED"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_responses_are_rejected_with_the_aws_codes() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    let cases = [
+        (response_topic("My_Car", &id), "not json", "InvalidJson"),
+        (
+            response_topic("My_Car", &id),
+            r#"{"status": "DONE"}"#,
+            "InvalidRequest",
+        ),
+        (
+            response_topic("My_Car", &id),
+            r#"{"status": "SUCCEEDED", "result": {}}"#,
+            "InvalidRequest",
+        ),
+        (
+            response_topic("My_Car", &id),
+            r#"{"status": "SUCCEEDED", "result": {"x": "STRING"}}"#,
+            "InvalidRequest",
+        ),
+        (
+            response_topic("Other_Car", &id),
+            r#"{"status": "SUCCEEDED"}"#,
+            "ResourceNotFound",
+        ),
+        (
+            format!("courier/commands/things/My_Car/executions/{id}/response/cbor"),
+            r#"{"status": "SUCCEEDED"}"#,
+            "InvalidRequest",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (n, (topic, body, code)) in cases.iter().enumerate() {
+        let out = respond(&courier, topic, body, &format!("bad-{n}"), 3).await;
+        let answer = out.first().map(payload).unwrap_or_default();
+        if answer["error"] != *code || !out[0].topic.ends_with("/response/rejected/json") {
+            wrong.push(format!(
+                "{topic} {body}: {answer} on {:?}",
+                out.first().map(|m| &m.topic)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // and nothing was written
+    let execution = courier.get_execution(&id, at(4)).await.unwrap();
+    assert_eq!(
+        (execution.status, execution.version),
+        (ExecutionStatus::Sent, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_device_may_report_timed_out_itself() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "TIMED_OUT", "statusReason": {"reasonCode": "MOTOR_STALLED"}}"#,
+        "r1",
+        3,
+    )
+    .await;
+    assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    let execution = courier.get_execution(&id, at(4)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::TimedOut);
+    assert_eq!(
+        execution.status_reason.unwrap().reason_code,
+        "MOTOR_STALLED"
+    );
+}
+
+#[tokio::test]
+async fn several_executions_run_on_one_device_at_once() {
+    let (courier, first, _) = dispatched("My_Car").await;
+    let (second, _) = courier
+        .start_execution(
+            "set-power",
+            &json!({"target": "My_Car", "parameters": {"powerStatus": {"S": "OFF"}}}).into(),
+            at(3),
+        )
+        .await
+        .unwrap();
+    let publisher = RecordingPublisher::default();
+    courier
+        .dispatch(&jobs_root(), &publisher, &second, at(4))
+        .await
+        .unwrap();
+    assert_eq!(publisher.take().len(), 1, "sent while the first still runs");
+    for (id, delivery) in [(first.as_str(), "a"), (second.execution_id.as_str(), "b")] {
+        let out = respond(
+            &courier,
+            &response_topic("My_Car", id),
+            r#"{"status": "IN_PROGRESS"}"#,
+            delivery,
+            5,
+        )
+        .await;
+        assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    }
+}
+
+#[tokio::test]
+async fn status_events_follow_the_aws_shape_and_come_once_per_status() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    let publisher = RecordingPublisher::default();
+    let sent = courier.get_execution(&id, at(3)).await.unwrap();
+    // QUEUED -> SENT is CREATED both times: no event
+    let published = courier
+        .command_status_event(&publisher, &sent, Some(ExecutionStatus::Queued), at(3))
+        .await
+        .unwrap();
+    assert!(!published);
+    respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "FAILED", "statusReason": {"reasonCode": "DEVICE_TOO_BUSY", "reasonDescription": ""}}"#,
+        "r1",
+        4,
+    )
+    .await;
+    let failed = courier.get_execution(&id, at(5)).await.unwrap();
+    assert!(courier
+        .command_status_event(&publisher, &failed, Some(ExecutionStatus::Sent), at(5))
+        .await
+        .unwrap());
+    let events = publisher.take();
+    assert_eq!(events.len(), 1);
+    let (topic, event) = &events[0];
+    assert_eq!(topic, "courier/events/commandExecution/set-power/FAILED");
+    assert_eq!(
+        event,
+        &json!({
+            "executionId": id,
+            "status": "FAILED",
+            "statusReason": {"reasonCode": "DEVICE_TOO_BUSY", "reasonDescription": ""},
+            "eventType": "COMMAND_EXECUTION",
+            "commandArn": "arn:aws:iot:us-east-1:000000000000:command/set-power",
+            "targetArn": "arn:aws:iot:us-east-1:000000000000:thing/My_Car",
+            "timestamp": (NOW + 5) * 1000,
+        })
+    );
+    // the store kept what the event says
+    let stored = courier
+        .store()
+        .get_execution(&failed.execution_id, at(6))
+        .await
+        .unwrap();
+    assert_eq!(stored.map(|e| e.status), Some(ExecutionStatus::Failed));
+}
