@@ -35,6 +35,8 @@ AWS_LAMBDA_LOG_FORMAT=JSON
 RUST_LOG=${FUNCTION_LOG:-info}
 LOCAL_DEV_IDENTITY=on
 TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
+COMMANDS_ROOT='${COMMANDS_ROOT:-courier/commands/things/{thingName\}}'
+COMMAND_EVENTS_ROOT='${COMMAND_EVENTS_ROOT:-courier/events/commandExecution}'
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.

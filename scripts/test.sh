@@ -66,16 +66,22 @@ MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-
   INVOKE_URL="http://127.0.0.1:$WATCH_PORT" TABLE_NAME=courier-local \
   cargo test --locked -p courier-tests --test e2e_mqtt || { on_failure; exit 1; }
 
-step "conformance: an unmodified AWS IoT Device SDK jobs client (awsiotsdk) under the \$aws/things root"
+step "conformance: an unmodified AWS IoT Device SDK jobs client (awsiotsdk) under the \$aws/things root, and the AWS IoT commands protocol under \$aws/commands"
 # A second stack on the same DynamoDB Local, with the functions and the rules
-# stand-in under TOPIC_ROOT=$aws/things/{thingName}/jobs.
+# stand-in under the AWS roots: TOPIC_ROOT=$aws/things/{thingName}/jobs,
+# COMMANDS_ROOT=$aws/commands/things/{thingName}, status events under
+# $aws/events/commandExecution.
 (
   export TOPIC_ROOT='$aws/things/{thingName}/jobs'
+  export COMMANDS_ROOT='$aws/commands/things/{thingName}'
+  export COMMAND_EVENTS_ROOT='$aws/events/commandExecution'
   unset MQTT_PORT WATCH_PORT PUBLISH_PORT WATCH_PGID MOSQUITTO_PID BRIDGE_PID
   trap stop_local_stack EXIT
   start_local_stack "$DDB_PORT" courier-sdk sdk
   MQTT_PORT=$MQTT_PORT API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
     python tests/sdk/jobs_client.py || { tail -30 .local/sdk-watch.log; tail -10 .local/sdk-bridge.log; exit 1; }
+  MQTT_PORT=$MQTT_PORT API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
+    python tests/sdk/commands_client.py || { tail -30 .local/sdk-watch.log; tail -10 .local/sdk-bridge.log; exit 1; }
 )
 
 step "smoke test through cargo lambda (watch + invoke)"

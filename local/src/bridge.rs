@@ -5,8 +5,9 @@
 //! plane, the DynamoDB stream event source mapping and EventBridge Scheduler
 //! do these jobs.
 //!
-//! - [`run_rules`], the IoT rules: subscribes to the Jobs request topics on
-//!   mosquitto and invokes `device-events` with the event the rule's SELECT
+//! - [`run_rules`], the IoT rules: subscribes to the Jobs request topics and
+//!   the commands response topics on mosquitto and invokes `device-events`
+//!   with the event the rule's SELECT
 //!   delivers (`{"payload": base64, "topic": ..., "receivedAt": epoch ms}`),
 //!   asynchronously, as IoT rules invoke Lambda.
 //! - [`run_data_plane`], the IoT data plane's Publish API (`POST
@@ -22,6 +23,7 @@ use crate::http::{self, HttpClient};
 use crate::stream::{StartAt, StreamPoller};
 use base64::Engine as _;
 use bytes::Bytes;
+use courier_core::commands;
 use courier_core::protocol::TopicRoot;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -52,7 +54,12 @@ const REQUEST_TOPICS: [&str; 4] = ["get", "start-next", "+/get", "+/update"];
 
 /// The IoT rules: every request message becomes a `device-events`
 /// invocation.
-pub async fn run_rules(broker: &str, invoke_url: &str, root: &TopicRoot) {
+pub async fn run_rules(
+    broker: &str,
+    invoke_url: &str,
+    root: &TopicRoot,
+    commands_root: &TopicRoot,
+) {
     let (client, mut eventloop) = mqtt_client(broker, "courier-local-rules");
     let http = http::client();
     loop {
@@ -70,9 +77,11 @@ pub async fn run_rules(broker: &str, invoke_url: &str, root: &TopicRoot) {
             }
             // (Re-)subscribe on every connection (clean session).
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                for suffix in REQUEST_TOPICS {
-                    if let Err(e) = client.try_subscribe(root.filter(suffix), QoS::AtLeastOnce) {
-                        eprintln!("rules: subscribe {suffix}: {e}");
+                let jobs = REQUEST_TOPICS.iter().map(|suffix| root.filter(suffix));
+                let commands = commands::response_filters(commands_root);
+                for filter in jobs.chain(commands) {
+                    if let Err(e) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
+                        eprintln!("rules: subscribe {filter}: {e}");
                     }
                 }
             }

@@ -12,8 +12,10 @@
 //!
 //! Environment: DYNAMODB_ENDPOINT, and for `bridge` MQTT_BROKER (host:port),
 //! INVOKE_URL (cargo lambda watch), PUBLISH_PORT (the data-plane stand-in),
-//! TABLE_NAME, TOPIC_ROOT (optional), SWEEP_EVERY_MS (default 1000).
+//! TABLE_NAME, TOPIC_ROOT and COMMANDS_ROOT (optional), SWEEP_EVERY_MS
+//! (default 1000).
 
+use courier_core::commands;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_functions::store::layout;
 use courier_local::{aws, bridge};
@@ -69,6 +71,9 @@ async fn bridge() -> Result<(), Box<dyn std::error::Error>> {
     let publish_port: u16 = var("PUBLISH_PORT")?.parse()?;
     let root =
         TopicRoot::parse(&std::env::var("TOPIC_ROOT").unwrap_or_else(|_| DEFAULT_ROOT.into()))?;
+    let commands_root = TopicRoot::parse(
+        &std::env::var("COMMANDS_ROOT").unwrap_or_else(|_| commands::DEFAULT_ROOT.into()),
+    )?;
     let every = Duration::from_millis(
         std::env::var("SWEEP_EVERY_MS")
             .ok()
@@ -80,7 +85,7 @@ async fn bridge() -> Result<(), Box<dyn std::error::Error>> {
         "courier-local bridge: rules {broker} -> {invoke}/device-events; data plane :{publish_port} -> {broker}; stream of {table} -> dispatcher; sweeper every {every:?}"
     );
     tokio::select! {
-        () = bridge::run_rules(&broker, &invoke, &root) => {}
+        () = bridge::run_rules(&broker, &invoke, &root, &commands_root) => {}
         () = bridge::run_data_plane(listener, &broker) => {}
         () = bridge::run_event_source(&table, &invoke) => {}
         () = bridge::run_scheduler(&invoke, every) => {}
