@@ -190,11 +190,13 @@ impl Function {
     }
 
     async fn device(&self, thing: &str, suffix: &str, payload: Value, n: i64) -> Value {
-        let event = iot_rule_event_at(
-            &format!("courier/things/{thing}/jobs/{suffix}"),
-            &payload,
-            (NOW + n) * 1000,
-        );
+        self.device_on(&format!("courier/things/{thing}/jobs/{suffix}"), payload, n)
+            .await
+    }
+
+    /// A device's message on any topic the rules deliver.
+    async fn device_on(&self, topic: &str, payload: Value, n: i64) -> Value {
+        let event = iot_rule_event_at(topic, &payload, (NOW + n) * 1000);
         let published = send_to_device_events(
             &self.courier,
             &self.publisher,
@@ -559,6 +561,38 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["CANCELED", "CANCELED"], "{left}");
+
+    // AND a command over the AWS IoT commands protocol: its request
+    // published, the device's response answered, its status events
+    api.api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "unlock", "protocol": "commands"})),
+        at(1300),
+    )
+    .await;
+    let unlock = api
+        .api(
+            "POST",
+            "/commands/unlock/executions",
+            Some(json!({"target": "car-1"})),
+            at(1300),
+        )
+        .await;
+    dispatcher.drain(&mut stream, at(1301)).await;
+    let id = unlock["executionId"].as_str().unwrap();
+    let answered = device
+        .device_on(
+            &format!("courier/commands/things/car-1/executions/{id}/response/json"),
+            json!({"status": "SUCCEEDED"}),
+            1302,
+        )
+        .await;
+    assert!(
+        answered.to_string().contains("/response/accepted/json"),
+        "{answered}"
+    );
+    dispatcher.drain(&mut stream, at(1303)).await;
 
     [
         ("ApiFunction", api.used()),
