@@ -646,6 +646,54 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
     assert!(seen >= 3);
 }
 
+/// DELETE /executions/{id} (DeleteCommandExecution) removes a standalone
+/// execution that has ended; a running one or a job's is refused with a 409
+/// that says why, and nothing is removed.
+#[tokio::test]
+async fn only_an_ended_standalone_execution_can_be_deleted() {
+    let api = Api::new().await.with_command().await;
+    let start = |token: &str| json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}, "clientToken": token});
+    let running = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(start("run")),
+        )
+        .await;
+    let running_id = running.body["executionId"].as_str().unwrap().to_owned();
+    let refused = api
+        .call("DELETE", &format!("/executions/{running_id}"), None)
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (409, Some("ConflictException"))
+    );
+    assert!(
+        refused.body["message"].as_str().unwrap().contains("QUEUED"),
+        "{}",
+        refused.body
+    );
+    let canceled = api
+        .call("POST", &format!("/executions/{running_id}/cancel"), None)
+        .await;
+    assert_eq!(canceled.status, 200);
+    let deleted = api
+        .call("DELETE", &format!("/executions/{running_id}"), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let gone = api
+        .call("GET", &format!("/executions/{running_id}"), None)
+        .await;
+    assert_eq!(gone.status, 404);
+    let again = api
+        .call("DELETE", &format!("/executions/{running_id}"), None)
+        .await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (404, Some("ResourceNotFoundException"))
+    );
+}
+
 /// A job whose retention has passed is gone, as an expired execution is,
 /// even while DynamoDB's TTL has not removed the item yet; its id cannot be
 /// reused until it is removed.

@@ -593,6 +593,9 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         "{answered}"
     );
     dispatcher.drain(&mut stream, at(1303)).await;
+    // AND the ended execution is deleted
+    api.api("DELETE", &format!("/executions/{id}"), None, at(1304))
+        .await;
 
     [
         ("ApiFunction", api.used()),

@@ -7,7 +7,8 @@ use super::Listing;
 use crate::error::ServiceError;
 use crate::platform::ids;
 use crate::store::{
-    CreateOutcome, ExecutionQuery, ExecutionsOf, RequestHash, Store, StoreError, TransitionOutcome,
+    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, RequestHash, Store, StoreError,
+    TransitionOutcome,
 };
 use courier_core::json::Json;
 use courier_core::text::quote;
@@ -209,6 +210,33 @@ impl<S: Store> Courier<S> {
         }
         self.redact_all(&mut page.items).await;
         Ok(self.listing(&scope, page))
+    }
+
+    /// `DELETE /executions/{id}` (AWS IoT commands' DeleteCommandExecution):
+    /// removes an execution that has ended, before its retention would. One
+    /// that is still running, or that belongs to a job (whose statistics and
+    /// history depend on it), is refused with a 409 that says which.
+    pub async fn delete_execution(&self, raw_id: &str, now: Timestamp) -> Result<(), ServiceError> {
+        let id = ExecutionId::parse_at(raw_id, "executionId").map_err(ValidationErrors::from)?;
+        match self.store.delete_execution(&id, now).await? {
+            Deleted::Deleted => {
+                tracing::info!(execution_id = %id, "execution deleted");
+                Ok(())
+            }
+            Deleted::NotFound => Err(ServiceError::NotFound {
+                what: "execution",
+                id: id.to_string(),
+            }),
+            Deleted::Refused(current) => Err(ServiceError::Conflict(match &current.job_id {
+                Some(job) => format!(
+                    "execution {id} belongs to job {job}, whose statistics and history depend on it; it expires with the job's retention"
+                ),
+                None => format!(
+                    "execution {id} is {}; only an execution that has ended can be deleted (cancel it first)",
+                    current.status.as_str()
+                ),
+            })),
+        }
     }
 
     /// `POST /executions/{id}/cancel` by an operator (`caller` is who, for

@@ -39,7 +39,8 @@ macro_rules! conditional_failure {
 }
 conditional_failure!(
     aws_sdk_dynamodb::operation::put_item::PutItemError,
-    aws_sdk_dynamodb::operation::update_item::UpdateItemError
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError
 );
 
 /// Sorts an SDK failure into retryable (throttled, unavailable) or not.

@@ -13,8 +13,8 @@ use super::layout::{
 };
 use super::update::UpdateBuilder;
 use super::{
-    CreateOutcome, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome, RequestHash, Store,
-    StoreError, ToldNext, TransitionOutcome,
+    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome,
+    RequestHash, Store, StoreError, ToldNext, TransitionOutcome,
 };
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -47,6 +47,55 @@ impl Store for DynamoStore {
             self.remember_owner(thing, owner);
         }
         Ok(owner)
+    }
+
+    async fn delete_execution(
+        &self,
+        id: &ExecutionId,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError> {
+        let terminal: Vec<&str> = ExecutionStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(&self.tenant, id)))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND timeToLive > :now AND attribute_not_exists(jobId) AND #status IN ({})",
+                (0..terminal.len()).map(|i| format!(":s{i}")).collect::<Vec<_>>().join(", ")
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", number(now.as_secs_f64()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (i, status) in terminal.iter().enumerate() {
+            request = request.expression_attribute_values(
+                format!(":s{i}"),
+                AttributeValue::S((*status).to_owned()),
+            );
+        }
+        match request.send().await {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(Deleted::Deleted)
+            }
+            Err(err) if is_conditional_failure(&err) => match conditional_failure_item(&err) {
+                Some(old) => {
+                    let execution = execution_from_item(old)?;
+                    if execution.is_expired(now) {
+                        Ok(Deleted::NotFound)
+                    } else {
+                        Ok(Deleted::Refused(Box::new(execution)))
+                    }
+                }
+                None => Ok(Deleted::NotFound),
+            },
+            Err(err) => Err(classify(err)),
+        }
     }
 
     async fn told_next(&self, thing: &ThingName) -> Result<ToldNext, StoreError> {

@@ -102,6 +102,16 @@ impl RequestHash {
     }
 }
 
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    Deleted,
+    /// Absent or expired.
+    NotFound,
+    /// Not ended, or a job's: the record as it is.
+    Refused(Box<CommandExecution>),
+}
+
 /// What a device was last told its next execution is. `version` counts the
 /// records; each is written on the condition that it is still the one read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -226,6 +236,16 @@ pub trait Store: Send + Sync + Clone {
         target: &ThingName,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
+
+    /// Deletes a standalone execution that has ended (DeleteCommandExecution):
+    /// one conditional DeleteItem, so an execution that is still running, or
+    /// belongs to a job, is never removed. `Deleted::Refused` carries the
+    /// record as it is.
+    fn delete_execution(
+        &self,
+        id: &ExecutionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Deleted, StoreError>> + Send;
 
     /// What `thing` was last told its next execution is (notify-next), as
     /// every publisher records it on the thing's owner item.

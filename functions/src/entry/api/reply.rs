@@ -109,7 +109,10 @@ impl Reply {
         };
         set(header::CONTENT_TYPE, "application/json");
         set(header::ACCESS_CONTROL_ALLOW_ORIGIN, &cors.allow_origin);
-        set(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
+        set(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "GET, POST, DELETE, OPTIONS",
+        );
         set(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             "content-type, authorization, x-amz-date, x-amz-security-token, x-api-key",

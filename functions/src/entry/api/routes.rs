@@ -80,7 +80,7 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
 fn required_scope(method: &Method, segments: &[&str]) -> Scope {
     match (method.as_str(), segments.last()) {
         ("GET", _) => Scope::Read,
-        ("POST", Some(&"cancel")) => Scope::Cancel,
+        ("POST", Some(&"cancel")) | ("DELETE", _) => Scope::Cancel,
         _ => Scope::Write,
     }
 }
@@ -161,6 +161,10 @@ async fn route<S: JobStore, G: ThingGroups>(
             }
             Ok(Reply::json(200, &execution))
         }
+        ("DELETE", ["executions", id]) => {
+            courier.delete_execution(id, now).await?;
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
+        }
         ("POST", ["executions", id, "cancel"]) => Ok(Reply::json(
             200,
             &courier
@@ -219,6 +223,7 @@ fn not_allowed(method: &Method, path: &str, segments: &[&str]) -> ServiceError {
         ["commands", _, "executions"] | ["executions", _, "cancel"] | ["jobs", _, "cancel"] => {
             "POST"
         }
+        ["executions", _] => "GET, DELETE",
         _ => "GET",
     };
     ServiceError::MethodNotAllowed {
