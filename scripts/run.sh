@@ -18,7 +18,7 @@ FLEET=${FLEET:-5}
 TABLE=${TABLE_NAME:-courier}
 
 scripts/setup.sh
-trap 'echo; echo "stopping"; stop_process "${FLEET_PID:-}"; stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+trap 'echo; echo "stopping"; stop_process "${FLEET_PID:-}"; stop_process "${CARS_PID:-}"; stop_local_stack; stop_static; stop_moto; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 trap 'exit 0' INT TERM
 step "DynamoDB Local on :$DDB_PORT (in memory)"
 scripts/dynamodb-local.sh start "$DDB_PORT"
@@ -30,6 +30,9 @@ WATCH_RELOAD=on WATCH_PORT=$API_PORT SWEEP_EVERY_MS=5000 start_local_stack "$DDB
 step "a simulated fleet: $FLEET devices (dev-1..dev-$FLEET), mixed behaviour"
 target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things "$FLEET" --mode mixed > .local/fleet.log 2>&1 &
 FLEET_PID=$!
+step "and 2 cars (car-1, car-2) speaking the AWS IoT commands protocol"
+target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things 2 --prefix car- --protocol commands --mode mixed > .local/cars.log 2>&1 &
+CARS_PID=$!
 MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" target/debug/courier-local create-group fleet $(seq -f 'dev-%g' 1 "$FLEET")
 API="http://127.0.0.1:$API_PORT/lambda-url/api"
 step "dashboard on :$DASH_PORT (building the WASM module)"
@@ -43,6 +46,7 @@ Courier is running.
   HTTP API        $API        (e.g. curl $API/health)
   MQTT broker     127.0.0.1:$MQTT_PORT  (mosquitto_sub -p $MQTT_PORT -t 'courier/things/#' -v)
   devices         dev-1 .. dev-$FLEET (courier-device --mode mixed), log in .local/fleet.log
+                  car-1, car-2 (AWS IoT commands protocol), log in .local/cars.log
   DynamoDB Local  http://127.0.0.1:$DDB_PORT   table "$TABLE"
   IoT (moto)      http://127.0.0.1:$MOTO_PORT  thing group "fleet" = dev-1 .. dev-$FLEET
   logs            .local/run-watch.log (functions, JSON), .local/run-bridge.log
@@ -53,6 +57,8 @@ Walk-through (also in README.md):
   curl -s "$API/executions?target=dev-1"      # SENT, IN_PROGRESS, then SUCCEEDED/FAILED/REJECTED as the device answers
   curl -s -XPOST $API/jobs -d '{"commandId":"set-config","targets":{"thingGroup":"fleet"},"parameters":{"rate":{"I":60}}}'
   curl -s $API/jobs                           # the job with its statistics (GET /jobs/{jobId})
+  curl -s -XPOST $API/commands -d '{"commandId":"unlock","protocol":"commands"}'
+  curl -s -XPOST $API/commands/unlock/executions -d '{"target":"car-1"}'   # published to car-1's request topic
 
 Ctrl-C stops everything.
 TXT

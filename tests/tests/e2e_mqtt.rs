@@ -430,3 +430,63 @@ async fn a_job_over_a_thing_group_completes_while_mqtt_devices_work() {
     .await;
     assert_eq!(failed["items"][0]["target"], json!(things[0]));
 }
+
+/// The simulator speaks the AWS IoT commands protocol too: two executions of
+/// a commands-protocol command, started at once on one simulated thing,
+/// both end SUCCEEDED with its result (several run on a device at once).
+#[tokio::test]
+async fn the_simulator_runs_commands_protocol_executions_at_once() {
+    let (status, body) = api(
+        "POST",
+        "/commands",
+        Some(json!({"commandId": "e2e-unlock", "protocol": "commands", "executionTimeoutSeconds": 120})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let binary = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/debug/courier-device"
+    );
+    let mut simulator = std::process::Command::new(binary)
+        .args([
+            "--broker",
+            &env("MQTT_BROKER"),
+            "--thing",
+            "sim-car-1",
+            "--protocol",
+            "commands",
+            "--step-ms",
+            "50",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("target/debug/courier-device (built by make test's local stack)");
+    tokio::time::sleep(Duration::from_millis(500)).await; // connected and subscribed
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = api(
+            "POST",
+            "/commands/e2e-unlock/executions",
+            Some(json!({"target": "sim-car-1"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["executionId"].as_str().unwrap().to_owned());
+    }
+    let mut ended = Vec::new();
+    for id in &ids {
+        ended.push(eventually(id, Duration::from_secs(30), |e| e["status"] == "SUCCEEDED").await);
+    }
+    let _ = simulator.kill();
+    for e in &ended {
+        assert_eq!(
+            (
+                e["status"].as_str(),
+                e["protocol"].as_str(),
+                &e["result"]["ok"]
+            ),
+            (Some("SUCCEEDED"), Some("commands"), &json!({"B": true})),
+            "{e}"
+        );
+    }
+}

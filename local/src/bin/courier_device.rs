@@ -9,6 +9,11 @@
 //! (REJECTED), silent (takes it with a 1-minute step timer, then says
 //! nothing: the sweeper times it out), disconnect (drops off mid-execution),
 //! mixed (each execution picks one of the above by its id).
+//!
+//! `--protocol commands` speaks the AWS IoT commands device protocol
+//! instead (root `--root`, default `courier/commands/things/{thingName}`):
+//! each request published to the thing is answered on its response topic,
+//! IN_PROGRESS with a result, then the mode's final status, several at once.
 
 use courier_local::mqtt::MqttDevice;
 use serde_json::{json, Value};
@@ -22,6 +27,7 @@ struct Options {
     steps: u32,
     step_ms: u64,
     root: String,
+    commands: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -31,7 +37,8 @@ fn options() -> Result<Options, String> {
         mode: "ok".into(),
         steps: 3,
         step_ms: 300,
-        root: courier_core::protocol::DEFAULT_ROOT.into(),
+        root: String::new(),
+        commands: false,
     };
     let (mut count, mut prefix) = (1u32, "dev-".to_owned());
     let mut args = std::env::args().skip(1);
@@ -46,6 +53,13 @@ fn options() -> Result<Options, String> {
             "--steps" => o.steps = value()?.parse().map_err(|e| format!("--steps: {e}"))?,
             "--step-ms" => o.step_ms = value()?.parse().map_err(|e| format!("--step-ms: {e}"))?,
             "--root" => o.root = value()?,
+            "--protocol" => {
+                o.commands = match value()?.as_str() {
+                    "jobs" => false,
+                    "commands" => true,
+                    other => return Err(format!("--protocol is jobs or commands, got {other}")),
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown flag {other}; see the header of src/bin/courier_device.rs"
@@ -55,6 +69,13 @@ fn options() -> Result<Options, String> {
     }
     if o.things.is_empty() {
         o.things = (1..=count).map(|i| format!("{prefix}{i}")).collect();
+    }
+    if o.root.is_empty() {
+        o.root = if o.commands {
+            courier_core::commands::DEFAULT_ROOT.into()
+        } else {
+            courier_core::protocol::DEFAULT_ROOT.into()
+        };
     }
     Ok(o)
 }
@@ -66,7 +87,12 @@ async fn main() -> Result<(), String> {
     for thing in o.things.clone() {
         let o = o.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = run_thing(&o, &thing).await {
+            let run = if o.commands {
+                run_commands_thing(&o, &thing).await
+            } else {
+                run_thing(&o, &thing).await
+            };
+            if let Err(e) = run {
                 eprintln!("{thing}: {e}");
             }
         }));
@@ -181,5 +207,90 @@ async fn run_thing(o: &Options, thing: &str) -> Result<(), String> {
             Err(e) => println!("{thing}: {id} final update rejected: {}", e["code"]),
         }
         device.clear();
+    }
+}
+
+/// The mode an execution is run in (`mixed` picks one by its id).
+fn mode_for<'a>(o: &'a Options, id: &str) -> &'a str {
+    match o.mode.as_str() {
+        "mixed" => ["ok", "ok", "ok", "fail", "reject", "slow"]
+            [id.bytes().map(usize::from).sum::<usize>() % 6],
+        other => other,
+    }
+}
+
+/// A thing speaking the AWS IoT commands protocol: every request on
+/// `{root}/executions/{id}/request/json` is answered on its response topic.
+async fn run_commands_thing(o: &Options, thing: &str) -> Result<(), String> {
+    let mut device = MqttDevice::connect(&o.broker, thing, &o.root).await?;
+    println!("{thing}: connected (commands)");
+    loop {
+        let Some((topic, request, _)) = device
+            .wait_for(Duration::from_secs(3600), |(topic, _, _)| {
+                topic.ends_with("/request/json")
+            })
+            .await
+        else {
+            continue;
+        };
+        let Some(id) = topic
+            .strip_prefix(&format!("{}/executions/", device.root))
+            .and_then(|rest| rest.strip_suffix("/request/json"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let mode = mode_for(o, &id);
+        println!("{thing}: request {id} ({}) as {mode}", request["commandId"]);
+        let response = format!("executions/{id}/response/json");
+        match mode {
+            "silent" => continue,
+            "disconnect" => {
+                device.disconnect().await;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let pause = Duration::from_millis(if mode == "slow" {
+            o.step_ms * 10
+        } else {
+            o.step_ms
+        });
+        let updates = [
+            json!({"status": "IN_PROGRESS", "statusReason": {"reasonCode": "STARTED"},
+                   "result": {"progress": {"s": "started"}}}),
+            match mode {
+                "fail" => {
+                    json!({"status": "FAILED", "statusReason": {"reasonCode": "SIMULATED_FAILURE",
+                                 "reasonDescription": "courier-device --mode fail"}})
+                }
+                "reject" => {
+                    json!({"status": "REJECTED", "statusReason": {"reasonCode": "NOT_SUPPORTED"}})
+                }
+                _ => json!({"status": "SUCCEEDED", "result": {"ok": {"b": true}}}),
+            },
+        ];
+        for update in updates {
+            tokio::time::sleep(pause).await;
+            device.publish(&response, &update).await?;
+            let answer = device
+                .wait_for(Duration::from_secs(15), |(topic, _, _)| {
+                    topic.ends_with(&format!("{id}/response/accepted/json"))
+                        || topic.ends_with(&format!("{id}/response/rejected/json"))
+                })
+                .await;
+            match answer {
+                Some((topic, _, _)) if topic.ends_with("/accepted/json") => {}
+                Some((_, body, _)) => {
+                    println!("{thing}: {id} rejected: {}", body["error"]);
+                    break;
+                }
+                None => {
+                    println!("{thing}: {id}: no answer within 15 s");
+                    break;
+                }
+            }
+        }
+        println!("{thing}: {id} done");
     }
 }
