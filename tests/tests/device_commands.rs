@@ -343,3 +343,52 @@ async fn status_events_follow_the_aws_shape_and_come_once_per_status() {
         .unwrap();
     assert_eq!(stored.map(|e| e.status), Some(ExecutionStatus::Failed));
 }
+
+/// AWS lets a device's report replace a cloud-set TIMED_OUT; Courier keeps
+/// it as the late result, answers the device as AWS would (accepted), and
+/// the TIMED_OUT status event carries it.
+#[tokio::test]
+async fn a_report_after_the_timeout_is_accepted_and_kept_as_the_late_result() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    // created at +1 with a 300 s timeout: the deadline passed at +301
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "SUCCEEDED", "result": {"unlocked": {"b": true}}}"#,
+        "late",
+        400,
+    )
+    .await;
+    assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    let execution = courier.get_execution(&id, at(401)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::TimedOut);
+    let late = execution
+        .late_result
+        .clone()
+        .expect("kept as the late result");
+    assert_eq!(late.status, ExecutionStatus::Succeeded);
+    let publisher = RecordingPublisher::default();
+    assert!(courier
+        .command_status_event(&publisher, &execution, Some(ExecutionStatus::Sent), at(401))
+        .await
+        .unwrap());
+    let (topic, event) = publisher.take().remove(0);
+    assert_eq!(topic, "courier/events/commandExecution/set-power/TIMED_OUT");
+    assert_eq!(event["lateResult"]["status"], "SUCCEEDED", "{event}");
+    assert_eq!(
+        event["lateResult"]["result"],
+        json!({"unlocked": {"B": true}}),
+        "{event}"
+    );
+    // a second report is not kept again, and is refused as AWS refuses one
+    // after a final status
+    let again = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "FAILED"}"#,
+        "later",
+        500,
+    )
+    .await;
+    assert_eq!(payload(&again[0])["error"], "TerminalStateReached");
+}

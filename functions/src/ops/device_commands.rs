@@ -19,7 +19,7 @@ use crate::store::Store;
 use courier_core::commands::{self, Response, TopicError};
 use courier_core::json::Json;
 use courier_core::protocol::RejectedCode;
-use courier_core::{DeviceProtocol, Timestamp, TransitionError};
+use courier_core::{DeviceProtocol, ExecutionStatus, Timestamp, TransitionError};
 
 impl<S: Store> Courier<S> {
     /// Answers `topic` if it is a commands response topic: `None` when it is
@@ -121,6 +121,26 @@ impl<S: Store> Courier<S> {
                 payload: commands::accepted(id),
             }]),
             Err(err) if err.is_retryable() => Err(err),
+            // Timed out by the cloud before this report: AWS would let the
+            // report replace TIMED_OUT; Courier keeps it as the execution's
+            // late result (shown by the API and the status event), so the
+            // device is answered as AWS answers it.
+            Err(ServiceError::Transition {
+                error:
+                    TransitionError::TerminalStateReached {
+                        status: ExecutionStatus::TimedOut,
+                    },
+                current: Some(current),
+            }) if current
+                .late_result
+                .as_ref()
+                .is_some_and(|late| late.received_at == now) =>
+            {
+                Ok(vec![Message {
+                    topic: commands::reply_topic(&self.commands.root, response, true),
+                    payload: commands::accepted(id),
+                }])
+            }
             Err(err) => {
                 let code = rejection(&err);
                 Ok(vec![self.command_reply_rejected(
