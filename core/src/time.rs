@@ -48,6 +48,84 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// A time as a query gives it: epoch seconds (`1795302340`,
+    /// `1795302340.5`), or a UTC date and time as AWS IoT's list filters
+    /// write it (`2026-11-28T10:15`, also with `:SS` and a trailing `Z`).
+    pub fn parse_text(raw: &str) -> Option<Self> {
+        if let Ok(secs) = raw.parse::<f64>() {
+            return Self::from_secs_f64(secs);
+        }
+        let raw = raw.strip_suffix('Z').unwrap_or(raw);
+        let (date, time) = raw.split_once('T')?;
+        let mut d = date.splitn(3, '-');
+        let (year, month, day) = (d.next()?, d.next()?, d.next()?);
+        let mut t = time.splitn(3, ':');
+        let (hour, minute, second) = (t.next()?, t.next()?, t.next().unwrap_or("00"));
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(year, 4)
+            && digits(month, 2)
+            && digits(day, 2)
+            && digits(hour, 2)
+            && digits(minute, 2)
+            && digits(second, 2))
+        {
+            return None;
+        }
+        let num = |s: &str| s.parse::<i64>().ok();
+        let (y, m, d, h, mi, se) = (
+            num(year)?,
+            num(month)?,
+            num(day)?,
+            num(hour)?,
+            num(minute)?,
+            num(second)?,
+        );
+        let month_days = [
+            31,
+            if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
+                29
+            } else {
+                28
+            },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let valid = (1..=12).contains(&m)
+            && d >= 1
+            && d <= month_days[usize::try_from(m - 1).ok()?]
+            && h < 24
+            && mi < 60
+            && se < 60;
+        if !valid {
+            return None;
+        }
+        Some(Self::from_secs(
+            days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se,
+        ))
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.0 % 1000 == 0 {
@@ -106,5 +184,45 @@ mod tests {
             "1700000000.123"
         );
         assert_eq!(Timestamp::from_millis(-1).epoch_secs(), -1);
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::Timestamp;
+
+    #[test]
+    fn times_in_queries_are_epoch_seconds_or_utc_dates() {
+        assert_eq!(
+            Timestamp::parse_text("1795302340"),
+            Some(Timestamp::from_secs(1_795_302_340))
+        );
+        assert_eq!(
+            Timestamp::parse_text("1970-01-01T00:00"),
+            Some(Timestamp::from_secs(0))
+        );
+        assert_eq!(
+            Timestamp::parse_text("2026-11-28T10:15"),
+            Some(Timestamp::from_secs(1_795_860_900))
+        );
+        assert_eq!(
+            Timestamp::parse_text("2026-11-28T10:15:30Z"),
+            Some(Timestamp::from_secs(1_795_860_930))
+        );
+        assert_eq!(
+            Timestamp::parse_text("2024-02-29T00:00"),
+            Some(Timestamp::from_secs(1_709_164_800))
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00",
+            "2025-02-29T00:00",
+            "2026-11-28",
+            "2026-11-28T25:00",
+            "2026-1-2T03:04",
+        ] {
+            assert_eq!(Timestamp::parse_text(bad), None, "{bad}");
+        }
     }
 }

@@ -646,6 +646,147 @@ async fn fixture_events_in_tests_events_are_valid_lambda_events() {
     assert!(seen >= 3);
 }
 
+/// GET /executions takes ListCommandExecutions' filters: sort order, a
+/// started or a completed time range (epoch seconds or AWS's
+/// `YYYY-MM-DDTHH:MM`), and ARNs for the target or the command.
+#[tokio::test]
+async fn executions_are_listed_with_the_aws_filters() {
+    let api = Api::new().await.with_command().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let created = api
+            .call_at(
+                "POST",
+                "/commands/set-config/executions",
+                Some(json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}})),
+                NOW + n * 10,
+            )
+            .await;
+        ids.push(created.body["executionId"].as_str().unwrap().to_owned());
+    }
+    // the first starts at +35 and ends at +40, the second starts at +36 (the
+    // command allows 300 s: nothing times out)
+    api.device(
+        "dev-1",
+        &ids[0],
+        json!({"status": "IN_PROGRESS"}),
+        "s0",
+        NOW + 35,
+    )
+    .await;
+    api.device(
+        "dev-1",
+        &ids[0],
+        json!({"status": "SUCCEEDED"}),
+        "e0",
+        NOW + 40,
+    )
+    .await;
+    api.device(
+        "dev-1",
+        &ids[1],
+        json!({"status": "IN_PROGRESS"}),
+        "s1",
+        NOW + 36,
+    )
+    .await;
+    let listed = |query: &str| {
+        let query = query.to_owned();
+        let api = &api;
+        async move {
+            let reply = api
+                .call_at("GET", &format!("/executions?{query}"), None, NOW + 50)
+                .await;
+            let ids: Vec<String> = reply.body["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|e| e["executionId"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (reply.status, ids, reply.body)
+        }
+    };
+    let at = |secs: i64| secs.to_string();
+    let cases: Vec<(String, Vec<&String>)> = vec![
+        ("target=dev-1".into(), vec![&ids[2], &ids[1], &ids[0]]),
+        (
+            "target=dev-1&sortOrder=DESCENDING".into(),
+            vec![&ids[2], &ids[1], &ids[0]],
+        ),
+        (
+            "target=dev-1&sortOrder=ASCENDING".into(),
+            vec![&ids[0], &ids[1], &ids[2]],
+        ),
+        (
+            format!("target=dev-1&startedAfter={}", at(NOW + 30)),
+            vec![&ids[1], &ids[0]],
+        ),
+        (
+            format!("target=dev-1&startedAfter={}", at(NOW + 36)),
+            vec![&ids[1]],
+        ),
+        (
+            format!("target=dev-1&startedBefore={}", at(NOW + 35)),
+            vec![&ids[0]],
+        ),
+        (
+            format!("target=dev-1&completedAfter={}", at(NOW + 40)),
+            vec![&ids[0]],
+        ),
+        (
+            "target=dev-1&completedBefore=2027-01-15T08:01".into(),
+            vec![&ids[0]],
+        ),
+        (
+            "target=dev-1&completedAfter=2027-01-15T08:01Z".into(),
+            vec![],
+        ),
+        (
+            "targetArn=arn:aws:iot:us-east-1:123456789012:thing/dev-1&sortOrder=ASCENDING".into(),
+            vec![&ids[0], &ids[1], &ids[2]],
+        ),
+        (
+            "commandArn=arn:aws:iot:us-east-1:123456789012:command/set-config&status=SUCCEEDED"
+                .into(),
+            vec![&ids[0]],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (query, expected) in &cases {
+        let (status, got, body) = listed(query).await;
+        let expected: Vec<String> = expected.iter().map(|s| (*s).clone()).collect();
+        if status != 200 || got != expected {
+            wrong.push(format!(
+                "{query}: {status} {got:?}, expected {expected:?} ({body})"
+            ));
+        }
+    }
+    for (query, field) in [
+        (
+            "target=dev-1&startedAfter=1&completedAfter=1",
+            "completedAfter",
+        ),
+        ("target=dev-1&sortOrder=UP", "sortOrder"),
+        ("target=dev-1&startedAfter=yesterday", "startedAfter"),
+        ("targetArn=dev-1", "targetArn"),
+    ] {
+        let (status, _, body) = listed(query).await;
+        let paths: Vec<&str> = body["details"]["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["path"].as_str()).collect())
+            .unwrap_or_default();
+        if status != 400 || !paths.contains(&field) {
+            wrong.push(format!(
+                "{query}: {status} {body}, expected 400 naming {field}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// DELETE /executions/{id} (DeleteCommandExecution) removes a standalone
 /// execution that has ended; a running one or a job's is refused with a 409
 /// that says why, and nothing is removed.

@@ -325,6 +325,8 @@ async fn expired_items_are_invisible_to_reads_and_writes() {
     let by_target = ExecutionQuery {
         of: ExecutionsOf::Target(exec.target.clone()),
         status: None,
+        oldest_first: false,
+        time: None,
     };
     assert!(store
         .list_executions(
@@ -392,6 +394,8 @@ async fn listings_are_newest_first_paginated_and_filtered() {
     let query = ExecutionQuery {
         of: ExecutionsOf::Target(ThingName::parse("dev-1").unwrap()),
         status: None,
+        oldest_first: false,
+        time: None,
     };
     let first = store
         .list_executions(
@@ -470,6 +474,8 @@ async fn listings_are_newest_first_paginated_and_filtered() {
     let by_command = ExecutionQuery {
         of: ExecutionsOf::Command(CommandId::parse("set-config").unwrap()),
         status: None,
+        oldest_first: false,
+        time: None,
     };
     let page = store
         .list_executions(

@@ -8,7 +8,7 @@ use crate::error::ServiceError;
 use crate::platform::ids;
 use crate::store::{
     CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, RequestHash, Store, StoreError,
-    TransitionOutcome,
+    TimeFilter, TimeOf, TransitionOutcome,
 };
 use courier_core::json::Json;
 use courier_core::text::quote;
@@ -22,9 +22,25 @@ use courier_core::{
 pub struct ListExecutions {
     pub target: Option<String>,
     pub command_id: Option<String>,
+    /// AWS IoT's way of naming them: `arn:…:thing/{name}`, `arn:…:command/{id}`.
+    pub target_arn: Option<String>,
+    pub command_arn: Option<String>,
     pub status: Option<String>,
+    /// `ASCENDING` (oldest first) or `DESCENDING` (the default).
+    pub sort_order: Option<String>,
+    /// Epoch seconds or `YYYY-MM-DDTHH:MM` (UTC); started or completed, not both.
+    pub started_after: Option<String>,
+    pub started_before: Option<String>,
+    pub completed_after: Option<String>,
+    pub completed_before: Option<String>,
     pub limit: Option<String>,
     pub next_token: Option<String>,
+}
+
+/// The name after `:{kind}/` in an AWS IoT ARN (`arn:aws:iot:…:thing/dev-1`).
+fn arn_name<'a>(arn: &'a str, kind: &str) -> Option<&'a str> {
+    let (head, name) = arn.split_once(&format!(":{kind}/"))?;
+    (head.starts_with("arn:") && !name.is_empty()).then_some(name)
 }
 
 /// The stable description of a listing a nextToken is sealed for (never
@@ -35,7 +51,65 @@ fn listing_scope(query: &ExecutionQuery) -> String {
         ExecutionsOf::Command(command) => format!("commandId={command}"),
     };
     let status = query.status.map_or("", ExecutionStatus::as_str);
-    format!("executions?{of}&status={status}")
+    // Defaults add nothing, so tokens of plain listings stay what they were.
+    let order = if query.oldest_first {
+        "&sortOrder=ASCENDING"
+    } else {
+        ""
+    };
+    let time = query.time.map_or_else(String::new, |t| {
+        let which = match t.of {
+            TimeOf::Started => "started",
+            TimeOf::Completed => "completed",
+        };
+        let ms = |at: Option<Timestamp>| at.map_or_else(String::new, |at| at.millis().to_string());
+        format!("&{which}={}..{}", ms(t.after), ms(t.before))
+    });
+    format!("executions?{of}&status={status}{order}{time}")
+}
+
+/// The started or completed time filter of a listing (AWS: one of the two).
+fn list_time_filter(params: &ListExecutions, errors: &mut ValidationErrors) -> Option<TimeFilter> {
+    let mut time = |raw: &Option<String>, field: &str| -> Option<Timestamp> {
+        let raw = raw.as_ref()?;
+        let at = Timestamp::parse_text(raw);
+        if at.is_none() {
+            errors.add(
+                field,
+                ValidationCode::InvalidValue,
+                format!(
+                    "{} is not a time: use epoch seconds or YYYY-MM-DDTHH:MM (UTC)",
+                    quote(raw)
+                ),
+            );
+        }
+        at
+    };
+    let started = (
+        time(&params.started_after, "startedAfter"),
+        time(&params.started_before, "startedBefore"),
+    );
+    let completed = (
+        time(&params.completed_after, "completedAfter"),
+        time(&params.completed_before, "completedBefore"),
+    );
+    let filter = |of, (after, before): (Option<Timestamp>, Option<Timestamp>)| {
+        (after.is_some() || before.is_some()).then_some(TimeFilter { of, after, before })
+    };
+    match (
+        filter(TimeOf::Started, started),
+        filter(TimeOf::Completed, completed),
+    ) {
+        (Some(_), Some(_)) => {
+            errors.add(
+                "completedAfter",
+                ValidationCode::InvalidValue,
+                "filter by the started time or by the completed time, not both",
+            );
+            None
+        }
+        (started, completed) => started.or(completed),
+    }
 }
 
 /// What makes a retried start "the same request" (the same clientToken with
@@ -141,7 +215,42 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<Listing<CommandExecution>, ServiceError> {
         let mut errors = ValidationErrors::new();
-        let of = match (&params.target, &params.command_id) {
+        let mut by_arn = |arn: &Option<String>, kind: &str, field: &str| -> Option<String> {
+            let arn = arn.as_ref()?;
+            let name = arn_name(arn, kind).map(str::to_owned);
+            if name.is_none() {
+                errors.add(
+                    field,
+                    ValidationCode::InvalidValue,
+                    format!(
+                        "{} is not an AWS IoT {kind} ARN (arn:aws:iot:REGION:ACCOUNT:{kind}/NAME)",
+                        quote(arn)
+                    ),
+                );
+            }
+            name
+        };
+        let target =
+            by_arn(&params.target_arn, "thing", "targetArn").or_else(|| params.target.clone());
+        let command_id = by_arn(&params.command_arn, "command", "commandArn")
+            .or_else(|| params.command_id.clone());
+        let time = list_time_filter(params, &mut errors);
+        let oldest_first = match params.sort_order.as_deref() {
+            None | Some("DESCENDING") => false,
+            Some("ASCENDING") => true,
+            Some(other) => {
+                errors.add(
+                    "sortOrder",
+                    ValidationCode::InvalidValue,
+                    format!(
+                        "{} is not a sort order; use ASCENDING or DESCENDING",
+                        quote(other)
+                    ),
+                );
+                false
+            }
+        };
+        let of = match (&target, &command_id) {
             (Some(t), None) => errors
                 .collect(ThingName::parse_at(t, "target"))
                 .map(ExecutionsOf::Target),
@@ -182,7 +291,12 @@ impl<S: Store> Courier<S> {
         if !errors.is_empty() {
             return Err(errors.into());
         }
-        let query = ExecutionQuery { of, status };
+        let query = ExecutionQuery {
+            of,
+            status,
+            oldest_first,
+            time,
+        };
         let scope = listing_scope(&query);
         let page = self.page_request(
             &scope,

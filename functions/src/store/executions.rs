@@ -277,9 +277,14 @@ impl Store for DynamoStore {
             (ExecutionsOf::Target(t), _) => (BY_TARGET_INDEX, self.scoped(format!("THING#{t}"))),
             (ExecutionsOf::Command(c), _) => (BY_COMMAND_INDEX, self.scoped(format!("CMD#{c}"))),
         };
-        let mut page = self.query_index(index, partition, true, page, now).await?;
+        let mut page = self
+            .query_index(index, partition, !query.oldest_first, page, now)
+            .await?;
         if let Some(status) = query.status {
             page.items.retain(|e| e.status == status);
+        }
+        if let Some(filter) = &query.time {
+            page.items.retain(|e| filter.admits(e));
         }
         Ok(page)
     }

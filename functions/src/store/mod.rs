@@ -69,6 +69,39 @@ pub enum ExecutionsOf {
 pub struct ExecutionQuery {
     pub of: ExecutionsOf,
     pub status: Option<ExecutionStatus>,
+    /// Oldest first (AWS's `sortOrder` ASCENDING); newest first otherwise.
+    pub oldest_first: bool,
+    /// Only executions whose `startedAt` (or `completedAt`) is in the range.
+    pub time: Option<TimeFilter>,
+}
+
+/// AWS IoT's `startedTimeFilter` / `completedTimeFilter`: bounds on one of
+/// an execution's times, both inclusive; an execution without that time
+/// (not started, not ended) is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeFilter {
+    pub of: TimeOf,
+    pub after: Option<Timestamp>,
+    pub before: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOf {
+    Started,
+    Completed,
+}
+
+impl TimeFilter {
+    pub fn admits(&self, execution: &CommandExecution) -> bool {
+        let at = match self.of {
+            TimeOf::Started => execution.started_at,
+            TimeOf::Completed => execution.completed_at,
+        };
+        at.is_some_and(|at| {
+            self.after.is_none_or(|after| at >= after)
+                && self.before.is_none_or(|before| at <= before)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -137,7 +137,14 @@ async fn route<S: JobStore, G: ThingGroups>(
             let params = ListExecutions {
                 target: param("target"),
                 command_id: param("commandId"),
+                target_arn: param("targetArn"),
+                command_arn: param("commandArn"),
                 status: param("status"),
+                sort_order: param("sortOrder"),
+                started_after: param("startedAfter"),
+                started_before: param("startedBefore"),
+                completed_after: param("completedAfter"),
+                completed_before: param("completedBefore"),
                 limit: param("limit"),
                 next_token: param("nextToken"),
             };
