@@ -466,11 +466,13 @@ impl ToJson for CommandDefinition {
             .put("executionTimeoutSeconds", d.execution_timeout_seconds)
             .put("retentionSeconds", d.retention_seconds)
             .opt("createdAt", d.created_at.as_ref());
-        if d.protocol.is_jobs() {
-            out.done()
+        let out = if d.protocol.is_jobs() {
+            out
         } else {
-            out.put("protocol", d.protocol.as_str()).done()
-        }
+            out.put("protocol", d.protocol.as_str())
+        };
+        out.opt("payloadTemplate", d.payload_template.as_ref().map(Str))
+            .done()
     }
 }
 

@@ -46,6 +46,7 @@ pub mod job_run;
 pub mod json;
 pub mod map;
 pub mod pattern;
+pub mod payload_template;
 pub mod protocol;
 pub mod reason;
 pub mod schema;

@@ -55,6 +55,11 @@ pub struct CommandDefinition {
     /// IoT Jobs, the default) or `commands` (AWS IoT commands).
     #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
     pub protocol: DeviceProtocol,
+    /// AWS IoT commands' `payloadTemplate`: the JSON the device receives,
+    /// with `${aws:iot:commandexecution::parameter:NAME}` placeholders (see
+    /// `payload_template`). Commands protocol only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_template: Option<String>,
 }
 
 const fn default_timeout() -> u32 {
@@ -218,9 +223,10 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 7] = [
+const DEFINITION_FIELDS: [&str; 8] = [
     "commandId",
     "protocol",
+    "payloadTemplate",
     "description",
     "parameters",
     "executionTimeoutSeconds",
@@ -329,6 +335,7 @@ impl CommandDefinition {
                 retention_seconds,
                 created_at,
                 protocol,
+                payload_template: f.string("payloadTemplate", &mut errors),
             }),
             _ => Err(errors),
         }
@@ -378,6 +385,28 @@ impl CommandDefinition {
                 );
             }
             patterns.push(spec.check(&path, &mut errors));
+        }
+        if let Some(template) = &self.payload_template {
+            if self.protocol.is_jobs() {
+                errors.add(
+                    "payloadTemplate",
+                    ValidationCode::InvalidDefinition,
+                    "a payload template is for the commands protocol (\"protocol\": \"commands\")",
+                );
+            } else {
+                let parameters: Vec<(&str, ValueType, bool)> = self
+                    .parameters
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.name.as_str(),
+                            p.value_type,
+                            p.required || p.default.is_some(),
+                        )
+                    })
+                    .collect();
+                crate::payload_template::check(template, &parameters, &mut errors);
+            }
         }
         let validator = Validator {
             definition: self.clone(),

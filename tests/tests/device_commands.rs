@@ -392,3 +392,56 @@ async fn a_report_after_the_timeout_is_accepted_and_kept_as_the_late_result() {
     .await;
     assert_eq!(payload(&again[0])["error"], "TerminalStateReached");
 }
+
+/// A payloadTemplate (the AWS CLI example's) is what the device receives,
+/// filled from the execution; a template that cannot be filled is refused
+/// when the command is defined.
+#[tokio::test]
+async fn the_payload_template_is_filled_for_the_device() {
+    let courier = fresh_courier().await;
+    courier
+        .create_command(
+            &json!({"commandId": "Light_Power_Status", "protocol": "commands",
+                    "payloadTemplate": "{\"powerStatus\":\"${aws:iot:commandexecution::parameter:powerStatus}\"}",
+                    "parameters": [{"name": "powerStatus", "type": "S", "default": {"S": "OFF"}, "enum": ["ON", "OFF"]}]})
+            .into(),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let (execution, _) = courier
+        .start_execution(
+            "Light_Power_Status",
+            &json!({"target": "lamp-1"}).into(),
+            at(1),
+        )
+        .await
+        .unwrap();
+    let publisher = RecordingPublisher::default();
+    courier
+        .dispatch(&jobs_root(), &publisher, &execution, at(2))
+        .await
+        .unwrap();
+    assert_eq!(publisher.take()[0].1, json!({"powerStatus": "OFF"}));
+
+    let refused = courier
+        .create_command(
+            &json!({"commandId": "broken", "protocol": "commands",
+                    "payloadTemplate": "{\"level\": ${aws:iot:commandexecution::parameter:level}",
+                    "parameters": [{"name": "level", "type": "I", "required": true}]})
+            .into(),
+            at(3),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), 400);
+    let body = refused.body();
+    assert_eq!(
+        body["details"]["errors"][0]["path"], "payloadTemplate",
+        "{body}"
+    );
+    assert_eq!(
+        body["details"]["errors"][0]["code"], "InvalidDefinition",
+        "{body}"
+    );
+}

@@ -36,6 +36,8 @@ export interface CommandDefinition {
   createdAt?: number;
   /** The device protocol its executions are delivered over (default "jobs"). */
   protocol?: DeviceProtocol;
+  /** Commands protocol: the JSON the device receives, with ${aws:iot:commandexecution::parameter:NAME} placeholders. */
+  payloadTemplate?: string;
 }
 /** AWS IoT Jobs (the device asks for its next execution) or AWS IoT commands (each request is published to it). */
 export type DeviceProtocol = "jobs" | "commands";

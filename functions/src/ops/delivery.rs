@@ -32,6 +32,8 @@ use crate::error::ServiceError;
 use crate::platform::publisher::{publish_all, Message, Publisher};
 use crate::store::{Store, StoreError, TransitionOutcome};
 use courier_core::commands;
+use courier_core::json::Json;
+use courier_core::payload_template;
 use courier_core::protocol::{self, TopicRoot};
 use courier_core::{
     CommandExecution, DeviceProtocol, ExecutionStatus, LateResult, ThingName, Timestamp,
@@ -101,7 +103,7 @@ impl<S: Store> Courier<S> {
             // (QoS 1, so a persistent session keeps it while it is away).
             DeviceProtocol::Commands => vec![Message {
                 topic: commands::request_topic(&self.commands.root, &claimed.target, id),
-                payload: protocol::job_document(&claimed),
+                payload: self.command_payload(&claimed).await?,
             }],
         };
         match publish_all(publisher, &messages).await {
@@ -148,6 +150,31 @@ impl<S: Store> Courier<S> {
             return Err(ServiceError::Unavailable(err.to_string()));
         }
         Ok(messages)
+    }
+
+    /// What a commands-protocol device receives: its command's
+    /// `payloadTemplate` filled from the execution, or else the job
+    /// document (`{commandId, parameters}`).
+    async fn command_payload(&self, execution: &CommandExecution) -> Result<Json, ServiceError> {
+        let validator = self.validator(execution.command_id.as_str()).await?;
+        let Some(template) = &validator.definition().payload_template else {
+            return Ok(protocol::job_document(execution));
+        };
+        let filled = payload_template::fill_execution(
+            template,
+            &execution.parameters,
+            execution.execution_timeout_seconds,
+        );
+        // The template was checked, with values of every type, when the
+        // command was defined: a failure here is a bug, not bad input.
+        filled.map_err(ServiceError::Internal).and_then(|text| {
+            serde_json::from_str::<Json>(&text).map_err(|e| {
+                ServiceError::Internal(format!(
+                    "payload template of {} filled to invalid JSON: {e}",
+                    execution.command_id
+                ))
+            })
+        })
     }
 
     /// AWS IoT commands' status event for a change of a commands-protocol
