@@ -449,6 +449,10 @@ impl ToJson for ParameterSpec {
         if p.sensitive {
             out = out.put("sensitive", true);
         }
+        if !p.value_conditions.is_empty() {
+            let conditions = p.value_conditions.iter().map(|c| c.to_json()).collect();
+            out = out.put("valueConditions", Json::Array(conditions));
+        }
         out.done()
     }
 }

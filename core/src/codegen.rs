@@ -12,6 +12,7 @@
 //! the string `value` matches parameter `index`'s pattern; it is only
 //! called for patterns too large to become an automaton here.
 
+use crate::conditions::Compiled;
 use crate::facade;
 use crate::json::{Json, Number};
 use crate::schema::{ParameterSpec, Validator, MAX_PAYLOAD_BYTES};
@@ -310,7 +311,12 @@ pub fn javascript(validator: &Validator) -> String {
         "  const errors = [];\n  if (unknown !== null) {\n    for (const k of unknown) { const x = p[k]; guard(x, 1); size += k.length * 6 + 4 + bound(x); }\n    const names = [...new Set(unknown.map(wf))].sort(cmpCodePoints);\n    for (const k of names) errors.push(err(\"UnknownParameter\", UNKNOWN(k), \"parameters.\" + k));\n  }\n",
     );
     for (i, spec) in specs.iter().enumerate() {
-        js.push_str(&parameter(i, spec, validator.pattern(i).is_some()));
+        js.push_str(&parameter(
+            i,
+            spec,
+            validator.pattern(i).is_some(),
+            validator.conditions(i),
+        ));
     }
     // The typed parameters, in key order, when nothing was wrong.
     let mut order: Vec<usize> = (0..specs.len()).collect();
@@ -387,7 +393,7 @@ fn matcher(i: usize, dfa: &crate::pattern::Dfa) -> String {
 /// The checks of parameter `i`: its value `v{i}` becomes `t{i}` (the typed
 /// value, a default, or `undefined`), its problems go to `errors`, an
 /// upper bound of its JSON size to `size`.
-fn parameter(i: usize, spec: &ParameterSpec, has_pattern: bool) -> String {
+fn parameter(i: usize, spec: &ParameterSpec, has_pattern: bool, conditions: &[Compiled]) -> String {
     let t = spec.value_type;
     let tag = lit(t.as_str());
     let path = lit(&crate::text::msg!["parameters.", spec.name]);
@@ -450,6 +456,7 @@ fn parameter(i: usize, spec: &ParameterSpec, has_pattern: bool) -> String {
         ";\n    if (ok) {\n"
     ]);
     js.push_str(&constraints(spec, &path, i, has_pattern));
+    js.push_str(&condition_checks(conditions, spec.value_type, &path));
     js.push_str(&crate::text::msg![
         "      if (errors.length === before) t",
         i,
@@ -685,6 +692,107 @@ fn compare(t: ValueType, bound: &Number, op: &str) -> String {
         }
         _ => crate::text::msg!["val ", op, " ", f64_literal(bound.as_f64())],
     }
+}
+
+/// The value conditions' checks on `val` (`conditions::Compiled::refuses`,
+/// the same tests and messages).
+fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String {
+    let mut js = String::new();
+    for condition in conditions {
+        let (failing, code, value, message) = match condition {
+            Compiled::Compare(c, bound) => (
+                compare(t, bound, c.failing_js_operator()),
+                "OutOfRange",
+                value_text(t),
+                crate::text::msg![c.words(), bound],
+            ),
+            Compiled::NumberIn { negated, set } => {
+                let found: Vec<String> = set
+                    .iter()
+                    .map(|b| crate::text::msg!["(", compare(t, b, "==="), ")"])
+                    .collect();
+                let found = crate::text::msg!["(", found.join(" || "), ")"];
+                let listed: Vec<String> = set.iter().map(|b| crate::text::msg![b]).collect();
+                let words = if *negated {
+                    " is one of the excluded values: "
+                } else {
+                    " is not one of: "
+                };
+                (
+                    if *negated {
+                        found
+                    } else {
+                        crate::text::msg!["!", found]
+                    },
+                    "OutOfRange",
+                    value_text(t),
+                    crate::text::msg![words, listed.join(", ")],
+                )
+            }
+            Compiled::Range { negated, min, max } => {
+                let inside = crate::text::msg![
+                    "(",
+                    compare(t, min, ">="),
+                    " && ",
+                    compare(t, max, "<="),
+                    ")"
+                ];
+                let words = if *negated {
+                    " is inside the excluded range "
+                } else {
+                    " is outside the range "
+                };
+                (
+                    if *negated {
+                        inside
+                    } else {
+                        crate::text::msg!["!", inside]
+                    },
+                    "OutOfRange",
+                    value_text(t),
+                    crate::text::msg![words, min, "..", max],
+                )
+            }
+            Compiled::StringIn { negated, set } => {
+                let found: Vec<String> = set
+                    .iter()
+                    .map(|s| crate::text::msg!["val === ", lit(s)])
+                    .collect();
+                let found = crate::text::msg!["(", found.join(" || "), ")"];
+                let listed: Vec<String> = set.iter().map(|v| quote(v)).collect();
+                let words = match (negated, set.len()) {
+                    (false, 1) => " must equal ",
+                    (true, 1) => " must not equal ",
+                    (false, _) => " is not one of: ",
+                    (true, _) => " is one of the excluded values: ",
+                };
+                (
+                    if *negated {
+                        found
+                    } else {
+                        crate::text::msg!["!", found]
+                    },
+                    "NotInEnum",
+                    "quote(val)",
+                    crate::text::msg![words, listed.join(", ")],
+                )
+            }
+        };
+        js.push_str(&crate::text::msg![
+            "      if (",
+            failing,
+            ") errors.push(err(",
+            lit(code),
+            ", ",
+            value,
+            " + ",
+            lit(&message),
+            ", ",
+            path,
+            "));\n"
+        ]);
+    }
+    js
 }
 
 /// A double as a JavaScript literal that reads back as itself.

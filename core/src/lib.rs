@@ -32,6 +32,7 @@ pub mod base64;
 pub mod codec;
 pub mod codegen;
 pub mod commands;
+pub mod conditions;
 pub mod deadline;
 pub mod device_protocol;
 pub mod error;

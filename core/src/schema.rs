@@ -6,6 +6,7 @@
 //! parameter sets. The API, the device protocol and the WASM module all use it,
 //! so every side refuses the same input with the same codes and messages.
 
+use crate::conditions::{Compiled, ValueCondition};
 use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{CommandId, ParameterName};
@@ -105,6 +106,9 @@ pub struct ParameterSpec {
     /// the device and to `GET /executions/{id}`, never in listings or logs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
+    /// AWS IoT commands' conditions on the value (see `conditions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_conditions: Vec<ValueCondition>,
 }
 
 /// A checked definition, ready to validate parameter sets.
@@ -112,6 +116,8 @@ pub struct ParameterSpec {
 pub struct Validator {
     definition: CommandDefinition,
     patterns: Vec<Option<Pattern>>,
+    /// Each parameter's value conditions, compiled.
+    conditions: Vec<Vec<Compiled>>,
 }
 
 /// Reading a definition's fields, each problem collected at its path.
@@ -189,6 +195,27 @@ impl<'a> DefinitionFields<'a> {
         }
     }
 
+    fn conditions(&self, key: &str, errors: &mut ValidationErrors) -> Vec<ValueCondition> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Json::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    ValueCondition::from_json(
+                        item,
+                        &crate::text::msg![self.at(key), "[", i, "]"],
+                        errors,
+                    )
+                })
+                .collect(),
+            Some(other) => {
+                self.wrong(key, "an array of value conditions", other, errors);
+                Vec::new()
+            }
+        }
+    }
+
     fn u32(&self, key: &str, errors: &mut ValidationErrors) -> Option<u32> {
         let v = self.get(key)?;
         match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
@@ -223,8 +250,9 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 8] = [
+const DEFINITION_FIELDS: [&str; 9] = [
     "commandId",
+    "mandatoryParameters",
     "protocol",
     "payloadTemplate",
     "description",
@@ -233,7 +261,8 @@ const DEFINITION_FIELDS: [&str; 8] = [
     "retentionSeconds",
     "createdAt",
 ];
-const PARAMETER_FIELDS: [&str; 13] = [
+const PARAMETER_FIELDS: [&str; 14] = [
+    "valueConditions",
     "name",
     "type",
     "required",
@@ -290,6 +319,37 @@ impl CommandDefinition {
             Some(other) => {
                 f.wrong("parameters", "an array of parameters", other, &mut errors);
                 Vec::new()
+            }
+        };
+        let parameters = match (f.get("mandatoryParameters"), parameters.is_empty()) {
+            (None, _) => parameters,
+            (Some(Json::Array(items)), true) if f.get("parameters").is_none() => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    ParameterSpec::from_aws(
+                        item,
+                        &crate::text::msg!["mandatoryParameters[", i, "]"],
+                        &mut errors,
+                    )
+                })
+                .collect(),
+            (Some(Json::Array(_)), _) => {
+                errors.add(
+                    "mandatoryParameters",
+                    ValidationCode::InvalidDefinition,
+                    "give parameters (Courier's form) or mandatoryParameters (AWS's), not both",
+                );
+                parameters
+            }
+            (Some(other), _) => {
+                f.wrong(
+                    "mandatoryParameters",
+                    "an array of parameters",
+                    other,
+                    &mut errors,
+                );
+                parameters
             }
         };
         let execution_timeout_seconds = f
@@ -372,6 +432,7 @@ impl CommandDefinition {
             );
         }
         let mut patterns = Vec::with_capacity(self.parameters.len());
+        let mut conditions = Vec::with_capacity(self.parameters.len());
         for (i, spec) in self.parameters.iter().enumerate() {
             let path = crate::text::msg!["parameters[", i, "]"];
             if self.parameters[..i]
@@ -385,6 +446,19 @@ impl CommandDefinition {
                 );
             }
             patterns.push(spec.check(&path, &mut errors));
+            conditions.push(
+                spec.value_conditions
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, c)| {
+                        c.compile(
+                            spec.value_type,
+                            &crate::text::msg![path, ".valueConditions[", k, "]"],
+                            &mut errors,
+                        )
+                    })
+                    .collect(),
+            );
         }
         if let Some(template) = &self.payload_template {
             if self.protocol.is_jobs() {
@@ -411,6 +485,7 @@ impl CommandDefinition {
         let validator = Validator {
             definition: self.clone(),
             patterns,
+            conditions,
         };
         // A default must itself be a valid value of its parameter.
         for (i, spec) in self.parameters.iter().enumerate() {
@@ -437,6 +512,77 @@ impl CommandDefinition {
 }
 
 impl ParameterSpec {
+    /// One of AWS IoT commands' `mandatoryParameters` (`{name, type: STRING |
+    /// INTEGER | ..., defaultValue?, value?, valueConditions?, description?}`)
+    /// as a parameter: required unless it has a default (`value`, when given,
+    /// is the default, as AWS lets it override `defaultValue`).
+    fn from_aws(json: &Json, path: &str, errors: &mut ValidationErrors) -> Option<Self> {
+        const AWS_FIELDS: [&str; 6] = [
+            "name",
+            "type",
+            "value",
+            "defaultValue",
+            "valueConditions",
+            "description",
+        ];
+        let f = DefinitionFields::of(json, path, &AWS_FIELDS, errors)?;
+        let mut courier = Object::new();
+        for (aws, ours) in [
+            ("name", "name"),
+            ("description", "description"),
+            ("valueConditions", "valueConditions"),
+        ] {
+            if let Some(v) = f.get(aws) {
+                courier.insert(ours.to_owned(), v.clone());
+            }
+        }
+        let default = f.get("value").or_else(|| f.get("defaultValue"));
+        if let Some(v) = default {
+            courier.insert("default".to_owned(), v.clone());
+        }
+        courier.insert("required".to_owned(), Json::Bool(default.is_none()));
+        match f.get("type") {
+            Some(Json::String(t)) => {
+                let ours = match t.as_str() {
+                    "STRING" => Some("S"),
+                    "INTEGER" => Some("I"),
+                    "LONG" => Some("L"),
+                    "DOUBLE" => Some("D"),
+                    "UNSIGNEDLONG" => Some("UL"),
+                    "BOOLEAN" => Some("B"),
+                    "BINARY" => Some("BIN"),
+                    _ => None,
+                };
+                match ours {
+                    Some(ours) => {
+                        courier.insert("type".to_owned(), Json::from(ours));
+                    }
+                    None => {
+                        errors.add(
+                            f.at("type"),
+                            ValidationCode::InvalidValue,
+                            crate::text::msg![quote(t), " is not a type; use STRING, INTEGER, LONG, DOUBLE, UNSIGNEDLONG, BOOLEAN or BINARY"],
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(other) => {
+                f.wrong("type", "a string", other, errors);
+                return None;
+            }
+            None => {
+                errors.add(
+                    f.at("type"),
+                    ValidationCode::MissingRequired,
+                    "type is required: STRING, INTEGER, LONG, DOUBLE, UNSIGNEDLONG, BOOLEAN or BINARY",
+                );
+                return None;
+            }
+        }
+        Self::from_json(&Json::Object(courier), path, errors)
+    }
+
     /// One parameter of a definition from its JSON form, at `path`.
     fn from_json(json: &Json, path: &str, errors: &mut ValidationErrors) -> Option<Self> {
         let before = errors.len();
@@ -516,6 +662,7 @@ impl ParameterSpec {
             allowed_values,
             max_bytes: f.u32("maxBytes", errors),
             sensitive: f.bool("sensitive", errors).unwrap_or(false),
+            value_conditions: f.conditions("valueConditions", errors),
         };
         (errors.len() == before).then_some(spec)
     }
@@ -653,6 +800,11 @@ impl ParameterSpec {
 
 impl Validator {
     /// Parameter `index`'s compiled pattern, if it has one.
+    /// The value conditions of the parameter at `index`, compiled.
+    pub fn conditions(&self, index: usize) -> &[Compiled] {
+        self.conditions.get(index).map_or(&[], Vec::as_slice)
+    }
+
     pub fn pattern(&self, index: usize) -> Option<&Pattern> {
         self.patterns.get(index).and_then(Option::as_ref)
     }
@@ -877,6 +1029,11 @@ impl Validator {
             | TypedValue::L(_)
             | TypedValue::D(_)
             | TypedValue::Ul(_) => {}
+        }
+        for condition in self.conditions.get(i).into_iter().flatten() {
+            if let Some((code, message)) = condition.refuses(value) {
+                errors.add(path, code, message);
+            }
         }
         errors.len() == before
     }

@@ -129,7 +129,7 @@ impl Number {
 /// A number literal as the server's JSON reader reads it: a whole number
 /// that fits 64 bits exactly, anything else as a double. `None` for text
 /// that is not a JSON number.
-fn number_from_text(text: &str) -> Option<JsonNumber> {
+pub(crate) fn number_from_text(text: &str) -> Option<JsonNumber> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let plain = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())

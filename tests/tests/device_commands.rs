@@ -445,3 +445,58 @@ async fn the_payload_template_is_filled_for_the_device() {
         "{body}"
     );
 }
+
+/// AWS IoT commands' mandatoryParameters with valueConditions (the AWS
+/// concepts page's example) are accepted as a definition and applied to
+/// every start, by the same validator as Courier's own constraints.
+#[tokio::test]
+async fn mandatory_parameters_with_value_conditions_are_applied() {
+    let courier = fresh_courier().await;
+    let (definition, _) = courier
+        .create_command(
+            &json!({"commandId": "thermostat", "protocol": "commands", "mandatoryParameters": [
+                {
+                  "name": "temperature",
+                  "type": "INTEGER",
+                  "defaultValue": {"I": 72},
+                  "valueConditions": [
+                    {
+                      "comparisonOperator": "IN_RANGE",
+                      "operand": {"numberRange": {"min": "60", "max": "80"}}
+                    }
+                  ]
+                }
+            ]})
+            .into(),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let shown = serde_json::to_value(&definition).unwrap();
+    assert_eq!(shown["parameters"][0]["type"], "I", "{shown}");
+    assert_eq!(
+        shown["parameters"][0]["valueConditions"][0]["comparisonOperator"],
+        "IN_RANGE"
+    );
+    let (execution, _) = courier
+        .start_execution("thermostat", &json!({"target": "hvac-1"}).into(), at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&execution.parameters).unwrap(),
+        json!({"temperature": {"I": 72}})
+    );
+    let refused = courier
+        .start_execution(
+            "thermostat",
+            &json!({"target": "hvac-1", "parameters": {"temperature": {"I": 90}}}).into(),
+            at(2),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.body()["details"]["errors"][0],
+        json!({"path": "parameters.temperature", "code": "OutOfRange", "message": "90 is outside the range 60..80"})
+    );
+}

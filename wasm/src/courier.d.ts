@@ -26,11 +26,30 @@ export interface ParameterSpec {
   maxBytes?: number;
   /** Secret or personal: left out of listings and logs. */
   sensitive?: boolean;
+  /** AWS IoT commands' conditions on the value (numbers written as strings). */
+  valueConditions?: ValueCondition[];
+}
+export type ComparisonOperator =
+  | "EQUALS" | "NOT_EQUALS" | "LESS_THAN" | "LESS_THAN_EQUALS" | "GREATER_THAN" | "GREATER_THAN_EQUALS"
+  | "IN_SET" | "NOT_IN_SET" | "IN_RANGE" | "NOT_IN_RANGE";
+export interface ValueCondition {
+  comparisonOperator: ComparisonOperator;
+  operand: { number?: string; numbers?: string[]; string?: string; strings?: string[]; numberRange?: { min: string; max: string } };
+}
+/** One of AWS IoT commands' mandatoryParameters (accepted in a definition; returned as parameters). */
+export interface AwsCommandParameter {
+  name: string;
+  type: "STRING" | "INTEGER" | "LONG" | "DOUBLE" | "UNSIGNEDLONG" | "BOOLEAN" | "BINARY";
+  defaultValue?: TypedValue; value?: TypedValue;
+  valueConditions?: ValueCondition[];
+  description?: string;
 }
 export interface CommandDefinition {
   commandId: string;
   description?: string;
   parameters?: ParameterSpec[];
+  /** AWS's form of the parameters (instead of `parameters`). */
+  mandatoryParameters?: AwsCommandParameter[];
   executionTimeoutSeconds?: number;
   retentionSeconds?: number;
   createdAt?: number;

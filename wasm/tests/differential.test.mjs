@@ -77,9 +77,33 @@ function definition(rand) {
       if (rand() < 0.5) p.max = bound();
     }
     if (rand() < 0.2) p.default = typedValue(rand, type);
+    if (rand() < 0.3 && type !== "B" && type !== "BIN") p.valueConditions = conditions(rand, type);
     return p;
   });
   return { commandId: "fuzz", parameters };
+}
+
+// AWS IoT commands' valueConditions, numbers written as strings.
+const NUMBER_TEXTS = ["0", "1", "-5", "100", "0.5", "2147483647", "9007199254740993", "-9223372036854775808", "18446744073709551615", "1e3"];
+function conditions(rand, type) {
+  const pick = (list) => list[Math.floor(rand() * list.length)];
+  const some = (list) => [...list].sort(() => rand() - 0.5).slice(0, Math.floor(rand() * 4) + 1);
+  const out = [];
+  for (let k = Math.floor(rand() * 3) + 1; k > 0; k--) {
+    if (type === "S") {
+      const op = pick(["EQUALS", "NOT_EQUALS", "IN_SET", "NOT_IN_SET"]);
+      out.push({ comparisonOperator: op, operand: op.endsWith("SET") ? { strings: some(STRINGS) } : { string: pick(STRINGS) } });
+    } else {
+      const op = pick(["EQUALS", "NOT_EQUALS", "LESS_THAN", "LESS_THAN_EQUALS", "GREATER_THAN", "GREATER_THAN_EQUALS", "IN_SET", "NOT_IN_SET", "IN_RANGE", "NOT_IN_RANGE"]);
+      const operand = op.endsWith("SET")
+        ? { numbers: some(NUMBER_TEXTS) }
+        : op.endsWith("RANGE")
+          ? { numberRange: { min: pick(NUMBER_TEXTS), max: pick(NUMBER_TEXTS) } }
+          : { number: pick(NUMBER_TEXTS) };
+      out.push({ comparisonOperator: op, operand });
+    }
+  }
+  return out;
 }
 
 function typedValue(rand, type) {
