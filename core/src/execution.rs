@@ -213,8 +213,9 @@ impl StartExecution {
             );
             return Err(errors);
         };
-        const FIELDS: [&str; 9] = [
+        const FIELDS: [&str; 10] = [
             "target",
+            "targetArn",
             "parameters",
             "executionTimeoutSeconds",
             "timeToLive",
@@ -233,7 +234,40 @@ impl StartExecution {
                 );
             }
         }
-        let target = match map.get("target") {
+        // AWS IoT's form: `targetArn` (`arn:aws:iot:REGION:ACCOUNT:thing/NAME`).
+        let target_arn = match map.get("targetArn") {
+            None => None,
+            Some(Json::String(arn)) => match arn.split_once(":thing/") {
+                Some((head, name)) if head.starts_with("arn:") => Some(Json::from(name)),
+                _ => {
+                    errors.add(
+                        "targetArn",
+                        ValidationCode::InvalidValue,
+                        crate::text::msg![
+                            quote(arn),
+                            " is not a thing ARN (arn:aws:iot:REGION:ACCOUNT:thing/NAME)"
+                        ],
+                    );
+                    None
+                }
+            },
+            Some(other) => {
+                errors.add(
+                    "targetArn",
+                    ValidationCode::WrongType,
+                    crate::text::msg!["expected a thing ARN string, got ", json_kind(other)],
+                );
+                None
+            }
+        };
+        if target_arn.is_some() && map.contains_key("target") {
+            errors.add(
+                "targetArn",
+                ValidationCode::InvalidValue,
+                "give target or targetArn, not both",
+            );
+        }
+        let target = match target_arn.as_ref().or_else(|| map.get("target")) {
             Some(Json::String(t)) => errors.collect(ThingName::parse_at(t, "target")),
             Some(other) => {
                 errors.add(

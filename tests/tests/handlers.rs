@@ -787,6 +787,50 @@ async fn executions_are_listed_with_the_aws_filters() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// POST /commands/{id}/executions takes AWS's `targetArn` instead of
+/// `target`; both at once, or an ARN that names no thing, is a 400.
+#[tokio::test]
+async fn an_execution_is_started_by_target_arn() {
+    let api = Api::new().await.with_command().await;
+    let by_arn = api
+        .call(
+            "POST",
+            "/commands/set-config/executions",
+            Some(
+                json!({"targetArn": "arn:aws:iot:us-east-1:123456789012:thing/dev-4",
+                        "parameters": {"rate": {"I": 5}}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (by_arn.status, by_arn.body["target"].as_str()),
+        (201, Some("dev-4")),
+        "{}",
+        by_arn.body
+    );
+    for body in [
+        json!({"targetArn": "arn:aws:iot:us-east-1:123456789012:thing/dev-4", "target": "dev-4", "parameters": {"rate": {"I": 5}}}),
+        json!({"targetArn": "arn:aws:iot:us-east-1:123456789012:client/dev-4", "parameters": {"rate": {"I": 5}}}),
+    ] {
+        let refused = api
+            .call(
+                "POST",
+                "/commands/set-config/executions",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (
+                refused.status,
+                refused.body["details"]["errors"][0]["path"].as_str()
+            ),
+            (400, Some("targetArn")),
+            "{body}: {}",
+            refused.body
+        );
+    }
+}
+
 /// DELETE /executions/{id} (DeleteCommandExecution) removes a standalone
 /// execution that has ended; a running one or a job's is refused with a 409
 /// that says why, and nothing is removed.
