@@ -478,6 +478,7 @@ async fn the_simulator_runs_commands_protocol_executions_at_once() {
         ended.push(eventually(id, Duration::from_secs(30), |e| e["status"] == "SUCCEEDED").await);
     }
     let _ = simulator.kill();
+    let _ = simulator.wait();
     for e in &ended {
         assert_eq!(
             (

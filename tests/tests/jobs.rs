@@ -572,6 +572,41 @@ async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_
     );
 }
 
+/// DELETE /executions/{id} refuses a job's execution even once it has
+/// ended: the job's statistics and history depend on it.
+#[tokio::test]
+async fn an_ended_job_execution_cannot_be_deleted() {
+    let mut h = Harness::new().await;
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"things": ["d-1"]}}),
+            at(0),
+        )
+        .await;
+    h.pump(at(1)).await;
+    let execution = h.executions(&job.job.job_id, at(1)).await.remove(0);
+    h.device_says(
+        "d-1",
+        execution.execution_id.as_str(),
+        json!({"status": "SUCCEEDED"}),
+        at(2),
+    )
+    .await;
+    let refused = h
+        .courier
+        .delete_execution(execution.execution_id.as_str(), at(3))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), 409);
+    assert!(refused.to_string().contains("belongs to job"), "{refused}");
+    let still = h
+        .courier
+        .get_execution(execution.execution_id.as_str(), at(4))
+        .await
+        .unwrap();
+    assert_eq!(still.status, ExecutionStatus::Succeeded);
+}
+
 #[tokio::test]
 async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
     let h = Harness::new().await;
