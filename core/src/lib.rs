@@ -49,6 +49,7 @@ pub mod map;
 pub mod pattern;
 pub mod payload_template;
 pub mod protocol;
+pub mod queue;
 pub mod reason;
 pub mod schema;
 pub mod status;

@@ -225,3 +225,64 @@ fn rejections_carry_the_current_state_only_where_aws_does() {
     assert!(terminal.get("executionState").is_none() && terminal.get("clientToken").is_none());
     assert_eq!(RejectedCode::RequestThrottled.as_str(), "RequestThrottled");
 }
+
+/// A device's queue: started work first, then what it may take now (the
+/// first is its next execution), then held work by its notBefore; each with
+/// why it waits.
+#[test]
+fn the_queue_lists_in_delivery_order_with_why_each_waits() {
+    use courier_core::queue::{queue, Waiting};
+    let now = Timestamp::from_secs(1_000);
+    let mut held = execution(
+        "00000000-0000-4000-8000-000000000001",
+        ExecutionStatus::Queued,
+        10,
+    );
+    held.not_before = Some(Timestamp::from_secs(2_000));
+    let pending = vec![
+        held,
+        execution(
+            "00000000-0000-4000-8000-000000000002",
+            ExecutionStatus::Queued,
+            30,
+        ),
+        execution(
+            "00000000-0000-4000-8000-000000000003",
+            ExecutionStatus::Sent,
+            20,
+        ),
+        execution(
+            "00000000-0000-4000-8000-000000000004",
+            ExecutionStatus::InProgress,
+            40,
+        ),
+        execution(
+            "00000000-0000-4000-8000-000000000005",
+            ExecutionStatus::Succeeded,
+            5,
+        ),
+    ];
+    let order: Vec<(String, Waiting)> = queue(&pending, now)
+        .into_iter()
+        .map(|(e, w)| (e.execution_id.to_string()[35..].to_owned(), w))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("4".to_owned(), Waiting::InProgress),
+            ("3".to_owned(), Waiting::DeliveredNotStarted),
+            ("2".to_owned(), Waiting::NotYetDelivered),
+            ("1".to_owned(), Waiting::HeldUntilNotBefore),
+        ]
+    );
+    // its first waiting-to-start one is the one the device is offered next
+    let not_held: Vec<CommandExecution> = pending
+        .iter()
+        .filter(|e| !e.is_held(now))
+        .cloned()
+        .collect();
+    assert_eq!(
+        next_pending(&not_held).map(|e| e.execution_id.to_string()),
+        Some("00000000-0000-4000-8000-000000000004".to_owned())
+    );
+}

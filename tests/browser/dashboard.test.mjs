@@ -170,3 +170,35 @@ test("the jobs view starts a job, shows its statistics live, and cancels it", as
   assert.equal(stored.status, "CANCELED");
   assert.equal(stored.statistics.devices.CANCELED, 3);
 });
+
+test("a device's queue is shown in the server's order and cleared", async () => {
+  // GIVEN two executions for a device nobody simulates, one held an hour
+  const start = async (extra) => {
+    const reply = await fetch(`${API}/commands/set-rate/executions`, { method: "POST", body: JSON.stringify({ target: "dev-ui-3", parameters: { rate: { I: 5 } }, ...extra }) });
+    assert.equal(reply.status, 201);
+    return (await reply.json()).executionId;
+  };
+  const held = await start({ notBefore: Math.floor(Date.now() / 1000) + 3600 });
+  const due = await start({});
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.fill("#device", "dev-ui-3");
+  await page.dispatchEvent("#device", "change");
+
+  // THEN the queue lists the due one first, then the held one
+  await page.waitForSelector("#queue li:nth-child(2)");
+  const order = await page.$$eval("#queue li", (items) => items.map((li) => [li.dataset.executionId, li.dataset.waiting]));
+  assert.deepEqual(order.map(([id]) => id), [due, held]);
+  assert.equal(order[1][1], "HELD_UNTIL_NOT_BEFORE");
+  await page.screenshot({ path: `${SHOTS}9-queue.png`, fullPage: true });
+
+  // WHEN the operator clears it (and confirms) THEN both are CANCELED
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click("#clear-queue");
+  await page.waitForSelector("#queue-empty:not([hidden])", { timeout: 30_000 });
+  for (const id of [due, held]) {
+    const stored = await (await fetch(`${API}/executions/${id}`)).json();
+    assert.equal(stored.status, "CANCELED");
+    assert.equal(stored.statusReason.reasonCode, "QUEUE_CLEARED");
+  }
+});

@@ -787,6 +787,103 @@ async fn executions_are_listed_with_the_aws_filters() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// GET /things/{thing}/queue lists a device's pending work in the order it
+/// gets it, with why each waits; POST …/queue/clear cancels it (started
+/// work only with force), and a second clear finds nothing left.
+#[tokio::test]
+async fn a_devices_queue_is_listed_in_delivery_order_and_cleared() {
+    let api = Api::new().await.with_command().await;
+    let start = |extra: Value, at: i64| {
+        let mut body = json!({"target": "dev-1", "parameters": {"rate": {"I": 5}}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let api = &api;
+        async move {
+            let reply = api
+                .call_at("POST", "/commands/set-config/executions", Some(body), at)
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            reply.body["executionId"].as_str().unwrap().to_owned()
+        }
+    };
+    let held = start(json!({"notBefore": NOW + 3600}), NOW).await;
+    let started = start(json!({}), NOW + 1).await;
+    let queued = start(json!({}), NOW + 2).await;
+    api.device(
+        "dev-1",
+        &started,
+        json!({"status": "IN_PROGRESS"}),
+        "s",
+        NOW + 3,
+    )
+    .await;
+
+    let listed = api
+        .call_at("GET", "/things/dev-1/queue", None, NOW + 4)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let order: Vec<(String, String)> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["executionId"].as_str().unwrap().to_owned(),
+                i["waiting"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (started.clone(), "IN_PROGRESS".to_owned()),
+            (queued.clone(), "NOT_YET_DELIVERED".to_owned()),
+            (held.clone(), "HELD_UNTIL_NOT_BEFORE".to_owned()),
+        ]
+    );
+    assert_eq!(listed.body["items"][0]["position"], 1);
+    assert_eq!(listed.body["items"][2]["notBefore"], NOW + 3600);
+    let nobody = api
+        .call_at("GET", "/things/nobodys-thing/queue", None, NOW + 4)
+        .await;
+    assert_eq!(nobody.status, 404);
+
+    let cleared = api
+        .call_at("POST", "/things/dev-1/queue/clear", None, NOW + 5)
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["canceled"], json!([queued, held]));
+    assert_eq!(cleared.body["leftInProgress"], json!([started]));
+    let forced = api
+        .call_at(
+            "POST",
+            "/things/dev-1/queue/clear",
+            Some(json!({"force": true})),
+            NOW + 6,
+        )
+        .await;
+    assert_eq!(forced.body["canceled"], json!([started]), "{}", forced.body);
+    let again = api
+        .call_at("POST", "/things/dev-1/queue/clear", None, NOW + 7)
+        .await;
+    assert_eq!(
+        (
+            again.body["canceled"].clone(),
+            again.body["leftInProgress"].clone()
+        ),
+        (json!([]), json!([]))
+    );
+    let empty = api
+        .call_at("GET", "/things/dev-1/queue", None, NOW + 8)
+        .await;
+    assert_eq!(empty.body["items"], json!([]));
+    let read = api
+        .call_at("GET", &format!("/executions/{held}"), None, NOW + 8)
+        .await;
+    assert_eq!(read.body["status"], "CANCELED");
+}
+
 /// POST /commands/{id}/executions takes AWS's `targetArn` instead of
 /// `target`; both at once, or an ARN that names no thing, is a 400.
 #[tokio::test]

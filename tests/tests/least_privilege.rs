@@ -593,8 +593,11 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         "{answered}"
     );
     dispatcher.drain(&mut stream, at(1303)).await;
-    // AND the ended execution is deleted
+    // AND the ended execution is deleted, and the car's queue read and cleared
     api.api("DELETE", &format!("/executions/{id}"), None, at(1304))
+        .await;
+    api.api("GET", "/things/car-1/queue", None, at(1305)).await;
+    api.api("POST", "/things/car-1/queue/clear", None, at(1305))
         .await;
 
     [

@@ -133,6 +133,13 @@ async fn another_tenants_resources_answer_404_and_nothing_changes() {
             format!("/executions/{id}/cancel"),
             Some(json!({"force": true})),
         ),
+        ("DELETE", format!("/executions/{id}"), None),
+        ("GET", "/things/acme-dev-1/queue".to_owned(), None),
+        (
+            "POST",
+            "/things/acme-dev-1/queue/clear".to_owned(),
+            Some(json!({"force": true})),
+        ),
         ("GET", format!("/jobs/{job_id}"), None),
         ("GET", format!("/jobs/{job_id}/executions"), None),
         (
@@ -359,6 +366,22 @@ async fn scopes_separate_reading_writing_and_cancelling() {
         .await;
     assert_eq!(code(&cancel), (403, "AccessDeniedException"));
     assert_eq!(cancel.body["details"]["requiredScope"], "courier/cancel");
+    // ... nor clear a queue, nor delete
+    for (method, path) in [
+        ("POST", "/things/dev-1/queue/clear".to_owned()),
+        ("DELETE", format!("/executions/{id}")),
+    ] {
+        let denied = api.call("acme", writer, method, &path, None).await;
+        assert_eq!(
+            code(&denied),
+            (403, "AccessDeniedException"),
+            "{method} {path}"
+        );
+        assert_eq!(
+            denied.body["details"]["requiredScope"], "courier/cancel",
+            "{method} {path}"
+        );
+    }
     let unchanged = api
         .call("acme", writer, "GET", &format!("/executions/{id}"), None)
         .await;

@@ -224,6 +224,7 @@ function watchDevice(device) {
 async function refreshExecutions() {
   clearTimeout(state.pollTimer);
   if (!state.device) return;
+  refreshQueue();
   try {
     const page = await api("GET", `/executions?target=${encodeURIComponent(state.device)}&limit=25`);
     renderExecutions(page.items);
@@ -270,6 +271,40 @@ function renderExecutions(items) {
       return row;
     }),
   );
+}
+
+// The device's queue as the server orders it (core/src/queue.rs); the page
+// only shows it.
+async function refreshQueue() {
+  let items = [];
+  try {
+    items = (await api("GET", `/things/${encodeURIComponent(state.device)}/queue`)).items;
+  } catch (e) {
+    if (e.status !== 404) $("#queue-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
+  }
+  $("#queue").replaceChildren(
+    ...items.map((i) => {
+      const li = el("li", { textContent: `${i.commandId} ${i.executionId.slice(0, 8)}: ${i.waiting.replaceAll("_", " ").toLowerCase()}${i.notBefore ? " until " + time(i.notBefore) : ""}` });
+      li.dataset.executionId = i.executionId;
+      li.dataset.waiting = i.waiting;
+      return li;
+    }),
+  );
+  $("#queue-empty").hidden = items.length > 0;
+  $("#clear-queue").disabled = items.length === 0;
+}
+
+async function clearQueue() {
+  if (!confirm(`Cancel everything pending on ${state.device}? Work it has started is left running.`)) return;
+  $("#clear-queue").disabled = true;
+  try {
+    await api("POST", `/things/${encodeURIComponent(state.device)}/queue/clear`, {
+      statusReason: { reasonCode: "QUEUE_CLEARED", reasonDescription: "cleared from the dashboard" },
+    });
+  } catch (e) {
+    alert(`${e.body?.code ?? "Error"}: ${e.message}`);
+  }
+  refreshExecutions();
 }
 
 async function cancelExecution(execution, button) {
@@ -356,6 +391,7 @@ $("#device").addEventListener("change", (e) => watchDevice(e.target.value.trim()
 $("#job-targets").addEventListener("input", validateForm);
 $("#job-rate").addEventListener("input", validateForm);
 $("#start-job").addEventListener("click", startJob);
+$("#clear-queue").addEventListener("click", clearQueue);
 $("#token").value = sessionStorage.getItem("courier-token") ?? "";
 $("#token").addEventListener("change", (e) => {
   sessionStorage.setItem("courier-token", e.target.value.trim());

@@ -16,6 +16,7 @@
 //!   notifications), deadlines enforced, the sweeper's pass
 //! - [`jobs`]: jobs (create, get, list, cancel) and [`job_runner`], the
 //!   steps that carry a job out
+//! - [`queue`]: a device's queue, listed in delivery order and cleared
 //! - [`page_token`]: sealed nextTokens
 //!
 //! This module holds the service type itself: one tenant's view, paging.
@@ -29,6 +30,7 @@ pub mod executions;
 pub mod job_runner;
 pub mod jobs;
 pub mod page_token;
+pub mod queue;
 
 use crate::error::ServiceError;
 use crate::store::{Page, PageRequest, Store};

@@ -80,7 +80,7 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
 fn required_scope(method: &Method, segments: &[&str]) -> Scope {
     match (method.as_str(), segments.last()) {
         ("GET", _) => Scope::Read,
-        ("POST", Some(&"cancel")) | ("DELETE", _) => Scope::Cancel,
+        ("POST", Some(&"cancel" | &"clear")) | ("DELETE", _) => Scope::Cancel,
         _ => Scope::Write,
     }
 }
@@ -178,6 +178,15 @@ async fn route<S: JobStore, G: ThingGroups>(
                 .cancel_execution(id, &json_body(request)?, caller, now, request_id)
                 .await?,
         )),
+        ("GET", ["things", thing, "queue"]) => {
+            Ok(Reply::json(200, &courier.thing_queue(thing, now).await?))
+        }
+        ("POST", ["things", thing, "queue", "clear"]) => Ok(Reply::json(
+            200,
+            &courier
+                .clear_queue(thing, &json_body(request)?, caller, now, request_id)
+                .await?,
+        )),
         ("POST", ["jobs"]) => {
             let (job, created) = courier
                 .create_job(groups, &json_body(request)?, now)
@@ -214,7 +223,7 @@ async fn route<S: JobStore, G: ThingGroups>(
                 .cancel_job(id, &json_body(request)?, caller, now)
                 .await?,
         )),
-        (_, ["health"] | ["commands", ..] | ["executions", ..] | ["jobs", ..]) => {
+        (_, ["health"] | ["commands", ..] | ["executions", ..] | ["jobs", ..] | ["things", ..]) => {
             Err(not_allowed(method, path, &segments))
         }
         _ => Err(ServiceError::NoRoute {
@@ -227,9 +236,10 @@ async fn route<S: JobStore, G: ThingGroups>(
 fn not_allowed(method: &Method, path: &str, segments: &[&str]) -> ServiceError {
     let allow = match segments {
         ["commands"] | ["jobs"] => "GET, POST",
-        ["commands", _, "executions"] | ["executions", _, "cancel"] | ["jobs", _, "cancel"] => {
-            "POST"
-        }
+        ["commands", _, "executions"]
+        | ["executions", _, "cancel"]
+        | ["jobs", _, "cancel"]
+        | ["things", _, "queue", "clear"] => "POST",
         ["executions", _] => "GET, DELETE",
         _ => "GET",
     };
