@@ -833,24 +833,16 @@ fn write_json(json: &Json, out: &mut String) {
         Json::String(s) => {
             out.push('"');
             for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    // Control characters, and the two line separators a
-                    // JavaScript string literal may not hold before ES2019.
-                    c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                        out.push_str("\\u");
-                        let code = c as u32;
-                        for shift in [12, 8, 4, 0] {
-                            out.push(char::from(
-                                b"0123456789abcdef"[((code >> shift) & 15) as usize],
-                            ));
-                        }
-                    }
-                    c => out.push(c),
+                // The two line separators a JavaScript string literal may
+                // not hold before ES2019; the rest as JSON writes it.
+                if c == '\u{2028}' || c == '\u{2029}' {
+                    out.push_str(if c == '\u{2028}' {
+                        "\\u2028"
+                    } else {
+                        "\\u2029"
+                    });
+                } else {
+                    crate::text::push_json_char(out, c);
                 }
             }
             out.push('"');

@@ -172,52 +172,21 @@ pub fn parse_update(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
             );
         }
     }
-    let status = match map.get("status") {
-        Some(Json::String(raw)) => match raw.as_str() {
+    let status = crate::update::required_status(
+        map.get("status"),
+        |raw| match raw {
             "IN_PROGRESS" => Some(ExecutionStatus::InProgress),
             "SUCCEEDED" => Some(ExecutionStatus::Succeeded),
             "FAILED" => Some(ExecutionStatus::Failed),
             "REJECTED" => Some(ExecutionStatus::Rejected),
             "TIMED_OUT" => Some(ExecutionStatus::TimedOut),
-            _ => {
-                errors.add(
-                    "status",
-                    ValidationCode::InvalidValue,
-                    msg![
-                        quote(raw),
-                        " is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT"
-                    ],
-                );
-                None
-            }
+            _ => None,
         },
-        Some(other) => {
-            errors.add(
-                "status",
-                ValidationCode::WrongType,
-                msg!["expected a string, got ", json_kind(other)],
-            );
-            None
-        }
-        None => {
-            errors.add(
-                "status",
-                ValidationCode::MissingRequired,
-                "status is required",
-            );
-            None
-        }
-    };
-    let status_reason = match map.get("statusReason") {
-        None | Some(Json::Null) => None,
-        Some(json) => match StatusReason::parse_at(json, "statusReason") {
-            Ok(reason) => Some(reason),
-            Err(e) => {
-                errors.0.extend(e.0);
-                None
-            }
-        },
-    };
+        "IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT",
+        &mut errors,
+    );
+    let status_reason =
+        StatusReason::optional(map.get("statusReason"), "statusReason", &mut errors);
     let result = match map.get("result") {
         None | Some(Json::Null) => None,
         Some(json) => parse_result(json, &mut errors),

@@ -200,21 +200,7 @@ fn write_value(out: &mut String, value: &TypedValue, in_string: bool) {
         out.push('"');
     }
     for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                out.push_str("\\u00");
-                let n = u32::from(c);
-                for d in [n >> 4, n & 15] {
-                    out.push(char::from_digit(d, 16).unwrap_or('0'));
-                }
-            }
-            c => out.push(c),
-        }
+        crate::text::push_json_char(out, c);
     }
     if !in_string {
         out.push('"');

@@ -20,6 +20,25 @@ pub struct StatusReason {
 pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
 
 impl StatusReason {
+    /// An optional `statusReason` field (absent or null: none), its problems
+    /// added to `errors`.
+    pub fn optional(
+        json: Option<&Json>,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) -> Option<Self> {
+        match json {
+            None | Some(Json::Null) => None,
+            Some(json) => match Self::parse_at(json, path) {
+                Ok(reason) => Some(reason),
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    None
+                }
+            },
+        }
+    }
+
     pub fn parse_at(json: &Json, path: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let Json::Object(map) = json else {

@@ -21,24 +21,31 @@ pub fn quote(raw: &str) -> String {
             out.push('…');
             break;
         }
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(char::from(HEX[(c as usize) >> 4]));
-                out.push(char::from(HEX[(c as usize) & 15]));
-            }
-            c => out.push(c),
-        }
+        push_json_char(&mut out, c);
     }
     out.push('"');
     out
+}
+
+/// `c` as it is written inside a JSON string (and a JavaScript string
+/// literal): `"`, `\` and control characters escaped, as `JSON.stringify`
+/// escapes them.
+pub fn push_json_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        c if (c as u32) < 0x20 => {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[(c as usize) >> 4]));
+            out.push(char::from(HEX[(c as usize) & 15]));
+        }
+        c => out.push(c),
+    }
 }
 
 /// A refused value as a message shows it: a number as JavaScript prints

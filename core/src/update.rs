@@ -73,47 +73,14 @@ impl StatusUpdate {
             );
             return Err(errors);
         };
-        let status = match map.get("status") {
-            Some(Json::String(s)) => {
-                match ExecutionStatus::parse(s) {
-                    Some(status) => Some(status),
-                    None => {
-                        errors.add(
-                        "status",
-                        ValidationCode::InvalidValue,
-                        crate::text::msg![quote(s), " is not a status; use one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED"],
-                    );
-                        None
-                    }
-                }
-            }
-            Some(other) => {
-                errors.add(
-                    "status",
-                    ValidationCode::WrongType,
-                    crate::text::msg!["expected a string, got ", json_kind(other)],
-                );
-                None
-            }
-            None => {
-                errors.add(
-                    "status",
-                    ValidationCode::MissingRequired,
-                    "status is required",
-                );
-                None
-            }
-        };
-        let status_reason = match map.get("statusReason") {
-            None | Some(Json::Null) => None,
-            Some(json) => match StatusReason::parse_at(json, "statusReason") {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    errors.0.extend(e.0);
-                    None
-                }
-            },
-        };
+        let status = required_status(
+            map.get("status"),
+            ExecutionStatus::parse,
+            "IN_PROGRESS, SUCCEEDED, FAILED, REJECTED",
+            &mut errors,
+        );
+        let status_reason =
+            StatusReason::optional(map.get("statusReason"), "statusReason", &mut errors);
         let status_details = match map.get("statusDetails") {
             None | Some(Json::Null) => None,
             Some(json) => parse_status_details(json, &mut errors),
@@ -160,6 +127,45 @@ impl StatusUpdate {
             step_timeout_in_minutes,
             execution_number,
         })
+    }
+}
+
+/// A device update's required `status`, read with `parse` (each protocol
+/// accepts its own statuses; `choices` lists them in the message).
+pub(crate) fn required_status(
+    json: Option<&Json>,
+    parse: impl Fn(&str) -> Option<ExecutionStatus>,
+    choices: &str,
+    errors: &mut ValidationErrors,
+) -> Option<ExecutionStatus> {
+    match json {
+        Some(Json::String(s)) => {
+            let status = parse(s);
+            if status.is_none() {
+                errors.add(
+                    "status",
+                    ValidationCode::InvalidValue,
+                    crate::text::msg![quote(s), " is not a status; use one of ", choices],
+                );
+            }
+            status
+        }
+        Some(other) => {
+            errors.add(
+                "status",
+                ValidationCode::WrongType,
+                crate::text::msg!["expected a string, got ", json_kind(other)],
+            );
+            None
+        }
+        None => {
+            errors.add(
+                "status",
+                ValidationCode::MissingRequired,
+                "status is required",
+            );
+            None
+        }
     }
 }
 

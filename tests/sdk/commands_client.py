@@ -17,15 +17,16 @@ import os
 import queue
 import sys
 import time
-import urllib.request
 
 from awscrt import io, mqtt
+
+from report import Report, http
 
 THING = "My_Car"
 ROOT = f"$aws/commands/things/{THING}"
 EVENTS = "$aws/events/commandExecution"
-API = os.environ["API_URL"]
-passes = failures = 0
+report = Report()
+check = report.check
 
 # Verbatim from the AWS IoT developer guide, "Update the result of a command
 # execution" (iot-remote-command-execution-start-monitor.html).
@@ -50,25 +51,6 @@ FAILED_EXAMPLE = """{
     "reasonDescription": "Car battery is lower than 5 percent"
   }
 }"""
-
-
-def check(label, ok, detail=""):
-    global passes, failures
-    print(("PASS " if ok else "FAIL ") + label + ("" if ok else f": {detail}"))
-    if ok:
-        passes += 1
-    else:
-        failures += 1
-
-
-def http(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(API + path, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 inbox = queue.Queue()
@@ -174,8 +156,8 @@ def main():
           and read.get("statusReason", {}).get("reasonCode") == "CAR_LOW_ON_BATTERY"
           and read.get("result", {}).get("car_battery") == {"S": "car battery at 50 percent"}, read)
     connection.disconnect().result(10)
-    print(f"commands conformance: {passes} passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+    print(f"commands conformance: {report.passes} passed, {report.failures} failed")
+    sys.exit(1 if report.failures else 0)
 
 
 if __name__ == "__main__":

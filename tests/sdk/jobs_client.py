@@ -15,24 +15,16 @@ import os
 import sys
 import threading
 import time
-import urllib.request
 from concurrent.futures import Future
 
 from awscrt import io, mqtt
 from awsiot import iotjobs
 
+from report import Report, http
+
 THING = "sdk-device-1"
-API = os.environ["API_URL"]
-passes = failures = 0
-
-
-def check(label, ok, detail=""):
-    global passes, failures
-    print(("PASS " if ok else "FAIL ") + label + ("" if ok else f": {detail}"))
-    if ok:
-        passes += 1
-    else:
-        failures += 1
+report = Report()
+check = report.check
 
 
 def show(obj):
@@ -43,16 +35,6 @@ def show(obj):
         return vars(obj)
     except TypeError:
         return {name: getattr(obj, name, None) for name in dir(obj) if not name.startswith("_") and not callable(getattr(obj, name, None))}
-
-
-def http(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(API + path, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def connect():
@@ -204,8 +186,8 @@ def main():
     status, read = http("GET", f"/executions/{job_id}")
     check("the API reads it back SUCCEEDED", status == 200 and read.get("status") == "SUCCEEDED", read)
     connection.disconnect().result(10)
-    print(f"sdk conformance: {passes} passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+    print(f"sdk conformance: {report.passes} passed, {report.failures} failed")
+    sys.exit(1 if report.failures else 0)
 
 
 if __name__ == "__main__":
