@@ -699,12 +699,19 @@ fn compare(t: ValueType, bound: &Number, op: &str) -> String {
 fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String {
     let mut js = String::new();
     for condition in conditions {
-        let (failing, code, value, message) = match condition {
+        // The JavaScript test under which the value fails the condition.
+        let holds_unless = |negated: bool, found: String| {
+            if negated {
+                found
+            } else {
+                crate::text::msg!["!", found]
+            }
+        };
+        let (failing, code, value) = match condition {
             Compiled::Compare(c, bound) => (
                 compare(t, bound, c.failing_js_operator()),
                 "OutOfRange",
                 value_text(t),
-                crate::text::msg![c.words(), bound],
             ),
             Compiled::NumberIn { negated, set } => {
                 let found: Vec<String> = set
@@ -712,22 +719,7 @@ fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String
                     .map(|b| crate::text::msg!["(", compare(t, b, "==="), ")"])
                     .collect();
                 let found = crate::text::msg!["(", found.join(" || "), ")"];
-                let listed: Vec<String> = set.iter().map(|b| crate::text::msg![b]).collect();
-                let words = if *negated {
-                    " is one of the excluded values: "
-                } else {
-                    " is not one of: "
-                };
-                (
-                    if *negated {
-                        found
-                    } else {
-                        crate::text::msg!["!", found]
-                    },
-                    "OutOfRange",
-                    value_text(t),
-                    crate::text::msg![words, listed.join(", ")],
-                )
+                (holds_unless(*negated, found), "OutOfRange", value_text(t))
             }
             Compiled::Range { negated, min, max } => {
                 let inside = crate::text::msg![
@@ -737,21 +729,7 @@ fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String
                     compare(t, max, "<="),
                     ")"
                 ];
-                let words = if *negated {
-                    " is inside the excluded range "
-                } else {
-                    " is outside the range "
-                };
-                (
-                    if *negated {
-                        inside
-                    } else {
-                        crate::text::msg!["!", inside]
-                    },
-                    "OutOfRange",
-                    value_text(t),
-                    crate::text::msg![words, min, "..", max],
-                )
+                (holds_unless(*negated, inside), "OutOfRange", value_text(t))
             }
             Compiled::StringIn { negated, set } => {
                 let found: Vec<String> = set
@@ -759,23 +737,7 @@ fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String
                     .map(|s| crate::text::msg!["val === ", lit(s)])
                     .collect();
                 let found = crate::text::msg!["(", found.join(" || "), ")"];
-                let listed: Vec<String> = set.iter().map(|v| quote(v)).collect();
-                let words = match (negated, set.len()) {
-                    (false, 1) => " must equal ",
-                    (true, 1) => " must not equal ",
-                    (false, _) => " is not one of: ",
-                    (true, _) => " is one of the excluded values: ",
-                };
-                (
-                    if *negated {
-                        found
-                    } else {
-                        crate::text::msg!["!", found]
-                    },
-                    "NotInEnum",
-                    "quote(val)",
-                    crate::text::msg![words, listed.join(", ")],
-                )
+                (holds_unless(*negated, found), "NotInEnum", "quote(val)")
             }
         };
         js.push_str(&crate::text::msg![
@@ -786,7 +748,7 @@ fn condition_checks(conditions: &[Compiled], t: ValueType, path: &str) -> String
             ", ",
             value,
             " + ",
-            lit(&message),
+            lit(&condition.message_tail()),
             ", ",
             path,
             "));\n"

@@ -92,7 +92,7 @@ impl Comparison {
         }
     }
 
-    pub const fn words(self) -> &'static str {
+    const fn words(self) -> &'static str {
         match self {
             Self::Equals => " must equal ",
             Self::NotEquals => " must not equal ",
@@ -443,16 +443,9 @@ impl Compiled {
             (Self::StringIn { negated, set }, TypedValue::S(s)) => {
                 let found = set.iter().any(|v| v == s);
                 (found == *negated).then(|| {
-                    let words = match (negated, set.len()) {
-                        (false, 1) => " must equal ",
-                        (true, 1) => " must not equal ",
-                        (false, _) => " is not one of: ",
-                        (true, _) => " is one of the excluded values: ",
-                    };
-                    let listed: Vec<String> = set.iter().map(|v| quote(v)).collect();
                     (
                         ValidationCode::NotInEnum,
-                        msg![quote(s), words, listed.join(", ")],
+                        msg![quote(s), self.message_tail()],
                     )
                 })
             }
@@ -489,22 +482,27 @@ impl Compiled {
                     }
                     Self::StringIn { .. } => false,
                 };
-                fails.then(|| (ValidationCode::OutOfRange, self.number_message(n)))
+                fails.then(|| (ValidationCode::OutOfRange, msg![n, self.message_tail()]))
             }
         }
     }
 
-    fn number_message(&self, n: Number) -> String {
+    /// A refusal's message after the value itself (`81` + ` is outside the
+    /// range 60..80`): the same text on the server and, after the value as
+    /// JavaScript writes it, in the generated validators.
+    pub fn message_tail(&self) -> String {
+        let one_of = |negated: bool| {
+            if negated {
+                " is one of the excluded values: "
+            } else {
+                " is not one of: "
+            }
+        };
         match self {
-            Self::Compare(c, bound) => msg![n, c.words(), bound],
+            Self::Compare(c, bound) => msg![c.words(), bound],
             Self::NumberIn { negated, set } => {
                 let listed: Vec<String> = set.iter().map(|b| msg![b]).collect();
-                let words = if *negated {
-                    " is one of the excluded values: "
-                } else {
-                    " is not one of: "
-                };
-                msg![n, words, listed.join(", ")]
+                msg![one_of(*negated), listed.join(", ")]
             }
             Self::Range { negated, min, max } => {
                 let words = if *negated {
@@ -512,9 +510,17 @@ impl Compiled {
                 } else {
                     " is outside the range "
                 };
-                msg![n, words, min, "..", max]
+                msg![words, min, "..", max]
             }
-            Self::StringIn { .. } => String::new(),
+            Self::StringIn { negated, set } => {
+                let words = match (negated, set.len()) {
+                    (false, 1) => " must equal ",
+                    (true, 1) => " must not equal ",
+                    (negated, _) => one_of(*negated),
+                };
+                let listed: Vec<String> = set.iter().map(|v| quote(v)).collect();
+                msg![words, listed.join(", ")]
+            }
         }
     }
 }

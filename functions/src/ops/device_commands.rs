@@ -47,13 +47,9 @@ impl<S: Store> Courier<S> {
             }
         };
         // A device's executions live in the tenant that owns the thing.
-        let owner = match self.store().thing_owner(&response.thing).await {
-            Ok(owner) => owner,
-            Err(err) => return Some(Err(err.into())),
-        };
-        let owners_view = match owner {
-            Some(owner) if owner != *self.tenant() => Some(self.for_tenant(&owner)),
-            Some(_) | None => None,
+        let owners_view = match self.owners_view(&response.thing).await {
+            Ok(view) => view,
+            Err(err) => return Some(Err(err)),
         };
         let courier = owners_view.as_ref().unwrap_or(self);
         let answer = Box::pin(courier.command_response(&response, payload, delivery, now)).await;
@@ -116,10 +112,7 @@ impl<S: Store> Courier<S> {
             )
             .await;
         match outcome {
-            Ok(_) => Ok(vec![Message {
-                topic: commands::reply_topic(&self.commands.root, response, true),
-                payload: commands::accepted(id),
-            }]),
+            Ok(_) => Ok(vec![self.command_reply_accepted(response)]),
             Err(err) if err.is_retryable() => Err(err),
             // Timed out by the cloud before this report: AWS would let the
             // report replace TIMED_OUT; Courier keeps it as the execution's
@@ -136,10 +129,7 @@ impl<S: Store> Courier<S> {
                 .as_ref()
                 .is_some_and(|late| late.received_at == now) =>
             {
-                Ok(vec![Message {
-                    topic: commands::reply_topic(&self.commands.root, response, true),
-                    payload: commands::accepted(id),
-                }])
+                Ok(vec![self.command_reply_accepted(response)])
             }
             Err(err) => {
                 let code = rejection(&err);
@@ -149,6 +139,13 @@ impl<S: Store> Courier<S> {
                     &err.to_string(),
                 )])
             }
+        }
+    }
+
+    fn command_reply_accepted(&self, response: &Response) -> Message {
+        Message {
+            topic: commands::reply_topic(&self.commands.root, response, true),
+            payload: commands::accepted(&response.execution_id),
         }
     }
 

@@ -162,10 +162,7 @@ impl<S: Store> Courier<S> {
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        let owners_view = match self.store().thing_owner(&request.thing).await? {
-            Some(owner) if owner != *self.tenant() => Some(self.for_tenant(&owner)),
-            Some(_) | None => None,
-        };
+        let owners_view = self.owners_view(&request.thing).await?;
         let courier = owners_view.as_ref().unwrap_or(self);
         Box::pin(courier.answer_for_owner(root, request, payload, token, delivery, now)).await
     }

@@ -306,14 +306,7 @@ impl<S: Store> Courier<S> {
         // A thing is another tenant's, or nobody's, alike: not found (no
         // existence oracle). So is a command this tenant does not have.
         match &query.of {
-            ExecutionsOf::Target(thing) => {
-                if self.store.thing_owner(thing).await?.as_ref() != Some(self.tenant()) {
-                    return Err(ServiceError::NotFound {
-                        what: "thing",
-                        id: thing.to_string(),
-                    });
-                }
-            }
+            ExecutionsOf::Target(thing) => self.require_own_thing(thing).await?,
             ExecutionsOf::Command(command) => {
                 self.validator(command.as_str()).await?;
             }

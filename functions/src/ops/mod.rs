@@ -36,7 +36,7 @@ use crate::error::ServiceError;
 use crate::store::{Page, PageRequest, Store};
 use courier_core::commands::CommandsTopics;
 use courier_core::text::quote;
-use courier_core::{CommandId, TenantId, ValidationCode, ValidationErrors, Validator};
+use courier_core::{CommandId, TenantId, ThingName, ValidationCode, ValidationErrors, Validator};
 use page_token::PageTokens;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -143,6 +143,32 @@ impl<S: Store> Courier<S> {
         errors
             .into_result(PageRequest { limit, start })
             .map_err(Into::into)
+    }
+
+    /// The view of the tenant that owns `thing`, where a device's executions
+    /// live; `None` when that is this view, or nobody owns the thing (it has
+    /// no executions anywhere: creating one claims the thing first).
+    pub(crate) async fn owners_view(
+        &self,
+        thing: &ThingName,
+    ) -> Result<Option<Self>, ServiceError> {
+        Ok(match self.store.thing_owner(thing).await? {
+            Some(owner) if owner != *self.tenant() => Some(self.for_tenant(&owner)),
+            Some(_) | None => None,
+        })
+    }
+
+    /// Not found unless this tenant owns `thing`: another tenant's thing and
+    /// nobody's are answered alike (no existence oracle).
+    pub(crate) async fn require_own_thing(&self, thing: &ThingName) -> Result<(), ServiceError> {
+        if self.store.thing_owner(thing).await?.as_ref() == Some(self.tenant()) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound {
+                what: "thing",
+                id: thing.to_string(),
+            })
+        }
     }
 
     pub(crate) fn listing<T>(&self, scope: &str, page: Page<T>) -> Listing<T> {

@@ -58,16 +58,10 @@ pub struct Cleared {
 }
 
 impl<S: Store> Courier<S> {
-    /// The thing, if this tenant owns it (another tenant's, or nobody's,
-    /// is not found alike: no existence oracle).
+    /// The thing, if this tenant owns it (see `require_own_thing`).
     async fn own_thing(&self, raw: &str) -> Result<ThingName, ServiceError> {
         let thing = ThingName::parse_at(raw, "thingName").map_err(ValidationErrors::from)?;
-        if self.store().thing_owner(&thing).await?.as_ref() != Some(self.tenant()) {
-            return Err(ServiceError::NotFound {
-                what: "thing",
-                id: thing.to_string(),
-            });
-        }
+        self.require_own_thing(&thing).await?;
         Ok(thing)
     }
 
