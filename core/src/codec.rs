@@ -11,6 +11,7 @@ use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, Thin
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
+use crate::retry::RetryPolicy;
 use crate::schema::{CommandDefinition, ParameterSpec, Parameters};
 use crate::status::ExecutionStatus;
 use crate::text::quote;
@@ -161,18 +162,25 @@ impl ToJson for CommandExecution {
             .opt("deliverBy", e.deliver_by.as_ref())
             .put("completeBy", e.complete_by.to_json())
             .opt("stepDeadline", e.step_deadline.as_ref())
-            .put("onTimeout", e.on_timeout.as_str())
-            .put("maxAttempts", e.max_attempts);
-        if e.failure_retries != 0 {
-            out = out.put("failureRetries", e.failure_retries);
+            .put("retryPolicy", e.retry_policy.to_json());
+        if e.defer_count != 0 {
+            out = out.put("deferCount", e.defer_count);
         }
-        if e.busy_count != 0 {
-            out = out.put("busyCount", e.busy_count);
+        out = out
+            .opt("lastDeferredAt", e.last_deferred_at.as_ref())
+            .opt("lateResult", e.late_result.as_ref());
+        for (key, by) in [
+            ("createdBy", &e.created_by),
+            ("canceledBy", &e.canceled_by),
+            ("lastUpdatedBy", &e.last_updated_by),
+        ] {
+            if let Some(by) = by {
+                out = out.put(key, by.as_str());
+            }
         }
-        out = out.opt("lateResult", e.late_result.as_ref());
-        if let Some(by) = &e.canceled_by {
-            out = out.put("canceledBy", by.as_str());
-        }
+        out = out
+            .opt("sentAt", e.sent_at.as_ref())
+            .opt("acknowledgedAt", e.acknowledged_at.as_ref());
         out = out
             .put("retentionSeconds", e.retention_seconds)
             .put("createdAt", e.created_at.to_json())
@@ -385,12 +393,22 @@ impl CommandExecution {
             deliver_by: f.opt_time("deliverBy")?,
             complete_by: f.time("completeBy")?,
             step_deadline: f.opt_time("stepDeadline")?,
-            on_timeout,
-            max_attempts: f.u32_or("maxAttempts", 1)?,
-            failure_retries: f.u32_or("failureRetries", 0)?,
-            busy_count: f.u32_or("busyCount", 0)?,
+            retry_policy: match f.get("retryPolicy") {
+                Some(policy) => RetryPolicy::read(policy)?,
+                None => RetryPolicy::from_legacy(
+                    on_timeout == OnTimeout::Retry,
+                    f.u32_or("maxAttempts", 1)?,
+                    f.u32_or("failureRetries", 0)?,
+                ),
+            },
+            defer_count: f.u32_or("deferCount", f.u32_or("busyCount", 0)?)?,
+            last_deferred_at: f.opt_time("lastDeferredAt")?,
             late_result,
+            created_by: f.opt_string("createdBy")?,
             canceled_by: f.opt_string("canceledBy")?,
+            last_updated_by: f.opt_string("lastUpdatedBy")?,
+            sent_at: f.opt_time("sentAt")?,
+            acknowledged_at: f.opt_time("acknowledgedAt")?,
             retention_seconds: f.u32("retentionSeconds")?,
             created_at: f.time("createdAt")?,
             last_updated_at: f.time("lastUpdatedAt")?,
@@ -475,8 +493,12 @@ impl ToJson for CommandDefinition {
         } else {
             out.put("protocol", d.protocol.as_str())
         };
-        out.opt("payloadTemplate", d.payload_template.as_ref().map(Str))
-            .done()
+        let out = out.opt("payloadTemplate", d.payload_template.as_ref().map(Str));
+        if d.retry_policy.is_default() {
+            out.done()
+        } else {
+            out.put("retryPolicy", d.retry_policy.to_json()).done()
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, Thin
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
+use crate::retry::RetryPolicy;
 use crate::schema::{
     check_range_u32, Parameters, Validator, EXECUTION_TIMEOUT_RANGE, RETENTION_RANGE,
 };
@@ -59,25 +60,36 @@ pub struct CommandExecution {
     /// IN_PROGRESS update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_deadline: Option<Timestamp>,
-    /// What a passed delivery or step deadline does.
+    /// How failed, rejected and timed-out attempts are retried (see `retry`).
     #[serde(default)]
-    pub on_timeout: OnTimeout,
-    /// Attempts allowed in all (1 = no retry).
-    #[serde(default = "first_attempt")]
-    pub max_attempts: u32,
-    /// A FAILED attempt is retried (as a new attempt) while fewer than this
-    /// many retries were spent (a job's `jobExecutionsRetryConfig`).
+    pub retry_policy: RetryPolicy,
+    /// How often the device answered "not now" to this execution.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub failure_retries: u32,
-    /// How often the device answered BUSY ("not now") to this execution.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub busy_count: u32,
+    pub defer_count: u32,
+    /// When it last did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deferred_at: Option<Timestamp>,
     /// A result that arrived after the execution timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_result: Option<LateResult>,
+    /// Who started it: the caller's identity (the JWT's subject), or the
+    /// job that did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// Who canceled it (the operator's identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canceled_by: Option<String>,
+    /// Who made the latest change: an operator's identity, `thing/NAME` for
+    /// the device, or `courier` for the system (delivery, deadlines, retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_by: Option<String>,
+    /// When it was last delivered to the device (published, or taken by a
+    /// device that asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    /// The device's first answer (any status report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
     /// Kept after the execution ends, then expired by TTL.
     pub retention_seconds: u32,
     pub created_at: Timestamp,
@@ -182,16 +194,15 @@ pub struct StartExecution {
     pub client_token: Option<ClientToken>,
     pub not_before: Option<Timestamp>,
     pub delivery_timeout_seconds: Option<u32>,
-    pub on_timeout: OnTimeout,
-    pub max_attempts: u32,
+    /// `None`: the command's policy.
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// How far ahead an execution may be scheduled (`notBefore`).
 pub const MAX_SCHEDULE_AHEAD_SECONDS: i64 = 30 * 86_400;
 /// How far in the past `notBefore` may be (a time in the past means now).
 pub const MAX_SCHEDULE_BEHIND_SECONDS: i64 = 86_400;
-/// Attempts an execution may be given (`maxAttempts`).
-pub const MAX_ATTEMPTS_RANGE: (u32, u32) = (1, 10);
+pub use crate::retry::MAX_ATTEMPTS_RANGE;
 
 /// The longest a record may be kept from its creation.
 pub const MAX_TIME_TO_LIVE_SECONDS: i64 =
@@ -213,7 +224,7 @@ impl StartExecution {
             );
             return Err(errors);
         };
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 11] = [
             "target",
             "targetArn",
             "parameters",
@@ -224,6 +235,7 @@ impl StartExecution {
             "deliveryTimeoutSeconds",
             "onTimeout",
             "maxAttempts",
+            "retryPolicy",
         ];
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
@@ -367,17 +379,31 @@ impl StartExecution {
             }
         };
         let max_attempts = optional_u32(map, "maxAttempts", MAX_ATTEMPTS_RANGE, &mut errors);
-        let max_attempts = match (on_timeout, max_attempts) {
+        // `onTimeout`/`maxAttempts` are the older spelling of a policy that
+        // retries timeouts only.
+        let legacy = match (on_timeout, max_attempts) {
             (OnTimeout::TimeOut, Some(n)) if n > 1 => {
                 errors.add(
                     "maxAttempts",
                     ValidationCode::InvalidValue,
                     "maxAttempts above 1 needs onTimeout RETRY",
                 );
-                1
+                None
             }
-            (OnTimeout::TimeOut, _) => 1,
-            (OnTimeout::Retry, n) => n.unwrap_or(3),
+            (OnTimeout::TimeOut, _) => None,
+            (OnTimeout::Retry, n) => Some(RetryPolicy::on_timeout(n.unwrap_or(3))),
+        };
+        let retry_policy = match map.get("retryPolicy") {
+            None | Some(Json::Null) => legacy,
+            Some(_) if map.contains_key("onTimeout") || map.contains_key("maxAttempts") => {
+                errors.add(
+                    "retryPolicy",
+                    ValidationCode::InvalidValue,
+                    "give retryPolicy or onTimeout/maxAttempts (its older spelling), not both",
+                );
+                None
+            }
+            Some(v) => RetryPolicy::parse(v, "retryPolicy", &mut errors),
         };
         let time_to_live = match map.get("timeToLive") {
             None | Some(Json::Null) => None,
@@ -414,8 +440,7 @@ impl StartExecution {
                 client_token,
                 not_before,
                 delivery_timeout_seconds,
-                on_timeout,
-                max_attempts,
+                retry_policy,
             }),
             _ => Err(errors),
         }
@@ -426,12 +451,13 @@ impl StartExecution {
         self.not_before.map_or(now, |nb| nb.max(now))
     }
 
-    /// The new QUEUED record, version 1. Its TTL is the request's, or
-    /// `completeBy` plus the command's retention.
+    /// The new QUEUED record, version 1, started by `created_by`. Its TTL is
+    /// the request's, or `completeBy` plus the command's retention.
     pub fn into_execution(
         self,
         execution_id: ExecutionId,
         validator: &Validator,
+        created_by: &str,
         now: Timestamp,
     ) -> CommandExecution {
         let definition = validator.definition();
@@ -459,12 +485,17 @@ impl StartExecution {
                 .map(|s| due.plus_secs(i64::from(s))),
             complete_by,
             step_deadline: None,
-            on_timeout: self.on_timeout,
-            max_attempts: self.max_attempts,
-            failure_retries: 0,
-            busy_count: 0,
+            retry_policy: self
+                .retry_policy
+                .unwrap_or_else(|| definition.retry_policy.clone()),
+            defer_count: 0,
+            last_deferred_at: None,
             late_result: None,
+            created_by: Some(created_by.to_owned()),
             canceled_by: None,
+            last_updated_by: Some(created_by.to_owned()),
+            sent_at: None,
+            acknowledged_at: None,
             retention_seconds: definition.retention_seconds,
             created_at: now,
             last_updated_at: now,

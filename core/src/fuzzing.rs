@@ -94,7 +94,7 @@ pub fn start_execution(bytes: &[u8]) {
         );
         let id = crate::ExecutionId::parse("00000000-0000-4000-8000-000000000000")
             .unwrap_or_else(|_| unreachable!());
-        let execution = start.into_execution(id, &validator, NOW);
+        let execution = start.into_execution(id, &validator, "fuzz", NOW);
         assert!(execution.complete_by > execution.created_at);
         assert!(execution.time_to_live >= execution.complete_by);
         let _ = facade::validate_start(&validator, &body, 1_800_000_000.0);

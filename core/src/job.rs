@@ -14,6 +14,7 @@ use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{JobId, ThingName};
 use crate::json::number_text;
 use crate::json::{Json, Object};
+use crate::retry::RetryPolicy;
 use crate::schema::{Parameters, Validator};
 use crate::status::ExecutionStatus;
 use crate::text::{json_kind, shown};
@@ -206,10 +207,12 @@ pub struct CreateJob {
     pub rollout: Option<RolloutConfig>,
     pub abort: Vec<AbortCriterion>,
     pub retry: Vec<RetryCriterion>,
+    /// Courier's spelling (exclusive with `retry`).
+    pub retry_policy: Option<RetryPolicy>,
     pub scheduling: Scheduling,
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "jobId",
     "commandId",
     "parameters",
@@ -217,6 +220,7 @@ const FIELDS: [&str; 9] = [
     "jobExecutionsRolloutConfig",
     "abortConfig",
     "jobExecutionsRetryConfig",
+    "retryPolicy",
     "schedulingConfig",
     "clientToken",
 ];
@@ -277,6 +281,18 @@ impl CreateJob {
             &mut errors,
             parse_retry,
         );
+        let retry_policy = match map.get("retryPolicy") {
+            None | Some(Json::Null) => None,
+            Some(_) if !retry.is_empty() => {
+                errors.add(
+                    "retryPolicy",
+                    ValidationCode::InvalidValue,
+                    "give retryPolicy or jobExecutionsRetryConfig (its AWS spelling), not both",
+                );
+                None
+            }
+            Some(v) => RetryPolicy::parse(v, "retryPolicy", &mut errors),
+        };
         let scheduling = parse_scheduling(map.get("schedulingConfig"), now, &mut errors);
         match (parameters, targets) {
             (Some(parameters), Some(targets)) if errors.is_empty() => Ok(Self {
@@ -286,6 +302,7 @@ impl CreateJob {
                 rollout,
                 abort,
                 retry,
+                retry_policy,
                 scheduling,
             }),
             _ => Err(errors),
@@ -801,10 +818,18 @@ impl RolloutConfig {
     }
 }
 
-/// Whether a failed attempt ending in `status` is retried, given the job's
-/// retry criteria and the attempts made (`attempt`, 1-based).
-pub fn retries(criteria: &[RetryCriterion], status: ExecutionStatus, attempt: u32) -> bool {
-    criteria
-        .iter()
-        .any(|c| c.failure_type.counts(status) && attempt <= c.number_of_retries)
+/// `jobExecutionsRetryConfig` as a policy: each failure type retried up to
+/// its own count (ALL is FAILED and TIMED_OUT, as in AWS IoT Jobs).
+pub fn retry_policy_of(criteria: &[RetryCriterion]) -> RetryPolicy {
+    let mut pairs = Vec::new();
+    for c in criteria {
+        let statuses: &[ExecutionStatus] = match c.failure_type {
+            FailureType::Failed => &[ExecutionStatus::Failed],
+            FailureType::TimedOut => &[ExecutionStatus::TimedOut],
+            FailureType::Rejected => &[ExecutionStatus::Rejected],
+            FailureType::All => &[ExecutionStatus::Failed, ExecutionStatus::TimedOut],
+        };
+        pairs.extend(statuses.iter().map(|s| (*s, c.number_of_retries)));
+    }
+    RetryPolicy::from_criteria(&pairs)
 }

@@ -12,7 +12,6 @@
 //! and the rest are written once. Execution ids are derived from the job id
 //! and the thing name, so a resumed chunk lands on the same items.
 
-use crate::deadline::{NewAttempt, OnTimeout};
 use crate::device_protocol::DeviceProtocol;
 use crate::execution::CommandExecution;
 use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
@@ -22,12 +21,10 @@ use crate::job::{
 };
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
+use crate::retry::RetryPolicy;
 use crate::schema::{CommandDefinition, Parameters};
-use crate::status::Actor;
 use crate::status::ExecutionStatus;
 use crate::time::Timestamp;
-use crate::transition::TransitionPlan;
-use crate::update::StatusUpdate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -136,6 +133,10 @@ pub struct Job {
     pub abort: Vec<AbortCriterion>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry: Vec<RetryCriterion>,
+    /// The policy its executions get, settled at creation (`None` on jobs
+    /// stored before policies: `retry` mapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
     #[serde(default)]
     pub scheduling: Scheduling,
     /// Copied from the command definition when the job was created.
@@ -229,6 +230,11 @@ impl CreateJob {
             targets,
             rollout: self.rollout,
             abort: self.abort,
+            retry_policy: Some(match self.retry_policy {
+                Some(policy) => policy,
+                None if !self.retry.is_empty() => crate::job::retry_policy_of(&self.retry),
+                None => definition.retry_policy.clone(),
+            }),
             retry: self.retry,
             scheduling: self.scheduling,
             execution_timeout_seconds: definition.execution_timeout_seconds,
@@ -252,25 +258,12 @@ impl CreateJob {
 }
 
 impl Job {
-    /// Executions whose deadline passes may be retried this many times
-    /// (`jobExecutionsRetryConfig` for TIMED_OUT).
-    pub fn timeout_retries(&self) -> u32 {
-        self.retry
-            .iter()
-            .filter(|c| matches!(c.failure_type, FailureType::TimedOut | FailureType::All))
-            .map(|c| c.number_of_retries)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// A FAILED attempt may be retried this many times.
-    pub fn failure_retries(&self) -> u32 {
-        self.retry
-            .iter()
-            .filter(|c| matches!(c.failure_type, FailureType::Failed | FailureType::All))
-            .map(|c| c.number_of_retries)
-            .max()
-            .unwrap_or(0)
+    /// How the job's executions are retried: its `retryPolicy`, its
+    /// `jobExecutionsRetryConfig` mapped (see `retry`), or its command's.
+    pub fn execution_retry_policy(&self) -> RetryPolicy {
+        self.retry_policy
+            .clone()
+            .unwrap_or_else(|| crate::job::retry_policy_of(&self.retry))
     }
 
     /// The execution this job gives `target`: QUEUED, version 1, held until
@@ -284,7 +277,6 @@ impl Job {
         let not_before = self.scheduling.start_time.filter(|t| *t > now);
         let due = not_before.unwrap_or(now);
         let complete_by = due.plus_secs(i64::from(self.execution_timeout_seconds));
-        let retries = self.timeout_retries();
         CommandExecution {
             execution_id,
             command_id: self.command_id.clone(),
@@ -302,16 +294,15 @@ impl Job {
             deliver_by: None,
             complete_by,
             step_deadline: None,
-            on_timeout: if retries > 0 {
-                OnTimeout::Retry
-            } else {
-                OnTimeout::TimeOut
-            },
-            max_attempts: 1 + retries,
-            failure_retries: self.failure_retries(),
-            busy_count: 0,
+            retry_policy: self.execution_retry_policy(),
+            defer_count: 0,
+            last_deferred_at: None,
             late_result: None,
+            created_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
             canceled_by: None,
+            last_updated_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
+            sent_at: None,
+            acknowledged_at: None,
             retention_seconds: self.retention_seconds,
             created_at: now,
             last_updated_at: now,
@@ -630,90 +621,4 @@ impl JobStatistics {
         self.devices.retain(|_, n| *n != 0);
         self.attempts += attempts;
     }
-}
-
-/// How long a busy device's execution waits before it is offered again.
-pub const BUSY_RETRY_SECONDS: i64 = 60;
-/// A device may answer BUSY this many times to one execution; the answer
-/// after that stands.
-pub const MAX_BUSY: u32 = 5;
-/// The reason code of a device's "not now" (on a REJECTED or FAILED update).
-pub const BUSY_REASON: &str = "BUSY";
-
-/// RETRIES of a job's executions, decided when the device reports: a BUSY
-/// answer re-queues the same attempt after [`BUSY_RETRY_SECONDS`] (up to
-/// [`MAX_BUSY`] times, spending no attempt); a FAILED one becomes a new
-/// attempt while the job's `jobExecutionsRetryConfig` allows. `None`: the
-/// report stands. The plan is conditional on `current`'s version.
-pub fn retry_instead(
-    current: &CommandExecution,
-    update: &StatusUpdate,
-    now: Timestamp,
-) -> Option<TransitionPlan> {
-    current.job_id.as_ref()?;
-    if current.status.is_terminal() {
-        return None;
-    }
-    let to = update.status?;
-    let code = update
-        .status_reason
-        .as_ref()
-        .map(|r| r.reason_code.as_str());
-    let reported_failure = matches!(to, ExecutionStatus::Failed | ExecutionStatus::Rejected);
-    let busy = reported_failure && code == Some(BUSY_REASON) && current.busy_count < MAX_BUSY;
-    let attempt = current.execution_number;
-    let retry = !busy && to == ExecutionStatus::Failed && attempt <= current.failure_retries;
-    if !busy && !retry {
-        return None;
-    }
-    let description = if busy {
-        crate::text::msg![
-            "the device was busy (",
-            current.busy_count + 1,
-            " of ",
-            MAX_BUSY,
-            "); offered again in ",
-            BUSY_RETRY_SECONDS,
-            " s"
-        ]
-    } else {
-        crate::text::msg![
-            "attempt ",
-            attempt,
-            " failed (",
-            code.unwrap_or("no reason given"),
-            "); retried as attempt ",
-            attempt + 1,
-            " of ",
-            current.failure_retries + 1
-        ]
-    };
-    let requeue = StatusUpdate {
-        status: Some(ExecutionStatus::Queued),
-        status_reason: Some(StatusReason {
-            reason_code: if busy {
-                "DEVICE_BUSY"
-            } else {
-                "RETRY_AFTER_FAILURE"
-            }
-            .to_owned(),
-            reason_description: Some(description),
-        }),
-        expected_version: Some(current.version),
-        ..StatusUpdate::default()
-    };
-    let mut plan =
-        TransitionPlan::new(requeue, ExecutionStatus::Queued, Actor::System, now).ok()?;
-    plan.expected_target = Some(current.target.clone());
-    if busy {
-        plan.busy = true;
-        plan.hold_until = Some(now.plus_secs(BUSY_RETRY_SECONDS));
-    } else {
-        plan.new_attempt = Some(NewAttempt {
-            deliver_by: current
-                .delivery_timeout_seconds
-                .map(|s| now.plus_secs(i64::from(s))),
-        });
-    }
-    Some(plan)
 }

@@ -21,6 +21,8 @@
 //! - [`value`]: typed values in the AWS IoT commands wire format.
 //! - [`execution`]: the execution record and start-execution requests.
 //! - [`facade`]: JSON-in/JSON-out operations shared with the WASM module.
+//! - [`retry`]: THE RETRY POLICY — attempts, backoff, retried outcomes,
+//!   and a device's "not now" (deferral).
 //! - [`reason`]: why an execution is in its status (`statusReason`).
 //! - [`ids`], [`time`], [`error`], [`text`]: newtypes, timestamps, errors and
 //!   their codes (with the HTTP status of each), how refused values are quoted.
@@ -51,6 +53,8 @@ pub mod payload_template;
 pub mod protocol;
 pub mod queue;
 pub mod reason;
+pub mod requeue;
+pub mod retry;
 pub mod schema;
 pub mod status;
 pub mod text;

@@ -5,7 +5,8 @@
 //! Order: work the device has started (IN_PROGRESS), oldest first; then what
 //! it may take now (QUEUED, SENT), oldest first, the first of which is its
 //! next execution (`protocol::next_pending`); then what is held until its
-//! `notBefore`, soonest first.
+//! `notBefore` (scheduled, deferred by the device, or waiting for a retry's
+//! backoff), soonest first.
 
 use crate::execution::CommandExecution;
 use crate::status::ExecutionStatus;
@@ -21,8 +22,13 @@ pub enum Waiting {
     /// Due, not yet published to the device (the dispatcher is on it, or a
     /// failed publish is retried).
     NotYetDelivered,
-    /// Held until its `notBefore`.
+    /// Held until its `notBefore` (scheduled, or a failed publish waiting
+    /// to be retried).
     HeldUntilNotBefore,
+    /// The device said "not now"; offered again at `notBefore`.
+    Deferred,
+    /// A retried attempt waiting for its backoff to end (`notBefore`).
+    RetryBackoff,
 }
 
 impl Waiting {
@@ -32,6 +38,23 @@ impl Waiting {
             Self::DeliveredNotStarted => "DELIVERED_NOT_STARTED",
             Self::NotYetDelivered => "NOT_YET_DELIVERED",
             Self::HeldUntilNotBefore => "HELD_UNTIL_NOT_BEFORE",
+            Self::Deferred => "DEFERRED",
+            Self::RetryBackoff => "RETRY_BACKOFF",
+        }
+    }
+
+    /// Why a held execution is held: its latest change says.
+    fn held(execution: &CommandExecution) -> Self {
+        let code = execution
+            .status_reason
+            .as_ref()
+            .map(|r| r.reason_code.as_str());
+        if code == Some(crate::retry::DEFERRED) {
+            Self::Deferred
+        } else if execution.execution_number > 1 && code != Some("PUBLISH_FAILED") {
+            Self::RetryBackoff
+        } else {
+            Self::HeldUntilNotBefore
         }
     }
 
@@ -40,7 +63,7 @@ impl Waiting {
         match execution.status {
             ExecutionStatus::InProgress => Some(Self::InProgress),
             ExecutionStatus::Sent => Some(Self::DeliveredNotStarted),
-            ExecutionStatus::Queued if execution.is_held(now) => Some(Self::HeldUntilNotBefore),
+            ExecutionStatus::Queued if execution.is_held(now) => Some(Self::held(execution)),
             ExecutionStatus::Queued => Some(Self::NotYetDelivered),
             ExecutionStatus::Succeeded
             | ExecutionStatus::Failed
@@ -62,9 +85,9 @@ pub fn queue(pending: &[CommandExecution], now: Timestamp) -> Vec<(&CommandExecu
         let group = match w {
             Waiting::InProgress => 0,
             Waiting::DeliveredNotStarted | Waiting::NotYetDelivered => 1,
-            Waiting::HeldUntilNotBefore => 2,
+            Waiting::HeldUntilNotBefore | Waiting::Deferred | Waiting::RetryBackoff => 2,
         };
-        let at = if *w == Waiting::HeldUntilNotBefore {
+        let at = if group == 2 {
             e.not_before.unwrap_or(e.created_at)
         } else {
             e.created_at

@@ -19,6 +19,15 @@ pub struct StatusReason {
 
 pub const MAX_REASON_DESCRIPTION_CHARS: usize = 1024;
 
+/// Whether `code` is a reason code: 1 to 64 of A-Z, 0-9, '_' and '-'.
+pub fn is_reason_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 impl StatusReason {
     /// An optional `statusReason` field (absent or null: none), its problems
     /// added to `errors`.
@@ -61,12 +70,7 @@ impl StatusReason {
         let code_path = crate::text::msg![path, ".reasonCode"];
         let reason_code = match map.get("reasonCode") {
             Some(Json::String(code)) => {
-                let ok = !code.is_empty()
-                    && code.len() <= 64
-                    && code.bytes().all(|b| {
-                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                    });
-                if !ok {
+                if !is_reason_code(code) {
                     errors.add(
                         &code_path,
                         ValidationCode::PatternMismatch,

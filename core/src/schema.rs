@@ -12,6 +12,7 @@ use crate::error::{ValidationCode, ValidationError, ValidationErrors};
 use crate::ids::{CommandId, ParameterName};
 use crate::json::{Json, Number as JsonNumber, Object};
 use crate::pattern::Pattern;
+use crate::retry::RetryPolicy;
 use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use crate::value::{Number, TypedValue, ValueType};
@@ -61,6 +62,10 @@ pub struct CommandDefinition {
     /// `payload_template`). Commands protocol only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_template: Option<String>,
+    /// How its executions are retried unless a request or job says
+    /// otherwise (see `retry`).
+    #[serde(default, skip_serializing_if = "RetryPolicy::is_default")]
+    pub retry_policy: RetryPolicy,
 }
 
 const fn default_timeout() -> u32 {
@@ -250,8 +255,9 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 9] = [
+const DEFINITION_FIELDS: [&str; 10] = [
     "commandId",
+    "retryPolicy",
     "mandatoryParameters",
     "protocol",
     "payloadTemplate",
@@ -386,6 +392,10 @@ impl CommandDefinition {
                 DeviceProtocol::Jobs
             }
         };
+        let retry_policy = match f.get("retryPolicy") {
+            None | Some(Json::Null) => RetryPolicy::default(),
+            Some(v) => RetryPolicy::parse(v, "retryPolicy", &mut errors).unwrap_or_default(),
+        };
         match command_id {
             Some(command_id) if errors.is_empty() => Ok(Self {
                 command_id,
@@ -396,6 +406,7 @@ impl CommandDefinition {
                 created_at,
                 protocol,
                 payload_template: f.string("payloadTemplate", &mut errors),
+                retry_policy,
             }),
             _ => Err(errors),
         }

@@ -8,7 +8,7 @@
 //! the same to a record in memory and explains any refusal. Both read the same
 //! plan, so the store's condition and the in-memory rules cannot drift.
 
-use crate::deadline::{Deadline, LateResult, NewAttempt, OnTimeout};
+use crate::deadline::{Deadline, LateResult, NewAttempt};
 use crate::error::ErrorCode;
 use crate::execution::CommandExecution;
 use crate::ids::ThingName;
@@ -235,15 +235,18 @@ pub struct TransitionPlan {
     pub force: bool,
     /// Kept with a timeout that a device's late report triggered.
     pub late_result: Option<LateResult>,
-    /// A busy device's answer: the same attempt waits and is offered again
-    /// (`busyCount` goes up).
-    pub busy: bool,
+    /// A device's "not now": the same attempt waits and is offered again
+    /// (`deferCount` goes up, `lastDeferredAt` is set).
+    pub defer: bool,
     /// When IoT Core received the device message this plan answers (the
     /// rule's `timestamp()`). The store refuses a message older than the
     /// last one it applied to the execution as stale: Lambda redelivering an
     /// event after newer ones were applied changes nothing.
     pub message_at: Option<Timestamp>,
 }
+
+/// `lastUpdatedBy` for Courier's own changes (delivery, deadlines, retries).
+pub const SYSTEM_IDENTITY: &str = "courier";
 
 impl TransitionPlan {
     /// Plans `update` by `actor` at `now`. Fails only when the table allows
@@ -287,7 +290,7 @@ impl TransitionPlan {
         }
     }
 
-    fn new_unchecked(
+    pub(crate) fn new_unchecked(
         update: StatusUpdate,
         to: ExecutionStatus,
         actor: Actor,
@@ -311,7 +314,7 @@ impl TransitionPlan {
             canceled_by: None,
             force: false,
             late_result: None,
-            busy: false,
+            defer: false,
             message_at: None,
         }
     }
@@ -322,9 +325,16 @@ impl TransitionPlan {
     pub fn expire(execution: &CommandExecution, now: Timestamp) -> Option<Self> {
         let deadline = execution.overdue(now)?;
         let attempt = execution.execution_number;
-        let retry = execution.on_timeout == OnTimeout::Retry
-            && deadline.retryable()
-            && attempt < execution.max_attempts;
+        let policy = &execution.retry_policy;
+        let retry = deadline.retryable()
+            && policy.retries(ExecutionStatus::TimedOut, Some(deadline.code()), attempt);
+        let wait = if retry {
+            policy
+                .backoff
+                .delay_seconds(&execution.execution_id, attempt)
+        } else {
+            0
+        };
         let (to, description) = if retry {
             (
                 ExecutionStatus::Queued,
@@ -333,9 +343,12 @@ impl TransitionPlan {
                     "; attempt ",
                     attempt,
                     " of ",
-                    execution.max_attempts,
+                    policy.max_attempts,
                     " re-queued as attempt ",
-                    attempt + 1
+                    attempt + 1,
+                    " in ",
+                    wait,
+                    " s"
                 ],
             )
         } else {
@@ -353,10 +366,12 @@ impl TransitionPlan {
         let mut plan = Self::new(update, to, Actor::System, now).ok()?;
         plan.enforce_deadlines = false;
         if retry {
+            let until = now.plus_secs(i64::from(wait));
+            plan.hold_until = (wait > 0).then_some(until);
             plan.new_attempt = Some(NewAttempt {
                 deliver_by: execution
                     .delivery_timeout_seconds
-                    .map(|s| now.plus_secs(i64::from(s))),
+                    .map(|s| until.plus_secs(i64::from(s))),
             });
         }
         Some(plan)
@@ -410,6 +425,22 @@ impl TransitionPlan {
     /// is a delivery or a device's.
     pub fn respects_hold(&self) -> bool {
         self.actor == Actor::Device || self.to == ExecutionStatus::Sent
+    }
+
+    /// Who makes this change, as `lastUpdatedBy` records it: the operator,
+    /// `thing/NAME` for a device, `courier` for the system.
+    pub fn changed_by(&self) -> String {
+        match self.actor {
+            Actor::Operator => self
+                .canceled_by
+                .clone()
+                .unwrap_or_else(|| "operator".to_owned()),
+            Actor::Device => self.expected_target.as_ref().map_or_else(
+                || "device".to_owned(),
+                |t| crate::text::msg!["thing/", t.as_str()],
+            ),
+            Actor::System => SYSTEM_IDENTITY.to_owned(),
+        }
     }
 
     /// Whether this change sets `startedAt` (when absent).
@@ -533,9 +564,18 @@ impl TransitionPlan {
         if let Some(late) = &self.late_result {
             next.late_result = Some(late.clone());
         }
-        if self.busy {
-            next.busy_count = current.busy_count + 1;
+        if self.defer {
+            next.defer_count = current.defer_count + 1;
+            next.last_deferred_at = Some(self.now);
         }
+        if self.to == ExecutionStatus::Sent && self.actor == Actor::System {
+            next.sent_at = Some(self.now);
+        }
+        if self.actor == Actor::Device {
+            next.sent_at = next.sent_at.or(Some(self.now));
+            next.acknowledged_at = next.acknowledged_at.or(Some(self.now));
+        }
+        next.last_updated_by = Some(self.changed_by());
         next.version = current.version + 1;
         Ok(next)
     }

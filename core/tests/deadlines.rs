@@ -35,7 +35,7 @@ fn start(body: Value) -> CommandExecution {
     let v = validator();
     StartExecution::parse(&body, &v, at(0))
         .unwrap()
-        .into_execution(ExecutionId::parse("e-1").unwrap(), &v, at(0))
+        .into_execution(ExecutionId::parse("e-1").unwrap(), &v, "tester", at(0))
 }
 
 fn device(

@@ -1,17 +1,16 @@
 //! The job runner's rules: which step a job takes next, given its record,
-//! its statistics and the time; and the retry decision on a device report.
+//! its statistics and the time (retries are in `retry.rs`).
 
 #![allow(clippy::unwrap_used)]
 
 use courier_core::job::JobStatistics;
 use courier_core::job_run::{
-    retry_instead, Claim, StatisticsDelta, BUSY_RETRY_SECONDS, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK,
-    MAX_BUSY, TARGET_PAGE,
+    Claim, StatisticsDelta, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK, TARGET_PAGE,
 };
 use courier_core::json::Json as Value;
 use courier_core::{
     CommandDefinition, CreateJob, ExecutionId, ExecutionStatus, Job, JobId, JobStatus, JobStep,
-    StatusUpdate, ThingName, Timestamp,
+    ThingName, Timestamp,
 };
 
 /// A JSON value in core's model, written as `serde_json::json!` writes one.
@@ -225,45 +224,5 @@ fn a_scheduled_job_writes_held_executions_and_starts_at_its_start_time() {
     assert_eq!(
         j.next_step(&JobStatistics::default(), at(600)),
         JobStep::Start
-    );
-}
-
-#[test]
-fn failures_are_retried_while_the_job_allows_and_busy_answers_wait() {
-    let j = job(json!({"targets": {"things": things(1)},
-        "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]}}));
-    let mut e = j.execution_for(
-        ExecutionId::parse("e-1").unwrap(),
-        ThingName::parse("t-0").unwrap(),
-        at(0),
-    );
-    e.status = ExecutionStatus::InProgress;
-    let failed = StatusUpdate::to(ExecutionStatus::Failed);
-    let plan = retry_instead(&e, &failed, at(1)).unwrap();
-    let retried = plan.apply(&e).unwrap();
-    assert_eq!(
-        (retried.status, retried.execution_number),
-        (ExecutionStatus::Queued, 2)
-    );
-    assert!(
-        retry_instead(&retried, &failed, at(2)).is_none(),
-        "retries spent"
-    );
-
-    let busy =
-        StatusUpdate::parse(&json!({"status": "REJECTED", "statusReason": {"reasonCode": "BUSY"}}))
-            .unwrap();
-    let mut waiting = e.clone();
-    for n in 1..=MAX_BUSY {
-        waiting = retry_instead(&waiting, &busy, at(3))
-            .unwrap()
-            .apply(&waiting)
-            .unwrap();
-        assert_eq!((waiting.busy_count, waiting.execution_number), (n, 1));
-        assert_eq!(waiting.not_before, Some(at(3 + BUSY_RETRY_SECONDS)));
-    }
-    assert!(
-        retry_instead(&waiting, &busy, at(4)).is_none(),
-        "the sixth BUSY stands"
     );
 }

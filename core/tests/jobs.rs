@@ -201,17 +201,19 @@ fn exponential_rollout_multiplies_the_rate_up_to_the_maximum() {
 }
 
 #[test]
-fn retries_follow_the_criteria_per_failure_type() {
+fn retry_criteria_map_to_a_policy_per_failure_type() {
     let rules = [RetryCriterion {
         failure_type: FailureType::TimedOut,
         number_of_retries: 2,
     }];
-    assert!(retries(&rules, ExecutionStatus::TimedOut, 1));
-    assert!(retries(&rules, ExecutionStatus::TimedOut, 2));
+    let policy = retry_policy_of(&rules);
+    let retries = |status, attempt| policy.retries(status, None, attempt);
+    assert!(retries(ExecutionStatus::TimedOut, 1));
+    assert!(retries(ExecutionStatus::TimedOut, 2));
     assert!(
-        !retries(&rules, ExecutionStatus::TimedOut, 3),
+        !retries(ExecutionStatus::TimedOut, 3),
         "two retries: three attempts in all"
     );
-    assert!(!retries(&rules, ExecutionStatus::Failed, 1));
-    assert!(!retries(&rules, ExecutionStatus::Succeeded, 1));
+    assert!(!retries(ExecutionStatus::Failed, 1));
+    assert!(!retries(ExecutionStatus::Succeeded, 1));
 }

@@ -41,10 +41,13 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         deliver_by: None,
         complete_by: Timestamp::from_secs(created + 600),
         step_deadline: None,
-        on_timeout: OnTimeout::TimeOut,
-        max_attempts: 1,
-        failure_retries: 0,
-        busy_count: 0,
+        retry_policy: Default::default(),
+        defer_count: 0,
+        last_deferred_at: None,
+        created_by: None,
+        last_updated_by: None,
+        sent_at: None,
+        acknowledged_at: None,
         job_id: None,
         late_result: None,
         canceled_by: None,
@@ -284,5 +287,50 @@ fn the_queue_lists_in_delivery_order_with_why_each_waits() {
     assert_eq!(
         next_pending(&not_held).map(|e| e.execution_id.to_string()),
         Some("00000000-0000-4000-8000-000000000004".to_owned())
+    );
+}
+
+/// Held work says why it is held: deferred by the device, waiting for a
+/// retry's backoff, or scheduled; soonest release first.
+#[test]
+fn held_work_in_the_queue_says_why_it_is_held() {
+    use courier_core::queue::{queue, Waiting};
+    let now = Timestamp::from_secs(1_000);
+    let held = |id: &str, until: i64, code: &str, attempt: u32| {
+        let mut e = execution(id, ExecutionStatus::Queued, 10);
+        e.not_before = Some(Timestamp::from_secs(until));
+        e.execution_number = attempt;
+        e.status_reason = Some(StatusReason {
+            reason_code: code.to_owned(),
+            reason_description: None,
+        });
+        e
+    };
+    let pending = vec![
+        held(
+            "00000000-0000-4000-8000-000000000001",
+            3_000,
+            "SCHEDULED",
+            1,
+        ),
+        held("00000000-0000-4000-8000-000000000002", 1_500, "DEFERRED", 1),
+        held(
+            "00000000-0000-4000-8000-000000000003",
+            2_000,
+            "RETRY_AFTER_FAILURE",
+            2,
+        ),
+    ];
+    let order: Vec<(String, Waiting)> = queue(&pending, now)
+        .into_iter()
+        .map(|(e, w)| (e.execution_id.to_string()[35..].to_owned(), w))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("2".to_owned(), Waiting::Deferred),
+            ("3".to_owned(), Waiting::RetryBackoff),
+            ("1".to_owned(), Waiting::HeldUntilNotBefore),
+        ]
     );
 }

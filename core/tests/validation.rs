@@ -189,7 +189,7 @@ fn a_new_execution_is_queued_at_version_one_with_ttl_after_its_deadline() {
         now,
     )
     .unwrap();
-    let exec = start.into_execution(ExecutionId::parse("e1").unwrap(), &validator, now);
+    let exec = start.into_execution(ExecutionId::parse("e1").unwrap(), &validator, "tester", now);
     assert_eq!(exec.status, ExecutionStatus::Queued);
     assert_eq!(exec.version, 1);
     assert_eq!(exec.time_to_live, now.plus_secs(600 + 30 * 86_400));

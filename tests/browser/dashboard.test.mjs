@@ -96,6 +96,10 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   const stored = await (await fetch(`${API}/executions/${id}`)).json();
   assert.equal(stored.status, "CANCELED");
   assert.equal(stored.target, "dev-ui-1");
+  // the audit column names who made the last change, from the record
+  assert.ok(stored.createdBy && stored.sentAt, "who started it and when it was delivered");
+  assert.equal(await page.textContent(`${row} td.by`), stored.lastUpdatedBy);
+  assert.match(await page.getAttribute(`${row} td.by`, "title"), new RegExp(`created by: ${stored.createdBy}`));
 });
 
 test("an execution the device has started is stopped with force, once the operator confirms", async (t) => {

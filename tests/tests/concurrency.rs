@@ -39,7 +39,7 @@ async fn racing_writers_each_win_a_distinct_version_and_nothing_is_lost() {
         .await
         .unwrap();
     let (execution, _) = courier
-        .start_execution("tune", &json!({"target": "dev-race"}).into(), now)
+        .start_execution("tune", &json!({"target": "dev-race"}).into(), "tester", now)
         .await
         .unwrap();
     let id = execution.execution_id.to_string();

@@ -43,6 +43,7 @@ async fn start(courier: &Courier<DynamoStore>, body: Value) -> String {
         .start_execution(
             "reboot",
             &courier_core::json::Json::from(body.clone()),
+            "tester",
             at(0),
         )
         .await

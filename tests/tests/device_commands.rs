@@ -42,6 +42,7 @@ async fn dispatched(thing: &str) -> (Courier<DynamoStore>, String, Vec<(String, 
         .start_execution(
             "set-power",
             &json!({"target": thing, "parameters": {"powerStatus": {"S": "ON"}}}).into(),
+            "tester",
             at(1),
         )
         .await
@@ -272,6 +273,7 @@ async fn several_executions_run_on_one_device_at_once() {
         .start_execution(
             "set-power",
             &json!({"target": "My_Car", "parameters": {"powerStatus": {"S": "OFF"}}}).into(),
+            "tester",
             at(3),
         )
         .await
@@ -413,6 +415,7 @@ async fn the_payload_template_is_filled_for_the_device() {
         .start_execution(
             "Light_Power_Status",
             &json!({"target": "lamp-1"}).into(),
+            "tester",
             at(1),
         )
         .await
@@ -479,7 +482,12 @@ async fn mandatory_parameters_with_value_conditions_are_applied() {
         "IN_RANGE"
     );
     let (execution, _) = courier
-        .start_execution("thermostat", &json!({"target": "hvac-1"}).into(), at(1))
+        .start_execution(
+            "thermostat",
+            &json!({"target": "hvac-1"}).into(),
+            "tester",
+            at(1),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -490,6 +498,7 @@ async fn mandatory_parameters_with_value_conditions_are_applied() {
         .start_execution(
             "thermostat",
             &json!({"target": "hvac-1", "parameters": {"temperature": {"I": 90}}}).into(),
+            "tester",
             at(2),
         )
         .await

@@ -33,6 +33,7 @@ async fn courier_with_queued(thing: &str, count: i64) -> (Courier<DynamoStore>, 
             .start_execution(
                 "reboot",
                 &json!({"target": thing}).into(),
+                "tester",
                 Timestamp::from_secs(NOW + i),
             )
             .await
@@ -458,7 +459,12 @@ async fn notify_next_is_published_only_when_the_next_execution_changes() {
         let courier = &courier;
         async move {
             courier
-                .start_execution("reboot", &json!({"target": "dev-7"}).into(), at(offset))
+                .start_execution(
+                    "reboot",
+                    &json!({"target": "dev-7"}).into(),
+                    "tester",
+                    at(offset),
+                )
                 .await
                 .unwrap()
                 .0
@@ -594,6 +600,7 @@ async fn describe_follows_aws_for_terminal_held_and_timed_work() {
         .start_execution(
             "reboot",
             &json!({"target": "dev-1", "notBefore": NOW + 600}).into(),
+            "tester",
             Timestamp::from_secs(NOW + 10),
         )
         .await

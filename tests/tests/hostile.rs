@@ -102,6 +102,7 @@ async fn world() -> World {
                 .start_execution(
                     "set-config",
                     &json!({"target": target, "parameters": {"rate": {"I": 5}}}).into(),
+                    "tester",
                     now,
                 )
                 .await

@@ -483,11 +483,11 @@ async fn the_job_aborts_at_its_failure_threshold_and_cancels_the_rest() {
 }
 
 #[tokio::test]
-async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_again() {
+async fn failed_attempts_are_retried_up_to_the_limit_and_counted_apart_from_devices() {
     let mut h = Harness::new().await;
     let job = h
         .create_job(
-            json!({"commandId": "reboot", "targets": {"things": ["flaky", "busy"]},
+            json!({"commandId": "reboot", "targets": {"things": ["flaky", "steady"]},
                    "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]}}),
             at(0),
         )
@@ -499,13 +499,13 @@ async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_
         .iter()
         .find(|e| e.target.as_str() == "flaky")
         .unwrap();
-    let busy = executions
+    let steady = executions
         .iter()
-        .find(|e| e.target.as_str() == "busy")
+        .find(|e| e.target.as_str() == "steady")
         .unwrap();
-    let (flaky_id, busy_id) = (
+    let (flaky_id, steady_id) = (
         flaky.execution_id.to_string(),
-        busy.execution_id.to_string(),
+        steady.execution_id.to_string(),
     );
     let failed = json!({"status": "FAILED", "statusReason": {"reasonCode": "DISK_FULL"}});
 
@@ -532,28 +532,10 @@ async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_
     let e = h.courier.get_execution(&flaky_id, at(41)).await.unwrap();
     assert_eq!((e.status, e.execution_number), (ExecutionStatus::Failed, 3));
 
-    // WHEN the busy device says "not now" THEN the same attempt waits a minute
-    let not_now = json!({"status": "REJECTED", "statusReason": {"reasonCode": "BUSY"}});
-    h.device_says("busy", &busy_id, not_now.clone(), at(50))
-        .await;
-    let e = h.courier.get_execution(&busy_id, at(51)).await.unwrap();
-    assert_eq!(e.status, ExecutionStatus::Queued);
-    assert_eq!((e.execution_number, e.busy_count), (1, 1));
-    assert_eq!(e.not_before, Some(at(50 + 60)));
-    // ... up to five times; the sixth answer stands
-    for n in 2..=6i64 {
-        let now = at(50 + n * 100);
-        h.courier
-            .sweep(&root(), &h.publisher, now, 100)
-            .await
-            .unwrap();
-        h.device_says("busy", &busy_id, not_now.clone(), now).await;
-    }
-    let e = h.courier.get_execution(&busy_id, at(700)).await.unwrap();
-    assert_eq!(
-        (e.status, e.busy_count, e.execution_number),
-        (ExecutionStatus::Rejected, 5, 1)
-    );
+    // WHEN the steady device rejects the command THEN REJECTED stands (the
+    // policy retries FAILED only)
+    let rejected = json!({"status": "REJECTED", "statusReason": {"reasonCode": "UNSUPPORTED"}});
+    h.device_says("steady", &steady_id, rejected, at(50)).await;
 
     // THEN the job counts each device once and every attempt
     h.pump(at(701)).await;
@@ -568,7 +550,7 @@ async fn failed_attempts_are_retried_up_to_the_limit_and_busy_devices_are_asked_
     assert_eq!(count(&view, ExecutionStatus::Rejected), 1);
     assert_eq!(
         view.statistics.attempts, 4,
-        "3 attempts of flaky, 1 of busy"
+        "3 attempts of flaky, 1 of steady"
     );
 }
 

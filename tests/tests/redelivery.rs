@@ -298,6 +298,7 @@ async fn ids_and_job() -> (Ids, String) {
                 .start_execution(
                     "reboot",
                     &json!({"target": target, "clientToken": token}).into(),
+                    "tester",
                     Timestamp::from_secs(NOW),
                 )
                 .await

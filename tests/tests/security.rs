@@ -702,3 +702,48 @@ async fn sensitive_parameters_stay_out_of_listings_and_logs() {
         .count();
     assert_eq!(sdk_detail, 0, "SDK debug/trace lines were logged");
 }
+
+#[tokio::test]
+async fn the_audit_fields_name_the_token_subject_and_the_device() {
+    let api = Api::new(false).await;
+    api.call("acme", ALL, "POST", "/commands", Some(reboot()))
+        .await;
+    // WHEN acme's operator starts an execution and then cancels it
+    let started = api
+        .call(
+            "acme",
+            ALL,
+            "POST",
+            "/commands/reboot/executions",
+            Some(json!({"target": "acme-dev-1"})),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    // THEN it was created by the token's subject
+    assert_eq!(started.body["createdBy"], "acme-operator");
+    assert_eq!(started.body["lastUpdatedBy"], "acme-operator");
+    let id = started.body["executionId"].as_str().unwrap().to_owned();
+    let canceled = api
+        .call(
+            "acme",
+            ALL,
+            "POST",
+            &format!("/executions/{id}/cancel"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{:?}", canceled.body);
+    // THEN the cancel names the same subject, as canceller and last changer
+    assert_eq!(canceled.body["canceledBy"], "acme-operator");
+    assert_eq!(canceled.body["lastUpdatedBy"], "acme-operator");
+    // and what the API shows is what the table keeps
+    let stored = api
+        .tenant("acme")
+        .get_execution(&id, Timestamp::from_secs(NOW))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored.created_by.as_deref(), stored.canceled_by.as_deref()),
+        (Some("acme-operator"), Some("acme-operator"))
+    );
+}

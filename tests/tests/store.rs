@@ -29,7 +29,7 @@ fn new_execution(id: &str, target: &str, created: i64) -> CommandExecution {
     let now = Timestamp::from_secs(created);
     StartExecution::parse(&json!({"target": target}).into(), &validator(), now)
         .unwrap()
-        .into_execution(ExecutionId::parse(id).unwrap(), &validator(), now)
+        .into_execution(ExecutionId::parse(id).unwrap(), &validator(), "tester", now)
 }
 
 fn device(status: ExecutionStatus, thing: &str, at: i64) -> TransitionPlan {
@@ -672,7 +672,7 @@ fn start_with(body: serde_json::Value, id: &str, created: i64) -> CommandExecuti
     let now = Timestamp::from_secs(created);
     StartExecution::parse(&json::Json::from(body.clone()), &validator(), now)
         .unwrap()
-        .into_execution(ExecutionId::parse(id).unwrap(), &validator(), now)
+        .into_execution(ExecutionId::parse(id).unwrap(), &validator(), "tester", now)
 }
 
 fn device_with(update: serde_json::Value, thing: &str, at: i64) -> TransitionPlan {

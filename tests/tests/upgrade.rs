@@ -132,6 +132,28 @@ async fn every_stored_execution_reads_back_with_its_status() {
     }
 }
 
+/// 0.1.0 spelled retries as onTimeout/maxAttempts (and a job's
+/// failureRetries) and deferrals as busyCount; they read as the one policy.
+#[tokio::test]
+async fn stored_retry_settings_read_as_a_retry_policy() {
+    let courier = loaded().await;
+    let (sent, _) = execution_of("dev-sent");
+    let (status, body) = api(&courier, "GET", &format!("/executions/{sent}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["retryPolicy"],
+        json!({"maxAttempts": 3, "retryOn": [{"status": "TIMED_OUT", "maxRetries": 2}]})
+    );
+    let (busy, _) = execution_of("dev-j1");
+    let (_, body) = api(&courier, "GET", &format!("/executions/{busy}"), None).await;
+    assert_eq!(
+        body["retryPolicy"],
+        json!({"maxAttempts": 3, "retryOn": [{"status": "FAILED", "maxRetries": 2}]})
+    );
+    assert_eq!(body["deferCount"], 1, "busyCount is a deferral count");
+    assert!(body.get("busyCount").is_none() && body.get("onTimeout").is_none());
+}
+
 #[tokio::test]
 async fn stored_commands_read_and_list() {
     let courier = loaded().await;

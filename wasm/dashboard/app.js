@@ -244,6 +244,19 @@ async function refreshExecutions() {
 const time = (secs) => (secs ? new Date(secs * 1000).toLocaleTimeString() : "");
 const typedMap = (map) => Object.entries(map ?? {}).map(([k, v]) => `${k}=${formatTypedValue(v)}`).join(", ");
 
+// The record's audit fields, as the server keeps them.
+const audit = (e) =>
+  [
+    ["created by", e.createdBy],
+    ["sent", time(e.sentAt)],
+    ["first answer", time(e.acknowledgedAt)],
+    ["canceled by", e.canceledBy],
+    ["last deferred", time(e.lastDeferredAt)],
+  ]
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join("\n");
+
 function renderExecutions(items) {
   $("#executions-empty").hidden = items.length > 0;
   $("#executions-empty").textContent = "No executions for this device.";
@@ -263,7 +276,9 @@ function renderExecutions(items) {
         el("td", {}, el("span", { className: `status ${e.status}`, textContent: e.status })),
         el("td", { textContent: reason }),
         el("td", { textContent: typedMap(e.result) }),
+        el("td", { className: "attempt", textContent: `${e.executionNumber} of ${e.retryPolicy?.maxAttempts ?? 1}${e.deferCount ? `, deferred ${e.deferCount}×` : ""}` }),
         el("td", { textContent: time(e.lastUpdatedAt) }),
+        el("td", { className: "by", textContent: e.lastUpdatedBy ?? "", title: audit(e) }),
         el("td", { textContent: String(e.version) }),
         el("td", {}, cancel),
       );

@@ -57,6 +57,14 @@ export interface CommandDefinition {
   protocol?: DeviceProtocol;
   /** Commands protocol: the JSON the device receives, with ${aws:iot:commandexecution::parameter:NAME} placeholders. */
   payloadTemplate?: string;
+  /** How its executions are retried unless a request or job says otherwise. */
+  retryPolicy?: RetryPolicy;
+}
+/** How an execution is retried: attempts, the wait between them, and which outcomes. */
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff?: { strategy?: "FIXED" | "EXPONENTIAL"; minSeconds?: number; maxSeconds?: number; jitter?: boolean };
+  retryOn?: { status: "FAILED" | "REJECTED" | "TIMED_OUT"; reasonCodes?: string[]; maxRetries?: number }[];
 }
 /** AWS IoT Jobs (the device asks for its next execution) or AWS IoT commands (each request is published to it). */
 export type DeviceProtocol = "jobs" | "commands";
@@ -82,9 +90,14 @@ export interface CommandExecution {
   executionTimeoutSeconds: number;
   notBefore?: number; deliveryTimeoutSeconds?: number; deliverBy?: number;
   completeBy: number; stepDeadline?: number;
-  onTimeout: "TIME_OUT" | "RETRY"; maxAttempts: number;
-  failureRetries?: number; busyCount?: number; lateResult?: LateResult;
-  canceledBy?: string;
+  retryPolicy: RetryPolicy;
+  /** How often the device answered "not now", and when it last did. */
+  deferCount?: number; lastDeferredAt?: number;
+  lateResult?: LateResult;
+  /** Audit: who started it (the caller's token subject, or job/ID), who canceled it, who made the latest change (an operator, thing/NAME, or courier). */
+  createdBy?: string; canceledBy?: string; lastUpdatedBy?: string;
+  /** When it was last delivered to the device, and the device's first answer. */
+  sentAt?: number; acknowledgedAt?: number;
   retentionSeconds: number;
   createdAt: number; lastUpdatedAt: number; startedAt?: number; completedAt?: number;
   timeToLive: number; version: number; clientToken?: string;
@@ -123,6 +136,9 @@ export interface StartExecutionBody {
   target: string; parameters?: Record<string, unknown>;
   executionTimeoutSeconds?: number; timeToLive?: number; clientToken?: string;
   notBefore?: number; deliveryTimeoutSeconds?: number;
+  /** Overrides the command's policy. */
+  retryPolicy?: RetryPolicy;
+  /** The older spelling of a policy that retries timeouts only. */
   onTimeout?: "TIME_OUT" | "RETRY"; maxAttempts?: number;
 }
 export type FailureType = "FAILED" | "REJECTED" | "TIMED_OUT" | "ALL";
@@ -141,6 +157,8 @@ export interface CreateJobBody {
   };
   abortConfig?: { criteriaList: { failureType: FailureType; action?: "CANCEL"; thresholdPercentage: number; minNumberOfExecutedThings: number }[] };
   jobExecutionsRetryConfig?: { criteriaList: { failureType: Exclude<FailureType, "REJECTED">; numberOfRetries: number }[] };
+  /** Courier's spelling (instead of jobExecutionsRetryConfig). */
+  retryPolicy?: RetryPolicy;
   schedulingConfig?: { startTime?: number; endTime?: number };
   clientToken?: string;
 }

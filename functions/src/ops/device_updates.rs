@@ -127,13 +127,13 @@ impl<S: Store> Courier<S> {
             .as_ref()
             .map_or_else(|| delivery.request_id.to_owned(), ToString::to_string);
         let late = update.late_result(now);
-        let retry = if matches!(to, ExecutionStatus::Failed | ExecutionStatus::Rejected) {
-            // A job's execution may be retried instead (see
-            // `courier_core::job_run::retry_instead`): that needs the record.
+        let retry = if to.is_terminal() && to != ExecutionStatus::Succeeded {
+            // A deferral or a retried failure requeues instead (see
+            // `TransitionPlan::requeue`): that needs the record.
             self.store()
                 .get_execution(&id, now)
                 .await?
-                .and_then(|current| courier_core::job_run::retry_instead(&current, &update, now))
+                .and_then(|current| TransitionPlan::requeue(&current, &update, now))
         } else {
             None
         };

@@ -11,6 +11,7 @@ use crate::store::{
     TimeFilter, TimeOf, TransitionOutcome,
 };
 use courier_core::json::Json;
+use courier_core::retry::RetryPolicy;
 use courier_core::text::quote;
 use courier_core::{
     CancelExecution, CommandExecution, CommandId, ExecutionId, ExecutionStatus, StartExecution,
@@ -116,6 +117,17 @@ fn list_time_filter(params: &ListExecutions, errors: &mut ValidationErrors) -> O
 /// a different one answers 409): every field of the request but the token,
 /// as parsed, so an omitted default and the default written out are the same.
 fn request_hash(command_id: &str, start: &StartExecution) -> RequestHash {
+    // A request without a policy, or with the older onTimeout/maxAttempts
+    // spelling, hashes as it did before policies existed, so a retry across
+    // the upgrade still matches; any other policy is hashed whole.
+    let (on_timeout, max_attempts) = match &start.retry_policy {
+        None => (serde_json::json!("TIME_OUT"), serde_json::json!(1)),
+        Some(p) if *p == RetryPolicy::on_timeout(p.max_attempts) => (
+            serde_json::json!("RETRY"),
+            serde_json::json!(p.max_attempts),
+        ),
+        Some(p) => (serde_json::json!(p), serde_json::Value::Null),
+    };
     let current = ids::fingerprint(
         serde_json::json!([
             "v2",
@@ -126,8 +138,8 @@ fn request_hash(command_id: &str, start: &StartExecution) -> RequestHash {
             start.time_to_live,
             start.not_before,
             start.delivery_timeout_seconds,
-            start.on_timeout.as_str(),
-            start.max_attempts,
+            on_timeout,
+            max_attempts,
         ])
         .to_string()
         .as_bytes(),
@@ -152,12 +164,14 @@ fn request_hash(command_id: &str, start: &StartExecution) -> RequestHash {
 }
 
 impl<S: Store> Courier<S> {
-    /// `POST /commands/{commandId}/executions`. Returns the execution and
-    /// whether it was created now (false: an idempotent retry).
+    /// `POST /commands/{commandId}/executions` by `caller` (recorded as
+    /// `createdBy`). Returns the execution and whether it was created now
+    /// (false: an idempotent retry).
     pub async fn start_execution(
         &self,
         command_id: &str,
         body: &Json,
+        caller: &str,
         now: Timestamp,
     ) -> Result<(CommandExecution, bool), ServiceError> {
         let validator = self.validator(command_id).await?;
@@ -167,7 +181,7 @@ impl<S: Store> Courier<S> {
             Some(token) => ids::execution_id_for_token(token),
             None => ids::random_execution_id(),
         };
-        let execution = start.into_execution(id, &validator, now);
+        let execution = start.into_execution(id, &validator, caller, now);
         // A thing belongs to the first tenant that targets it; to every other
         // tenant it does not exist.
         let ours = self

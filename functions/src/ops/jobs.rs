@@ -87,19 +87,21 @@ impl<S: JobStore> Courier<S> {
                 }
             }
         }
-        let request_hash = ids::fingerprint(
-            serde_json::json!([
-                command_id,
-                request.parameters,
-                request.targets,
-                request.rollout,
-                request.abort,
-                request.retry,
-                request.scheduling,
-            ])
-            .to_string()
-            .as_bytes(),
-        );
+        let mut hashed = serde_json::json!([
+            command_id,
+            request.parameters,
+            request.targets,
+            request.rollout,
+            request.abort,
+            request.retry,
+            request.scheduling,
+        ]);
+        // Only a job that names a retryPolicy hashes it, so a request from
+        // before policies existed keeps its hash.
+        if let (Some(policy), Some(list)) = (&request.retry_policy, hashed.as_array_mut()) {
+            list.push(serde_json::json!(policy));
+        }
+        let request_hash = ids::fingerprint(hashed.to_string().as_bytes());
         let job_id = request
             .job_id
             .clone()

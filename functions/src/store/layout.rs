@@ -76,6 +76,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use courier_core::job_run::Job;
+use courier_core::retry::RetryPolicy;
 use courier_core::{
     CommandDefinition, CommandExecution, ExecutionId, ExecutionStatus, JobId, JobStatistics,
     TenantId, ThingName,
@@ -289,7 +290,27 @@ pub(super) fn execution_item(
     Ok(item)
 }
 
-pub(super) fn execution_from_item(item: Item) -> Result<CommandExecution, StoreError> {
+pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, StoreError> {
+    // Items written before retry policies (0.1.x) spell the policy as
+    // onTimeout/maxAttempts/failureRetries and deferrals as busyCount.
+    if !item.contains_key("retryPolicy") {
+        let whole = |item: &Item, key: &str, default: u32| match item.get(key) {
+            Some(AttributeValue::N(n)) => n.parse().unwrap_or(default),
+            _ => default,
+        };
+        let policy = RetryPolicy::from_legacy(
+            matches!(item.get("onTimeout"), Some(AttributeValue::S(s)) if s == "RETRY"),
+            whole(&item, "maxAttempts", 1),
+            whole(&item, "failureRetries", 0),
+        );
+        item.insert(
+            "retryPolicy".into(),
+            dynamo::to_attribute_value(&policy).map_err(internal)?,
+        );
+    }
+    if let Some(busy) = item.remove("busyCount") {
+        item.entry("deferCount".into()).or_insert(busy);
+    }
     dynamo::from_item(item)
         .map_err(|e| StoreError::Internal(format!("malformed execution item: {e}")))
 }

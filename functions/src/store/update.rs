@@ -10,7 +10,7 @@ use super::layout::{
 };
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use courier_core::{ExecutionStatus, TransitionPlan};
+use courier_core::{Actor, ExecutionStatus, TransitionPlan};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
 
@@ -177,11 +177,25 @@ impl UpdateBuilder {
         if let Some(late) = &plan.late_result {
             b.set_or_remove("lateResult", Some(late))?;
         }
-        if plan.busy {
+        if plan.defer {
             b.values
                 .insert(":zero".into(), AttributeValue::N("0".into()));
             b.set
-                .push("busyCount = if_not_exists(busyCount, :zero) + :one".into());
+                .push("deferCount = if_not_exists(deferCount, :zero) + :one".into());
+            b.set.push("lastDeferredAt = :now".into());
+        }
+        // Audit: who made the change, when it was delivered, when the device
+        // first answered (the same as `TransitionPlan::apply`).
+        b.values
+            .insert(":changedBy".into(), AttributeValue::S(plan.changed_by()));
+        b.set.push("lastUpdatedBy = :changedBy".into());
+        if plan.to == ExecutionStatus::Sent && plan.actor == Actor::System {
+            b.set.push("sentAt = :now".into());
+        }
+        if plan.actor == Actor::Device {
+            b.set.push("sentAt = if_not_exists(sentAt, :now)".into());
+            b.set
+                .push("acknowledgedAt = if_not_exists(acknowledgedAt, :now)".into());
         }
         if plan.completes() {
             // TTL moves to completion + the execution's own retention, computed

@@ -43,7 +43,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fresh = courier_local::aws::courier(client.clone(), &table);
     fresh.store().meter().reset();
     fresh
-        .start_execution("set-config", &json!({"target": "cold-start"}).into(), now)
+        .start_execution(
+            "set-config",
+            &json!({"target": "cold-start"}).into(),
+            "tester",
+            now,
+        )
         .await
         .ok();
     let cold_read_units = fresh.store().meter().read_units();
@@ -52,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start_execution(
             "set-config",
             &json!({"target": "warm", "parameters": {"rate": {"I": 1}}}).into(),
+            "tester",
             now,
         )
         .await?;
@@ -74,6 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 courier.start_execution(
                     "set-config",
                     &courier_core::json::Json::from(body.clone()),
+                    "tester",
                     t,
                 ),
             )

@@ -56,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .start_execution(
                 "reboot",
                 &json!({"target": format!("single-{i}")}).into(),
+                "tester",
                 now,
             )
             .await?;

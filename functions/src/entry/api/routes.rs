@@ -128,7 +128,7 @@ async fn route<S: JobStore, G: ThingGroups>(
         ("GET", ["commands", id]) => Ok(Reply::json(200, &courier.get_command(id).await?)),
         ("POST", ["commands", id, "executions"]) => {
             let (execution, created) = courier
-                .start_execution(id, &json_body(request)?, now)
+                .start_execution(id, &json_body(request)?, caller, now)
                 .await?;
             let reply = Reply::json(if created { 201 } else { 200 }, &execution);
             Ok(reply.location(format!("/executions/{}", execution.execution_id)))
