@@ -18,6 +18,9 @@ DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile benc
 step "jobs benchmark: fan-out of 10,000 targets, BatchWriteItem calls, write units, statistics"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-jobs -- bench/results
 
+step "dedupe benchmark: capacity units of plain, keyed, repeated and superseding start requests"
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-dedupe -- bench/results
+
 step "cold starts and package sizes: arm64 zips (make package), then x86_64 release builds timed against a runtime-API stand-in"
 scripts/package.sh
 cargo build --locked --release -p courier-functions -p courier-bench-hello

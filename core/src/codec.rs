@@ -7,7 +7,7 @@
 
 use crate::deadline::{LateResult, OnTimeout};
 use crate::execution::CommandExecution;
-use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+use crate::ids::{ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, ThingName};
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
@@ -169,6 +169,17 @@ impl ToJson for CommandExecution {
         out = out
             .opt("lastDeferredAt", e.last_deferred_at.as_ref())
             .opt("lateResult", e.late_result.as_ref());
+        if let Some(key) = &e.dedupe_key {
+            out = out.put("dedupeKey", key.as_str());
+        }
+        for (key, id) in [
+            ("supersedes", &e.supersedes),
+            ("supersededBy", &e.superseded_by),
+        ] {
+            if let Some(id) = id {
+                out = out.put(key, id.as_str());
+            }
+        }
         for (key, by) in [
             ("createdBy", &e.created_by),
             ("canceledBy", &e.canceled_by),
@@ -404,6 +415,18 @@ impl CommandExecution {
             defer_count: f.u32_or("deferCount", f.u32_or("busyCount", 0)?)?,
             last_deferred_at: f.opt_time("lastDeferredAt")?,
             late_result,
+            dedupe_key: f
+                .get("dedupeKey")
+                .map(|_| f.id("dedupeKey", DedupeKey::parse))
+                .transpose()?,
+            supersedes: f
+                .get("supersedes")
+                .map(|_| f.id("supersedes", ExecutionId::parse))
+                .transpose()?,
+            superseded_by: f
+                .get("supersededBy")
+                .map(|_| f.id("supersededBy", ExecutionId::parse))
+                .transpose()?,
             created_by: f.opt_string("createdBy")?,
             canceled_by: f.opt_string("canceledBy")?,
             last_updated_by: f.opt_string("lastUpdatedBy")?,
@@ -494,6 +517,11 @@ impl ToJson for CommandDefinition {
             out.put("protocol", d.protocol.as_str())
         };
         let out = out.opt("payloadTemplate", d.payload_template.as_ref().map(Str));
+        let out = if d.supersede {
+            out.put("supersede", true)
+        } else {
+            out
+        };
         if d.retry_policy.is_default() {
             out.done()
         } else {

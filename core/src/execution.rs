@@ -5,7 +5,7 @@
 use crate::deadline::{Deadline, LateResult, OnTimeout};
 use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
-use crate::ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, ThingName};
+use crate::ids::{ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, ThingName};
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
@@ -72,6 +72,16 @@ pub struct CommandExecution {
     /// A result that arrived after the execution timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_result: Option<LateResult>,
+    /// The request's `dedupeKey`: no other pending execution on the device
+    /// carries it (see `dedupe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<DedupeKey>,
+    /// The pending execution this one replaced (canceled SUPERSEDED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<ExecutionId>,
+    /// The execution that replaced this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<ExecutionId>,
     /// Who started it: the caller's identity (the JWT's subject), or the
     /// job that did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +206,13 @@ pub struct StartExecution {
     pub delivery_timeout_seconds: Option<u32>,
     /// `None`: the command's policy.
     pub retry_policy: Option<RetryPolicy>,
+    /// At most one pending execution per device with this key (see `dedupe`).
+    pub dedupe_key: Option<DedupeKey>,
+    /// Replace the pending execution with the same key (default: the
+    /// command's `supersede`).
+    pub supersede: bool,
+    /// Supersede even work the device has started.
+    pub force: bool,
 }
 
 /// How far ahead an execution may be scheduled (`notBefore`).
@@ -224,7 +241,7 @@ impl StartExecution {
             );
             return Err(errors);
         };
-        const FIELDS: [&str; 11] = [
+        const FIELDS: [&str; 14] = [
             "target",
             "targetArn",
             "parameters",
@@ -236,6 +253,9 @@ impl StartExecution {
             "onTimeout",
             "maxAttempts",
             "retryPolicy",
+            "dedupeKey",
+            "supersede",
+            "force",
         ];
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
@@ -431,6 +451,45 @@ impl StartExecution {
             },
         };
         let client_token = crate::ids::optional_client_token(map, &mut errors);
+        let dedupe_key = match map.get("dedupeKey") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(raw)) => errors.collect(DedupeKey::parse_at(raw, "dedupeKey")),
+            Some(other) => {
+                errors.add(
+                    "dedupeKey",
+                    ValidationCode::WrongType,
+                    crate::text::msg!["expected a string, got ", json_kind(other)],
+                );
+                None
+            }
+        };
+        let mut flag = |key: &str, default: bool| match map.get(key) {
+            None | Some(Json::Null) => default,
+            Some(Json::Bool(b)) => *b,
+            Some(other) => {
+                errors.add(
+                    key,
+                    ValidationCode::WrongType,
+                    crate::text::msg!["expected true or false, got ", json_kind(other)],
+                );
+                default
+            }
+        };
+        let supersede = flag("supersede", validator.definition().supersede);
+        let force = flag("force", false);
+        if dedupe_key.is_none() && (map.contains_key("supersede") || force) {
+            errors.add(
+                if force { "force" } else { "supersede" },
+                ValidationCode::InvalidValue,
+                "supersede and force apply to a request with a dedupeKey",
+            );
+        } else if force && !supersede {
+            errors.add(
+                "force",
+                ValidationCode::InvalidValue,
+                "force applies to a request that supersedes (\"supersede\": true)",
+            );
+        }
         match (target, parameters) {
             (Some(target), Some(parameters)) if errors.is_empty() => Ok(Self {
                 target,
@@ -441,6 +500,9 @@ impl StartExecution {
                 not_before,
                 delivery_timeout_seconds,
                 retry_policy,
+                dedupe_key,
+                supersede,
+                force,
             }),
             _ => Err(errors),
         }
@@ -491,6 +553,9 @@ impl StartExecution {
             defer_count: 0,
             last_deferred_at: None,
             late_result: None,
+            dedupe_key: self.dedupe_key,
+            supersedes: None,
+            superseded_by: None,
             created_by: Some(created_by.to_owned()),
             canceled_by: None,
             last_updated_by: Some(created_by.to_owned()),

@@ -112,6 +112,11 @@ id_type!(
     CommandId, "a command id", 64, word_char, "letters, digits, '_' and '-'"
 );
 id_type!(
+    /// A start request's `dedupeKey`: at most one pending execution per
+    /// device carries it (see `dedupe`), e.g. `lock` or `fw:2.4.1`.
+    DedupeKey, "a dedupe key", 128, |c| word_char(c) || c == ':' || c == '.', "letters, digits, ':', '.', '_' and '-'"
+);
+id_type!(
     /// An execution's id (server-generated, UUID-shaped).
     ExecutionId, "an execution id", 64, word_char, "letters, digits, '_' and '-'"
 );

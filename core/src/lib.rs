@@ -3,6 +3,8 @@
 //! - [`status`]: THE STATUS MACHINE — statuses, actors, the transition table.
 //! - [`deadline`]: THE DEADLINE MODEL — notBefore, deliverBy, completeBy,
 //!   step timers, retries, late results.
+//! - [`dedupe`]: a start request's `dedupeKey`: return, refuse or
+//!   supersede the execution pending under it.
 //! - [`job`]: JOBS — one command to a fleet: targets, rollout, abort,
 //!   retries, scheduling, statistics.
 //! - [`job_run`]: THE JOB RUNNER'S RULES — the job record and its next step
@@ -36,6 +38,7 @@ pub mod codegen;
 pub mod commands;
 pub mod conditions;
 pub mod deadline;
+pub mod dedupe;
 pub mod device_protocol;
 pub mod error;
 pub mod execution;
@@ -67,7 +70,9 @@ pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use device_protocol::DeviceProtocol;
 pub use error::{ErrorCode, ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution};
-pub use ids::{ClientToken, CommandId, ExecutionId, JobId, ParameterName, TenantId, ThingName};
+pub use ids::{
+    ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, TenantId, ThingName,
+};
 pub use job::{CreateJob, JobStatistics, JobStatus};
 pub use job_run::{Job, JobStep};
 pub use map::{SortedMap, StatusDetails};

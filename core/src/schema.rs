@@ -66,6 +66,10 @@ pub struct CommandDefinition {
     /// otherwise (see `retry`).
     #[serde(default, skip_serializing_if = "RetryPolicy::is_default")]
     pub retry_policy: RetryPolicy,
+    /// A start request with a `dedupeKey` replaces the pending execution
+    /// with the same key unless it says `"supersede": false` (see `dedupe`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supersede: bool,
 }
 
 const fn default_timeout() -> u32 {
@@ -255,8 +259,9 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 10] = [
+const DEFINITION_FIELDS: [&str; 11] = [
     "commandId",
+    "supersede",
     "retryPolicy",
     "mandatoryParameters",
     "protocol",
@@ -396,6 +401,14 @@ impl CommandDefinition {
             None | Some(Json::Null) => RetryPolicy::default(),
             Some(v) => RetryPolicy::parse(v, "retryPolicy", &mut errors).unwrap_or_default(),
         };
+        let supersede = match f.get("supersede") {
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(b)) => *b,
+            Some(other) => {
+                f.wrong("supersede", "true or false", other, &mut errors);
+                false
+            }
+        };
         match command_id {
             Some(command_id) if errors.is_empty() => Ok(Self {
                 command_id,
@@ -407,6 +420,7 @@ impl CommandDefinition {
                 protocol,
                 payload_template: f.string("payloadTemplate", &mut errors),
                 retry_policy,
+                supersede,
             }),
             _ => Err(errors),
         }

@@ -11,7 +11,7 @@
 use crate::deadline::{Deadline, LateResult, NewAttempt};
 use crate::error::ErrorCode;
 use crate::execution::CommandExecution;
-use crate::ids::ThingName;
+use crate::ids::{ExecutionId, ThingName};
 use crate::json::Json;
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
@@ -235,6 +235,8 @@ pub struct TransitionPlan {
     pub force: bool,
     /// Kept with a timeout that a device's late report triggered.
     pub late_result: Option<LateResult>,
+    /// A supersede: the execution that replaces this one.
+    pub superseded_by: Option<ExecutionId>,
     /// A device's "not now": the same attempt waits and is offered again
     /// (`deferCount` goes up, `lastDeferredAt` is set).
     pub defer: bool,
@@ -315,6 +317,7 @@ impl TransitionPlan {
             force: false,
             late_result: None,
             defer: false,
+            superseded_by: None,
             message_at: None,
         }
     }
@@ -563,6 +566,9 @@ impl TransitionPlan {
         }
         if let Some(late) = &self.late_result {
             next.late_result = Some(late.clone());
+        }
+        if let Some(successor) = &self.superseded_by {
+            next.superseded_by = Some(successor.clone());
         }
         if self.defer {
             next.defer_count = current.defer_count + 1;

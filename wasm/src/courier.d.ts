@@ -59,6 +59,8 @@ export interface CommandDefinition {
   payloadTemplate?: string;
   /** How its executions are retried unless a request or job says otherwise. */
   retryPolicy?: RetryPolicy;
+  /** Keyed start requests replace the pending execution with their key unless they say "supersede": false. */
+  supersede?: boolean;
 }
 /** How an execution is retried: attempts, the wait between them, and which outcomes. */
 export interface RetryPolicy {
@@ -94,6 +96,8 @@ export interface CommandExecution {
   /** How often the device answered "not now", and when it last did. */
   deferCount?: number; lastDeferredAt?: number;
   lateResult?: LateResult;
+  /** Its dedupeKey, the execution it replaced and the one that replaced it. */
+  dedupeKey?: string; supersedes?: string; supersededBy?: string;
   /** Audit: who started it (the caller's token subject, or job/ID), who canceled it, who made the latest change (an operator, thing/NAME, or courier). */
   createdBy?: string; canceledBy?: string; lastUpdatedBy?: string;
   /** When it was last delivered to the device, and the device's first answer. */
@@ -140,6 +144,10 @@ export interface StartExecutionBody {
   retryPolicy?: RetryPolicy;
   /** The older spelling of a policy that retries timeouts only. */
   onTimeout?: "TIME_OUT" | "RETRY"; maxAttempts?: number;
+  /** At most one pending execution per device with this key: the same request returns it, another is a 409 unless it supersedes. */
+  dedupeKey?: string;
+  /** Replace (cancel, SUPERSEDED) the pending execution with this key; `force` also replaces started work. */
+  supersede?: boolean; force?: boolean;
 }
 export type FailureType = "FAILED" | "REJECTED" | "TIMED_OUT" | "ALL";
 /** The body of POST /jobs (AWS IoT CreateJob's configuration names). */

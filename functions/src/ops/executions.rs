@@ -7,9 +7,10 @@ use super::Listing;
 use crate::error::ServiceError;
 use crate::platform::ids;
 use crate::store::{
-    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, RequestHash, Store, StoreError,
-    TimeFilter, TimeOf, TransitionOutcome,
+    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, KeyedCreate, RequestHash, Store,
+    StoreError, TimeFilter, TimeOf, TransitionOutcome,
 };
+use courier_core::dedupe::{self, Dedupe};
 use courier_core::json::Json;
 use courier_core::retry::RetryPolicy;
 use courier_core::text::quote;
@@ -128,22 +129,23 @@ fn request_hash(command_id: &str, start: &StartExecution) -> RequestHash {
         ),
         Some(p) => (serde_json::json!(p), serde_json::Value::Null),
     };
-    let current = ids::fingerprint(
-        serde_json::json!([
-            "v2",
-            command_id,
-            start.target,
-            start.parameters,
-            start.execution_timeout_seconds,
-            start.time_to_live,
-            start.not_before,
-            start.delivery_timeout_seconds,
-            on_timeout,
-            max_attempts,
-        ])
-        .to_string()
-        .as_bytes(),
-    );
+    let mut hashed = serde_json::json!([
+        "v2",
+        command_id,
+        start.target,
+        start.parameters,
+        start.execution_timeout_seconds,
+        start.time_to_live,
+        start.not_before,
+        start.delivery_timeout_seconds,
+        on_timeout,
+        max_attempts,
+    ]);
+    // Only a keyed request hashes its key, so others keep their hash.
+    if let (Some(key), Some(list)) = (&start.dedupe_key, hashed.as_array_mut()) {
+        list.push(serde_json::json!([key, start.supersede, start.force]));
+    }
+    let current = ids::fingerprint(hashed.to_string().as_bytes());
     // 0.1.0's formula: a retry of a request that release stored still
     // matches it after an upgrade.
     let earlier = ids::fingerprint(
@@ -181,6 +183,7 @@ impl<S: Store> Courier<S> {
             Some(token) => ids::execution_id_for_token(token),
             None => ids::random_execution_id(),
         };
+        let (supersede, force) = (start.supersede, start.force);
         let execution = start.into_execution(id, &validator, caller, now);
         // A thing belongs to the first tenant that targets it; to every other
         // tenant it does not exist.
@@ -194,6 +197,11 @@ impl<S: Store> Courier<S> {
                 id: execution.target.to_string(),
             });
         }
+        if execution.dedupe_key.is_some() {
+            return self
+                .start_keyed(execution, &request_hash, supersede, force, caller, now)
+                .await;
+        }
         match self.store.create_execution(&execution, &request_hash).await? {
             CreateOutcome::Created(created) => {
                 tracing::info!(execution_id = %created.execution_id, command_id = %created.command_id, target = %created.target, "execution created");
@@ -204,6 +212,77 @@ impl<S: Store> Courier<S> {
                 "clientToken was already used for a different request; use a new token for a new execution".into(),
             )),
         }
+    }
+
+    /// A start with a `dedupeKey` (see `courier_core::dedupe`): returns the
+    /// execution pending under the key for the same request, refuses a
+    /// different one (409) or supersedes it. Race-free: each try writes
+    /// only if the key's guard still names what was read; a lost race
+    /// reads again.
+    async fn start_keyed(
+        &self,
+        mut execution: CommandExecution,
+        request_hash: &RequestHash,
+        supersede: bool,
+        force: bool,
+        caller: &str,
+        now: Timestamp,
+    ) -> Result<(CommandExecution, bool), ServiceError> {
+        const TRIES: u32 = 5;
+        let key = execution
+            .dedupe_key
+            .clone()
+            .ok_or_else(|| ServiceError::Internal("start_keyed without a dedupeKey".into()))?;
+        for _ in 0..TRIES {
+            let holder = self.store.dedupe_holder(&execution.target, &key).await?;
+            let pending = match &holder {
+                Some(id) => self
+                    .store
+                    .get_execution(id, now)
+                    .await?
+                    .filter(|e| !e.status.is_terminal() && e.overdue(now).is_none()),
+                None => None,
+            };
+            let plan = match &pending {
+                None => None,
+                Some(pending) => match dedupe::decide(pending, &execution, supersede, force) {
+                    Dedupe::ReturnPending => return Ok((pending.clone(), false)),
+                    Dedupe::Conflict(why) => return Err(ServiceError::Conflict(why)),
+                    Dedupe::Supersede => Some(TransitionPlan::supersede(
+                        pending,
+                        &execution.execution_id,
+                        caller,
+                        force,
+                        now,
+                    )),
+                },
+            };
+            execution.supersedes = plan.as_ref().and(holder.clone());
+            let superseding = holder.as_ref().zip(plan.as_ref());
+            match self
+                .store
+                .create_keyed(&execution, request_hash, holder.as_ref(), superseding)
+                .await?
+            {
+                KeyedCreate::Created => {
+                    tracing::info!(execution_id = %execution.execution_id, dedupe_key = %key, supersedes = ?execution.supersedes, "keyed execution created");
+                    return Ok((execution, true));
+                }
+                KeyedCreate::Existing {
+                    execution,
+                    same_request: true,
+                } => return Ok((*execution, false)),
+                KeyedCreate::Existing { .. } => {
+                    return Err(ServiceError::Conflict(
+                        "clientToken was already used for a different request; use a new token for a new execution".into(),
+                    ))
+                }
+                KeyedCreate::Raced => continue,
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "dedupeKey {key} is being changed by concurrent requests; retry"
+        )))
     }
 
     pub async fn get_execution(

@@ -13,16 +13,16 @@ use super::layout::{
 };
 use super::update::UpdateBuilder;
 use super::{
-    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, Page, PageRequest, PutOutcome,
-    RequestHash, Store, StoreError, ToldNext, TransitionOutcome,
+    CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, KeyedCreate, Page, PageRequest,
+    PutOutcome, RequestHash, Store, StoreError, ToldNext, TransitionOutcome,
 };
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, LateResult,
-    TenantId, ThingName, Timestamp, TransitionPlan,
+    CommandDefinition, CommandExecution, CommandId, DedupeKey, ExecutionId, ExecutionStatus,
+    LateResult, TenantId, ThingName, Timestamp, TransitionPlan,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
@@ -250,6 +250,25 @@ impl Store for DynamoStore {
                 })
             }
         }
+    }
+
+    async fn dedupe_holder(
+        &self,
+        thing: &ThingName,
+        key: &DedupeKey,
+    ) -> Result<Option<ExecutionId>, StoreError> {
+        self.read_dedupe_holder(thing, key).await
+    }
+
+    async fn create_keyed(
+        &self,
+        execution: &CommandExecution,
+        request_hash: &RequestHash,
+        holder: Option<&ExecutionId>,
+        superseding: Option<(&ExecutionId, &TransitionPlan)>,
+    ) -> Result<KeyedCreate, StoreError> {
+        self.create_keyed_in_transaction(execution, request_hash, holder, superseding)
+            .await
     }
 
     async fn get_execution(

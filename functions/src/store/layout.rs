@@ -14,6 +14,13 @@
 //! | command     | `T#…#COMMANDS`     | `{commandId}`| –                                | –                              | –                                | – |
 //! | execution   | `T#…#EXEC#{executionId}`| `EXEC`  | `T#…#THING#{target}` / `{created}#{id}` | `T#…#CMD#{commandId}` / `{created}#{id}` | `T#…#PENDING#{target}` / `{created}#{id}`, only while not terminal | `DUE#{shard}` / `{wakeAt}#{id}`, only while not terminal |
 //! | thing owner | `THING#{thingName}`| `OWNER`      | –                                | –                              | –                                | – |
+//! | dedupe guard| `T#…#DEDUPE#{thing}#{dedupeKey}` | `DEDUPE` | – | – | – | – |
+//!
+//! A dedupe guard names the execution holding a `dedupeKey` on a device; it
+//! is written in one transaction with that execution (and with the cancel of
+//! the one it supersedes), conditioned on still naming the holder that was
+//! read, so two concurrent requests with one key cannot both create (see
+//! `dedupe`). It expires with its execution.
 //!
 //! A thing belongs to the first tenant that targets it (a conditional put of
 //! its owner item); a device's requests find their tenant there, and another
@@ -78,8 +85,8 @@ use aws_sdk_dynamodb::Client;
 use courier_core::job_run::Job;
 use courier_core::retry::RetryPolicy;
 use courier_core::{
-    CommandDefinition, CommandExecution, ExecutionId, ExecutionStatus, JobId, JobStatistics,
-    TenantId, ThingName,
+    CommandDefinition, CommandExecution, DedupeKey, ExecutionId, ExecutionStatus, JobId,
+    JobStatistics, TenantId, ThingName,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::BTreeMap;
@@ -154,6 +161,23 @@ pub fn execution_pk(tenant: &TenantId, id: &ExecutionId) -> String {
 
 pub(super) fn execution_key(tenant: &TenantId, id: &ExecutionId) -> Item {
     key(execution_pk(tenant, id), EXECUTION_SK.into())
+}
+
+/// The guard of `key` on `thing` (see the table above).
+pub(super) fn dedupe_guard_key(tenant: &TenantId, thing: &ThingName, key: &DedupeKey) -> Item {
+    self::key(
+        scoped(tenant, format!("DEDUPE#{thing}#{key}")),
+        "DEDUPE".into(),
+    )
+}
+
+/// The guard naming `execution` as its key's holder, expiring with it.
+pub(super) fn dedupe_guard_item(tenant: &TenantId, execution: &CommandExecution) -> Option<Item> {
+    let key = execution.dedupe_key.as_ref()?;
+    let mut item = dedupe_guard_key(tenant, &execution.target, key);
+    put_s(&mut item, "executionId", execution.execution_id.to_string());
+    ttl_of(&mut item, execution.time_to_live);
+    Some(item)
 }
 
 pub(super) fn commands_pk(tenant: &TenantId) -> String {

@@ -23,6 +23,7 @@
 //! item, and the caller scopes a view to it with [`Store::for_tenant`].
 
 pub mod capacity;
+pub mod dedupe;
 pub mod dynamodb;
 pub mod errors;
 pub mod executions;
@@ -33,7 +34,7 @@ pub mod update;
 
 use courier_core::job_run::{Job, StatisticsDelta};
 use courier_core::{
-    CommandDefinition, CommandExecution, CommandId, ExecutionId, ExecutionStatus, JobId,
+    CommandDefinition, CommandExecution, CommandId, DedupeKey, ExecutionId, ExecutionStatus, JobId,
     JobStatistics, LateResult, TenantId, ThingName, Timestamp, TransitionError, TransitionPlan,
 };
 use std::collections::BTreeMap;
@@ -166,6 +167,21 @@ pub enum CreateOutcome {
     },
 }
 
+/// What a keyed create did (see `dedupe`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyedCreate {
+    /// The execution and its guard were written (and the superseded one
+    /// canceled).
+    Created,
+    /// The execution's id exists (its clientToken was used before).
+    Existing {
+        execution: Box<CommandExecution>,
+        same_request: bool,
+    },
+    /// The guard or the superseded execution changed since they were read.
+    Raced,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransitionOutcome {
     /// Written; `previous` is the status it had before this write.
@@ -247,6 +263,25 @@ pub trait Store: Send + Sync + Clone {
         execution: &CommandExecution,
         request_hash: &RequestHash,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// The execution holding `key` on `thing`, as its guard names it (it
+    /// may have ended since).
+    fn dedupe_holder(
+        &self,
+        thing: &ThingName,
+        key: &DedupeKey,
+    ) -> impl Future<Output = Result<Option<ExecutionId>, StoreError>> + Send;
+
+    /// Creates keyed `execution` in one transaction with its key's guard,
+    /// provided the guard still names `holder` (`None`: absent); with
+    /// `superseding`, that execution's cancel plan is applied in it too.
+    fn create_keyed(
+        &self,
+        execution: &CommandExecution,
+        request_hash: &RequestHash,
+        holder: Option<&ExecutionId>,
+        superseding: Option<(&ExecutionId, &TransitionPlan)>,
+    ) -> impl Future<Output = Result<KeyedCreate, StoreError>> + Send;
 
     /// The execution, or `None` if absent or expired at `now`.
     fn get_execution(

@@ -174,6 +174,13 @@ impl UpdateBuilder {
                 .insert(":canceledBy".into(), AttributeValue::S(by.clone()));
             b.set.push("canceledBy = :canceledBy".into());
         }
+        if let Some(successor) = &plan.superseded_by {
+            b.values.insert(
+                ":supersededBy".into(),
+                AttributeValue::S(successor.to_string()),
+            );
+            b.set.push("supersededBy = :supersededBy".into());
+        }
         if let Some(late) = &plan.late_result {
             b.set_or_remove("lateResult", Some(late))?;
         }
