@@ -15,6 +15,7 @@
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads);
 //!   [`commands`]: the AWS IoT commands device protocol.
+//! - [`presence`]: AWS IoT lifecycle events (connected, disconnected).
 //! - [`schema`]: command definitions, typed parameter schemas, validation.
 //! - [`pattern`]: the pattern subset string parameters use, its matcher and
 //!   its JavaScript translation.
@@ -53,6 +54,7 @@ pub mod json;
 pub mod map;
 pub mod pattern;
 pub mod payload_template;
+pub mod presence;
 pub mod protocol;
 pub mod queue;
 pub mod reason;

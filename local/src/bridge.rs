@@ -5,8 +5,9 @@
 //! plane, the DynamoDB stream event source mapping and EventBridge Scheduler
 //! do these jobs.
 //!
-//! - [`run_rules`], the IoT rules: subscribes to the Jobs request topics and
-//!   the commands response topics on mosquitto and invokes `device-events`
+//! - [`run_rules`], the IoT rules: subscribes to the Jobs request topics,
+//!   the commands response topics and the lifecycle events
+//!   (`$aws/events/presence/+/+`, which the simulator publishes) on mosquitto and invokes `device-events`
 //!   with the event the rule's SELECT
 //!   delivers (`{"payload": base64, "topic": ..., "receivedAt": epoch ms}`),
 //!   asynchronously, as IoT rules invoke Lambda.
@@ -24,6 +25,7 @@ use crate::stream::{StartAt, StreamPoller};
 use base64::Engine as _;
 use bytes::Bytes;
 use courier_core::commands;
+use courier_core::presence::PRESENCE_FILTER;
 use courier_core::protocol::TopicRoot;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -79,7 +81,8 @@ pub async fn run_rules(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let jobs = REQUEST_TOPICS.iter().map(|suffix| root.filter(suffix));
                 let commands = commands::response_filters(commands_root);
-                for filter in jobs.chain(commands) {
+                let presence = std::iter::once(PRESENCE_FILTER.to_owned());
+                for filter in jobs.chain(commands).chain(presence) {
                     if let Err(e) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
                         eprintln!("rules: subscribe {filter}: {e}");
                     }

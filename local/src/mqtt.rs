@@ -2,7 +2,7 @@
 //! Jobs device protocol: used by the end-to-end tests, the device simulator
 //! and the benchmark. Does I/O (the broker).
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,8 +35,51 @@ impl MqttDevice {
     /// Connects as `thing` (also the MQTT client id) and subscribes to every
     /// topic under its root (`root_template` has `{thingName}`).
     pub async fn connect(broker: &str, thing: &str, root_template: &str) -> Result<Self, String> {
+        Self::connect_with(broker, thing, root_template, false).await
+    }
+
+    /// [`Self::connect`], announcing the connection as AWS IoT does: a
+    /// lifecycle event on `$aws/events/presence/connected/{thing}` once
+    /// connected, and `.../disconnected/{thing}` as the MQTT will, which the
+    /// broker publishes when the connection drops. (Mosquitto publishes no
+    /// lifecycle events of its own; the timestamp is left to the receiver.)
+    pub async fn connect_announced(
+        broker: &str,
+        thing: &str,
+        root_template: &str,
+    ) -> Result<Self, String> {
+        let device = Self::connect_with(broker, thing, root_template, true).await?;
+        device
+            .client
+            .publish(
+                format!("$aws/events/presence/connected/{thing}"),
+                QoS::AtLeastOnce,
+                false,
+                json!({"clientId": thing, "eventType": "connected"}).to_string(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(device)
+    }
+
+    async fn connect_with(
+        broker: &str,
+        thing: &str,
+        root_template: &str,
+        announced: bool,
+    ) -> Result<Self, String> {
         let (host, port) = parse_broker(broker);
         let mut options = MqttOptions::new(thing, host, port);
+        if announced {
+            options.set_last_will(LastWill::new(
+                format!("$aws/events/presence/disconnected/{thing}"),
+                json!({"clientId": thing, "eventType": "disconnected",
+                       "disconnectReason": "CONNECTION_LOST"})
+                .to_string(),
+                QoS::AtLeastOnce,
+                false,
+            ));
+        }
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(256 * 1024, 256 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 64);

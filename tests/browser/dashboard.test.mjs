@@ -117,6 +117,14 @@ test("an execution the device has started is stopped with force, once the operat
   const row = "#executions tbody tr";
   await page.waitForSelector(`${row} .status.IN_PROGRESS`, { timeout: 30_000 });
   const id = await page.getAttribute(row, "data-execution-id");
+  // the simulator announced its connection (a lifecycle event through the
+  // local IoT rule): the server shows the device connected
+  let seen = {};
+  for (let i = 0; i < 50 && seen.presence?.connected !== true; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 200));
+    seen = await (await fetch(`${API}/things/dev-ui-2/queue`)).json();
+  }
+  assert.equal(seen.presence?.connected, true, JSON.stringify(seen.presence));
   // core says an operator may stop it, with force: the button says so
   assert.equal(await page.getAttribute(`${row} button`, "data-force-required"), "true");
   assert.equal(await page.isEnabled(`${row} button`), true);
@@ -191,6 +199,7 @@ test("a device's queue is shown in the server's order and cleared", async () => 
 
   // THEN the queue lists the due one first, then the held one
   await page.waitForSelector("#queue li:nth-child(2)");
+  assert.equal(await page.textContent("#presence"), "no connection seen yet");
   const order = await page.$$eval("#queue li", (items) => items.map((li) => [li.dataset.executionId, li.dataset.waiting]));
   assert.deepEqual(order.map(([id]) => id), [due, held]);
   assert.equal(order[1][1], "HELD_UNTIL_NOT_BEFORE");

@@ -260,15 +260,7 @@ async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
         "the other is not due: delivering it is the stream's job"
     );
 
-    // AND the timeout's MODIFY record makes the dispatcher tell the device
-    publisher.take();
-    let modify: Vec<Value> = records_of(&courier, &undelivered)
-        .await
-        .into_iter()
-        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "TIMED_OUT")
-        .collect();
-    let out = dispatch(&courier, &publisher, modify, at(12)).await;
-    assert_eq!(out["handled"][0]["did"], "device notified", "{out}");
+    // AND the sweep that timed it out told the device at once: nothing next
     let told = publisher.take();
     assert!(
         told.iter()
@@ -276,6 +268,17 @@ async fn the_sweeper_times_out_what_is_overdue_and_the_device_is_told() {
                 && p.get("execution").is_none()),
         "{told:?}"
     );
+    // AND the timeout's MODIFY record makes the dispatcher publish the list,
+    // but no second notify-next (the device was told)
+    let modify: Vec<Value> = records_of(&courier, &undelivered)
+        .await
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "TIMED_OUT")
+        .collect();
+    let out = dispatch(&courier, &publisher, modify, at(12)).await;
+    assert_eq!(out["handled"][0]["did"], "device notified", "{out}");
+    let topics: Vec<String> = publisher.take().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(topics, ["courier/things/dev-4/jobs/notify"]);
 
     // AND a read never shows an overdue execution as still running
     let slow = start(

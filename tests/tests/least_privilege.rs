@@ -599,6 +599,32 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
     api.api("GET", "/things/car-1/queue", None, at(1305)).await;
     api.api("POST", "/things/car-1/queue/clear", None, at(1305))
         .await;
+    // AND a keyed start, and one that supersedes it (a transaction each)
+    api.api(
+        "POST",
+        "/commands/reboot/executions",
+        Some(json!({"target": "dev-k", "dedupeKey": "reboot"})),
+        at(1306),
+    )
+    .await;
+    api.api(
+        "POST",
+        "/commands/reboot/executions",
+        Some(
+            json!({"target": "dev-k", "dedupeKey": "reboot", "supersede": true,
+                    "executionTimeoutSeconds": 900}),
+        ),
+        at(1307),
+    )
+    .await;
+    // AND the device reconnects (a lifecycle event: recorded, its queue told)
+    device
+        .device_on(
+            "$aws/events/presence/connected/dev-k",
+            json!({"clientId": "dev-k", "timestamp": (NOW + 1308) * 1000, "eventType": "connected"}),
+            1308,
+        )
+        .await;
 
     [
         ("ApiFunction", api.used()),

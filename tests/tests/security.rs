@@ -747,3 +747,62 @@ async fn the_audit_fields_name_the_token_subject_and_the_device() {
         (Some("acme-operator"), Some("acme-operator"))
     );
 }
+
+#[tokio::test]
+async fn superseding_cancels_so_it_needs_the_cancel_scope() {
+    let api = Api::new(false).await;
+    let lock = json!({"commandId": "lock", "parameters": [
+        {"name": "pin", "type": "S", "default": {"S": "0000"}}]});
+    api.call("acme", ALL, "POST", "/commands", Some(lock)).await;
+    let first = api
+        .call(
+            "acme",
+            ALL,
+            "POST",
+            "/commands/lock/executions",
+            Some(json!({"target": "acme-dev-9", "dedupeKey": "lock"})),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let replace = json!({"target": "acme-dev-9", "dedupeKey": "lock", "supersede": true,
+                         "parameters": {"pin": {"S": "4321"}}});
+    // WHEN a caller who may start but not cancel supersedes THEN 403
+    let refused = api
+        .call(
+            "acme",
+            &["courier/read", "courier/write"],
+            "POST",
+            "/commands/lock/executions",
+            Some(replace.clone()),
+        )
+        .await;
+    assert_eq!(
+        code(&refused),
+        (403, "AccessDeniedException"),
+        "{:?}",
+        refused.body
+    );
+    let id = first.body["executionId"].as_str().unwrap();
+    let still = api
+        .tenant("acme")
+        .get_execution(id, Timestamp::from_secs(NOW))
+        .await
+        .unwrap();
+    assert_eq!(
+        still.status,
+        courier_core::ExecutionStatus::Queued,
+        "nothing canceled"
+    );
+    // WHEN a caller holding the cancel scope does THEN it is replaced
+    let replaced = api
+        .call(
+            "acme",
+            ALL,
+            "POST",
+            "/commands/lock/executions",
+            Some(replace),
+        )
+        .await;
+    assert_eq!(replaced.status, 201, "{:?}", replaced.body);
+    assert_eq!(replaced.body["supersedes"], id);
+}

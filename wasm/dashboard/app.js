@@ -292,8 +292,9 @@ function renderExecutions(items) {
 // only shows it.
 async function refreshQueue() {
   let items = [];
+  let presence = null;
   try {
-    items = (await api("GET", `/things/${encodeURIComponent(state.device)}/queue`)).items;
+    ({ items, presence } = await api("GET", `/things/${encodeURIComponent(state.device)}/queue`));
   } catch (e) {
     if (e.status !== 404) $("#queue-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
   }
@@ -307,6 +308,11 @@ async function refreshQueue() {
   );
   $("#queue-empty").hidden = items.length > 0;
   $("#clear-queue").disabled = items.length === 0;
+  // The device's latest lifecycle event, as the server recorded it.
+  $("#presence").textContent = presence
+    ? `${presence.connected ? "connected" : "disconnected"} since ${time(presence.since)}${presence.disconnectReason ? ` (${presence.disconnectReason})` : ""}`
+    : "no connection seen yet";
+  $("#presence").dataset.connected = String(presence?.connected ?? "");
 }
 
 async function clearQueue() {

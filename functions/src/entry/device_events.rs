@@ -1,6 +1,8 @@
 //! ENTRY POINT of the `device-events` Lambda: every AWS IoT Jobs request a
 //! device publishes (`get`, `start-next`, `{jobId}/get`, `{jobId}/update`),
-//! delivered by IoT rules, answered (`crate::ops::device_jobs`) on
+//! every AWS IoT commands response, and the devices' lifecycle events
+//! (`$aws/events/presence/...`, see `crate::ops::presence`), delivered by
+//! IoT rules, answered (`crate::ops::device_jobs`) on
 //! `.../accepted` or `.../rejected` with notifications after, and published
 //! here. I/O through the operations and the publisher.
 //!
@@ -72,10 +74,13 @@ pub async fn handle<S: Store, P: Publisher>(
     };
     // Boxed: the answer's future is deep enough to exceed the compiler's
     // layout recursion limit when inlined into the runtime's.
-    // A commands response, else a Jobs request.
-    let answer = match Box::pin(courier.command_message(topic, &payload, delivery, now)).await {
+    // A lifecycle event, a commands response, else a Jobs request.
+    let answer = match Box::pin(courier.presence_message(root, topic, &payload, now)).await {
         Some(answer) => answer,
-        None => Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await,
+        None => match Box::pin(courier.command_message(topic, &payload, delivery, now)).await {
+            Some(answer) => answer,
+            None => Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await,
+        },
     };
     let messages = match answer {
         Ok(messages) => messages,

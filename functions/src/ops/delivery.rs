@@ -155,7 +155,10 @@ impl<S: Store> Courier<S> {
     /// What a commands-protocol device receives: its command's
     /// `payloadTemplate` filled from the execution, or else the job
     /// document (`{commandId, parameters}`).
-    async fn command_payload(&self, execution: &CommandExecution) -> Result<Json, ServiceError> {
+    pub(crate) async fn command_payload(
+        &self,
+        execution: &CommandExecution,
+    ) -> Result<Json, ServiceError> {
         let validator = self.validator(execution.command_id.as_str()).await?;
         let Some(template) = &validator.definition().payload_template else {
             return Ok(protocol::job_document(execution));
@@ -222,6 +225,15 @@ impl<S: Store> Courier<S> {
             let courier = self.for_tenant(&tenant);
             if execution.overdue(now).is_some() {
                 let after = courier.expire_overdue(&execution, None, now).await?;
+                if after.version > execution.version {
+                    // A silent head ended (or went back to the queue): what
+                    // is behind it is announced now, not after another pass.
+                    // The dispatcher's pass over the same change then finds
+                    // the device told and publishes no second notify-next.
+                    if let Err(err) = courier.announce_change(root, publisher, &after, now).await {
+                        tracing::warn!(execution_id = %after.execution_id, error = %err, "announcing the next execution failed; the dispatcher tells the device");
+                    }
+                }
                 match after.status {
                     ExecutionStatus::TimedOut => report.timed_out += 1,
                     ExecutionStatus::Queued if after.version > execution.version => {
@@ -282,7 +294,11 @@ impl<S: Store> Courier<S> {
     /// Records that `thing` is told `next`, unless that is what it was last
     /// told. True when it is news (publish it). Every publisher records it
     /// on the same item with a conditional write, so two that race agree.
-    async fn tell_next(&self, thing: &ThingName, next: &str) -> Result<bool, ServiceError> {
+    pub(crate) async fn tell_next(
+        &self,
+        thing: &ThingName,
+        next: &str,
+    ) -> Result<bool, ServiceError> {
         for _ in 0..5 {
             let told = self.store.told_next(thing).await?;
             if !protocol::next_is_news(told.next.as_deref(), next) {

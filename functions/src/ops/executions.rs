@@ -176,6 +176,21 @@ impl<S: Store> Courier<S> {
         caller: &str,
         now: Timestamp,
     ) -> Result<(CommandExecution, bool), ServiceError> {
+        self.start_execution_as(command_id, body, caller, None, now)
+            .await
+    }
+
+    /// [`Self::start_execution`] for a caller who may not cancel: a
+    /// request that would supersede (cancel) a pending execution is refused
+    /// with `cancel_denied` (the API passes its missing-scope error).
+    pub async fn start_execution_as(
+        &self,
+        command_id: &str,
+        body: &Json,
+        caller: &str,
+        cancel_denied: Option<ServiceError>,
+        now: Timestamp,
+    ) -> Result<(CommandExecution, bool), ServiceError> {
         let validator = self.validator(command_id).await?;
         let start = StartExecution::parse(body, &validator, now)?;
         let request_hash = request_hash(validator.definition().command_id.as_str(), &start);
@@ -199,7 +214,13 @@ impl<S: Store> Courier<S> {
         }
         if execution.dedupe_key.is_some() {
             return self
-                .start_keyed(execution, &request_hash, supersede, force, caller, now)
+                .start_keyed(
+                    execution,
+                    &request_hash,
+                    (supersede, force),
+                    (caller, cancel_denied),
+                    now,
+                )
                 .await;
         }
         match self.store.create_execution(&execution, &request_hash).await? {
@@ -223,9 +244,8 @@ impl<S: Store> Courier<S> {
         &self,
         mut execution: CommandExecution,
         request_hash: &RequestHash,
-        supersede: bool,
-        force: bool,
-        caller: &str,
+        (supersede, force): (bool, bool),
+        (caller, mut cancel_denied): (&str, Option<ServiceError>),
         now: Timestamp,
     ) -> Result<(CommandExecution, bool), ServiceError> {
         const TRIES: u32 = 5;
@@ -248,6 +268,12 @@ impl<S: Store> Courier<S> {
                 Some(pending) => match dedupe::decide(pending, &execution, supersede, force) {
                     Dedupe::ReturnPending => return Ok((pending.clone(), false)),
                     Dedupe::Conflict(why) => return Err(ServiceError::Conflict(why)),
+                    // Superseding cancels: it needs the right to.
+                    Dedupe::Supersede if cancel_denied.is_some() => {
+                        return Err(cancel_denied.take().unwrap_or_else(|| {
+                            ServiceError::Internal("cancel_denied vanished".into())
+                        }))
+                    }
                     Dedupe::Supersede => Some(TransitionPlan::supersede(
                         pending,
                         &execution.execution_id,

@@ -17,6 +17,8 @@
 //! - [`jobs`]: jobs (create, get, list, cancel) and [`job_runner`], the
 //!   steps that carry a job out
 //! - [`queue`]: a device's queue, listed in delivery order and cleared
+//! - [`presence`]: devices' lifecycle events; a reconnecting device is told
+//!   its pending work
 //! - [`page_token`]: sealed nextTokens
 //!
 //! This module holds the service type itself: one tenant's view, paging.
@@ -30,6 +32,7 @@ pub mod executions;
 pub mod job_runner;
 pub mod jobs;
 pub mod page_token;
+pub mod presence;
 pub mod queue;
 
 use crate::error::ServiceError;

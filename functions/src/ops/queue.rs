@@ -8,6 +8,7 @@ use super::Courier;
 use crate::error::ServiceError;
 use crate::store::Store;
 use courier_core::json::Json;
+use courier_core::presence::Presence;
 use courier_core::queue::{queue, Waiting};
 use courier_core::{
     CancelExecution, CommandId, ExecutionId, ExecutionStatus, JobId, ThingName, Timestamp,
@@ -20,6 +21,9 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct QueueView {
     pub thing: ThingName,
+    /// Whether the device is connected, and since when (its latest AWS IoT
+    /// lifecycle event); `null` if none was received.
+    pub presence: Option<Presence>,
     pub items: Vec<QueueItem>,
 }
 
@@ -32,8 +36,8 @@ pub struct QueueItem {
     pub execution_id: ExecutionId,
     pub command_id: CommandId,
     pub status: ExecutionStatus,
-    /// IN_PROGRESS, DELIVERED_NOT_STARTED, NOT_YET_DELIVERED or
-    /// HELD_UNTIL_NOT_BEFORE.
+    /// IN_PROGRESS, DELIVERED_NOT_STARTED, NOT_YET_DELIVERED, DEFERRED,
+    /// RETRY_BACKOFF or HELD_UNTIL_NOT_BEFORE (`courier_core::queue`).
     pub waiting: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<&'static str>,
@@ -73,6 +77,7 @@ impl<S: Store> Courier<S> {
     ) -> Result<QueueView, ServiceError> {
         let thing = self.own_thing(raw_thing).await?;
         let pending = self.store().pending_executions(&thing, now).await?;
+        let presence = self.store().presence(&thing).await?;
         let items = queue(&pending, now)
             .into_iter()
             .zip(1u32..)
@@ -90,7 +95,11 @@ impl<S: Store> Courier<S> {
                 complete_by: e.complete_by,
             })
             .collect();
-        Ok(QueueView { thing, items })
+        Ok(QueueView {
+            thing,
+            presence,
+            items,
+        })
     }
 
     /// `POST /things/{thing}/queue/clear` `{force?, statusReason?,

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
+use courier_core::presence::Presence;
 use courier_core::{
     CommandDefinition, CommandExecution, CommandId, DedupeKey, ExecutionId, ExecutionStatus,
     LateResult, TenantId, ThingName, Timestamp, TransitionPlan,
@@ -250,6 +251,18 @@ impl Store for DynamoStore {
                 })
             }
         }
+    }
+
+    async fn record_presence(
+        &self,
+        thing: &ThingName,
+        presence: &Presence,
+    ) -> Result<bool, StoreError> {
+        self.write_presence(thing, presence).await
+    }
+
+    async fn presence(&self, thing: &ThingName) -> Result<Option<Presence>, StoreError> {
+        self.read_presence(thing).await
     }
 
     async fn dedupe_holder(

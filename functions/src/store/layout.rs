@@ -14,6 +14,7 @@
 //! | command     | `T#…#COMMANDS`     | `{commandId}`| –                                | –                              | –                                | – |
 //! | execution   | `T#…#EXEC#{executionId}`| `EXEC`  | `T#…#THING#{target}` / `{created}#{id}` | `T#…#CMD#{commandId}` / `{created}#{id}` | `T#…#PENDING#{target}` / `{created}#{id}`, only while not terminal | `DUE#{shard}` / `{wakeAt}#{id}`, only while not terminal |
 //! | thing owner | `THING#{thingName}`| `OWNER`      | –                                | –                              | –                                | – |
+//! | presence    | `THING#{thingName}`| `PRESENCE`   | –                                | –                                | –                                | – |
 //! | dedupe guard| `T#…#DEDUPE#{thing}#{dedupeKey}` | `DEDUPE` | – | – | – | – |
 //!
 //! A dedupe guard names the execution holding a `dedupeKey` on a device; it
@@ -186,6 +187,11 @@ pub(super) fn commands_pk(tenant: &TenantId) -> String {
 
 pub(super) fn owner_key(thing: &ThingName) -> Item {
     key(format!("{THING_PREFIX}{thing}"), OWNER_SK.into())
+}
+
+/// A device's presence (its latest lifecycle event), beside its owner item.
+pub(super) fn presence_key(thing: &ThingName) -> Item {
+    key(format!("{THING_PREFIX}{thing}"), "PRESENCE".into())
 }
 
 /// The thing an owner item's partition key names.

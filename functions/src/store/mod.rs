@@ -29,10 +29,12 @@ pub mod errors;
 pub mod executions;
 pub mod jobs;
 pub mod layout;
+pub mod presence;
 pub mod stream;
 pub mod update;
 
 use courier_core::job_run::{Job, StatisticsDelta};
+use courier_core::presence::Presence;
 use courier_core::{
     CommandDefinition, CommandExecution, CommandId, DedupeKey, ExecutionId, ExecutionStatus, JobId,
     JobStatistics, LateResult, TenantId, ThingName, Timestamp, TransitionError, TransitionPlan,
@@ -263,6 +265,20 @@ pub trait Store: Send + Sync + Clone {
         execution: &CommandExecution,
         request_hash: &RequestHash,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// Records a device's lifecycle event unless a newer one is recorded.
+    /// True when it was recorded.
+    fn record_presence(
+        &self,
+        thing: &ThingName,
+        presence: &Presence,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A device's latest recorded lifecycle event.
+    fn presence(
+        &self,
+        thing: &ThingName,
+    ) -> impl Future<Output = Result<Option<Presence>, StoreError>> + Send;
 
     /// The execution holding `key` on `thing`, as its guard names it (it
     /// may have ended since).

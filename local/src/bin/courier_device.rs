@@ -104,7 +104,7 @@ async fn main() -> Result<(), String> {
 }
 
 async fn run_thing(o: &Options, thing: &str) -> Result<(), String> {
-    let mut device = MqttDevice::connect(&o.broker, thing, &o.root).await?;
+    let mut device = MqttDevice::connect_announced(&o.broker, thing, &o.root).await?;
     println!("{thing}: connected");
     loop {
         let next = match device
@@ -222,7 +222,7 @@ fn mode_for<'a>(o: &'a Options, id: &str) -> &'a str {
 /// A thing speaking the AWS IoT commands protocol: every request on
 /// `{root}/executions/{id}/request/json` is answered on its response topic.
 async fn run_commands_thing(o: &Options, thing: &str) -> Result<(), String> {
-    let mut device = MqttDevice::connect(&o.broker, thing, &o.root).await?;
+    let mut device = MqttDevice::connect_announced(&o.broker, thing, &o.root).await?;
     println!("{thing}: connected (commands)");
     loop {
         let Some((topic, request, _)) = device

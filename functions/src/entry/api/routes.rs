@@ -128,7 +128,13 @@ async fn route<S: JobStore, G: ThingGroups>(
         ("GET", ["commands", id]) => Ok(Reply::json(200, &courier.get_command(id).await?)),
         ("POST", ["commands", id, "executions"]) => {
             let (execution, created) = courier
-                .start_execution(id, &json_body(request)?, caller, now)
+                .start_execution_as(
+                    id,
+                    &json_body(request)?,
+                    caller,
+                    principal.require(Scope::Cancel).err(),
+                    now,
+                )
                 .await?;
             let reply = Reply::json(if created { 201 } else { 200 }, &execution);
             Ok(reply.location(format!("/executions/{}", execution.execution_id)))
