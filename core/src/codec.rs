@@ -189,6 +189,9 @@ impl ToJson for CommandExecution {
                 out = out.put(key, by.as_str());
             }
         }
+        if !e.changed_by.is_empty() {
+            out = out.put("changedBy", details_json(&e.changed_by));
+        }
         out = out
             .opt("sentAt", e.sent_at.as_ref())
             .opt("acknowledgedAt", e.acknowledged_at.as_ref());
@@ -430,6 +433,7 @@ impl CommandExecution {
             created_by: f.opt_string("createdBy")?,
             canceled_by: f.opt_string("canceledBy")?,
             last_updated_by: f.opt_string("lastUpdatedBy")?,
+            changed_by: f.details("changedBy")?,
             sent_at: f.opt_time("sentAt")?,
             acknowledged_at: f.opt_time("acknowledgedAt")?,
             retention_seconds: f.u32("retentionSeconds")?,

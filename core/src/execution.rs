@@ -93,6 +93,11 @@ pub struct CommandExecution {
     /// the device, or `courier` for the system (delivery, deadlines, retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated_by: Option<String>,
+    /// Per status, who last moved the execution into it (the same
+    /// identities): `{"QUEUED": "alice", "SENT": "courier", "IN_PROGRESS":
+    /// "thing/dev-1", "CANCELED": "bob"}`. At most one entry per status.
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
+    pub changed_by: StatusDetails,
     /// When it was last delivered to the device (published, or taken by a
     /// device that asked for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -559,6 +564,10 @@ impl StartExecution {
             created_by: Some(created_by.to_owned()),
             canceled_by: None,
             last_updated_by: Some(created_by.to_owned()),
+            changed_by: StatusDetails::from_pairs(vec![(
+                ExecutionStatus::Queued.as_str().to_owned(),
+                created_by.to_owned(),
+            )]),
             sent_at: None,
             acknowledged_at: None,
             retention_seconds: definition.retention_seconds,

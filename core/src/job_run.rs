@@ -304,6 +304,10 @@ impl Job {
             created_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
             canceled_by: None,
             last_updated_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
+            changed_by: StatusDetails::from_pairs(vec![(
+                ExecutionStatus::Queued.as_str().to_owned(),
+                crate::text::msg!["job/", self.job_id.as_str()],
+            )]),
             sent_at: None,
             acknowledged_at: None,
             retention_seconds: self.retention_seconds,

@@ -581,7 +581,10 @@ impl TransitionPlan {
             next.sent_at = next.sent_at.or(Some(self.now));
             next.acknowledged_at = next.acknowledged_at.or(Some(self.now));
         }
-        next.last_updated_by = Some(self.changed_by());
+        let by = self.changed_by();
+        next.changed_by
+            .insert(self.to.as_str().to_owned(), by.clone());
+        next.last_updated_by = Some(by);
         next.version = current.version + 1;
         Ok(next)
     }

@@ -49,6 +49,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         superseded_by: None,
         created_by: None,
         last_updated_by: None,
+        changed_by: Default::default(),
         sent_at: None,
         acknowledged_at: None,
         job_id: None,

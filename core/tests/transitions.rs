@@ -75,6 +75,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         superseded_by: None,
         created_by: None,
         last_updated_by: None,
+        changed_by: Default::default(),
         sent_at: None,
         acknowledged_at: None,
         job_id: None,

@@ -181,4 +181,23 @@ async fn delivery_and_the_first_answer_are_recorded_with_who_changed_it() {
     assert_eq!(e.acknowledged_at, Some(at(9)));
     assert_eq!(e2.acknowledged_at, Some(at(9)), "the first answer stays");
     assert_eq!(e2.last_updated_by.as_deref(), Some("thing/dev-1"));
+    // and who moved it into each status, as the table keeps it
+    let by: Vec<(String, String)> = e2
+        .changed_by
+        .iter()
+        .map(|(s, who)| (s.clone(), who.clone()))
+        .collect();
+    let expected = [
+        ("IN_PROGRESS", "thing/dev-1"),
+        ("QUEUED", "alice"),
+        ("SENT", "courier"),
+        ("SUCCEEDED", "thing/dev-1"),
+    ];
+    assert_eq!(
+        by,
+        expected.map(|(s, w)| (s.to_owned(), w.to_owned())),
+        "per status"
+    );
+    let stored = courier.get_execution(&ids[0], at(16)).await.unwrap();
+    assert_eq!(stored.changed_by, e2.changed_by, "read back from the table");
 }

@@ -736,6 +736,10 @@ async fn the_audit_fields_name_the_token_subject_and_the_device() {
     // THEN the cancel names the same subject, as canceller and last changer
     assert_eq!(canceled.body["canceledBy"], "acme-operator");
     assert_eq!(canceled.body["lastUpdatedBy"], "acme-operator");
+    assert_eq!(
+        canceled.body["changedBy"],
+        json!({"QUEUED": "acme-operator", "CANCELED": "acme-operator"})
+    );
     // and what the API shows is what the table keeps
     let stored = api
         .tenant("acme")

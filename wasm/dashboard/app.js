@@ -252,6 +252,7 @@ const audit = (e) =>
     ["first answer", time(e.acknowledgedAt)],
     ["canceled by", e.canceledBy],
     ["last deferred", time(e.lastDeferredAt)],
+    ...Object.entries(e.changedBy ?? {}).map(([status, who]) => [`${status} by`, who]),
   ]
     .filter(([, v]) => v)
     .map(([k, v]) => `${k}: ${v}`)

@@ -100,6 +100,8 @@ export interface CommandExecution {
   dedupeKey?: string; supersedes?: string; supersededBy?: string;
   /** Audit: who started it (the caller's token subject, or job/ID), who canceled it, who made the latest change (an operator, thing/NAME, or courier). */
   createdBy?: string; canceledBy?: string; lastUpdatedBy?: string;
+  /** Per status, who last moved it there. */
+  changedBy?: Partial<Record<ExecutionStatus, string>>;
   /** When it was last delivered to the device, and the device's first answer. */
   sentAt?: number; acknowledgedAt?: number;
   retentionSeconds: number;

@@ -11,17 +11,35 @@
 use super::dynamodb::DynamoStore;
 use super::errors::{classify, internal};
 use super::layout::{
-    dedupe_guard_item, dedupe_guard_key, execution_from_item, execution_item, execution_key,
-    string_attr, REQUEST_HASH,
+    execution_from_item, execution_item, execution_key, key, put_s, scoped, string_attr, ttl_of,
+    REQUEST_HASH,
 };
 use super::update::UpdateBuilder;
+use super::Item;
 use super::{KeyedCreate, RequestHash, StoreError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use courier_core::{CommandExecution, DedupeKey, ExecutionId, ThingName, TransitionPlan};
+use courier_core::{CommandExecution, DedupeKey, ExecutionId, TenantId, ThingName, TransitionPlan};
+
+/// The guard of `key` on `thing` (see the table above).
+fn dedupe_guard_key(tenant: &TenantId, thing: &ThingName, key: &DedupeKey) -> Item {
+    self::key(
+        scoped(tenant, format!("DEDUPE#{thing}#{key}")),
+        "DEDUPE".into(),
+    )
+}
+
+/// The guard naming `execution` as its key's holder, expiring with it.
+fn dedupe_guard_item(tenant: &TenantId, execution: &CommandExecution) -> Option<Item> {
+    let key = execution.dedupe_key.as_ref()?;
+    let mut item = dedupe_guard_key(tenant, &execution.target, key);
+    put_s(&mut item, "executionId", execution.execution_id.to_string());
+    ttl_of(&mut item, execution.time_to_live);
+    Some(item)
+}
 
 impl DynamoStore {
     pub(super) async fn read_dedupe_holder(

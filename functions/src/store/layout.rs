@@ -86,8 +86,8 @@ use aws_sdk_dynamodb::Client;
 use courier_core::job_run::Job;
 use courier_core::retry::RetryPolicy;
 use courier_core::{
-    CommandDefinition, CommandExecution, DedupeKey, ExecutionId, ExecutionStatus, JobId,
-    JobStatistics, TenantId, ThingName,
+    CommandDefinition, CommandExecution, ExecutionId, ExecutionStatus, JobId, JobStatistics,
+    TenantId, ThingName,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::BTreeMap;
@@ -116,6 +116,8 @@ pub(super) const JOB_DUE_PK: &str = "DUEJOB";
 /// The fingerprint of the request that created an execution or a job: an
 /// idempotent retry carries the same one.
 pub(super) const REQUEST_HASH: &str = "requestHash";
+/// The record's per-status actors, stored as `changedBy.{STATUS}` attributes.
+pub(super) const CHANGED_BY: &str = "changedBy";
 /// The dedupe token of the last change applied: a redelivery carries it.
 pub(super) const LAST_UPDATE_TOKEN: &str = "lastUpdateToken";
 /// On a thing's owner item: what notify-next last told the device is its
@@ -162,23 +164,6 @@ pub fn execution_pk(tenant: &TenantId, id: &ExecutionId) -> String {
 
 pub(super) fn execution_key(tenant: &TenantId, id: &ExecutionId) -> Item {
     key(execution_pk(tenant, id), EXECUTION_SK.into())
-}
-
-/// The guard of `key` on `thing` (see the table above).
-pub(super) fn dedupe_guard_key(tenant: &TenantId, thing: &ThingName, key: &DedupeKey) -> Item {
-    self::key(
-        scoped(tenant, format!("DEDUPE#{thing}#{key}")),
-        "DEDUPE".into(),
-    )
-}
-
-/// The guard naming `execution` as its key's holder, expiring with it.
-pub(super) fn dedupe_guard_item(tenant: &TenantId, execution: &CommandExecution) -> Option<Item> {
-    let key = execution.dedupe_key.as_ref()?;
-    let mut item = dedupe_guard_key(tenant, &execution.target, key);
-    put_s(&mut item, "executionId", execution.execution_id.to_string());
-    ttl_of(&mut item, execution.time_to_live);
-    Some(item)
 }
 
 pub(super) fn commands_pk(tenant: &TenantId) -> String {
@@ -266,11 +251,11 @@ fn item_of<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn put_s(item: &mut Item, name: &str, value: String) {
+pub(super) fn put_s(item: &mut Item, name: &str, value: String) {
     item.insert(name.to_owned(), AttributeValue::S(value));
 }
 
-fn ttl_of(item: &mut Item, expires: courier_core::Timestamp) {
+pub(super) fn ttl_of(item: &mut Item, expires: courier_core::Timestamp) {
     item.insert(
         TTL_ATTRIBUTE.into(),
         AttributeValue::N(expires.epoch_secs().to_string()),
@@ -284,6 +269,13 @@ pub(super) fn execution_item(
     request_hash: Option<&str>,
 ) -> Result<Item, StoreError> {
     let mut item = item_of(execution)?;
+    // `changedBy` is kept as one attribute per status, so a status change
+    // sets its own (`changedBy.SENT`) whether or not the item has others.
+    if let Some(AttributeValue::M(by)) = item.remove(CHANGED_BY) {
+        for (status, who) in by {
+            item.insert(format!("{CHANGED_BY}.{status}"), who);
+        }
+    }
     let sort = created_key(execution);
     let mut put = |k: &str, v: String| put_s(&mut item, k, v);
     put("pk", execution_pk(tenant, &execution.execution_id));
@@ -321,6 +313,21 @@ pub(super) fn execution_item(
 }
 
 pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, StoreError> {
+    let prefix = format!("{CHANGED_BY}.");
+    let per_status: Vec<String> = item
+        .keys()
+        .filter(|k| k.starts_with(&prefix))
+        .cloned()
+        .collect();
+    if !per_status.is_empty() {
+        let mut by = std::collections::HashMap::new();
+        for key in per_status {
+            if let Some(who) = item.remove(&key) {
+                by.insert(key[prefix.len()..].to_owned(), who);
+            }
+        }
+        item.insert(CHANGED_BY.into(), AttributeValue::M(by));
+    }
     // Items written before retry policies (0.1.x) spell the policy as
     // onTimeout/maxAttempts/failureRetries and deferrals as busyCount.
     if !item.contains_key("retryPolicy") {

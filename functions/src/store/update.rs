@@ -6,7 +6,8 @@
 
 use super::errors::internal;
 use super::layout::{
-    number, LAST_MESSAGE_AT, LAST_UPDATE_TOKEN, PREVIOUS_ATTEMPT, PREVIOUS_STATUS, TTL_ATTRIBUTE,
+    number, CHANGED_BY, LAST_MESSAGE_AT, LAST_UPDATE_TOKEN, PREVIOUS_ATTEMPT, PREVIOUS_STATUS,
+    TTL_ATTRIBUTE,
 };
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -196,6 +197,11 @@ impl UpdateBuilder {
         b.values
             .insert(":changedBy".into(), AttributeValue::S(plan.changed_by()));
         b.set.push("lastUpdatedBy = :changedBy".into());
+        b.names.insert(
+            "#changedByStatus".into(),
+            format!("{CHANGED_BY}.{}", plan.to.as_str()),
+        );
+        b.set.push("#changedByStatus = :changedBy".into());
         if plan.to == ExecutionStatus::Sent && plan.actor == Actor::System {
             b.set.push("sentAt = :now".into());
         }
