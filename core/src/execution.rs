@@ -94,8 +94,9 @@ pub struct CommandExecution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated_by: Option<String>,
     /// Per status, who last moved the execution into it (the same
-    /// identities): `{"QUEUED": "alice", "SENT": "courier", "IN_PROGRESS":
-    /// "thing/dev-1", "CANCELED": "bob"}`. At most one entry per status.
+    /// identities): `{"SENT": "courier", "IN_PROGRESS": "thing/dev-1",
+    /// "CANCELED": "bob"}`. At most one entry per status; the creation is
+    /// `createdBy`.
     #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
     pub changed_by: StatusDetails,
     /// When it was last delivered to the device (published, or taken by a
@@ -563,11 +564,10 @@ impl StartExecution {
             superseded_by: None,
             created_by: Some(created_by.to_owned()),
             canceled_by: None,
-            last_updated_by: Some(created_by.to_owned()),
-            changed_by: StatusDetails::from_pairs(vec![(
-                ExecutionStatus::Queued.as_str().to_owned(),
-                created_by.to_owned(),
-            )]),
+            // Changes after the creation are recorded by who made them;
+            // the creation itself is `createdBy`.
+            last_updated_by: None,
+            changed_by: StatusDetails::new(),
             sent_at: None,
             acknowledged_at: None,
             retention_seconds: definition.retention_seconds,

@@ -303,11 +303,8 @@ impl Job {
             superseded_by: None,
             created_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
             canceled_by: None,
-            last_updated_by: Some(crate::text::msg!["job/", self.job_id.as_str()]),
-            changed_by: StatusDetails::from_pairs(vec![(
-                ExecutionStatus::Queued.as_str().to_owned(),
-                crate::text::msg!["job/", self.job_id.as_str()],
-            )]),
+            last_updated_by: None,
+            changed_by: StatusDetails::new(),
             sent_at: None,
             acknowledged_at: None,
             retention_seconds: self.retention_seconds,

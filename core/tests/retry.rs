@@ -475,7 +475,11 @@ fn a_job_policy_and_its_aws_spelling_together_are_refused() {
 fn a_started_execution_records_who_started_it() {
     let e = start(json!({"target": "dev-1"}));
     assert_eq!(e.created_by.as_deref(), Some("alice"));
-    assert_eq!(e.last_updated_by.as_deref(), Some("alice"));
+    assert_eq!(
+        e.last_updated_by, None,
+        "no change yet: the creation is createdBy"
+    );
+    assert!(e.changed_by.is_empty());
 }
 
 #[test]

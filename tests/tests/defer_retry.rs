@@ -189,7 +189,6 @@ async fn delivery_and_the_first_answer_are_recorded_with_who_changed_it() {
         .collect();
     let expected = [
         ("IN_PROGRESS", "thing/dev-1"),
-        ("QUEUED", "alice"),
         ("SENT", "courier"),
         ("SUCCEEDED", "thing/dev-1"),
     ];

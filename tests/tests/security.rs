@@ -721,7 +721,7 @@ async fn the_audit_fields_name_the_token_subject_and_the_device() {
     assert_eq!(started.status, 201, "{:?}", started.body);
     // THEN it was created by the token's subject
     assert_eq!(started.body["createdBy"], "acme-operator");
-    assert_eq!(started.body["lastUpdatedBy"], "acme-operator");
+    assert!(started.body.get("lastUpdatedBy").is_none(), "no change yet");
     let id = started.body["executionId"].as_str().unwrap().to_owned();
     let canceled = api
         .call(
@@ -738,7 +738,7 @@ async fn the_audit_fields_name_the_token_subject_and_the_device() {
     assert_eq!(canceled.body["lastUpdatedBy"], "acme-operator");
     assert_eq!(
         canceled.body["changedBy"],
-        json!({"QUEUED": "acme-operator", "CANCELED": "acme-operator"})
+        json!({"CANCELED": "acme-operator"})
     );
     // and what the API shows is what the table keeps
     let stored = api
