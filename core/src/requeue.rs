@@ -3,7 +3,6 @@
 //! attempt, after the policy's backoff). The rules are in `retry`; this
 //! module turns them into a [`TransitionPlan`]. Pure, no I/O.
 
-use crate::deadline::NewAttempt;
 use crate::execution::CommandExecution;
 use crate::reason::StatusReason;
 use crate::retry::{is_deferral, DEFERRED};
@@ -99,17 +98,11 @@ impl TransitionPlan {
             ExecutionStatus::InProgress,
         ];
         plan.expected_target = Some(current.target.clone());
-        let until = now.plus_secs(i64::from(wait));
         if defer {
             plan.defer = true;
-            plan.hold_until = Some(until);
+            plan.hold_until = Some(now.plus_secs(i64::from(wait)));
         } else {
-            plan.hold_until = (wait > 0).then_some(until);
-            plan.new_attempt = Some(NewAttempt {
-                deliver_by: current
-                    .delivery_timeout_seconds
-                    .map(|s| until.plus_secs(i64::from(s))),
-            });
+            plan.retry_after(current, wait);
         }
         Some(plan)
     }

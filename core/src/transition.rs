@@ -369,13 +369,7 @@ impl TransitionPlan {
         let mut plan = Self::new(update, to, Actor::System, now).ok()?;
         plan.enforce_deadlines = false;
         if retry {
-            let until = now.plus_secs(i64::from(wait));
-            plan.hold_until = (wait > 0).then_some(until);
-            plan.new_attempt = Some(NewAttempt {
-                deliver_by: execution
-                    .delivery_timeout_seconds
-                    .map(|s| until.plus_secs(i64::from(s))),
-            });
+            plan.retry_after(execution, wait);
         }
         Some(plan)
     }
@@ -428,6 +422,18 @@ impl TransitionPlan {
     /// is a delivery or a device's.
     pub fn respects_hold(&self) -> bool {
         self.actor == Actor::Device || self.to == ExecutionStatus::Sent
+    }
+
+    /// Makes this plan a new attempt of `execution`, held for `wait`
+    /// seconds (none: offered at once), its `deliverBy` counted from then.
+    pub(crate) fn retry_after(&mut self, execution: &CommandExecution, wait: u32) {
+        let until = self.now.plus_secs(i64::from(wait));
+        self.hold_until = (wait > 0).then_some(until);
+        self.new_attempt = Some(NewAttempt {
+            deliver_by: execution
+                .delivery_timeout_seconds
+                .map(|s| until.plus_secs(i64::from(s))),
+        });
     }
 
     /// Who makes this change, as `lastUpdatedBy` records it: the operator,

@@ -23,8 +23,16 @@ fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
         .with_commands(config.commands.clone())
 }
 
-/// The `api` function: the service, thing groups (jobs), CORS and auth.
-pub fn api(config: &Config) -> (Courier<DynamoStore>, IotThingGroups, ApiSettings) {
+/// The `api` function: the service, thing groups (jobs), a publisher
+/// (direct delivery), CORS and auth.
+pub fn api(
+    config: &Config,
+) -> (
+    Courier<DynamoStore>,
+    IotThingGroups,
+    IotDataPublisher,
+    ApiSettings,
+) {
     let sdk = aws::sdk_config(&config.aws);
     let settings = ApiSettings {
         cors: Cors {
@@ -34,10 +42,12 @@ pub fn api(config: &Config) -> (Courier<DynamoStore>, IotThingGroups, ApiSetting
             tenant_claim: config.tenant_claim.clone(),
             local_dev_identity: config.local_dev_identity,
         },
+        direct_delivery: config.direct_delivery.then(|| config.topic_root.clone()),
     };
     (
         courier(config, &sdk),
         IotThingGroups::new(aws::iot(&sdk)),
+        IotDataPublisher::new(aws::iot_data(&sdk)),
         settings,
     )
 }

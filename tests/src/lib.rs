@@ -164,6 +164,16 @@ pub fn api_settings(local_dev_identity: bool) -> ApiSettings {
             tenant_claim: "tenant".into(),
             local_dev_identity,
         },
+        direct_delivery: None,
+    }
+}
+
+/// [`api_settings`] (local mode) with direct delivery under the default
+/// root, as the template deploys the API.
+pub fn api_settings_delivering() -> ApiSettings {
+    ApiSettings {
+        direct_delivery: Some(root()),
+        ..api_settings(true)
     }
 }
 
@@ -195,9 +205,22 @@ pub async fn send_to_api_with(
     event: &Value,
     now: courier_core::Timestamp,
 ) -> ApiReply {
+    let publisher = RecordingPublisher::default();
+    send_to_api_publishing(courier, groups, &publisher, settings, event, now).await
+}
+
+/// [`send_to_api_with`], publishing (direct delivery) through `publisher`.
+pub async fn send_to_api_publishing<P: Publisher>(
+    courier: &Courier<DynamoStore>,
+    groups: &IotThingGroups,
+    publisher: &P,
+    settings: &ApiSettings,
+    event: &Value,
+    now: courier_core::Timestamp,
+) -> ApiReply {
     let request =
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
-    let response = routes::handle(courier, groups, settings, request, now)
+    let response = routes::handle(courier, groups, publisher, settings, request, now)
         .await
         .expect("the api handler always answers");
     let body = match response.body() {

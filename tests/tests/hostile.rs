@@ -679,7 +679,8 @@ async fn run_case(
             let Ok(request) = lambda_http::request::from_str(&event.to_string()) else {
                 return Ok(false);
             };
-            let response = api::handle(&w.courier, groups, settings, request, now)
+            let publisher = RecordingPublisher::default();
+            let response = api::handle(&w.courier, groups, &publisher, settings, request, now)
                 .await
                 .map_err(|e| format!("the handler failed: {e}"))?;
             let status = response.status().as_u16();

@@ -28,9 +28,9 @@ use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::stream::{StartAt, StreamPoller};
 use courier_tests::{
-    api_settings, client, fresh_table, http_event, iot_client, iot_rule_event_at, moto_thing_group,
-    send_to_api_with, send_to_device_events, send_to_dispatcher, send_to_sweeper,
-    RecordingPublisher, PAGE_TOKEN_SECRET,
+    api_settings_delivering, client, fresh_table, http_event, iot_client, iot_rule_event_at,
+    moto_thing_group, send_to_api_publishing, send_to_device_events, send_to_dispatcher,
+    send_to_sweeper, RecordingPublisher, PAGE_TOKEN_SECRET,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,22 +160,30 @@ impl Function {
         }
     }
 
-    /// Everything it did, publishing included.
+    /// Everything it did, publishing included (and each topic it published
+    /// to, as `(PUBLISHED_TO, topic)`, for `check_topics`).
     fn used(&mut self) -> BTreeSet<Use> {
-        self.published |= !self.publisher.take().is_empty();
+        let sent = self.publisher.take();
+        self.published |= !sent.is_empty();
         let mut used = self.recorder.used();
         if self.published {
             used.insert(("iot:Publish".to_owned(), "topic".to_owned()));
         }
+        used.extend(
+            sent.into_iter()
+                .map(|(topic, _)| (PUBLISHED_TO.to_owned(), topic)),
+        );
         used
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>, now: Timestamp) -> Value {
         let event = http_event(method, path, body.as_ref());
-        let reply = send_to_api_with(
+        // As deployed: the API delivers what it creates (direct delivery).
+        let reply = send_to_api_publishing(
             &self.courier,
             &self.groups,
-            &api_settings(true),
+            &self.publisher,
+            &api_settings_delivering(),
             &event,
             now,
         )
@@ -625,6 +633,23 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
             1308,
         )
         .await;
+    // AND a car with a delivered, unanswered command reconnects: its request
+    // is published to it again
+    api.api(
+        "POST",
+        "/commands/unlock/executions",
+        Some(json!({"target": "car-2"})),
+        at(1309),
+    )
+    .await;
+    let again = device
+        .device_on(
+            "$aws/events/presence/connected/car-2",
+            json!({"clientId": "car-2", "timestamp": (NOW + 1310) * 1000, "eventType": "connected"}),
+            1310,
+        )
+        .await;
+    assert!(again.to_string().contains("/request/json"), "{again}");
 
     [
         ("ApiFunction", api.used()),
@@ -636,13 +661,94 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
     .collect()
 }
 
+/// Marks a topic a function published to (not an action).
+const PUBLISHED_TO: &str = "published to";
+
+/// The topics `function` may publish to, as the template grants them, with
+/// the template's default topic prefixes: IAM's `*` matches any characters.
+fn granted_topics(function: &str) -> Vec<String> {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    let default_of = |parameter: &str| {
+        let at = template.find(&format!("\n  {parameter}:")).unwrap();
+        let rest = &template[at..];
+        let line = rest
+            .lines()
+            .find(|l| l.trim().starts_with("Default:"))
+            .unwrap();
+        line.trim().trim_start_matches("Default:").trim().to_owned()
+    };
+    let mut in_function = false;
+    let mut patterns = Vec::new();
+    for line in template.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if indent == 2 && line.trim().ends_with(':') {
+            in_function = line.trim().trim_end_matches(':') == function;
+            continue;
+        }
+        if let (true, Some(at)) = (in_function, line.find(":topic/")) {
+            let pattern = line[at + ":topic/".len()..].trim_end_matches('"');
+            patterns.push(
+                [
+                    "DeviceTopicPrefix",
+                    "CommandsTopicPrefix",
+                    "CommandEventsTopic",
+                ]
+                .iter()
+                .fold(pattern.to_owned(), |p, name| {
+                    p.replace(&format!("${{{name}}}"), &default_of(name))
+                }),
+            );
+        }
+    }
+    patterns
+}
+
+/// Whether `topic` matches an IAM resource `pattern` (`*`: any characters).
+fn matches(pattern: &str, topic: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = topic.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The topics the function published to that its role may not publish to.
+fn refused_topics(function: &str) -> Vec<String> {
+    let granted = granted_topics(function);
+    used_by_function()
+        .get(function)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(kind, topic)| kind == PUBLISHED_TO && !granted.iter().any(|p| matches(p, topic)))
+        .map(|(_, topic)| format!("{function} publishes to {topic}, not granted ({granted:?})"))
+        .collect()
+}
+
 /// The function's AWS actions against what the template grants its role,
 /// both ways: every problem, one line each.
 fn check(function: &str) {
-    let used = used_by_function()
+    let used: BTreeSet<Use> = used_by_function()
         .get(function)
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(kind, _)| kind != PUBLISHED_TO)
+        .collect();
     let granted = granted().remove(function).unwrap_or_default();
     let mut problems = Vec::new();
     for (action, resource) in &used {
@@ -688,4 +794,19 @@ fn the_dispatcher_function_uses_exactly_what_its_role_grants() {
 #[test]
 fn the_sweeper_function_uses_exactly_what_its_role_grants() {
     check("SweeperFunction");
+}
+
+/// One report line per topic a function may not publish to.
+#[test]
+fn every_function_publishes_only_to_topics_its_role_grants() {
+    let refused: Vec<String> = [
+        "ApiFunction",
+        "DeviceEventsFunction",
+        "DispatcherFunction",
+        "SweeperFunction",
+    ]
+    .into_iter()
+    .flat_map(refused_topics)
+    .collect();
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
 }

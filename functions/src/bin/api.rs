@@ -11,9 +11,9 @@ use lambda_http::{run, service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     logging::init();
     let config = Config::from_env()?;
-    let (courier, groups, settings) = &app::api(&config);
+    let (courier, groups, publisher, settings) = &app::api(&config);
     run(service_fn(move |request: Request| async move {
-        routes::handle(courier, groups, settings, request, clock::now()).await
+        routes::handle(courier, groups, publisher, settings, request, clock::now()).await
     }))
     .await
 }

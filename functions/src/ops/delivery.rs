@@ -76,11 +76,52 @@ impl<S: Store> Courier<S> {
         seen: &CommandExecution,
         now: Timestamp,
     ) -> Result<DispatchOutcome, ServiceError> {
+        Ok(self.deliver(root, publisher, seen, now).await?.0)
+    }
+
+    /// DIRECT DELIVERY: the API delivers an execution it has just created
+    /// rather than wait for the table's stream. The claim (QUEUED -> SENT)
+    /// is the dispatcher's own conditional write, so whichever of the two
+    /// comes first delivers, once per attempt, and the other finds it
+    /// claimed and publishes nothing; what is published is read from the
+    /// claim's result, so it is never older than the write. It never fails
+    /// the request: if the claim or the publish fails, the dispatcher (on the
+    /// stream's record) or the sweeper (after a failed publish, within
+    /// `PUBLISH_RETRY_SECONDS` plus a sweep) delivers. Returns the record as
+    /// it stands after.
+    pub async fn deliver_now<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        created: CommandExecution,
+        now: Timestamp,
+    ) -> CommandExecution {
+        if created.status != ExecutionStatus::Queued || created.is_held(now) {
+            return created;
+        }
+        match self.deliver(root, publisher, &created, now).await {
+            Ok((_, Some(after))) => after,
+            Ok((_, None)) => created,
+            Err(err) => {
+                tracing::warn!(execution_id = %created.execution_id, error = %err, "direct delivery failed; the stream delivers it");
+                created
+            }
+        }
+    }
+
+    /// [`Self::dispatch`], with the record after it when it wrote one.
+    async fn deliver<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        seen: &CommandExecution,
+        now: Timestamp,
+    ) -> Result<(DispatchOutcome, Option<CommandExecution>), ServiceError> {
         if seen.status != ExecutionStatus::Queued {
-            return Ok(DispatchOutcome::Skipped("not queued"));
+            return Ok((DispatchOutcome::Skipped("not queued"), None));
         }
         if seen.is_held(now) {
-            return Ok(DispatchOutcome::Skipped("held until notBefore"));
+            return Ok((DispatchOutcome::Skipped("held until notBefore"), None));
         }
         let id = &seen.execution_id;
         let token = format!("dispatch:{id}:{}", seen.version);
@@ -88,13 +129,13 @@ impl<S: Store> Courier<S> {
         let claimed = match self.store().apply_transition(id, &plan, &token).await {
             Ok(TransitionOutcome::Applied { execution, .. }) => execution,
             Ok(TransitionOutcome::Duplicate(_)) => {
-                return Ok(DispatchOutcome::Skipped("already dispatched"))
+                return Ok((DispatchOutcome::Skipped("already dispatched"), None))
             }
             Err(StoreError::Rejected { error, .. }) => {
                 tracing::info!(execution_id = %id, reason = error.code().as_str(), "dispatch skipped: the execution changed");
-                return Ok(DispatchOutcome::Skipped("changed since"));
+                return Ok((DispatchOutcome::Skipped("changed since"), None));
             }
-            Err(StoreError::NotFound) => return Ok(DispatchOutcome::Skipped("gone")),
+            Err(StoreError::NotFound) => return Ok((DispatchOutcome::Skipped("gone"), None)),
             Err(other) => return Err(ServiceError::for_execution(other, id)),
         };
         let messages = match claimed.protocol {
@@ -109,7 +150,7 @@ impl<S: Store> Courier<S> {
         match publish_all(publisher, &messages).await {
             Ok(()) => {
                 tracing::info!(execution_id = %id, target = %claimed.target, "execution sent");
-                Ok(DispatchOutcome::Sent)
+                Ok((DispatchOutcome::Sent, Some(claimed)))
             }
             Err(err) => {
                 tracing::warn!(execution_id = %id, error = %err, "publish failed; delivery will be retried");
@@ -120,8 +161,12 @@ impl<S: Store> Courier<S> {
                 let undo = TransitionPlan::undispatch(claimed.version, retry_at, now);
                 let token = format!("undispatch:{id}:{}", claimed.version);
                 match self.store().apply_transition(id, &undo, &token).await {
-                    Ok(_) | Err(StoreError::Rejected { .. } | StoreError::NotFound) => {
-                        Ok(DispatchOutcome::RetryScheduled)
+                    Ok(TransitionOutcome::Applied { execution, .. }) => {
+                        Ok((DispatchOutcome::RetryScheduled, Some(execution)))
+                    }
+                    Ok(TransitionOutcome::Duplicate(_))
+                    | Err(StoreError::Rejected { .. } | StoreError::NotFound) => {
+                        Ok((DispatchOutcome::RetryScheduled, None))
                     }
                     Err(other) => Err(ServiceError::for_execution(other, id)),
                 }

@@ -36,6 +36,9 @@ pub struct Config {
     /// `LOCAL_DEV_IDENTITY=on`: accept the development identity (local mode
     /// only; see `entry::api::auth`).
     pub local_dev_identity: bool,
+    /// `DIRECT_DELIVERY=off`: the API leaves delivering the executions it
+    /// creates to the stream (default `on`: it delivers them itself).
+    pub direct_delivery: bool,
     /// Region and credentials for the AWS clients.
     pub aws: AwsAccess,
 }
@@ -95,6 +98,16 @@ impl Config {
                 )))
             }
         };
+        let direct_delivery = match lookup("DIRECT_DELIVERY").as_deref() {
+            Some("" | "on") | None => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "DIRECT_DELIVERY is on or off, got {}",
+                    courier_core::text::quote(other)
+                )))
+            }
+        };
         if local_dev_identity {
             tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
         }
@@ -106,6 +119,7 @@ impl Config {
             commands,
             tenant_claim: lookup("TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
             local_dev_identity,
+            direct_delivery,
             aws,
         })
     }

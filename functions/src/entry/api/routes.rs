@@ -25,25 +25,32 @@ use super::reply::{json_body, Cors, Reply};
 use crate::error::ServiceError;
 use crate::ops::executions::ListExecutions;
 use crate::ops::Courier;
+use crate::platform::publisher::Publisher;
 use crate::platform::thing_groups::ThingGroups;
 use crate::store::JobStore;
+use courier_core::protocol::TopicRoot;
 use courier_core::text::quote;
 use courier_core::{Timestamp, ValidationCode};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
-/// How the API answers: CORS and who callers are.
+/// How the API answers: CORS, who callers are, and whether it delivers
+/// the executions it creates itself.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub cors: Cors,
     pub auth: AuthSettings,
+    /// Direct delivery (`Courier::deliver_now`) under this Jobs topic root;
+    /// `None` leaves delivery to the stream (`DIRECT_DELIVERY=off`).
+    pub direct_delivery: Option<TopicRoot>,
 }
 
 /// Handles one HTTP request. Never fails: every error becomes a JSON response.
-pub async fn handle<S: JobStore, G: ThingGroups>(
+pub async fn handle<S: JobStore, G: ThingGroups, P: Publisher>(
     courier: &Courier<S>,
     groups: &G,
+    publisher: &P,
     settings: &ApiSettings,
     request: Request,
     now: Timestamp,
@@ -60,8 +67,8 @@ pub async fn handle<S: JobStore, G: ThingGroups>(
     // Boxed to keep the future's type shallow (compiler layout limit).
     let response = match Box::pin(route(
         courier,
-        groups,
-        &settings.auth,
+        (groups, publisher),
+        settings,
         &request,
         &method,
         &path,
@@ -86,10 +93,10 @@ fn required_scope(method: &Method, segments: &[&str]) -> Scope {
 }
 
 #[allow(clippy::too_many_arguments)] // one request's parts, passed through once
-async fn route<S: JobStore, G: ThingGroups>(
+async fn route<S: JobStore, G: ThingGroups, P: Publisher>(
     courier: &Courier<S>,
-    groups: &G,
-    auth: &AuthSettings,
+    (groups, publisher): (&G, &P),
+    settings: &ApiSettings,
     request: &Request,
     method: &Method,
     path: &str,
@@ -108,7 +115,7 @@ async fn route<S: JobStore, G: ThingGroups>(
             &json!({ "status": "ok", "version": courier_core::VERSION }),
         ));
     }
-    let principal = auth.authenticate(request)?;
+    let principal = settings.auth.authenticate(request)?;
     principal.require(required_scope(method, &segments))?;
     // From here on every key is the caller's tenant's.
     let courier = &courier.for_tenant(&principal.tenant);
@@ -136,6 +143,11 @@ async fn route<S: JobStore, G: ThingGroups>(
                     now,
                 )
                 .await?;
+            // Delivered now rather than when the stream gets to it.
+            let execution = match (&settings.direct_delivery, created) {
+                (Some(root), true) => courier.deliver_now(root, publisher, execution, now).await,
+                _ => execution,
+            };
             let reply = Reply::json(if created { 201 } else { 200 }, &execution);
             Ok(reply.location(format!("/executions/{}", execution.execution_id)))
         }
