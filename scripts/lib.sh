@@ -37,6 +37,7 @@ LOCAL_DEV_IDENTITY=on
 TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
 COMMANDS_ROOT='${COMMANDS_ROOT:-courier/commands/things/{thingName\}}'
 COMMAND_EVENTS_ROOT='${COMMAND_EVENTS_ROOT:-courier/events/commandExecution}'
+DIRECT_DELIVERY=${DIRECT_DELIVERY:-on}
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.
