@@ -117,6 +117,20 @@ test("an execution the device has started is stopped with force, once the operat
   const row = "#executions tbody tr";
   await page.waitForSelector(`${row} .status.IN_PROGRESS`, { timeout: 30_000 });
   const id = await page.getAttribute(row, "data-execution-id");
+  // The simulated device takes it (start-next) and then reports IN_PROGRESS
+  // with its step timer: wait until the page shows that last version, so
+  // the cancel below is not refused for a stale expectedVersion.
+  let settled = {};
+  for (let i = 0; i < 100 && !settled.stepDeadline; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 100));
+    settled = await (await fetch(`${API}/executions/${id}`)).json();
+  }
+  assert.ok(settled.stepDeadline, "the device set its step timer");
+  await page.waitForFunction(
+    ([selector, version]) => document.querySelector(selector)?.textContent === String(version),
+    [`${row} td.version`, settled.version],
+    { timeout: 30_000 },
+  );
   // the simulator announced its connection (a lifecycle event through the
   // local IoT rule): the server shows the device connected
   let seen = {};

@@ -509,3 +509,45 @@ async fn mandatory_parameters_with_value_conditions_are_applied() {
         json!({"path": "parameters.temperature", "code": "OutOfRange", "message": "90 is outside the range 60..80"})
     );
 }
+
+/// A canceled commands-protocol execution: the dispatcher publishes its
+/// CANCELED status event and nothing to the device (AWS IoT commands has no
+/// cancel notification), and says so.
+#[tokio::test]
+async fn a_canceled_commands_execution_gets_a_status_event_and_no_device_message() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    courier
+        .cancel_execution(&id, &json!({}).into(), "bob", at(3), "c1")
+        .await
+        .unwrap();
+    let pk = courier
+        .store()
+        .execution_pk(&courier_core::ExecutionId::parse(&id).unwrap());
+    let canceled: Vec<Value> = courier_local::stream::replay(courier.store().table())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["pk"]["S"] == json!(pk)
+                && r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED"
+        })
+        .collect();
+    let publisher = RecordingPublisher::default();
+    let out = courier_tests::send_to_dispatcher(
+        &courier,
+        &publisher,
+        &courier_tests::thing_groups().await,
+        canceled,
+        at(4),
+    )
+    .await;
+    assert_eq!(
+        out["handled"][0]["did"], "status event only (commands protocol)",
+        "{out}"
+    );
+    let topics: Vec<String> = publisher.take().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        topics,
+        ["courier/events/commandExecution/set-power/CANCELED"]
+    );
+}

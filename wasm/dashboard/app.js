@@ -280,7 +280,7 @@ function renderExecutions(items) {
         el("td", { className: "attempt", textContent: `${e.executionNumber} of ${e.retryPolicy?.maxAttempts ?? 1}${e.deferCount ? `, deferred ${e.deferCount}×` : ""}` }),
         el("td", { textContent: time(e.lastUpdatedAt) }),
         el("td", { className: "by", textContent: e.lastUpdatedBy ?? "", title: audit(e) }),
-        el("td", { textContent: String(e.version) }),
+        el("td", { className: "version", textContent: String(e.version) }),
         el("td", {}, cancel),
       );
       row.dataset.executionId = e.executionId;

@@ -219,10 +219,16 @@ async fn handle_change<S: JobStore, P: Publisher>(
         );
     }
     if ended_without_device {
-        courier
+        let told = courier
             .announce_change(root, publisher, execution, now)
             .await?;
-        return Ok("device notified");
+        // AWS IoT commands has no such notification: its status event,
+        // published above, is all there is.
+        return Ok(if told.is_empty() {
+            "status event only (commands protocol)"
+        } else {
+            "device notified"
+        });
     }
     Ok("nothing to do")
 }
