@@ -245,7 +245,7 @@ impl<S: Store> Courier<S> {
         mut execution: CommandExecution,
         request_hash: &RequestHash,
         (supersede, force): (bool, bool),
-        (caller, mut cancel_denied): (&str, Option<ServiceError>),
+        (caller, cancel_denied): (&str, Option<ServiceError>),
         now: Timestamp,
     ) -> Result<(CommandExecution, bool), ServiceError> {
         const TRIES: u32 = 5;
@@ -268,19 +268,19 @@ impl<S: Store> Courier<S> {
                 Some(pending) => match dedupe::decide(pending, &execution, supersede, force) {
                     Dedupe::ReturnPending => return Ok((pending.clone(), false)),
                     Dedupe::Conflict(why) => return Err(ServiceError::Conflict(why)),
-                    // Superseding cancels: it needs the right to.
-                    Dedupe::Supersede if cancel_denied.is_some() => {
-                        return Err(cancel_denied.take().unwrap_or_else(|| {
-                            ServiceError::Internal("cancel_denied vanished".into())
-                        }))
+                    Dedupe::Supersede => {
+                        // Superseding cancels: it needs the right to.
+                        if let Some(denied) = cancel_denied {
+                            return Err(denied);
+                        }
+                        Some(TransitionPlan::supersede(
+                            pending,
+                            &execution.execution_id,
+                            caller,
+                            force,
+                            now,
+                        ))
                     }
-                    Dedupe::Supersede => Some(TransitionPlan::supersede(
-                        pending,
-                        &execution.execution_id,
-                        caller,
-                        force,
-                        now,
-                    )),
                 },
             };
             execution.supersedes = plan.as_ref().and(holder.clone());
