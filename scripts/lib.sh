@@ -38,6 +38,7 @@ TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
 COMMANDS_ROOT='${COMMANDS_ROOT:-courier/commands/things/{thingName\}}'
 COMMAND_EVENTS_ROOT='${COMMAND_EVENTS_ROOT:-courier/events/commandExecution}'
 DIRECT_DELIVERY=${DIRECT_DELIVERY:-on}
+USAGE_REPORT=${USAGE_REPORT:-on}
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.
@@ -48,9 +49,11 @@ ENV
 # unanswered requests: each run after the first lost the invocations caught
 # by the reload its predecessor's results file triggered.
 start_watch() { # $1 = invoke port, $2 = env file, $3 = log file
-  local reload=(--ignore-changes)
+  local reload=(--ignore-changes) release=()
   [ "${WATCH_RELOAD:-off}" = on ] && reload=()
-  setsid cargo lambda watch "${reload[@]}" --disable-cors --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
+  # WATCH_RELEASE=on: the functions as release builds (the latency benchmark).
+  [ "${WATCH_RELEASE:-off}" = on ] && release=(--release)
+  setsid cargo lambda watch "${reload[@]}" "${release[@]}" --disable-cors --invoke-address 127.0.0.1 --invoke-port "$1" --env-file "$2" >"$3" 2>&1 &
   WATCH_PGID=$!
   for _ in $(seq 1 240); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -71,7 +74,15 @@ start_static() { # $1 = port, $2 = log file
 # sets MOSQUITTO_PID.
 start_mosquitto() { # $1 = port, $2 = log file
   mkdir -p "$ROOT/.local"
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$1" > "$ROOT/.local/mosquitto-$1.conf"
+  # set_tcp_nodelay: without it a reply published right after the broker's
+  # PUBACK to the same device waits for that device's delayed ACK (40 ms).
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' "$1" > "$ROOT/.local/mosquitto-$1.conf"
+  # MOSQUITTO_DEBUG=on: every PUBLISH received and sent, with its client
+  # and size, in the log file (the cost benchmark counts messages there).
+  # stderr, which this shell opened: the broker drops root for its own user.
+  if [ "${MOSQUITTO_DEBUG:-off}" = on ]; then
+    printf 'log_dest stderr\nlog_type debug\nlog_type error\nlog_type warning\n' >> "$ROOT/.local/mosquitto-$1.conf"
+  fi
   /usr/sbin/mosquitto -c "$ROOT/.local/mosquitto-$1.conf" >"$2" 2>&1 &
   MOSQUITTO_PID=$!
   for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done

@@ -48,7 +48,7 @@ fn mqtt_client(broker: &str, client_id: &str) -> (AsyncClient, rumqttc::EventLoo
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(256 * 1024, 256 * 1024);
-    AsyncClient::new(options, 1024)
+    crate::mqtt::new_client(options, 1024)
 }
 
 /// The request topics each rule selects.
@@ -173,8 +173,9 @@ async fn publish(
 }
 
 /// The event source mapping: polls the table's stream and invokes
-/// `dispatcher` with each batch, in order.
-pub async fn run_event_source(table: &str, invoke_url: &str) {
+/// `dispatcher` with each batch of the records its filter passes
+/// (`filters`, the template's patterns), in order.
+pub async fn run_event_source(table: &str, invoke_url: &str, filters: &[Value]) {
     let mut poller = loop {
         match StreamPoller::new(table, StartAt::Now).await {
             Ok(poller) => break poller,
@@ -198,6 +199,10 @@ pub async fn run_event_source(table: &str, invoke_url: &str) {
             // faster here keeps local runs snappy.
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        let records: Vec<Value> = records
+            .into_iter()
+            .filter(|r| crate::filter::passes(filters, r))
+            .collect();
         for batch in records.chunks(BATCH_SIZE) {
             deliver_batch(&http, invoke_url, batch.to_vec()).await;
         }

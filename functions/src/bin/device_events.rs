@@ -3,7 +3,7 @@
 
 use courier_functions::app;
 use courier_functions::entry::device_events::{self, IotRuleEvent};
-use courier_functions::platform::{clock, config::Config, logging};
+use courier_functions::platform::{clock, config::Config, logging, usage::UsageReport};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 // One event at a time per environment: a current-thread runtime (README Benchmarks).
@@ -13,9 +13,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let (courier, publisher) = &app::device_events(&config);
     let root = &config.topic_root;
+    let usage = UsageReport::new("device-events", config.usage_report);
     run(service_fn(
         move |event: LambdaEvent<IotRuleEvent>| async move {
-            device_events::handle(courier, root, publisher, event, clock::now()).await
+            let handled = device_events::handle(courier, root, publisher, event, clock::now());
+            usage.around(courier.store().meter(), handled).await
         },
     ))
     .await

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use courier_functions::app;
 use courier_functions::entry::sweeper;
-use courier_functions::platform::{clock, config::Config, logging};
+use courier_functions::platform::{clock, config::Config, logging, usage::UsageReport};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 // One event at a time per environment: a current-thread runtime (README Benchmarks).
@@ -14,9 +14,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let (courier, publisher, groups) = &app::job_runner(&config);
     let root = &config.topic_root;
+    let usage = UsageReport::new("sweeper", config.usage_report);
     run(service_fn(
         move |event: LambdaEvent<CloudWatchEvent>| async move {
-            sweeper::handle(courier, root, publisher, groups, event, clock::now).await
+            let handled = sweeper::handle(courier, root, publisher, groups, event, clock::now);
+            usage.around(courier.store().meter(), handled).await
         },
     ))
     .await

@@ -11,6 +11,8 @@
 //! between local and AWS.
 
 use crate::platform::config::AwsAccess;
+use crate::platform::usage::{Service, Timing};
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use aws_sdk_dynamodb::config::{BehaviorVersion, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
@@ -23,6 +25,7 @@ use aws_types::SdkConfig;
 pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
     config.set_endpoint_url(endpoint_url("DYNAMODB"));
+    config.push_interceptor(SharedInterceptor::new(Timing(Service::DynamoDb)));
     aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
@@ -33,6 +36,7 @@ const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
 pub fn iot_data(sdk: &SdkConfig) -> aws_sdk_iotdataplane::Client {
     let mut config = aws_sdk_iotdataplane::config::Builder::from(sdk);
     config.set_endpoint_url(endpoint_url("IOT_DATA_PLANE"));
+    config.push_interceptor(SharedInterceptor::new(Timing(Service::IotDataPlane)));
     aws_sdk_iotdataplane::Client::from_conf(config.build())
 }
 

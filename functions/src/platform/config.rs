@@ -39,6 +39,9 @@ pub struct Config {
     /// `DIRECT_DELIVERY=off`: the API leaves delivering the executions it
     /// creates to the stream (default `on`: it delivers them itself).
     pub direct_delivery: bool,
+    /// `USAGE_REPORT=on`: one usage line per invocation, and the api's
+    /// `Server-Timing` header (`platform::usage`; default `off`).
+    pub usage_report: bool,
     /// Region and credentials for the AWS clients.
     pub aws: AwsAccess,
 }
@@ -88,26 +91,9 @@ impl Config {
                 account: lookup("ACCOUNT_ID").unwrap_or_else(|| "000000000000".into()),
             },
         };
-        let local_dev_identity = match lookup("LOCAL_DEV_IDENTITY").as_deref() {
-            Some("on") => true,
-            Some("" | "off") | None => false,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "LOCAL_DEV_IDENTITY is on or off, got {}",
-                    courier_core::text::quote(other)
-                )))
-            }
-        };
-        let direct_delivery = match lookup("DIRECT_DELIVERY").as_deref() {
-            Some("" | "on") | None => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "DIRECT_DELIVERY is on or off, got {}",
-                    courier_core::text::quote(other)
-                )))
-            }
-        };
+        let local_dev_identity = on_off(&lookup, "LOCAL_DEV_IDENTITY", false)?;
+        let direct_delivery = on_off(&lookup, "DIRECT_DELIVERY", true)?;
+        let usage_report = on_off(&lookup, "USAGE_REPORT", false)?;
         if local_dev_identity {
             tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
         }
@@ -120,8 +106,26 @@ impl Config {
             tenant_claim: lookup("TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
             local_dev_identity,
             direct_delivery,
+            usage_report,
             aws,
         })
+    }
+}
+
+/// A switch: `on` or `off`, `default` when unset or empty.
+fn on_off(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(name).as_deref() {
+        None | Some("") => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError(format!(
+            "{name} is on or off, got {}",
+            courier_core::text::quote(other)
+        ))),
     }
 }
 

@@ -1,13 +1,16 @@
 //! THE PLATFORM PIECES: what the rest runs on, none of it Courier's rules.
 //! Configuration from the environment, the AWS clients (with the TLS trust
 //! store), logging, the wall clock, id generation, publishing to devices
-//! (IoT data plane) and thing groups (IoT control plane). Each module says
+//! (IoT data plane), thing groups (IoT control plane), and the accounting of
+//! what an invocation used (capacity units, time per service, messages). Each module says
 //! whether it does I/O; none imports anything above this layer.
 
 pub mod aws;
+pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod ids;
 pub mod logging;
 pub mod publisher;
 pub mod thing_groups;
+pub mod usage;

@@ -61,6 +61,7 @@ impl Publisher for IotDataPublisher {
             topic: topic.to_owned(),
             message: e.to_string(),
         })?;
+        crate::platform::usage::record_message(bytes.len());
         self.client
             .publish()
             .topic(topic)

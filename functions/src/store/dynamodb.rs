@@ -5,13 +5,13 @@
 //! in `executions`, the [`JobStore`](super::JobStore) methods in `jobs`; the
 //! keys and items in `layout`.
 
-use super::capacity::CapacityMeter;
 use super::errors::{backoff, classify, conditional_failure_item, internal};
 use super::layout::{
     self, cursor_to_key, execution_from_item, execution_tenant, key, key_to_cursor, number,
     string_attr,
 };
 use super::{Item, Page, PageRequest, StoreError};
+use crate::platform::capacity::CapacityMeter;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
 };
@@ -268,7 +268,10 @@ impl DynamoStore {
                 Ok(None)
             }
             Err(err) => match conditional_failure_item(&err) {
-                Some(old) => Ok(Some(old)),
+                Some(old) => {
+                    self.meter.record_failed_write();
+                    Ok(Some(old))
+                }
                 None => Err(classify(err)),
             },
         }

@@ -86,6 +86,7 @@ impl Store for DynamoStore {
             }
             Err(err) if is_conditional_failure(&err) => match conditional_failure_item(&err) {
                 Some(old) => {
+                    self.meter.record_failed_write();
                     let execution = execution_from_item(old)?;
                     if execution.is_expired(now) {
                         Ok(Deleted::NotFound)
@@ -149,7 +150,10 @@ impl Store for DynamoStore {
                 self.meter.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(false)
+            }
             Err(err) => Err(classify(err)),
         }
     }
@@ -397,6 +401,7 @@ impl Store for DynamoStore {
                         _ => Err(classify(err)),
                     };
                 };
+                self.meter.record_failed_write();
                 let last_token = string_attr(&old, LAST_UPDATE_TOKEN);
                 let last_message_at = match old.get(LAST_MESSAGE_AT) {
                     Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
@@ -503,7 +508,10 @@ impl Store for DynamoStore {
                 self.meter.record_write(out.consumed_capacity());
                 out.attributes.map(execution_from_item).transpose()
             }
-            Err(err) if is_conditional_failure(&err) => Ok(None),
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(None)
+            }
             Err(err) => Err(classify(err)),
         }
     }
@@ -536,7 +544,10 @@ impl DynamoStore {
                 self.meter.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if is_conditional_failure(&err) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(())
+            }
             Err(err) => Err(classify(err)),
         }
     }

@@ -228,10 +228,13 @@ impl JobStore for DynamoStore {
                 self.meter.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::Conflict(format!(
-                "job {} changed since version {expected_version}",
-                job.job_id
-            ))),
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Err(StoreError::Conflict(format!(
+                    "job {} changed since version {expected_version}",
+                    job.job_id
+                )))
+            }
             Err(err) => Err(classify(err)),
         }
     }

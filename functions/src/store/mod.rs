@@ -10,7 +10,8 @@
 //! - [`update`]: the conditional UpdateItem of a status change
 //! - [`jobs`]: the [`JobStore`] methods (jobs, target pages, statistics)
 //! - [`stream`]: the table's stream records, decoded
-//! - [`errors`], [`capacity`]: SDK failures classified; capacity counted
+//! - [`errors`]: SDK failures classified (capacity is counted by
+//!   `platform::capacity`)
 //!
 //! Nothing here imports the layers above it (operations, entry points,
 //! configuration): the tenant is given to the store, and the time to each
@@ -22,7 +23,6 @@
 //! (the sweeper's due index, thing ownership) return the tenant with each
 //! item, and the caller scopes a view to it with [`Store::for_tenant`].
 
-pub mod capacity;
 pub mod dedupe;
 pub mod dynamodb;
 pub mod errors;
@@ -124,6 +124,9 @@ pub struct RequestHash {
     pub earlier: Option<String>,
 }
 
+/// Hex digits of a request fingerprint kept on an execution.
+const STORED_HASH_DIGITS: usize = 32;
+
 impl RequestHash {
     pub fn new(current: impl Into<String>) -> Self {
         Self {
@@ -132,9 +135,23 @@ impl RequestHash {
         }
     }
 
-    /// Whether a stored fingerprint is this request's.
+    /// What an execution keeps of a fingerprint: its first 128 bits (32 hex
+    /// digits) tell two requests apart as surely as all 256 for an
+    /// idempotent retry, and keep 32 bytes off an item written several
+    /// times (DynamoDB bills a write per started KB).
+    pub fn stored_part(hash: &str) -> &str {
+        hash.get(..STORED_HASH_DIGITS).unwrap_or(hash)
+    }
+
+    /// Whether a stored fingerprint is this request's: the whole of it, or
+    /// (an execution's) its [`Self::stored_part`].
     pub fn matches(&self, stored: Option<&str>) -> bool {
-        stored.is_some_and(|s| s == self.current || self.earlier.as_deref() == Some(s))
+        let same = |full: &str, stored: &str| {
+            full == stored || (stored.len() >= STORED_HASH_DIGITS && full.starts_with(stored))
+        };
+        stored.is_some_and(|s| {
+            same(&self.current, s) || self.earlier.as_deref().is_some_and(|e| same(e, s))
+        })
     }
 }
 
@@ -492,4 +509,24 @@ pub trait JobStore: Store {
         now: Timestamp,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(TenantId, Job)>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestHash;
+
+    const FULL: &str = "8daa495055633cc8f6d2cf8a067496d3c4b244f9c7c52c3c2c193acec45e3494";
+
+    #[test]
+    fn a_fingerprint_matches_whole_or_by_its_stored_128_bits() {
+        let hash = RequestHash::new(FULL);
+        assert!(hash.matches(Some(FULL)));
+        assert!(hash.matches(Some(RequestHash::stored_part(FULL))));
+        assert!(
+            !hash.matches(Some(&FULL[..16])),
+            "too short a prefix proves nothing"
+        );
+        assert!(!hash.matches(Some("0daa495055633cc8f6d2cf8a067496d3")));
+        assert!(!hash.matches(None));
+    }
 }

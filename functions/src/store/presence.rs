@@ -41,7 +41,10 @@ impl DynamoStore {
                 self.meter.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(false)
+            }
             Err(err) => Err(classify(err)),
         }
     }

@@ -196,7 +196,7 @@ impl Step {
 
     async fn measure<T, E>(
         &mut self,
-        meter: &courier_functions::store::capacity::CapacityMeter,
+        meter: &courier_functions::platform::capacity::CapacityMeter,
         call: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let (w0, r0) = (meter.write_units(), meter.read_units());

@@ -63,6 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The SAM template, whose stream event's filter the bridge applies.
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+
 async fn bridge() -> Result<(), Box<dyn std::error::Error>> {
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let broker = var("MQTT_BROKER")?;
@@ -80,14 +83,17 @@ async fn bridge() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
     );
+    // The template's stream filter, applied as Lambda applies it.
+    let filters = courier_local::filter::template_patterns(TEMPLATE)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", publish_port)).await?;
     eprintln!(
-        "courier-local bridge: rules {broker} -> {invoke}/device-events; data plane :{publish_port} -> {broker}; stream of {table} -> dispatcher; sweeper every {every:?}"
+        "courier-local bridge: rules {broker} -> {invoke}/device-events; data plane :{publish_port} -> {broker}; stream of {table} -> dispatcher ({} filter patterns); sweeper every {every:?}",
+        filters.len()
     );
     tokio::select! {
         () = bridge::run_rules(&broker, &invoke, &root, &commands_root) => {}
         () = bridge::run_data_plane(listener, &broker) => {}
-        () = bridge::run_event_source(&table, &invoke) => {}
+        () = bridge::run_event_source(&table, &invoke, &filters) => {}
         () = bridge::run_scheduler(&invoke, every) => {}
         _ = tokio::signal::ctrl_c() => {}
     }

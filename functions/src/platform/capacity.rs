@@ -25,16 +25,20 @@ impl CapacityMeter {
     }
     /// `capacity_units` is the call's total: the table and, with
     /// ReturnConsumedCapacity INDEXES, every index it wrote.
-    pub(super) fn record_read(&self, capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {
+    pub fn record_read(&self, capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {
         if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
             self.read_centi_units
                 .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
         }
     }
-    pub(super) fn record_write(
-        &self,
-        capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>,
-    ) {
+    /// A write whose condition failed: DynamoDB bills it (at least one
+    /// unit, more for a larger existing item) but reports no consumed
+    /// capacity with the error, and DynamoDB Local none at all, so it is
+    /// counted here at its minimum.
+    pub fn record_failed_write(&self) {
+        self.write_centi_units.fetch_add(100, Ordering::Relaxed);
+    }
+    pub fn record_write(&self, capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {
         if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
             self.write_centi_units
                 .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
