@@ -210,13 +210,18 @@ async fn handle_change<S: JobStore, P: Publisher>(
                 .announce_change(root, publisher, execution, now)
                 .await?;
         }
-        return Ok(
-            match courier.dispatch(root, publisher, execution, now).await? {
-                DispatchOutcome::Sent => "sent",
-                DispatchOutcome::RetryScheduled => "publish failed, retry scheduled",
-                DispatchOutcome::Skipped(why) => why,
-            },
-        );
+        let outcome = if change.previous.is_none() {
+            courier
+                .dispatch_created(root, publisher, execution, now)
+                .await?
+        } else {
+            courier.dispatch(root, publisher, execution, now).await?
+        };
+        return Ok(match outcome {
+            DispatchOutcome::Sent => "sent",
+            DispatchOutcome::RetryScheduled => "publish failed, retry scheduled",
+            DispatchOutcome::Skipped(why) => why,
+        });
     }
     if ended_without_device {
         let told = courier

@@ -79,6 +79,35 @@ impl<S: Store> Courier<S> {
         Ok(self.deliver(root, publisher, seen, now).await?.0)
     }
 
+    /// The dispatcher's delivery of a new execution, from its INSERT record.
+    /// The api has almost always delivered a direct execution already
+    /// (direct delivery), so its current state is read first: a consistent
+    /// read costs a fifth of the conditional claim that would fail (a failed
+    /// write is billed too). A job's executions are claimed straight away:
+    /// nobody delivered them before the stream.
+    pub async fn dispatch_created<P: Publisher>(
+        &self,
+        root: &TopicRoot,
+        publisher: &P,
+        seen: &CommandExecution,
+        now: Timestamp,
+    ) -> Result<DispatchOutcome, ServiceError> {
+        if seen.job_id.is_none() && seen.status == ExecutionStatus::Queued {
+            let current = self.store().get_execution(&seen.execution_id, now).await?;
+            match current {
+                None => return Ok(DispatchOutcome::Skipped("gone")),
+                Some(current)
+                    if current.version != seen.version
+                        || current.status != ExecutionStatus::Queued =>
+                {
+                    return Ok(DispatchOutcome::Skipped("already dispatched"))
+                }
+                Some(_) => {}
+            }
+        }
+        self.dispatch(root, publisher, seen, now).await
+    }
+
     /// DIRECT DELIVERY: the API delivers an execution it has just created
     /// rather than wait for the table's stream. The claim (QUEUED -> SENT)
     /// is the dispatcher's own conditional write, so whichever of the two

@@ -75,7 +75,7 @@
 //! absent.
 
 use super::errors::{classify, internal};
-use super::{Cursor, Item, StoreError};
+use super::{Cursor, Item, RequestHash, StoreError};
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -306,7 +306,7 @@ pub(super) fn execution_item(
         put("gsi4sk", sk);
     }
     if let Some(hash) = request_hash {
-        put(REQUEST_HASH, hash.to_owned());
+        put(REQUEST_HASH, RequestHash::stored_part(hash).to_owned());
     }
     ttl_of(&mut item, execution.time_to_live);
     Ok(item)

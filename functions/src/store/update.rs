@@ -122,9 +122,16 @@ impl UpdateBuilder {
         b.names
             .insert("#previousStatus".into(), PREVIOUS_STATUS.into());
         b.set.push("#previousStatus = #status".into());
+        // The attempt before, only when this change starts a new one (the
+        // stream's readers count attempts from it); otherwise removed, which
+        // keeps an item that changes often under a 1 KB write.
         b.names
             .insert("#previousAttempt".into(), PREVIOUS_ATTEMPT.into());
-        b.set.push("#previousAttempt = executionNumber".into());
+        if plan.new_attempt.is_some() {
+            b.set.push("#previousAttempt = executionNumber".into());
+        } else {
+            b.remove.push("#previousAttempt".into());
+        }
         b.set.push("#status = :to".into());
         b.set.push("lastUpdatedAt = :now".into());
         b.set.push("version = version + :one".into());
