@@ -199,16 +199,28 @@ async fn ask(
     payload: serde_json::Value,
     delivery: &str,
 ) -> Vec<Outgoing> {
-    courier
+    let now = Timestamp::from_secs(NOW + 20);
+    let answer = courier
         .device_request(
             &root(),
             topic,
             &courier_core::json::Json::from(payload.clone()),
             Delivery::new(delivery),
-            Timestamp::from_secs(NOW + 20),
+            now,
         )
         .await
-        .expect("storage is up")
+        .expect("storage is up");
+    // As device-events publishes them: the replies, then the notifications.
+    let mut out = answer.replies;
+    if let Some(thing) = &answer.notify {
+        out.extend(
+            courier
+                .device_notifications(&root(), thing, now)
+                .await
+                .expect("storage is up"),
+        );
+    }
+    out
 }
 
 fn topics(out: &[Outgoing]) -> Vec<&str> {

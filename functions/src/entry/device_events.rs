@@ -20,6 +20,7 @@
 //! request id, the dedupe token of updates without a clientToken, so they
 //! are applied once.
 
+use crate::ops::device_jobs::DeviceAnswer;
 use crate::ops::device_updates::Delivery;
 use crate::ops::Courier;
 use crate::platform::publisher::{publish_all, Message, Publisher};
@@ -75,34 +76,60 @@ pub async fn handle<S: Store, P: Publisher>(
     // Boxed: the answer's future is deep enough to exceed the compiler's
     // layout recursion limit when inlined into the runtime's.
     // A lifecycle event, a commands response, else a Jobs request.
-    let answer = match Box::pin(courier.presence_message(root, topic, &payload, now)).await {
-        Some(answer) => answer,
-        None => match Box::pin(courier.command_message(topic, &payload, delivery, now)).await {
-            Some(answer) => answer,
-            None => Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await,
-        },
-    };
-    let messages = match answer {
-        Ok(messages) => messages,
-        // Storage unavailable or throttled: Lambda retries the event (the
-        // same request id, so an update is still applied once).
-        Err(err) => return Err(Diagnostic::from(err)),
-    };
-    if let Err(err) = publish_all(publisher, &messages).await {
-        tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
-        // What the device was told did not reach it: the next publisher
-        // tells it again. Best effort; the error below is the answer.
-        if let Some(thing) = root.thing_of(topic) {
-            if let Err(forget) = courier.forget_told_next(&thing).await {
-                tracing::warn!(error = %forget, "could not forget what the device was told");
+    let answer: Result<DeviceAnswer, _> =
+        match Box::pin(courier.presence_message(root, topic, &payload, now)).await {
+            Some(answer) => answer.map(DeviceAnswer::from),
+            None => match Box::pin(courier.command_message(topic, &payload, delivery, now)).await {
+                Some(answer) => answer.map(DeviceAnswer::from),
+                None => {
+                    Box::pin(courier.device_message(root, topic, &payload, delivery, now)).await
+                }
+            },
+        };
+    // Storage unavailable or throttled: Lambda retries the event (the same
+    // request id, so an update is still applied once).
+    let answer = answer.map_err(Diagnostic::from)?;
+    let mut messages = answer.replies;
+    publish(courier, root, publisher, topic, &messages).await?;
+    // The replies are out; the notifications after them cost a Query and a
+    // read, which the device's answer does not wait for.
+    if let Some(thing) = &answer.notify {
+        let notices = match courier.device_notifications(root, thing, now).await {
+            Ok(notices) => notices,
+            Err(err) => {
+                tracing::error!(error = %err, %topic, "notifications not computed; the request is retried");
+                return Err(Diagnostic::from(err));
             }
-        }
-        return Err(Diagnostic {
-            error_type: "PublishFailed".into(),
-            error_message: err.to_string(),
-        });
+        };
+        publish(courier, root, publisher, topic, &notices).await?;
+        messages.extend(notices);
     }
     Ok(Published {
         published: messages,
+    })
+}
+
+/// Publishes `messages` in order. On a failure, what the device was told
+/// did not reach it, so it is forgotten (the next publisher tells it again,
+/// best effort) and the error is the answer: Lambda retries the request.
+async fn publish<S: Store, P: Publisher>(
+    courier: &Courier<S>,
+    root: &TopicRoot,
+    publisher: &P,
+    topic: &str,
+    messages: &[Message],
+) -> Result<(), Diagnostic> {
+    let Err(err) = publish_all(publisher, messages).await else {
+        return Ok(());
+    };
+    tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
+    if let Some(thing) = root.thing_of(topic) {
+        if let Err(forget) = courier.forget_told_next(&thing).await {
+            tracing::warn!(error = %forget, "could not forget what the device was told");
+        }
+    }
+    Err(Diagnostic {
+        error_type: "PublishFailed".into(),
+        error_message: err.to_string(),
     })
 }

@@ -2,9 +2,11 @@
 //! topic, top to bottom — the raw message, its topic parsed
 //! (`courier_core::protocol`), the thing's tenant, the request (get,
 //! start-next, describe, update) applied through the store, the reply and
-//! the notifications after. Returns the messages to publish, replies first;
-//! the caller (`entry::device_events`) publishes them. I/O only through the
-//! store.
+//! the notifications after. Returns a [`DeviceAnswer`]: the replies, which
+//! the caller (`entry::device_events`) publishes at once, and the thing whose
+//! notifications it then computes ([`Courier::device_notifications`]) and
+//! publishes, so that a device's reply never waits on that bookkeeping.
+//! I/O only through the store.
 //!
 //! Notifications: a change that alters a device's pending list (an execution
 //! started or ended) publishes `notify` with the new list, and `notify-next`
@@ -22,7 +24,39 @@ use courier_core::json::Json;
 use courier_core::protocol::{self, DeviceRequest, JobRef, RejectedCode, RequestKind, TopicRoot};
 use courier_core::{CommandExecution, ExecutionId, ThingName, Timestamp, TransitionError};
 
+/// What a device request is answered with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceAnswer {
+    /// The replies (accepted or rejected), to publish first.
+    pub replies: Vec<Message>,
+    /// The thing whose pending list changed: its `notify` and `notify-next`
+    /// follow the replies.
+    pub notify: Option<ThingName>,
+}
+
+impl From<Vec<Message>> for DeviceAnswer {
+    fn from(replies: Vec<Message>) -> Self {
+        Self {
+            replies,
+            notify: None,
+        }
+    }
+}
+
 impl<S: Store> Courier<S> {
+    /// The notifications a device gets after its pending list changed
+    /// (see [`DeviceAnswer::notify`]), from its owner's view.
+    pub async fn device_notifications(
+        &self,
+        root: &TopicRoot,
+        thing: &ThingName,
+        now: Timestamp,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let owners_view = self.owners_view(thing).await?;
+        let courier = owners_view.as_ref().unwrap_or(self);
+        courier.notifications(root, thing, now).await
+    }
+
     /// Answers one raw MQTT message: JSON that does not parse (or is not
     /// UTF-8) is answered `InvalidJson`; an empty payload is an empty request.
     /// `Err` only when storage is unavailable or throttled: nothing is
@@ -34,7 +68,7 @@ impl<S: Store> Courier<S> {
         payload: &[u8],
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Result<Vec<Message>, ServiceError> {
+    ) -> Result<DeviceAnswer, ServiceError> {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return self
                 .device_request(root, topic, &Json::Null, delivery, now)
@@ -51,7 +85,8 @@ impl<S: Store> Courier<S> {
                     None,
                     None,
                     now,
-                )]),
+                )]
+                .into()),
                 // Not a request: the same answer as for a JSON payload.
                 Err(_) => {
                     self.device_request(root, topic, &Json::Null, delivery, now)
@@ -72,7 +107,7 @@ impl<S: Store> Courier<S> {
         payload: &Json,
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Result<Vec<Message>, ServiceError> {
+    ) -> Result<DeviceAnswer, ServiceError> {
         let token = payload
             .get("clientToken")
             .and_then(Json::as_str)
@@ -96,7 +131,8 @@ impl<S: Store> Courier<S> {
                         tracing::warn!(%topic, "message outside the jobs topic root ignored");
                         Vec::new()
                     }
-                });
+                }
+                .into());
             }
         };
         if !payload.is_object() && !payload.is_null() {
@@ -108,7 +144,8 @@ impl<S: Store> Courier<S> {
                 token,
                 None,
                 now,
-            )]);
+            )]
+            .into());
         }
         match self
             .answer(root, &request, payload, token, delivery, now)
@@ -144,7 +181,8 @@ impl<S: Store> Courier<S> {
                     token,
                     current.as_ref(),
                     now,
-                )])
+                )]
+                .into())
             }
         }
     }
@@ -161,7 +199,7 @@ impl<S: Store> Courier<S> {
         token: Option<&str>,
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Result<Vec<Message>, ServiceError> {
+    ) -> Result<DeviceAnswer, ServiceError> {
         let owners_view = self.owners_view(&request.thing).await?;
         let courier = owners_view.as_ref().unwrap_or(self);
         Box::pin(courier.answer_for_owner(root, request, payload, token, delivery, now)).await
@@ -175,7 +213,7 @@ impl<S: Store> Courier<S> {
         token: Option<&str>,
         delivery: Delivery<'_>,
         now: Timestamp,
-    ) -> Result<Vec<Message>, ServiceError> {
+    ) -> Result<DeviceAnswer, ServiceError> {
         let accepted = |body: Json| Message {
             topic: root.reply_topic(request, true),
             payload: body,
@@ -184,14 +222,12 @@ impl<S: Store> Courier<S> {
         match &request.kind {
             RequestKind::GetPending => {
                 let pending = self.pending(thing, now).await?;
-                Ok(vec![accepted(protocol::pending_reply(
-                    &pending, token, now,
-                ))])
+                Ok(vec![accepted(protocol::pending_reply(&pending, token, now))].into())
             }
             RequestKind::StartNext => {
                 let claim_token = token.unwrap_or(delivery.request_id);
                 let next = self.start_next(thing, payload, claim_token, now).await?;
-                let mut out = vec![accepted(protocol::reply(
+                let reply = accepted(protocol::reply(
                     match &next {
                         Some(n) => Json::object([(
                             "execution",
@@ -201,11 +237,11 @@ impl<S: Store> Courier<S> {
                     },
                     token,
                     now,
-                ))];
-                if next.is_some_and(|n| n.claimed) {
-                    out.extend(self.notifications(root, thing, now).await?);
-                }
-                Ok(out)
+                ));
+                Ok(DeviceAnswer {
+                    replies: vec![reply],
+                    notify: next.is_some_and(|n| n.claimed).then(|| thing.clone()),
+                })
             }
             RequestKind::Describe(job) => {
                 let execution = match job {
@@ -259,7 +295,8 @@ impl<S: Store> Courier<S> {
                     )]),
                     token,
                     now,
-                ))])
+                ))]
+                .into())
             }
             RequestKind::Update(id) => {
                 // A duplicate is the device's own redelivery; the store returns
@@ -292,13 +329,12 @@ impl<S: Store> Courier<S> {
                 {
                     body.set("jobDocument", protocol::job_document(&execution));
                 }
-                let mut out = vec![accepted(protocol::reply(body, token, now))];
                 // The pending list changes when the status does (started or
                 // ended), not on a progress report.
-                if status_changed {
-                    out.extend(self.notifications(root, thing, now).await?);
-                }
-                Ok(out)
+                Ok(DeviceAnswer {
+                    replies: vec![accepted(protocol::reply(body, token, now))],
+                    notify: status_changed.then(|| thing.clone()),
+                })
             }
         }
     }
