@@ -26,15 +26,23 @@ scripts/package.sh
 cargo build --locked --release -p courier-functions -p courier-bench-hello
 cargo run --locked --profile bench -p courier-local --bin bench-coldstart -- bench/results target/release
 
-step "latency benchmark: the local stack with MQTT devices"
+step "latency (per hop, end to end) and cost per million executions: the local stack on release builds, MQTT devices"
 trap 'stop_local_stack; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
-# Functions logging warnings only, and a sweeper that stays out of the measurement.
-FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 start_local_stack "$DDB_PORT" courier-bench bench
-MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
-  target/debug/bench-latency bench/results
+# Release builds (the functions as deployed), warnings-only logs, a sweeper
+# that stays out of the measurement, usage lines (USAGE_REPORT, on in every
+# local stack) and the broker's PUBLISH log for the cost count.
+FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 WATCH_RELEASE=on MOSQUITTO_DEBUG=on \
+  start_local_stack "$DDB_PORT" courier-bench bench
+export MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
+  WATCH_LOG="$ROOT/.local/bench-watch.log" MOSQUITTO_LOG="$ROOT/.local/bench-mosquitto.log"
+# One device working one execution at a time: the goal figures.
+BENCH_DEVICES=1 target/debug/bench-latency bench/results
+# 20 at once: cargo lambda watch serves one invocation per function at a
+# time, so this one measures queueing too.
+BENCH_DEVICES=20 BENCH_SUFFIX=-20-devices target/debug/bench-latency bench/results
+target/debug/bench-cost bench/results
 
 step "load: API clients and MQTT devices for ${LOAD_SECONDS:-60} s on loopback (p50/p99, errors), ${LOAD_RUNS:-1} run(s)"
 for run in $(seq 1 "${LOAD_RUNS:-1}"); do
-  MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
-    target/debug/bench-load bench/results
+  target/debug/bench-load bench/results
 done
