@@ -30,7 +30,7 @@
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::publisher::{publish_all, Message, Publisher};
-use crate::store::{Store, StoreError, TransitionOutcome};
+use crate::store::{Store, StoreError, ToldNext, TransitionOutcome};
 use courier_core::commands;
 use courier_core::json::Json;
 use courier_core::payload_template;
@@ -347,14 +347,17 @@ impl<S: Store> Courier<S> {
         thing: &ThingName,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        let pending = self.pending(thing, now).await?;
+        // Two independent reads, at once: one round trip instead of two on
+        // every notification's path (a create's delivery, a device's update).
+        let told = async { Ok::<_, ServiceError>(self.store.told_next(thing).await?) };
+        let (pending, told) = tokio::try_join!(self.pending(thing, now), told)?;
         let mut out = vec![Message {
             topic: root.notify_topic(thing),
             payload: protocol::jobs_changed(&pending, now),
         }];
         let next = protocol::next_pending(&pending);
         if self
-            .tell_next(thing, &protocol::next_identity(next))
+            .tell_next_after(thing, &protocol::next_identity(next), told)
             .await?
         {
             out.push(Message {
@@ -373,8 +376,21 @@ impl<S: Store> Courier<S> {
         thing: &ThingName,
         next: &str,
     ) -> Result<bool, ServiceError> {
-        for _ in 0..5 {
-            let told = self.store.told_next(thing).await?;
+        let told = self.store.told_next(thing).await?;
+        self.tell_next_after(thing, next, told).await
+    }
+
+    /// [`Self::tell_next`] from what the device was told as already read.
+    async fn tell_next_after(
+        &self,
+        thing: &ThingName,
+        next: &str,
+        mut told: ToldNext,
+    ) -> Result<bool, ServiceError> {
+        for attempt in 0..5 {
+            if attempt > 0 {
+                told = self.store.told_next(thing).await?;
+            }
             if !protocol::next_is_news(told.next.as_deref(), next) {
                 return Ok(false);
             }
