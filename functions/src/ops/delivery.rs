@@ -155,7 +155,19 @@ impl<S: Store> Courier<S> {
         let id = &seen.execution_id;
         let token = format!("dispatch:{id}:{}", seen.version);
         let plan = TransitionPlan::dispatch(seen.version, now);
-        let claimed = match self.store().apply_transition(id, &plan, &token).await {
+        // Jobs protocol: the device's pending list and what it was last told
+        // are read while the claim is written (their round trips overlap
+        // instead of following each other); the claim's own result then
+        // stands in for this execution in the list, so what is published is
+        // the table after the write even where the index has not caught up.
+        let claim = self.store().apply_transition(id, &plan, &token);
+        let (claim, reads) = if seen.protocol.is_jobs() {
+            let (claim, reads) = tokio::join!(claim, self.notification_reads(&seen.target, now));
+            (claim, Some(reads))
+        } else {
+            (claim.await, None)
+        };
+        let claimed = match claim {
             Ok(TransitionOutcome::Applied { execution, .. }) => execution,
             Ok(TransitionOutcome::Duplicate(_)) => {
                 return Ok((DispatchOutcome::Skipped("already dispatched"), None))
@@ -167,11 +179,17 @@ impl<S: Store> Courier<S> {
             Err(StoreError::NotFound) => return Ok((DispatchOutcome::Skipped("gone"), None)),
             Err(other) => return Err(ServiceError::for_execution(other, id)),
         };
-        let messages = match claimed.protocol {
-            DeviceProtocol::Jobs => self.notifications(root, &claimed.target, now).await?,
+        let messages = match (claimed.protocol, reads) {
+            (DeviceProtocol::Jobs, Some(reads)) => {
+                let (pending, told) = reads?;
+                let pending = with_known(pending, &claimed, now);
+                self.notifications_from(root, &claimed.target, now, &pending, told)
+                    .await?
+            }
+            (DeviceProtocol::Jobs, None) => self.notifications(root, &claimed.target, now).await?,
             // AWS IoT commands: the request itself, to the device's topic
             // (QoS 1, so a persistent session keeps it while it is away).
-            DeviceProtocol::Commands => vec![Message {
+            (DeviceProtocol::Commands, _) => vec![Message {
                 topic: commands::request_topic(&self.commands.root, &claimed.target, id),
                 payload: self.command_payload(&claimed).await?,
             }],
@@ -347,15 +365,37 @@ impl<S: Store> Courier<S> {
         thing: &ThingName,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        // Two independent reads, at once: one round trip instead of two on
-        // every notification's path (a create's delivery, a device's update).
+        let (pending, told) = self.notification_reads(thing, now).await?;
+        self.notifications_from(root, thing, now, &pending, told)
+            .await
+    }
+
+    /// What notifications are made of: the device's pending list and what it
+    /// was last told, two independent reads made at once (one round trip
+    /// instead of two on every notification's path).
+    async fn notification_reads(
+        &self,
+        thing: &ThingName,
+        now: Timestamp,
+    ) -> Result<(Vec<CommandExecution>, ToldNext), ServiceError> {
         let told = async { Ok::<_, ServiceError>(self.store.told_next(thing).await?) };
-        let (pending, told) = tokio::try_join!(self.pending(thing, now), told)?;
+        tokio::try_join!(self.pending(thing, now), told)
+    }
+
+    /// [`Self::notifications`] from its reads.
+    async fn notifications_from(
+        &self,
+        root: &TopicRoot,
+        thing: &ThingName,
+        now: Timestamp,
+        pending: &[CommandExecution],
+        told: ToldNext,
+    ) -> Result<Vec<Message>, ServiceError> {
         let mut out = vec![Message {
             topic: root.notify_topic(thing),
-            payload: protocol::jobs_changed(&pending, now),
+            payload: protocol::jobs_changed(pending, now),
         }];
-        let next = protocol::next_pending(&pending);
+        let next = protocol::next_pending(pending);
         if self
             .tell_next_after(thing, &protocol::next_identity(next), told)
             .await?
@@ -463,4 +503,26 @@ impl<S: Store> Courier<S> {
         pending.retain(|e| e.protocol.is_jobs() && !e.is_held(now) && e.overdue(now).is_none());
         Ok(pending)
     }
+}
+
+/// `pending` (a device's pending list as read) with `known` (the same
+/// device's execution as just written) in its place: replaced if listed,
+/// inserted in creation order if it is pending and the index has not shown
+/// it yet, dropped if it no longer is.
+fn with_known(
+    mut pending: Vec<CommandExecution>,
+    known: &CommandExecution,
+    now: Timestamp,
+) -> Vec<CommandExecution> {
+    pending.retain(|e| e.execution_id != known.execution_id);
+    let is_pending = known.protocol.is_jobs()
+        && !known.status.is_terminal()
+        && !known.is_held(now)
+        && known.overdue(now).is_none();
+    if is_pending {
+        let key = |e: &CommandExecution| (e.created_at, e.execution_id.to_string());
+        let at = pending.partition_point(|e| key(e) < key(known));
+        pending.insert(at, known.clone());
+    }
+    pending
 }
