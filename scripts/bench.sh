@@ -31,8 +31,8 @@ trap 'stop_local_stack; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
 # Release builds (the functions as deployed), warnings-only logs, a sweeper
 # that stays out of the measurement, usage lines (USAGE_REPORT, on in every
 # local stack) and the broker's PUBLISH log for the cost count.
-FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 WATCH_RELEASE=on MOSQUITTO_DEBUG=on \
-  start_local_stack "$DDB_PORT" courier-bench bench
+export WATCH_RELEASE=on MOSQUITTO_DEBUG=on
+FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 start_local_stack "$DDB_PORT" courier-bench bench
 export MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
   WATCH_LOG="$ROOT/.local/bench-watch.log" MOSQUITTO_LOG="$ROOT/.local/bench-mosquitto.log"
 # One device working one execution at a time: the goal figures.

@@ -103,6 +103,10 @@ async fn the_api_delivers_what_it_creates_before_it_answers() {
         ]
     );
     assert_eq!(sent[1].1["execution"]["jobId"], body["executionId"]);
+    // what it was told is the record after the claim (read while the claim
+    // was written, then replaced by the claim's own result)
+    assert_eq!(sent[1].1["execution"]["versionNumber"], json!(2));
+    assert_eq!(sent[0].1["jobs"]["QUEUED"][0]["versionNumber"], json!(2));
 }
 
 #[tokio::test]

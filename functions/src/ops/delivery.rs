@@ -179,12 +179,16 @@ impl<S: Store> Courier<S> {
             Err(StoreError::NotFound) => return Ok((DispatchOutcome::Skipped("gone"), None)),
             Err(other) => return Err(ServiceError::for_execution(other, id)),
         };
+        // The next execution the device is told, to record once it is out.
+        let mut told_next = None;
         let messages = match (claimed.protocol, reads) {
             (DeviceProtocol::Jobs, Some(reads)) => {
                 let (pending, told) = reads?;
                 let pending = with_known(pending, &claimed, now);
-                self.notifications_from(root, &claimed.target, now, &pending, told)
-                    .await?
+                let (messages, news) =
+                    notification_messages(root, &claimed.target, now, &pending, &told);
+                told_next = news.map(|next| (next, told));
+                messages
             }
             (DeviceProtocol::Jobs, None) => self.notifications(root, &claimed.target, now).await?,
             // AWS IoT commands: the request itself, to the device's topic
@@ -197,6 +201,23 @@ impl<S: Store> Courier<S> {
         match publish_all(publisher, &messages).await {
             Ok(()) => {
                 tracing::info!(execution_id = %id, target = %claimed.target, "execution sent");
+                // Recorded after the publish, so the device hears one round
+                // trip sooner. Two deliveries racing may then both tell it (a
+                // duplicate notify-next, which devices take as the hint it
+                // is). If another publisher recorded in between, which news
+                // reached the device last is unknown: nothing is kept, and
+                // the next publisher tells it again.
+                if let Some((next, told)) = told_next {
+                    let thing = &claimed.target;
+                    let kept = match self.store.record_told_next(thing, &told, Some(&next)).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => self.forget_told_next(thing).await,
+                        Err(err) => Err(err.into()),
+                    };
+                    if let Err(err) = kept {
+                        tracing::warn!(execution_id = %id, error = %err, "what the device was told is not recorded");
+                    }
+                }
                 Ok((DispatchOutcome::Sent, Some(claimed)))
             }
             Err(err) => {
@@ -382,7 +403,8 @@ impl<S: Store> Courier<S> {
         tokio::try_join!(self.pending(thing, now), told)
     }
 
-    /// [`Self::notifications`] from its reads.
+    /// [`Self::notifications`] from its reads: `notify-next` only if the
+    /// next execution is news and this caller is the one that records it.
     async fn notifications_from(
         &self,
         root: &TopicRoot,
@@ -391,19 +413,12 @@ impl<S: Store> Courier<S> {
         pending: &[CommandExecution],
         told: ToldNext,
     ) -> Result<Vec<Message>, ServiceError> {
-        let mut out = vec![Message {
-            topic: root.notify_topic(thing),
-            payload: protocol::jobs_changed(pending, now),
-        }];
-        let next = protocol::next_pending(pending);
-        if self
-            .tell_next_after(thing, &protocol::next_identity(next), told)
-            .await?
-        {
-            out.push(Message {
-                topic: root.notify_next_topic(thing),
-                payload: protocol::next_changed(next, now),
-            });
+        let (mut out, news) = notification_messages(root, thing, now, pending, &told);
+        if let Some(next) = news {
+            if !self.tell_next_after(thing, &next, told).await? {
+                // Another publisher told it first: notify-next (last) goes.
+                out.pop();
+            }
         }
         Ok(out)
     }
@@ -525,4 +540,30 @@ fn with_known(
         pending.insert(at, known.clone());
     }
     pending
+}
+
+/// `notify` with the pending list, and `notify-next` (last) when the next
+/// execution is not what the device was `told`; with that next execution's
+/// identity when it is news (to record).
+fn notification_messages(
+    root: &TopicRoot,
+    thing: &ThingName,
+    now: Timestamp,
+    pending: &[CommandExecution],
+    told: &ToldNext,
+) -> (Vec<Message>, Option<String>) {
+    let mut out = vec![Message {
+        topic: root.notify_topic(thing),
+        payload: protocol::jobs_changed(pending, now),
+    }];
+    let next = protocol::next_pending(pending);
+    let identity = protocol::next_identity(next);
+    if !protocol::next_is_news(told.next.as_deref(), &identity) {
+        return (out, None);
+    }
+    out.push(Message {
+        topic: root.notify_next_topic(thing),
+        payload: protocol::next_changed(next, now),
+    });
+    (out, Some(identity))
 }

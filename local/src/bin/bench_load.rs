@@ -234,9 +234,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     let md = format!(
-        "| operation | n | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|\n{}\n\n{total} requests ({:.0}/s) with {errors} errors in {wall:.1} s: {clients} API clients in a closed loop and {devices} MQTT devices, on loopback against the local stack (functions as debug builds under cargo lambda watch, DynamoDB Local).\n",
+        "| operation | n | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|\n{}\n\n{total} requests ({:.0}/s) with {errors} errors in {wall:.1} s: {clients} API clients in a closed loop and {devices} MQTT devices, on loopback against the local stack (functions as {} builds under cargo lambda watch, DynamoDB Local).\n",
         rows.join("\n"),
-        total as f64 / wall
+        total as f64 / wall,
+        // scripts/bench.sh starts the stack with WATCH_RELEASE=on.
+        if std::env::var("WATCH_RELEASE").as_deref() == Ok("on") {
+            "release"
+        } else {
+            "debug"
+        }
     );
     print!("{md}");
     for e in &book.first_errors {
