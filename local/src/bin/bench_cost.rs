@@ -148,7 +148,8 @@ fn count(watch: &str, broker: &str, runs: usize, memory_mb: f64) -> Value {
         write_units += report["writeUnits"].as_f64().unwrap_or_default();
         read_units += report["readUnits"].as_f64().unwrap_or_default();
     }
-    let units = |bytes: usize| bytes.div_ceil(5 * 1024).max(1) as f64;
+    // AWS IoT meters topic and payload together, per started 5 KB.
+    let units = |bytes: usize| courier_functions::platform::usage::message_units(bytes) as f64;
     let (mut device_in, mut function_in, mut device_out, mut pubacks, mut rules) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut topics: BTreeMap<String, f64> = BTreeMap::new();
