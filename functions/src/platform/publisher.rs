@@ -61,7 +61,8 @@ impl Publisher for IotDataPublisher {
             topic: topic.to_owned(),
             message: e.to_string(),
         })?;
-        crate::platform::usage::record_message(bytes.len());
+        // AWS IoT meters the topic with the payload; a failed publish is not billed.
+        let metered = bytes.len() + topic.len();
         self.client
             .publish()
             .topic(topic)
@@ -69,7 +70,7 @@ impl Publisher for IotDataPublisher {
             .payload(Blob::new(bytes))
             .send()
             .await
-            .map(|_| ())
+            .map(|_| crate::platform::usage::record_message(metered))
             .map_err(|e| PublishError {
                 topic: topic.to_owned(),
                 message: aws_sdk_iotdataplane::error::DisplayErrorContext(&e).to_string(),

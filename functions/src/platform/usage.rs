@@ -68,7 +68,8 @@ fn take_operations() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Counts one message of `bytes` published (the publisher calls it).
+/// Counts one message published, of `bytes` of topic and payload (the
+/// publisher calls it).
 pub fn record_message(bytes: usize) {
     COUNTERS
         .message_units
@@ -179,8 +180,7 @@ impl UsageReport {
             return work.await;
         };
         let output = work.await;
-        let report = self.finish(meter, started);
-        println!("{}", serde_json::json!({ "courierUsage": report }));
+        self.finish(meter, started);
         output
     }
 
@@ -195,7 +195,6 @@ impl UsageReport {
         };
         let mut output = work.await;
         let report = self.finish(meter, started);
-        println!("{}", serde_json::json!({ "courierUsage": report }));
         if let Ok(response) = &mut output {
             if let Ok(value) = report.server_timing().parse() {
                 response.headers_mut().insert("server-timing", value);
@@ -223,6 +222,7 @@ impl UsageReport {
         Some(Instant::now())
     }
 
+    /// Ends an invocation's count and prints its usage line.
     fn finish(self, meter: &CapacityMeter, started: Instant) -> Report {
         let ms = |micros: u64| micros as f64 / 1000.0;
         let report = Report {
@@ -238,6 +238,7 @@ impl UsageReport {
             message_units: take(&COUNTERS.message_units),
         };
         meter.reset();
+        println!("{}", serde_json::json!({ "courierUsage": report }));
         report
     }
 }
