@@ -129,6 +129,18 @@ id_type!(
     JobId, "a job id", 64, word_char, "letters, digits, '_' and '-'"
 );
 id_type!(
+    /// A pipeline's id: ordered stages of commands.
+    PipelineId, "a pipeline id", 64, word_char, "letters, digits, '_' and '-'"
+);
+id_type!(
+    /// A pipeline run's id: one pipeline over a fleet, in waves.
+    RunId, "a run id", 64, word_char, "letters, digits, '_' and '-'"
+);
+id_type!(
+    /// A pipeline stage's name, unique within its pipeline (`download`).
+    StageName, "a stage name", 64, word_char, "letters, digits, '_' and '-'"
+);
+id_type!(
     /// The tenant a caller acts for (from a verified JWT claim). Every key in
     /// the table is scoped by it; `#` is the key separator and never part of one.
     TenantId, "a tenant id", 64, |c| word_char(c) || c == '.' || c == ':', "letters, digits, '.', ':', '_' and '-'"

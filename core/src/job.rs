@@ -310,7 +310,11 @@ impl CreateJob {
     }
 }
 
-fn object<'a>(value: &'a Json, path: &str, errors: &mut ValidationErrors) -> Option<&'a Object> {
+pub(crate) fn object<'a>(
+    value: &'a Json,
+    path: &str,
+    errors: &mut ValidationErrors,
+) -> Option<&'a Object> {
     match value {
         Json::Object(map) => Some(map),
         other => {
@@ -324,7 +328,7 @@ fn object<'a>(value: &'a Json, path: &str, errors: &mut ValidationErrors) -> Opt
     }
 }
 
-fn whole(
+pub(crate) fn whole(
     map: &Object,
     key: &str,
     path: &str,
@@ -362,7 +366,7 @@ fn whole(
     }
 }
 
-fn number(
+pub(crate) fn number(
     map: &Object,
     key: &str,
     path: &str,
@@ -459,7 +463,10 @@ pub fn targets_from_text(text: &str) -> Result<Json, ValidationError> {
     Ok(Json::object([("things", Json::Array(things))]))
 }
 
-fn parse_targets(value: Option<&Json>, errors: &mut ValidationErrors) -> Option<Targets> {
+pub(crate) fn parse_targets(
+    value: Option<&Json>,
+    errors: &mut ValidationErrors,
+) -> Option<Targets> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         errors.add(
             "targets",

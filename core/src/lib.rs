@@ -9,6 +9,11 @@
 //!   retries, scheduling, statistics.
 //! - [`job_run`]: THE JOB RUNNER'S RULES — the job record and its next step
 //!   (fan-out chunks, start, finish, abort, cancel the rest).
+//! - [`pipeline`]: PIPELINES — ordered stages of operations (commands with
+//!   typed parameters), what a failure means, retries;
+//!   [`pipeline_run`]: A RUN'S RULES — waves, gates, holds, aborts, a
+//!   device's steps through the stages, and the run's next step;
+//!   [`cron`]: maintenance windows (Unix cron in UTC plus a duration).
 //! - [`update`]: status change requests, parsed (a device's update and
 //!   start-next, an operator's cancel).
 //! - [`transition`]: planning and applying a status change (what the store's
@@ -38,6 +43,7 @@ pub mod codec;
 pub mod codegen;
 pub mod commands;
 pub mod conditions;
+pub mod cron;
 pub mod deadline;
 pub mod dedupe;
 pub mod device_protocol;
@@ -54,6 +60,8 @@ pub mod json;
 pub mod map;
 pub mod pattern;
 pub mod payload_template;
+pub mod pipeline;
+pub mod pipeline_run;
 pub mod presence;
 pub mod protocol;
 pub mod queue;
