@@ -7,7 +7,9 @@
 
 use crate::deadline::{LateResult, OnTimeout};
 use crate::execution::CommandExecution;
-use crate::ids::{ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, ThingName};
+use crate::ids::{
+    ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, RunId, ThingName,
+};
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
@@ -133,6 +135,9 @@ impl ToJson for CommandExecution {
             .put("target", e.target.as_str());
         if let Some(job) = &e.job_id {
             out = out.put("jobId", job.as_str());
+        }
+        if let Some(run) = &e.run_id {
+            out = out.put("runId", run.as_str());
         }
         out = out
             .put("status", e.status.as_str())
@@ -391,6 +396,10 @@ impl CommandExecution {
             job_id: f
                 .get("jobId")
                 .map(|_| f.id("jobId", JobId::parse))
+                .transpose()?,
+            run_id: f
+                .get("runId")
+                .map(|_| f.id("runId", RunId::parse))
                 .transpose()?,
             status: f.status("status")?,
             status_reason: f.reason("statusReason")?,

@@ -5,7 +5,9 @@
 use crate::deadline::{Deadline, LateResult, OnTimeout};
 use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
-use crate::ids::{ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, ThingName};
+use crate::ids::{
+    ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, RunId, ThingName,
+};
 use crate::json::{Json, Object};
 use crate::map::StatusDetails;
 use crate::reason::StatusReason;
@@ -28,6 +30,9 @@ pub struct CommandExecution {
     /// The job this execution belongs to (none for one started directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
+    /// The pipeline run this execution is an operation of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
     pub status: ExecutionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
@@ -539,6 +544,7 @@ impl StartExecution {
             command_id: definition.command_id.clone(),
             target: self.target,
             job_id: None,
+            run_id: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
             status_details: StatusDetails::new(),

@@ -282,6 +282,7 @@ impl Job {
             command_id: self.command_id.clone(),
             target,
             job_id: Some(self.job_id.clone()),
+            run_id: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
             status_details: StatusDetails::new(),

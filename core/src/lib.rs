@@ -81,7 +81,8 @@ pub use device_protocol::DeviceProtocol;
 pub use error::{ErrorCode, ValidationCode, ValidationError, ValidationErrors};
 pub use execution::{CommandExecution, StartExecution};
 pub use ids::{
-    ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, TenantId, ThingName,
+    ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, PipelineId, RunId,
+    StageName, TenantId, ThingName,
 };
 pub use job::{CreateJob, JobStatistics, JobStatus};
 pub use job_run::{Job, JobStep};

@@ -60,7 +60,7 @@ impl OnFailure {
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     pub command_id: CommandId,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::map::SortedMap::is_empty")]
     pub parameters: Parameters,
     #[serde(default, skip_serializing_if = "OnFailure::is_stop")]
     pub on_failure: OnFailure,

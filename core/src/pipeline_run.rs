@@ -36,11 +36,14 @@
 
 use crate::cron::{Cron, Window, Windows, MAX_WINDOW_MINUTES};
 use crate::error::{ValidationCode, ValidationErrors};
+use crate::execution::{CommandExecution, StartExecution};
 use crate::ids::{ClientToken, ExecutionId, PipelineId, RunId, StageName, ThingName};
 use crate::job::{number, object, parse_targets, whole, Targets};
+use crate::job_run::JobTargets;
 use crate::json::{Json, Object};
 use crate::pipeline::{OnFailure, Pipeline};
 use crate::reason::StatusReason;
+use crate::schema::Validator;
 use crate::status::ExecutionStatus;
 use crate::text::{json_kind, msg, quote, shown};
 use crate::time::Timestamp;
@@ -48,6 +51,9 @@ use serde::{Deserialize, Serialize};
 
 /// At most this many waves in a run.
 pub const MAX_WAVES: usize = 20;
+/// At most this many targets in a run (an explicit list, or what a thing
+/// group holds when the run starts).
+pub const MAX_RUN_TARGETS: usize = 10_000;
 /// At most this many maintenance windows.
 pub const MAX_WINDOWS: usize = 10;
 
@@ -304,7 +310,10 @@ impl Gate {
 
     pub fn verdict(&self, counts: &StageCounts) -> GateVerdict {
         let required = self.required(counts.entered);
-        if counts.succeeded >= required {
+        // Without a threshold there is nothing to pass early on: the wave
+        // waits for every device.
+        let decided = counts.running() == 0 || required > 0;
+        if counts.succeeded >= required && decided {
             if self.manual_approval {
                 GateVerdict::AwaitingApproval
             } else {
@@ -368,6 +377,34 @@ pub enum TargetStatus {
 }
 
 impl TargetStatus {
+    pub const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Running,
+        Self::Waiting,
+        Self::Succeeded,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Canceled,
+        Self::Skipped,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Waiting => "WAITING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Canceled => "CANCELED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
     pub const fn is_terminal(self) -> bool {
         match self {
             Self::Pending | Self::Running | Self::Waiting => false,
@@ -409,6 +446,9 @@ pub struct TargetRun {
     pub stage_deadline: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<OperationRecord>,
+    /// Bumped by every change; each write is conditioned on it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// What a device does after one of its executions ended.
@@ -437,6 +477,7 @@ impl TargetRun {
             failed_before: false,
             stage_deadline: None,
             history: Vec::new(),
+            version: 1,
         }
     }
 
@@ -655,6 +696,15 @@ impl StartRun {
         };
         let client_token = crate::ids::optional_client_token(map, &mut errors);
         let targets = parse_targets(map.get("targets"), &mut errors);
+        if let Some(Targets::Things(things)) = &targets {
+            if things.len() > MAX_RUN_TARGETS {
+                errors.add(
+                    "targets.things",
+                    ValidationCode::OutOfRange,
+                    msg!["a run has at most ", MAX_RUN_TARGETS, " targets"],
+                );
+            }
+        }
         let waves = parse_waves(map.get("waves"), &mut errors);
         let gates = parse_gates(map.get("gates"), pipeline, &mut errors);
         let scheduling = parse_scheduling(map.get("schedulingConfig"), now, &mut errors);
@@ -977,7 +1027,8 @@ pub struct Hold {
 pub struct PipelineRun {
     pub run_id: RunId,
     pub pipeline_id: PipelineId,
-    pub targets: Targets,
+    /// An explicit list is stored apart from the record (its count here).
+    pub targets: JobTargets,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<WaveSize>,
     pub gates: Vec<Gate>,
@@ -1009,6 +1060,14 @@ pub struct PipelineRun {
     pub resumed: Vec<Resumed>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canceled_by: Option<String>,
+    /// The cancel (or end behaviour) also cancels started executions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_force: bool,
+    /// The run stopped moving and its devices have not all been told:
+    /// waiting ones are to be skipped, running ones' executions canceled
+    /// (unless it STOPPED, which lets started work finish).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep_pending: bool,
     pub created_at: Timestamp,
     /// When the targets were resolved and put into waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1041,6 +1100,9 @@ pub enum RunStep {
     End(EndBehavior),
     /// The run ends in `status` (every device ended, or a cancel finished).
     Finish(RunStatus),
+    /// Skip the devices that wait, and (unless STOPPED) cancel the
+    /// executions of those running; then clear `sweep_pending`.
+    Sweep,
 }
 
 /// What an operator's cancel of a run in a status does.
@@ -1057,13 +1119,30 @@ pub enum RunCancel {
 }
 
 impl PipelineRun {
-    /// The new run record (version 1) for `request` of `pipeline`.
-    pub fn new(request: StartRun, run_id: RunId, pipeline: &Pipeline, now: Timestamp) -> Self {
+    /// The new run record (version 1) for `request` of `pipeline`, and
+    /// the explicit target list to store beside it.
+    pub fn new(
+        request: StartRun,
+        run_id: RunId,
+        pipeline: &Pipeline,
+        now: Timestamp,
+    ) -> (Self, Option<Vec<ThingName>>) {
         let scheduled = request.scheduling.start_time.is_some_and(|t| t > now);
-        Self {
+        let (targets, list) = match request.targets {
+            Targets::Things(things) => (
+                JobTargets::Things {
+                    count: things.len() as u64,
+                },
+                Some(things),
+            ),
+            Targets::ThingGroup { name, recursive } => {
+                (JobTargets::ThingGroup { name, recursive }, None)
+            }
+        };
+        let run = Self {
             run_id,
             pipeline_id: pipeline.pipeline_id.clone(),
-            targets: request.targets,
+            targets,
             waves: request.waves,
             gates: request.gates,
             scheduling: request.scheduling,
@@ -1082,13 +1161,52 @@ impl PipelineRun {
             hold: None,
             resumed: Vec::new(),
             canceled_by: None,
+            cancel_force: false,
+            sweep_pending: false,
             created_at: now,
             started_at: None,
             last_updated_at: now,
             completed_at: None,
             version: 1,
             client_token: request.client_token,
-        }
+        };
+        (run, list)
+    }
+
+    /// The execution of operation (`stage`, `operation`) of `pipeline` for
+    /// `target`: an ordinary QUEUED execution of the operation's command
+    /// (its timeout and retention, the operation's retry policy or the
+    /// command's), marked with the run. `validator` is that command's.
+    #[allow(clippy::too_many_arguments)] // the operation's coordinates, named
+    pub fn operation_execution(
+        &self,
+        pipeline: &Pipeline,
+        validator: &Validator,
+        stage: u32,
+        operation: u32,
+        target: ThingName,
+        id: ExecutionId,
+        now: Timestamp,
+    ) -> Option<CommandExecution> {
+        let op = pipeline.operation(stage as usize, operation as usize)?;
+        let definition = validator.definition();
+        let request = StartExecution {
+            target,
+            parameters: op.parameters.clone(),
+            execution_timeout_seconds: definition.execution_timeout_seconds,
+            time_to_live: None,
+            client_token: None,
+            not_before: None,
+            delivery_timeout_seconds: None,
+            retry_policy: op.retry_policy.clone(),
+            dedupe_key: None,
+            supersede: false,
+            force: false,
+        };
+        let created_by = msg!["run/", self.run_id.as_str()];
+        let mut execution = request.into_execution(id, validator, &created_by, now);
+        execution.run_id = Some(self.run_id.clone());
+        Some(execution)
     }
 
     /// Whether the targets were resolved and put into waves.
@@ -1140,6 +1258,7 @@ impl PipelineRun {
     /// The one next step at `now`.
     pub fn next_step(&self, now: Timestamp) -> RunStep {
         match self.status {
+            _ if self.sweep_pending => RunStep::Sweep,
             RunStatus::Canceled
             | RunStatus::Completed
             | RunStatus::Aborted
@@ -1240,6 +1359,20 @@ impl PipelineRun {
         true
     }
 
+    /// Whether a device of the run may start its stage's next operation:
+    /// not once the run was canceled or aborted (a STOPPED run lets started
+    /// stages finish).
+    pub fn continues_stages(&self) -> bool {
+        match self.status {
+            RunStatus::InProgress | RunStatus::Held | RunStatus::Stopped => true,
+            RunStatus::Scheduled
+            | RunStatus::Canceling
+            | RunStatus::Canceled
+            | RunStatus::Completed
+            | RunStatus::Aborted => false,
+        }
+    }
+
     /// Whether a device that settled `stage` of `wave` may start the next
     /// stage now, rather than wait for the wave's gate: its wave already
     /// passed that gate (it was a straggler) and a window is open.
@@ -1293,8 +1426,10 @@ impl PipelineRun {
         }
     }
 
-    /// Ends (or starts ending) the run in `status`.
+    /// Ends (or starts ending) the run in `status`; unless it completed,
+    /// its waiting and running devices are then swept ([`RunStep::Sweep`]).
     pub fn finish(&mut self, status: RunStatus, reason: Option<StatusReason>, now: Timestamp) {
+        self.sweep_pending = !matches!(status, RunStatus::Completed) && self.started();
         self.status = status;
         self.status_reason = reason;
         self.hold = None;

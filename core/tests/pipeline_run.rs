@@ -56,7 +56,7 @@ fn pipeline() -> Pipeline {
 fn start(body: &str, now: Timestamp) -> PipelineRun {
     let p = pipeline();
     let request = StartRun::parse(&json(body), &p, now).unwrap();
-    PipelineRun::new(request, RunId::parse("run-1").unwrap(), &p, now)
+    PipelineRun::new(request, RunId::parse("run-1").unwrap(), &p, now).0
 }
 
 fn counts(entered: u64, succeeded: u64, failed: u64, timed_out: u64) -> StageCounts {
@@ -165,6 +165,18 @@ fn a_manual_gate_awaits_approval_once_its_thresholds_are_met() {
     assert_eq!(
         gate.verdict(&counts(3, 1, 0, 0)),
         GateVerdict::AwaitingApproval
+    );
+}
+
+#[test]
+fn a_gate_without_thresholds_waits_for_every_device() {
+    assert_eq!(
+        Gate::default().verdict(&counts(4, 0, 0, 0)),
+        GateVerdict::Waiting
+    );
+    assert_eq!(
+        Gate::default().verdict(&counts(4, 3, 0, 0)),
+        GateVerdict::Waiting
     );
 }
 
@@ -588,6 +600,12 @@ fn a_cancel_without_force_waits_for_started_work() {
     assert_eq!(run.cancel_effect(false), RunCancel::Canceling);
     assert_eq!(run.cancel_effect(true), RunCancel::Canceled);
     run.finish(RunStatus::Canceling, None, now);
+    assert_eq!(
+        run.next_step(now),
+        RunStep::Sweep,
+        "first the devices are told"
+    );
+    run.sweep_pending = false;
     assert_eq!(run.next_step(now), RunStep::Idle);
     assert_eq!(run.cancel_effect(false), RunCancel::AlreadyCanceled);
     run.counts[0][0] = counts(2, 2, 0, 0);
@@ -691,6 +709,15 @@ fn drive(
             RunStep::Abort { .. } => run.finish(RunStatus::Aborted, None, now),
             RunStep::End(_) => run.finish(RunStatus::Stopped, None, now),
             RunStep::Finish(status) => run.finish(status, None, now),
+            RunStep::Sweep => {
+                for t in targets.iter_mut() {
+                    if matches!(t.status, TargetStatus::Pending | TargetStatus::Waiting) {
+                        t.status = TargetStatus::Skipped;
+                        run.targets_ended += 1;
+                    }
+                }
+                run.sweep_pending = false;
+            }
         }
     }
     panic!("the run never settled")
@@ -759,6 +786,11 @@ fn a_failure_threshold_aborts_a_run_and_nothing_new_starts() {
     );
     let targets = drive(&mut run, &p, things(20), false);
     assert_eq!(run.status, RunStatus::Aborted);
+    assert!(!run.sweep_pending, "the devices that waited were swept");
+    assert!(
+        targets.iter().any(|t| t.status == TargetStatus::Skipped),
+        "devices that had not started were skipped"
+    );
     assert!(
         targets.iter().all(|t| t.stage <= 1),
         "no device started verify after the abort"

@@ -53,6 +53,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         sent_at: None,
         acknowledged_at: None,
         job_id: None,
+        run_id: None,
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),

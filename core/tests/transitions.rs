@@ -79,6 +79,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         sent_at: None,
         acknowledged_at: None,
         job_id: None,
+        run_id: None,
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),

@@ -109,6 +109,8 @@ export interface CommandExecution {
   timeToLive: number; version: number; clientToken?: string;
   /** Set on a job's executions. */
   jobId?: string; executionNumber: number;
+  /** Set on a pipeline run's executions (its operations). */
+  runId?: string;
 }
 /** A device's (or the system's) status change. */
 export interface StatusUpdate {

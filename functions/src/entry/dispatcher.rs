@@ -8,7 +8,9 @@
 //! without its device (CANCELED, TIMED_OUT), or was taken from the device for
 //! a new attempt, is announced to the device. A job record runs the job's
 //! next step (`Courier::run_job`: the fan-out continues chunk by chunk this
-//! way). Anything else is ignored. A record that cannot be decoded (a poison
+//! way); so does a pipeline run's record (`Courier::run_pipeline`), and the
+//! end of a run's execution moves its device on
+//! (`Courier::run_execution_ended`). Anything else is ignored. A record that cannot be decoded (a poison
 //! record) is logged and skipped, so it never blocks the shard; a transient
 //! failure reports that record in `batchItemFailures` (the event source
 //! mapping has ReportBatchItemFailures on) and Lambda retries from there —
@@ -24,13 +26,14 @@ use crate::ops::delivery::DispatchOutcome;
 use crate::ops::Courier;
 use crate::platform::publisher::Publisher;
 use crate::platform::thing_groups::ThingGroups;
+use crate::store::pipeline_store::PipelineStore;
 use crate::store::stream::{self, StreamChange, StreamRecord};
-use crate::store::{JobStore, StatisticsOutcome};
+use crate::store::StatisticsOutcome;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use courier_core::job_run::StatisticsDelta;
 use courier_core::protocol::TopicRoot;
-use courier_core::{ExecutionId, ExecutionStatus, JobId, TenantId, Timestamp};
+use courier_core::{ExecutionId, ExecutionStatus, JobId, RunId, TenantId, Timestamp};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -62,7 +65,7 @@ pub struct Handled {
 
 /// Handles one batch; the response names the first record that failed (and
 /// so everything after it, which Lambda delivers again), if one did.
-pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
+pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
@@ -76,6 +79,7 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
     // scoped to the tenant in its key.
     let mut counted: BTreeMap<(TenantId, JobId), Vec<Counted>> = BTreeMap::new();
     let mut jobs_to_step: Vec<(TenantId, JobId)> = Vec::new();
+    let mut runs_to_step: Vec<(TenantId, RunId)> = Vec::new();
     for record in &records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let image = record.change.new_image.clone().into();
@@ -94,6 +98,13 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
                 }
                 continue;
             }
+            Ok(Some(StreamRecord::Run(tenant, run))) => {
+                let key = (tenant, run);
+                if !runs_to_step.contains(&key) {
+                    runs_to_step.push(key);
+                }
+                continue;
+            }
             Ok(None) => continue,
             Err(err) => {
                 tracing::error!(error = %err, %sequence, "undecodable stream record skipped");
@@ -102,7 +113,11 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
         };
         // Boxed to keep the future's type shallow (compiler layout limit).
         let scoped = courier.for_tenant(&change.tenant);
-        match Box::pin(handle_change(&scoped, root, publisher, &change, now)).await {
+        match Box::pin(handle_change(
+            &scoped, root, publisher, groups, &change, now,
+        ))
+        .await
+        {
             Ok(what) => {
                 tracing::info!(execution_id = %change.execution.execution_id, did = what, "stream record handled");
                 outcome.handled.push(Handled {
@@ -144,6 +159,13 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
             jobs_to_step.push(key);
         }
     }
+    for (tenant, run) in &runs_to_step {
+        // A failed step is taken again by the run's next change or wake time.
+        if let Err(err) = Box::pin(courier.for_tenant(tenant).run_pipeline(groups, run, now)).await
+        {
+            tracing::warn!(run_id = %run, code = err.code().as_str(), error = %err, "run step failed");
+        }
+    }
     for (tenant, job) in &jobs_to_step {
         // A failed step is taken again by the job's next change or wake time.
         // (Each step logs what it did.)
@@ -155,7 +177,7 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
 }
 
 /// Adds one job's counted changes, skipping what a redelivered batch added.
-async fn add_statistics<S: JobStore>(
+async fn add_statistics<S: PipelineStore>(
     courier: &Courier<S>,
     job: &JobId,
     changes: &[Counted],
@@ -185,14 +207,20 @@ async fn add_statistics<S: JobStore>(
     Ok(())
 }
 
-async fn handle_change<S: JobStore, P: Publisher>(
+async fn handle_change<S: PipelineStore, P: Publisher, G: ThingGroups>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
+    groups: &G,
     change: &StreamChange,
     now: Timestamp,
 ) -> Result<&'static str, crate::error::ServiceError> {
     let execution = &change.execution;
+    let ended = execution.status.is_terminal() && change.previous.is_some_and(|p| !p.is_terminal());
+    if ended && execution.run_id.is_some() {
+        // Its device's next operation first, then what a device is told.
+        Box::pin(courier.run_execution_ended(groups, execution, now)).await?;
+    }
     courier
         .command_status_event(publisher, execution, change.previous, now)
         .await?;

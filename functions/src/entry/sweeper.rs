@@ -1,7 +1,8 @@
 //! ENTRY POINT of the `sweeper` Lambda, on a schedule (every minute; the
 //! event is EventBridge Scheduler's, typed as `aws_lambda_events` models a
-//! scheduled event): steps the jobs whose
-//! wake time came (`Courier::sweep_jobs`), enforces deadlines and releases
+//! scheduled event): steps the jobs and pipeline runs whose wake time came
+//! (`Courier::sweep_jobs`, `Courier::sweep_runs`), times out devices whose
+//! pipeline stage ran out (`Courier::time_out_targets`), enforces deadlines and releases
 //! scheduled executions (`Courier::sweep`). Does I/O through the
 //! service. Sweeps again while a pass was full, within the invocation's time.
 
@@ -9,7 +10,7 @@ use crate::ops::delivery::SweepReport;
 use crate::ops::Courier;
 use crate::platform::publisher::Publisher;
 use crate::platform::thing_groups::ThingGroups;
-use crate::store::JobStore;
+use crate::store::pipeline_store::PipelineStore;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use courier_core::protocol::TopicRoot;
 use courier_core::Timestamp;
@@ -20,7 +21,7 @@ pub const PASS_SIZE: u32 = 100;
 /// Passes per invocation; the next schedule picks up the rest.
 pub const MAX_PASSES: usize = 20;
 
-pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
+pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
@@ -35,6 +36,13 @@ pub async fn handle<S: JobStore, P: Publisher, G: ThingGroups>(
             .map_err(Diagnostic::from)?,
         ..SweepReport::default()
     };
+    // Pipeline runs: start and end times, windows opening, stage timeouts.
+    total.runs = Box::pin(courier.sweep_runs(groups, now()))
+        .await
+        .map_err(Diagnostic::from)?;
+    total.stages_timed_out = Box::pin(courier.time_out_targets(groups, now()))
+        .await
+        .map_err(Diagnostic::from)?;
     for pass in 0..MAX_PASSES {
         // Boxed to keep the future's type shallow (compiler layout limit).
         let report = Box::pin(courier.sweep(root, publisher, now(), PASS_SIZE))

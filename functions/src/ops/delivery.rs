@@ -59,6 +59,10 @@ pub enum DispatchOutcome {
 pub struct SweepReport {
     /// Jobs whose wake time came.
     pub jobs: usize,
+    /// Pipeline runs whose wake time came.
+    pub runs: usize,
+    /// Devices whose pipeline stage timed out.
+    pub stages_timed_out: usize,
     pub due: usize,
     pub timed_out: usize,
     pub requeued: usize,

@@ -32,6 +32,9 @@ pub mod executions;
 pub mod job_runner;
 pub mod jobs;
 pub mod page_token;
+pub mod pipeline_runner;
+pub mod pipeline_targets;
+pub mod pipelines;
 pub mod presence;
 pub mod queue;
 

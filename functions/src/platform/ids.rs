@@ -2,7 +2,7 @@
 //! (randomness lives here, not in core), and request fingerprints. Does no
 //! I/O beyond reading the OS random source.
 
-use courier_core::{ClientToken, ExecutionId, JobId, ThingName};
+use courier_core::{ClientToken, ExecutionId, JobId, PipelineId, RunId, ThingName};
 use sha2::{Digest, Sha256};
 
 /// A fresh random id, UUID v4 text form.
@@ -48,6 +48,22 @@ pub fn job_id(token: Option<&ClientToken>) -> JobId {
         None => random_execution_id(),
     };
     JobId::parse(id.as_str()).expect("a UUID is a valid job id")
+}
+
+/// A run id for a start carrying `token` (a retry finds the same run),
+/// else a random one.
+pub fn run_id(pipeline: &PipelineId, token: Option<&ClientToken>) -> RunId {
+    let id = match token {
+        Some(token) => derived_id(&format!("courier/run/{pipeline}/{token}")),
+        None => random_execution_id(),
+    };
+    RunId::parse(id.as_str()).expect("a UUID is a valid run id")
+}
+
+/// The execution of a run's operation (`stage`, `operation`) for `thing`:
+/// derived from all four, so a redelivered step lands on the same item.
+pub fn run_execution_id(run: &RunId, thing: &ThingName, stage: u32, operation: u32) -> ExecutionId {
+    derived_id(&format!("courier/run/{run}/{thing}/{stage}/{operation}"))
 }
 
 fn uuid_text(mut bytes: [u8; 16], version: u8) -> ExecutionId {

@@ -27,14 +27,17 @@ use courier_core::job_run::{Job, StatisticsDelta, TARGET_PAGE};
 use courier_core::{CommandExecution, JobId, JobStatistics, TenantId, ThingName, Timestamp};
 
 /// BatchWriteItem takes at most 25 items.
-const BATCH_WRITE_MAX: usize = 25;
+pub(super) const BATCH_WRITE_MAX: usize = 25;
 /// Markers outlive the stream's 24-hour retention, so any redelivery finds them.
 const MARKER_TTL_SECONDS: i64 = 2 * 86_400;
 /// Attempts at a batch's unprocessed items before giving up (retryable).
 const BATCH_WRITE_ATTEMPTS: u32 = 10;
 
 impl DynamoStore {
-    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(super) async fn batch_write(
+        &self,
+        mut requests: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
         let mut attempt = 0;
         while !requests.is_empty() {
             let out = self
@@ -74,7 +77,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    pub(super) fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
         Ok(WriteRequest::builder()
             .put_request(
                 PutRequest::builder()

@@ -70,6 +70,9 @@
 //! one Query and a job execution costs exactly what a single one does. How
 //! the counters stay exact under redelivery is in `jobs`.
 //!
+//! PIPELINES (pipelines, runs, their counters and target runs): see
+//! `pipeline_layout`.
+//!
 //! DynamoDB deletes expired items late (and DynamoDB Local never), so every
 //! read drops items whose `timeToLive` has passed, and writes treat them as
 //! absent.

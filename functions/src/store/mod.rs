@@ -9,6 +9,9 @@
 //!   the due index)
 //! - [`update`]: the conditional UpdateItem of a status change
 //! - [`jobs`]: the [`JobStore`] methods (jobs, target pages, statistics)
+//! - [`pipeline_store`]: the [`PipelineStore`](pipeline_store::PipelineStore) trait; [`pipeline_layout`]
+//!   and [`pipelines`]: its items and methods (pipelines, runs, their
+//!   counters and target runs)
 //! - [`stream`]: the table's stream records, decoded
 //! - [`errors`]: SDK failures classified (capacity is counted by
 //!   `platform::capacity`)
@@ -29,6 +32,10 @@ pub mod errors;
 pub mod executions;
 pub mod jobs;
 pub mod layout;
+pub mod pipeline_layout;
+pub mod pipeline_store;
+pub mod pipelines;
+
 pub mod presence;
 pub mod stream;
 pub mod update;

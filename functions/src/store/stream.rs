@@ -1,6 +1,6 @@
 //! THE TABLE'S STREAM, decoded: what a record's new image says changed
 //! (an execution, with its status before the change and whether a new
-//! attempt began; or a job). Pure, no I/O: the dispatcher hands records in.
+//! attempt began; a job; or a pipeline run). Pure, no I/O: the dispatcher hands records in.
 
 use super::layout::{
     execution_from_item, execution_tenant, job_from_image, string_attr, PREVIOUS_ATTEMPT,
@@ -8,7 +8,7 @@ use super::layout::{
 };
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use courier_core::{CommandExecution, ExecutionStatus, TenantId};
+use courier_core::{CommandExecution, ExecutionStatus, RunId, TenantId};
 
 /// An execution's new image from the table's stream, and its status before
 /// the change (`None` for a new execution).
@@ -30,6 +30,8 @@ pub struct StreamChange {
 pub enum StreamRecord {
     Execution(Box<StreamChange>),
     Job(TenantId, Box<courier_core::Job>),
+    /// A pipeline run's record changed.
+    Run(TenantId, RunId),
 }
 
 /// Decodes one record of the table's stream: its event name (`INSERT`,
@@ -44,6 +46,13 @@ pub fn decode(event_name: &str, new_image: Item) -> Result<Option<StreamRecord>,
         return Ok(Some(StreamRecord::Job(tenant, Box::new(job))));
     }
     let pk = string_attr(&item, "pk").unwrap_or_default();
+    if string_attr(&item, "sk").as_deref() == Some(super::pipeline_layout::RUN_SK) {
+        let run = super::layout::split_scoped(&pk).and_then(|(tenant, rest)| {
+            let id = RunId::parse(rest.strip_prefix("RUN#")?).ok()?;
+            Some(StreamRecord::Run(tenant, id))
+        });
+        return Ok(run);
+    }
     let Some(tenant) = execution_tenant(&pk) else {
         return Ok(None);
     };

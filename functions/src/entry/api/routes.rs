@@ -18,6 +18,15 @@
 //! | GET    | /jobs/{jobId}                         | read   | get a job with its statistics          |
 //! | GET    | /jobs/{jobId}/executions              | read   | a job's executions (status, limit, nextToken) |
 //! | POST   | /jobs/{jobId}/cancel                  | cancel | cancel a job (force)                   |
+//! | POST   | /pipelines                            | write  | create a pipeline (stages of operations) |
+//! | GET    | /pipelines                            | read   | list pipelines (limit, nextToken)      |
+//! | GET    | /pipelines/{pipelineId}               | read   | get a pipeline                         |
+//! | POST   | /pipelines/{pipelineId}/runs          | write  | run it over devices, in waves          |
+//! | GET    | /pipelines/{pipelineId}/runs          | read   | its runs, newest first (limit, nextToken) |
+//! | GET    | /pipelines/{pipelineId}/runs/{runId}  | read   | a run with its counts per wave and stage |
+//! | GET    | /pipelines/{pipelineId}/runs/{runId}/targets | read | its devices (status, limit, nextToken) |
+//! | POST   | /pipelines/{pipelineId}/runs/{runId}/cancel  | cancel | cancel a run (force)           |
+//! | POST   | /pipelines/{pipelineId}/runs/{runId}/resume  | write  | pass the gate a HELD run waits at |
 //! | GET    | /health                               | none   | liveness and version                   |
 
 use super::auth::{AuthSettings, Scope};
@@ -27,7 +36,7 @@ use crate::ops::executions::ListExecutions;
 use crate::ops::Courier;
 use crate::platform::publisher::Publisher;
 use crate::platform::thing_groups::ThingGroups;
-use crate::store::JobStore;
+use crate::store::pipeline_store::PipelineStore;
 use courier_core::protocol::TopicRoot;
 use courier_core::text::quote;
 use courier_core::{Timestamp, ValidationCode};
@@ -47,7 +56,7 @@ pub struct ApiSettings {
 }
 
 /// Handles one HTTP request. Never fails: every error becomes a JSON response.
-pub async fn handle<S: JobStore, G: ThingGroups, P: Publisher>(
+pub async fn handle<S: PipelineStore, G: ThingGroups, P: Publisher>(
     courier: &Courier<S>,
     groups: &G,
     publisher: &P,
@@ -93,7 +102,7 @@ fn required_scope(method: &Method, segments: &[&str]) -> Scope {
 }
 
 #[allow(clippy::too_many_arguments)] // one request's parts, passed through once
-async fn route<S: JobStore, G: ThingGroups, P: Publisher>(
+async fn route<S: PipelineStore, G: ThingGroups, P: Publisher>(
     courier: &Courier<S>,
     (groups, publisher): (&G, &P),
     settings: &ApiSettings,
@@ -241,9 +250,71 @@ async fn route<S: JobStore, G: ThingGroups, P: Publisher>(
                 .cancel_job(id, &json_body(request)?, caller, now)
                 .await?,
         )),
-        (_, ["health"] | ["commands", ..] | ["executions", ..] | ["jobs", ..] | ["things", ..]) => {
-            Err(not_allowed(method, path, &segments))
+        ("POST", ["pipelines"]) => {
+            let (pipeline, created) = courier.create_pipeline(&json_body(request)?, now).await?;
+            let reply = Reply::json(if created { 201 } else { 200 }, &pipeline);
+            Ok(reply.location(format!("/pipelines/{}", pipeline.pipeline_id)))
         }
+        ("GET", ["pipelines"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_pipelines(param("limit").as_deref(), param("nextToken").as_deref())
+                .await?,
+        )),
+        ("GET", ["pipelines", id]) => Ok(Reply::json(200, &courier.get_pipeline(id).await?)),
+        ("POST", ["pipelines", id, "runs"]) => {
+            let (run, created) = courier
+                .start_run(groups, id, &json_body(request)?, now)
+                .await?;
+            let reply = Reply::json(if created { 201 } else { 200 }, &run);
+            Ok(reply.location(format!("/pipelines/{id}/runs/{}", run.run.run_id)))
+        }
+        ("GET", ["pipelines", id, "runs"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_runs(
+                    id,
+                    param("limit").as_deref(),
+                    param("nextToken").as_deref(),
+                    now,
+                )
+                .await?,
+        )),
+        ("GET", ["pipelines", id, "runs", run]) => {
+            Ok(Reply::json(200, &courier.get_run(id, run, now).await?))
+        }
+        ("GET", ["pipelines", id, "runs", run, "targets"]) => Ok(Reply::json(
+            200,
+            &courier
+                .list_run_targets(
+                    id,
+                    run,
+                    param("status").as_deref(),
+                    param("limit").as_deref(),
+                    param("nextToken").as_deref(),
+                    now,
+                )
+                .await?,
+        )),
+        ("POST", ["pipelines", id, "runs", run, "cancel"]) => Ok(Reply::json(
+            200,
+            &courier
+                .cancel_run(id, run, &json_body(request)?, caller, now)
+                .await?,
+        )),
+        ("POST", ["pipelines", id, "runs", run, "resume"]) => Ok(Reply::json(
+            200,
+            &courier.resume_run(id, run, caller, now).await?,
+        )),
+        (
+            _,
+            ["health"]
+            | ["commands", ..]
+            | ["executions", ..]
+            | ["jobs", ..]
+            | ["things", ..]
+            | ["pipelines", ..],
+        ) => Err(not_allowed(method, path, &segments)),
         _ => Err(ServiceError::NoRoute {
             method: method.to_string(),
             path: path.to_owned(),
@@ -253,10 +324,11 @@ async fn route<S: JobStore, G: ThingGroups, P: Publisher>(
 
 fn not_allowed(method: &Method, path: &str, segments: &[&str]) -> ServiceError {
     let allow = match segments {
-        ["commands"] | ["jobs"] => "GET, POST",
+        ["commands"] | ["jobs"] | ["pipelines"] | ["pipelines", _, "runs"] => "GET, POST",
         ["commands", _, "executions"]
         | ["executions", _, "cancel"]
         | ["jobs", _, "cancel"]
+        | ["pipelines", _, "runs", _, "cancel" | "resume"]
         | ["things", _, "queue", "clear"] => "POST",
         ["executions", _] => "GET, DELETE",
         _ => "GET",

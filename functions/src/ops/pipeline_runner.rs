@@ -1,0 +1,397 @@
+//! THE PIPELINE RUNNER: a run's steps, chosen by
+//! `courier_core::pipeline_run` (`PipelineRun::next_step`) and performed
+//! here — start (resolve the targets, put them in waves), release a stage
+//! to a wave's devices, advance past a gate, hold, abort, end, sweep — and
+//! a device's move when one of its executions ends or its stage times out.
+//! I/O through the store and the thing-group resolver.
+//!
+//! Who calls: the dispatcher, for every change of a run record and every
+//! end of a run's execution on the table stream; the sweeper, for runs
+//! whose wake time came (start and end times, windows) and devices whose
+//! stage deadline passed. Every write is conditional (the run on its
+//! version, a target run on its own), so a redelivered event or a racing
+//! caller changes nothing twice.
+
+use super::pipelines::reason;
+use super::Courier;
+use crate::error::ServiceError;
+use crate::platform::ids;
+use crate::platform::thing_groups::{GroupError, ThingGroups};
+use crate::store::pipeline_store::{CountChanges, PipelineStore};
+use crate::store::{PageRequest, StoreError};
+use courier_core::job_run::{JobTargets, GROUP_PAGE};
+use courier_core::pipeline::{Pipeline, MAX_STAGES};
+use courier_core::pipeline_run::{
+    wave_order, EndBehavior, PipelineRun, RunStatus, RunStep, TargetRun, TargetStatus,
+    MAX_RUN_TARGETS,
+};
+use courier_core::{CommandExecution, RunId, ThingName, Timestamp};
+
+/// What one step did (logged, and returned to tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunReport {
+    Idle,
+    Started {
+        targets: usize,
+    },
+    Released {
+        wave: u32,
+        stage: u32,
+        started: usize,
+    },
+    Advanced,
+    Held,
+    Ended(RunStatus),
+    Swept {
+        skipped: usize,
+        canceled: usize,
+    },
+    /// Another writer changed the run first; its change starts the next step.
+    Raced,
+    Gone,
+}
+
+/// Steps one event may take a run through before leaving the rest to the
+/// next event (each step is one conditional write of the run).
+const MAX_STEPS: usize = 8;
+/// Target runs read per page while releasing or sweeping.
+const TARGET_PAGE: u32 = 100;
+
+impl<S: PipelineStore> Courier<S> {
+    /// The run and its pipeline (counts sized to its stages).
+    pub(super) async fn run_and_pipeline(
+        &self,
+        id: &RunId,
+        now: Timestamp,
+    ) -> Result<Option<(PipelineRun, Pipeline)>, ServiceError> {
+        let Some(mut run) = self.store().get_run(id, MAX_STAGES, now).await? else {
+            return Ok(None);
+        };
+        let Some(pipeline) = self.store().get_pipeline(&run.pipeline_id).await? else {
+            return Err(ServiceError::Internal(format!(
+                "run {id} names pipeline {}, which does not exist",
+                run.pipeline_id
+            )));
+        };
+        for wave in &mut run.counts {
+            wave.truncate(pipeline.stages.len());
+        }
+        Ok(Some((run, pipeline)))
+    }
+
+    /// Takes the run's next steps until it is idle, raced, or has taken
+    /// [`MAX_STEPS`]; returns the last step's report.
+    pub async fn run_pipeline<G: ThingGroups>(
+        &self,
+        groups: &G,
+        id: &RunId,
+        now: Timestamp,
+    ) -> Result<RunReport, ServiceError> {
+        let mut last = RunReport::Idle;
+        for _ in 0..MAX_STEPS {
+            let report = Box::pin(self.run_step(groups, id, now)).await?;
+            if report != RunReport::Idle {
+                tracing::info!(run_id = %id, ?report, "run step");
+            }
+            match report {
+                RunReport::Idle | RunReport::Raced | RunReport::Gone => {
+                    return Ok(if last == RunReport::Idle {
+                        report
+                    } else {
+                        last
+                    })
+                }
+                other => last = other,
+            }
+        }
+        Ok(last)
+    }
+
+    /// The run's next step (see `PipelineRun::next_step`).
+    pub async fn run_step<G: ThingGroups>(
+        &self,
+        groups: &G,
+        id: &RunId,
+        now: Timestamp,
+    ) -> Result<RunReport, ServiceError> {
+        let Some((run, pipeline)) = self.run_and_pipeline(id, now).await? else {
+            return Ok(RunReport::Gone);
+        };
+        let stages = pipeline.stages.len();
+        let mut next = run.clone();
+        let report = match run.next_step(now) {
+            RunStep::Idle => return Ok(RunReport::Idle),
+            RunStep::Start => return self.start(groups, &run, &pipeline, now).await,
+            RunStep::Release { wave, stage } => {
+                let started = self.release(&run, &pipeline, wave, stage, now).await?;
+                next.released = true;
+                next.last_updated_at = now;
+                RunReport::Released {
+                    wave,
+                    stage,
+                    started,
+                }
+            }
+            RunStep::Advance { wave, stage } => {
+                next.advance(wave, stage, stages, now);
+                RunReport::Advanced
+            }
+            RunStep::Hold(hold) => {
+                next.hold(hold, now);
+                RunReport::Held
+            }
+            RunStep::Abort { stage } => {
+                let name = pipeline
+                    .stages
+                    .get(stage as usize)
+                    .map_or("", |s| s.name.as_str());
+                let why = format!("the failure threshold of stage {name} was reached");
+                next.finish(
+                    RunStatus::Aborted,
+                    Some(reason("FAILURE_THRESHOLD", why)),
+                    now,
+                );
+                RunReport::Ended(RunStatus::Aborted)
+            }
+            RunStep::End(behavior) => {
+                let status = match behavior {
+                    EndBehavior::StopRollout => RunStatus::Stopped,
+                    EndBehavior::Cancel | EndBehavior::ForceCancel => RunStatus::Canceled,
+                };
+                next.cancel_force = behavior == EndBehavior::ForceCancel;
+                let why = format!("the end time came ({})", behavior.as_str());
+                next.finish(status, Some(reason("END_TIME", why)), now);
+                RunReport::Ended(status)
+            }
+            RunStep::Finish(status) => {
+                let kept = next.status_reason.take();
+                next.finish(status, kept, now);
+                // Everything ended by itself (or a cancel finished): nothing
+                // is left to sweep that the cancel did not already sweep.
+                next.sweep_pending = false;
+                RunReport::Ended(status)
+            }
+            RunStep::Sweep => {
+                let (skipped, canceled) = self.sweep_run(&run, now).await?;
+                next.sweep_pending = false;
+                next.last_updated_at = now;
+                RunReport::Swept { skipped, canceled }
+            }
+        };
+        match self.store().put_run(&next, run.version).await {
+            Ok(()) => Ok(report),
+            Err(StoreError::Conflict(_)) => Ok(RunReport::Raced),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Resolves the targets once, puts them in waves (ordered by a hash of
+    /// the run and the thing), writes their target runs, then the run.
+    async fn start<G: ThingGroups>(
+        &self,
+        groups: &G,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        now: Timestamp,
+    ) -> Result<RunReport, ServiceError> {
+        let mut things = match &run.targets {
+            JobTargets::Things { .. } => self.store().run_things(run).await?,
+            JobTargets::ThingGroup { name, recursive } => {
+                let mut all: Vec<ThingName> = Vec::new();
+                let mut token = None;
+                loop {
+                    match groups
+                        .page(name, *recursive, token.as_deref(), GROUP_PAGE)
+                        .await
+                    {
+                        Ok(page) => {
+                            all.extend(page.things);
+                            token = page.next_token;
+                        }
+                        // Deleted since the run was created: nobody to run on.
+                        Err(GroupError::NotFound(_)) => break,
+                        Err(err @ GroupError::Unavailable { .. }) => {
+                            return Err(ServiceError::Unavailable(err.to_string()))
+                        }
+                    }
+                    if token.is_none() || all.len() > MAX_RUN_TARGETS {
+                        break;
+                    }
+                }
+                all
+            }
+        };
+        let mut next = run.clone();
+        if things.len() > MAX_RUN_TARGETS {
+            let why =
+                format!("thing group holds more than {MAX_RUN_TARGETS} things, a run's limit");
+            next.finish(
+                RunStatus::Canceled,
+                Some(reason("TOO_MANY_TARGETS", why)),
+                now,
+            );
+            return self
+                .replace_run(&next, run.version, RunReport::Ended(RunStatus::Canceled))
+                .await;
+        }
+        // Things another tenant owns get no execution (see `Store::claim_things`).
+        let ours = self.store().claim_things(&things).await?;
+        let mut owned = ours.into_iter();
+        things.retain(|_| owned.next().unwrap_or(false));
+        let ordered = wave_order(&run.run_id, things);
+        next.assign_waves(ordered.len() as u64, pipeline.stages.len(), now);
+        let mut targets = Vec::with_capacity(ordered.len());
+        let mut remaining = ordered.into_iter();
+        for (wave, size) in next.wave_sizes.iter().enumerate() {
+            for thing in remaining.by_ref().take(usize::try_from(*size).unwrap_or(0)) {
+                targets.push(TargetRun::new(thing, wave as u32));
+            }
+        }
+        self.store().put_targets(&next, &targets).await?;
+        let report = RunReport::Started {
+            targets: targets.len(),
+        };
+        self.replace_run(&next, run.version, report).await
+    }
+
+    async fn replace_run(
+        &self,
+        run: &PipelineRun,
+        expected_version: u64,
+        report: RunReport,
+    ) -> Result<RunReport, ServiceError> {
+        match self.store().put_run(run, expected_version).await {
+            Ok(()) => Ok(report),
+            Err(StoreError::Conflict(_)) => Ok(RunReport::Raced),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Starts `stage` for every device of `wave` that waits for it.
+    async fn release(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        wave: u32,
+        stage: u32,
+        now: Timestamp,
+    ) -> Result<usize, ServiceError> {
+        let mut started = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .store()
+                .list_targets(
+                    &run.run_id,
+                    Some(wave),
+                    None,
+                    PageRequest {
+                        limit: TARGET_PAGE,
+                        start,
+                    },
+                )
+                .await?;
+            for target in page.items {
+                let ready = match target.status {
+                    TargetStatus::Pending => stage == 0,
+                    TargetStatus::Waiting => target.next_stage() == stage,
+                    _ => false,
+                };
+                if ready
+                    && self
+                        .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
+                        .await?
+                {
+                    started += 1;
+                }
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(started),
+            }
+        }
+    }
+
+    /// Starts `stage` for `target` (its first operation's execution, its
+    /// `entered` count) with `counts` added in the same write.
+    pub(super) async fn start_stage(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        target: &TargetRun,
+        stage: u32,
+        mut counts: CountChanges,
+        now: Timestamp,
+    ) -> Result<bool, ServiceError> {
+        let execution = self
+            .operation_execution(run, pipeline, &target.thing_name, stage, 0, now)
+            .await?;
+        let mut next = target.clone();
+        next.start_stage(pipeline, stage, execution.execution_id.clone(), now);
+        counts.add.push((target.wave, stage, "entered"));
+        Ok(self
+            .store()
+            .change_target(run, &next, target.version, &counts, Some(&execution))
+            .await?)
+    }
+
+    pub(super) async fn operation_execution(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        thing: &ThingName,
+        stage: u32,
+        operation: u32,
+        now: Timestamp,
+    ) -> Result<CommandExecution, ServiceError> {
+        let op = pipeline
+            .operation(stage as usize, operation as usize)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "run {} has no operation {stage}.{operation}",
+                    run.run_id
+                ))
+            })?;
+        let validator = self.validator(op.command_id.as_str()).await?;
+        let id = ids::run_execution_id(&run.run_id, thing, stage, operation);
+        run.operation_execution(
+            pipeline,
+            &validator,
+            stage,
+            operation,
+            thing.clone(),
+            id,
+            now,
+        )
+        .ok_or_else(|| {
+            ServiceError::Internal(format!(
+                "run {} has no operation {stage}.{operation}",
+                run.run_id
+            ))
+        })
+    }
+
+    /// Steps for every run whose wake time came (the sweeper); a run with
+    /// nothing to do is filed under its next wake time.
+    pub async fn sweep_runs<G: ThingGroups>(
+        &self,
+        groups: &G,
+        now: Timestamp,
+    ) -> Result<usize, ServiceError> {
+        let due = self.store().due_runs(now, 100).await?;
+        let count = due.len();
+        for (tenant, run_id) in due {
+            let courier = self.for_tenant(&tenant);
+            let report = Box::pin(courier.run_pipeline(groups, &run_id, now)).await?;
+            if report == RunReport::Idle {
+                if let Some((run, _)) = courier.run_and_pipeline(&run_id, now).await? {
+                    let mut refiled = run.clone();
+                    refiled.last_updated_at = now;
+                    // Lost to a concurrent change: that change re-filed it.
+                    let _ = courier.store().put_run(&refiled, run.version).await;
+                }
+            }
+        }
+        Ok(count)
+    }
+}

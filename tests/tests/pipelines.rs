@@ -1,0 +1,513 @@
+//! Pipelines against DynamoDB Local and moto: runs driven through the table
+//! stream (records read back from DynamoDB Local's stream and fed to the
+//! `dispatcher` handler, as Lambda would), devices answering through the
+//! `device-events` handler, the sweeper's timeouts, gates, resume, abort,
+//! cancel, and every record delivered again. Time is passed in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use courier_core::json::Json;
+use courier_core::pipeline_run::{RunStatus, TargetRun, TargetStatus};
+use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
+use courier_core::{ExecutionStatus, Timestamp};
+use courier_functions::entry::device_events;
+use courier_functions::error::ServiceError;
+use courier_functions::ops::pipelines::RunView;
+use courier_functions::ops::Courier;
+use courier_functions::platform::thing_groups::IotThingGroups;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_local::stream::{replay as read_stream, StartAt, StreamPoller};
+use courier_tests::{
+    context, fresh_courier, iot_rule_event, lambda_event, send_to_dispatcher, send_to_sweeper,
+    thing_groups, RecordingPublisher,
+};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(NOW + secs)
+}
+
+fn root() -> TopicRoot {
+    TopicRoot::parse(DEFAULT_ROOT).unwrap()
+}
+
+fn things(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("pipe-dev-{i:02}")).collect()
+}
+
+/// download → install (install, then reboot with CONTINUE) → verify.
+const FIRMWARE: &str = r#"{
+    "pipelineId": "fw",
+    "stages": [
+        {"name": "download", "timeoutSeconds": 600, "operations": [
+            {"commandId": "download", "parameters": {"url": {"S": "s3://fw/2.4.bin"}}}]},
+        {"name": "install", "operations": [
+            {"commandId": "install"}, {"commandId": "reboot", "onFailure": "CONTINUE"}]},
+        {"name": "verify", "operations": [{"commandId": "verify"}]}
+    ]
+}"#;
+
+struct Harness {
+    courier: Courier<DynamoStore>,
+    publisher: RecordingPublisher,
+    groups: IotThingGroups,
+    stream: StreamPoller,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let courier = fresh_courier().await;
+        for (id, params) in [
+            (
+                "download",
+                json!([{"name": "url", "type": "S", "required": true}]),
+            ),
+            ("install", json!([])),
+            ("reboot", json!([])),
+            ("verify", json!([])),
+        ] {
+            courier
+                .create_command(
+                    &json!({"commandId": id, "parameters": params, "executionTimeoutSeconds": 3600}).into(),
+                    at(0),
+                )
+                .await
+                .unwrap();
+        }
+        let (_, created) = courier
+            .create_pipeline(
+                &Json::from(serde_json::from_str::<Value>(FIRMWARE).unwrap()),
+                at(0),
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        let stream = StreamPoller::new(courier.store().table(), StartAt::Beginning)
+            .await
+            .unwrap();
+        Self {
+            courier,
+            publisher: RecordingPublisher::default(),
+            groups: thing_groups().await,
+            stream,
+        }
+    }
+
+    async fn start(&self, body: Value, now: Timestamp) -> RunView {
+        let (run, created) = self
+            .courier
+            .start_run(&self.groups, "fw", &body.into(), now)
+            .await
+            .unwrap();
+        assert!(created);
+        run
+    }
+
+    async fn run(&self, view: &RunView) -> RunView {
+        self.courier
+            .get_run("fw", view.run.run_id.as_str(), at(0))
+            .await
+            .unwrap()
+    }
+
+    async fn targets(&self, view: &RunView) -> Vec<TargetRun> {
+        let listing = self
+            .courier
+            .list_run_targets(
+                "fw",
+                view.run.run_id.as_str(),
+                None,
+                Some("100"),
+                None,
+                at(0),
+            )
+            .await
+            .unwrap();
+        listing.items
+    }
+
+    /// Feeds the stream's new records to the dispatcher until none appears.
+    async fn pump(&mut self, now: Timestamp) {
+        loop {
+            let fresh = self.stream.poll().await.unwrap();
+            if fresh.is_empty() {
+                return;
+            }
+            for batch in fresh.chunks(100) {
+                let out = send_to_dispatcher(
+                    &self.courier,
+                    &self.publisher,
+                    &self.groups,
+                    batch.to_vec(),
+                    now,
+                )
+                .await;
+                assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+            }
+        }
+    }
+
+    /// A device reports on its execution through the IoT rule's event.
+    async fn device_says(&self, thing: &str, execution_id: &str, status: &str, now: Timestamp) {
+        let topic = format!("courier/things/{thing}/jobs/{execution_id}/update");
+        let out = device_events::handle(
+            &self.courier,
+            &root(),
+            &RecordingPublisher::default(),
+            lambda_event(
+                iot_rule_event(&topic, &json!({"status": status})),
+                context(&format!("{thing}-{execution_id}-{status}")),
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+        assert!(
+            out.published
+                .iter()
+                .any(|m| m.topic.ends_with("/update/accepted")),
+            "{thing} {status}: {out:?}"
+        );
+    }
+
+    /// Every device with work answers (`answer` decides how, by thing,
+    /// stage and operation; `None`: it stays silent), then the stream is
+    /// pumped, until nobody answers any more.
+    async fn devices_work(
+        &mut self,
+        view: &RunView,
+        answer: impl Fn(&str, u32, u32) -> Option<&'static str>,
+        now: Timestamp,
+    ) {
+        self.pump(now).await;
+        loop {
+            let mut answered = false;
+            for target in self.targets(view).await {
+                let (TargetStatus::Running, Some(last)) = (target.status, target.history.last())
+                else {
+                    continue;
+                };
+                let Some(status) =
+                    answer(target.thing_name.as_str(), target.stage, target.operation)
+                else {
+                    continue;
+                };
+                let id = last.execution_id.as_str();
+                let execution = self.courier.get_execution(id, now).await.unwrap();
+                if execution.status.is_terminal() {
+                    continue;
+                }
+                self.device_says(target.thing_name.as_str(), id, "IN_PROGRESS", now)
+                    .await;
+                self.device_says(target.thing_name.as_str(), id, status, now)
+                    .await;
+                answered = true;
+            }
+            self.pump(now).await;
+            if !answered {
+                return;
+            }
+        }
+    }
+}
+
+fn all_succeed(_: &str, _: u32, _: u32) -> Option<&'static str> {
+    Some("SUCCEEDED")
+}
+
+#[tokio::test]
+async fn a_pipeline_is_immutable_and_its_operations_are_checked_against_their_commands() {
+    let h = Harness::new().await;
+    // The same definition again: the stored one, not created now.
+    let same = Json::from(serde_json::from_str::<Value>(FIRMWARE).unwrap());
+    let (_, created) = h.courier.create_pipeline(&same, at(5)).await.unwrap();
+    assert!(!created);
+    // Another definition under the same id: refused.
+    let other = json!({"pipelineId": "fw", "stages": [{"name": "a", "operations": [{"commandId": "install"}]}]});
+    let err = h
+        .courier
+        .create_pipeline(&other.into(), at(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+    // An unknown command and a bad parameter: every problem, with its path.
+    let bad = json!({"pipelineId": "p2", "stages": [{"name": "a", "operations": [
+        {"commandId": "nope"}, {"commandId": "download", "parameters": {"url": {"I": 1}}}]}]});
+    let ServiceError::Validation(errors) = h
+        .courier
+        .create_pipeline(&bad.into(), at(5))
+        .await
+        .unwrap_err()
+    else {
+        panic!("a validation error")
+    };
+    let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.code())).collect();
+    assert_eq!(
+        found,
+        [
+            ("stages[0].operations[0].commandId", "InvalidValue"),
+            ("stages[0].operations[1].parameters.url", "WrongType"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_run_takes_each_device_through_the_stages_in_waves_and_a_failure_stops_only_that_device()
+{
+    let mut h = Harness::new().await;
+    let fleet = things(6);
+    let view = h
+        .start(
+            json!({"targets": {"things": fleet}, "waves": [1],
+                   "gates": {"install": {"minSuccessPercentage": 50}}}),
+            at(0),
+        )
+        .await;
+    // The device that fails its install.
+    let failing = fleet[3].clone();
+    h.devices_work(
+        &view,
+        |thing, stage, operation| {
+            Some(if thing == failing && stage == 1 && operation == 0 {
+                "FAILED"
+            } else {
+                "SUCCEEDED"
+            })
+        },
+        at(10),
+    )
+    .await;
+
+    let run = h.run(&view).await;
+    assert_eq!(run.run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.run.wave_sizes, [1, 5]);
+    let totals: Vec<(u64, u64, u64)> = run
+        .stages
+        .iter()
+        .map(|s| (s.totals.entered, s.totals.succeeded, s.totals.failed))
+        .collect();
+    assert_eq!(totals, [(6, 6, 0), (6, 5, 1), (5, 5, 0)]);
+    for target in h.targets(&view).await {
+        if target.thing_name.as_str() == failing {
+            assert_eq!(
+                (target.status, target.stage, target.history.len()),
+                (TargetStatus::Failed, 1, 2)
+            );
+        } else {
+            assert_eq!(
+                (target.status, target.history.len()),
+                (TargetStatus::Succeeded, 4),
+                "{target:?}"
+            );
+        }
+    }
+    // Each operation is an ordinary execution, marked with the run.
+    let first = &h.targets(&view).await[0].history[0];
+    let execution = h
+        .courier
+        .get_execution(first.execution_id.as_str(), at(10))
+        .await
+        .unwrap();
+    assert_eq!(execution.run_id.as_ref(), Some(&run.run.run_id));
+    assert_eq!(execution.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn every_stream_record_delivered_again_leaves_the_run_as_it_was() {
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"things": things(4)}, "waves": ["50%"]}),
+            at(0),
+        )
+        .await;
+    h.devices_work(&view, all_succeed, at(10)).await;
+    let before = h.run(&view).await;
+    let targets_before = h.targets(&view).await;
+    assert_eq!(before.run.status, RunStatus::Completed);
+    for _ in 0..3 {
+        let all = read_stream(h.courier.store().table()).await.unwrap();
+        for batch in all.chunks(100) {
+            send_to_dispatcher(&h.courier, &h.publisher, &h.groups, batch.to_vec(), at(20)).await;
+        }
+    }
+    let after = h.run(&view).await;
+    assert_eq!(after.run.counts, before.run.counts);
+    assert_eq!(after.run.targets_ended, 4);
+    assert_eq!(after.run.status, RunStatus::Completed);
+    assert_eq!(h.targets(&view).await, targets_before);
+}
+
+#[tokio::test]
+async fn a_manual_gate_holds_the_run_until_an_operator_resumes_it() {
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"things": things(3)}, "gates": {"download": {"manualApproval": true}}}),
+            at(0),
+        )
+        .await;
+    h.devices_work(&view, all_succeed, at(10)).await;
+    let held = h.run(&view).await;
+    assert_eq!(held.run.status, RunStatus::Held);
+    assert!(held.run.hold.unwrap().manual_approval);
+    assert!(h
+        .targets(&view)
+        .await
+        .iter()
+        .all(|t| t.status == TargetStatus::Waiting));
+
+    let resumed = h
+        .courier
+        .resume_run("fw", view.run.run_id.as_str(), "alice", at(11))
+        .await
+        .unwrap();
+    assert_eq!(resumed.run.resumed[0].by, "alice");
+    h.devices_work(&view, all_succeed, at(12)).await;
+    assert_eq!(h.run(&view).await.run.status, RunStatus::Completed);
+    // Resuming a run that is not held is refused.
+    let err = h
+        .courier
+        .resume_run("fw", view.run.run_id.as_str(), "alice", at(13))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_failure_threshold_aborts_the_run_and_the_rest_is_skipped() {
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"things": things(6)}, "waves": [2],
+                   "gates": {"download": {"abort": {"failedCount": 1}}}}),
+            at(0),
+        )
+        .await;
+    h.devices_work(
+        &view,
+        |_, stage, _| Some(if stage == 0 { "FAILED" } else { "SUCCEEDED" }),
+        at(10),
+    )
+    .await;
+    let run = h.run(&view).await;
+    assert_eq!(run.run.status, RunStatus::Aborted, "{run:?}");
+    assert_eq!(
+        run.run.status_reason.unwrap().reason_code,
+        "FAILURE_THRESHOLD"
+    );
+    let targets = h.targets(&view).await;
+    let skipped = targets
+        .iter()
+        .filter(|t| t.status == TargetStatus::Skipped)
+        .count();
+    assert_eq!(skipped, 4, "the second wave never started: {targets:?}");
+    assert!(targets.iter().all(|t| t.stage == 0));
+}
+
+#[tokio::test]
+async fn a_silent_device_times_out_its_stage_and_the_gate_counts_it() {
+    let mut h = Harness::new().await;
+    let fleet = things(3);
+    let view = h
+        .start(
+            json!({"targets": {"things": fleet}, "gates": {"download": {"minSuccessCount": 3}}}),
+            at(0),
+        )
+        .await;
+    let silent = fleet[1].clone();
+    h.devices_work(
+        &view,
+        |thing, _, _| (thing != silent).then_some("SUCCEEDED"),
+        at(10),
+    )
+    .await;
+    assert_eq!(h.run(&view).await.run.status, RunStatus::InProgress);
+
+    // The download stage's 600 s pass: the sweeper times the device out.
+    // (It started the stage at 10 s.)
+    let report = send_to_sweeper(&h.courier, &h.publisher, &h.groups, at(609)).await;
+    assert_eq!(report.stages_timed_out, 0);
+    let report = send_to_sweeper(&h.courier, &h.publisher, &h.groups, at(610)).await;
+    assert_eq!(report.stages_timed_out, 1);
+    h.pump(at(611)).await;
+    let run = h.run(&view).await;
+    let target = h
+        .targets(&view)
+        .await
+        .into_iter()
+        .find(|t| t.thing_name.as_str() == silent)
+        .unwrap();
+    assert_eq!(target.status, TargetStatus::TimedOut);
+    assert_eq!(run.stages[0].totals.timed_out, 1);
+    // Two of three succeeded against the three required: held for an operator.
+    assert_eq!(run.run.status, RunStatus::Held, "{run:?}");
+    let hold = run.run.hold.unwrap();
+    assert_eq!(
+        (hold.succeeded, hold.required, hold.manual_approval),
+        (2, 3, false)
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_without_force_lets_started_work_finish_then_the_run_is_canceled() {
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"things": things(2)}, "waves": [1]}),
+            at(0),
+        )
+        .await;
+    h.pump(at(1)).await;
+    // The first wave's device has started its download.
+    let running = h
+        .targets(&view)
+        .await
+        .into_iter()
+        .find(|t| t.status == TargetStatus::Running)
+        .unwrap();
+    let id = running.history[0].execution_id.to_string();
+    h.device_says(running.thing_name.as_str(), &id, "IN_PROGRESS", at(2))
+        .await;
+
+    let canceled = h
+        .courier
+        .cancel_run(
+            "fw",
+            view.run.run_id.as_str(),
+            &json!({}).into(),
+            "bob",
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(canceled.run.status, RunStatus::Canceling);
+    h.pump(at(4)).await;
+    // The device that waited for its wave is skipped; the started one goes on.
+    let targets = h.targets(&view).await;
+    assert!(
+        targets.iter().any(|t| t.status == TargetStatus::Skipped),
+        "{targets:?}"
+    );
+    assert_eq!(h.run(&view).await.run.status, RunStatus::Canceling);
+
+    h.device_says(running.thing_name.as_str(), &id, "SUCCEEDED", at(5))
+        .await;
+    h.pump(at(6)).await;
+    let run = h.run(&view).await;
+    assert_eq!(run.run.status, RunStatus::Canceled, "{run:?}");
+    let done = h
+        .targets(&view)
+        .await
+        .into_iter()
+        .find(|t| t.thing_name == running.thing_name)
+        .unwrap();
+    assert_eq!(
+        done.status,
+        TargetStatus::Canceled,
+        "it starts nothing more: {done:?}"
+    );
+    assert_eq!(done.history.len(), 1);
+}
