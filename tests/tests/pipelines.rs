@@ -511,3 +511,168 @@ async fn a_cancel_without_force_lets_started_work_finish_then_the_run_is_cancele
     );
     assert_eq!(done.history.len(), 1);
 }
+
+/// One HTTP request to the `api` handler, as API Gateway would send it.
+async fn http(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> courier_tests::ApiReply {
+    let event = courier_tests::http_event(method, path, body.as_ref());
+    courier_tests::send_to_api(
+        &h.courier,
+        &courier_tests::api_settings(true),
+        &event,
+        at(1),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_pipeline_routes_answer_with_their_status_codes_and_aws_style_errors() {
+    let h = Harness::new().await;
+    let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        ("GET", "/pipelines", None, 200, ""),
+        ("GET", "/pipelines/fw", None, 200, ""),
+        (
+            "GET",
+            "/pipelines/nope",
+            None,
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            "GET",
+            "/pipelines/has%20space",
+            None,
+            400,
+            "ValidationException",
+        ),
+        (
+            "POST",
+            "/pipelines",
+            Some(json!({"pipelineId": "p"})),
+            400,
+            "ValidationException",
+        ),
+        (
+            "POST",
+            "/pipelines",
+            Some(json!([1])),
+            400,
+            "ValidationException",
+        ),
+        (
+            "DELETE",
+            "/pipelines",
+            None,
+            405,
+            "MethodNotAllowedException",
+        ),
+        (
+            "POST",
+            "/pipelines/nope/runs",
+            Some(json!({"targets": {"things": ["a"]}})),
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            "POST",
+            "/pipelines/fw/runs",
+            Some(json!({"targets": {"things": ["a"]}, "gates": {"flash": {}}})),
+            400,
+            "ValidationException",
+        ),
+        (
+            "POST",
+            "/pipelines/fw/runs",
+            Some(json!({"targets": {"thingGroup": "no-such-group"}})),
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            "GET",
+            "/pipelines/fw/runs/no-such-run",
+            None,
+            404,
+            "ResourceNotFoundException",
+        ),
+        ("GET", "/pipelines/fw/runs", None, 200, ""),
+        (
+            "PUT",
+            "/pipelines/fw/runs/r/resume",
+            None,
+            405,
+            "MethodNotAllowedException",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let reply = http(&h, method, path, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+        if !code.is_empty() {
+            assert_eq!(reply.body["code"], code, "{method} {path}: {}", reply.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_run_started_over_http_is_read_listed_resumed_and_canceled_over_http() {
+    let h = Harness::new().await;
+    let body = json!({"runId": "r-1", "targets": {"things": ["a", "b"]}, "clientToken": "t"});
+    let created = http(&h, "POST", "/pipelines/fw/runs", Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.headers["location"], "/pipelines/fw/runs/r-1");
+    assert_eq!(created.body["status"], "IN_PROGRESS");
+    assert_eq!(created.body["stages"][1]["name"], "install");
+    // The same request again: the same run, 200.
+    let again = http(&h, "POST", "/pipelines/fw/runs", Some(body)).await;
+    assert_eq!(
+        (again.status, again.body["runId"].clone()),
+        (200, json!("r-1"))
+    );
+    // Another request under the same id: 409.
+    let other = json!({"runId": "r-1", "targets": {"things": ["c"]}});
+    assert_eq!(
+        http(&h, "POST", "/pipelines/fw/runs", Some(other))
+            .await
+            .status,
+        409
+    );
+
+    let got = http(&h, "GET", "/pipelines/fw/runs/r-1", None).await;
+    assert_eq!(got.status, 200);
+    let listed = http(&h, "GET", "/pipelines/fw/runs", None).await;
+    assert_eq!(listed.body["items"][0]["runId"], "r-1");
+    let bad = http(
+        &h,
+        "GET",
+        "/pipelines/fw/runs/r-1/targets?status=DONE",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].clone()),
+        (400, json!("ValidationException"))
+    );
+    let resume = http(&h, "POST", "/pipelines/fw/runs/r-1/resume", Some(json!({}))).await;
+    assert_eq!(
+        (resume.status, resume.body["code"].clone()),
+        (409, json!("ConflictException"))
+    );
+    let canceled = http(
+        &h,
+        "POST",
+        "/pipelines/fw/runs/r-1/cancel",
+        Some(json!({"force": true})),
+    )
+    .await;
+    assert_eq!(
+        (canceled.status, canceled.body["status"].clone()),
+        (200, json!("CANCELED")),
+        "{}",
+        canceled.body
+    );
+    let twice = http(&h, "POST", "/pipelines/fw/runs/r-1/cancel", Some(json!({}))).await;
+    assert_eq!(twice.status, 200, "canceling a canceled run returns it");
+}
