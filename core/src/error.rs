@@ -76,6 +76,8 @@ pub enum ErrorCode {
     MethodNotAllowedException,
     UnauthorizedException,
     AccessDeniedException,
+    /// A per-tenant limit (active pipeline runs, targets per run).
+    LimitExceededException,
 }
 
 impl ErrorCode {
@@ -95,6 +97,7 @@ impl ErrorCode {
             Self::MethodNotAllowedException => ("MethodNotAllowedException", 405),
             Self::UnauthorizedException => ("UnauthorizedException", 401),
             Self::AccessDeniedException => ("AccessDeniedException", 403),
+            Self::LimitExceededException => ("LimitExceededException", 400),
         }
     }
 

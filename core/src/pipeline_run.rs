@@ -221,6 +221,10 @@ const fn one() -> u32 {
     1
 }
 
+const fn max_run_targets() -> u64 {
+    MAX_RUN_TARGETS as u64
+}
+
 /// What a wave must achieve at a stage before it goes on.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1037,6 +1041,10 @@ pub struct PipelineRun {
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
+    /// The most targets the run may resolve (the tenant's limit when it was
+    /// created); a thing group holding more ends it CANCELED.
+    #[serde(default = "max_run_targets")]
+    pub max_targets: u64,
     /// The wave sizes, settled when the run started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wave_sizes: Vec<u64>,
@@ -1152,6 +1160,7 @@ impl PipelineRun {
                 RunStatus::InProgress
             },
             status_reason: None,
+            max_targets: max_run_targets(),
             wave_sizes: Vec::new(),
             wave: 0,
             stage: 0,

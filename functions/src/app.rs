@@ -8,6 +8,7 @@ use crate::entry::api::reply::Cors;
 use crate::entry::api::routes::ApiSettings;
 use crate::ops::page_token::PageTokens;
 use crate::ops::Courier;
+use crate::ops::RunLimits;
 use crate::platform::aws;
 use crate::platform::config::Config;
 use crate::platform::publisher::IotDataPublisher;
@@ -21,6 +22,10 @@ fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
     let store = DynamoStore::new(aws::dynamodb(sdk), &config.table_name, default_tenant());
     Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
         .with_commands(config.commands.clone())
+        .with_run_limits(RunLimits {
+            max_active_runs: config.max_active_runs,
+            max_targets: config.max_run_targets,
+        })
 }
 
 /// The `api` function: the service, thing groups (jobs), a publisher

@@ -48,6 +48,9 @@ pub enum ServiceError {
     /// The caller's token is not usable here (403), e.g. it names no tenant.
     #[error("{0}")]
     AccessDenied(String),
+    /// A per-tenant limit was reached (400 LimitExceededException).
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("no route {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
@@ -94,6 +97,7 @@ impl ServiceError {
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowedException,
             Self::Unauthenticated(_) => ErrorCode::UnauthorizedException,
             Self::MissingScope(_) | Self::AccessDenied(_) => ErrorCode::AccessDeniedException,
+            Self::LimitExceeded(_) => ErrorCode::LimitExceededException,
         }
     }
 
@@ -118,7 +122,8 @@ impl ServiceError {
             | Self::MethodNotAllowed { .. }
             | Self::Unauthenticated(_)
             | Self::MissingScope(_)
-            | Self::AccessDenied(_) => None,
+            | Self::AccessDenied(_)
+            | Self::LimitExceeded(_) => None,
         }
     }
 
@@ -136,7 +141,8 @@ impl ServiceError {
             | Self::MethodNotAllowed { .. }
             | Self::Unauthenticated(_)
             | Self::MissingScope(_)
-            | Self::AccessDenied(_) => false,
+            | Self::AccessDenied(_)
+            | Self::LimitExceeded(_) => false,
         }
     }
 
@@ -165,7 +171,8 @@ impl ServiceError {
             | Self::Internal(_)
             | Self::NoRoute { .. }
             | Self::Unauthenticated(_)
-            | Self::AccessDenied(_) => json!({}),
+            | Self::AccessDenied(_)
+            | Self::LimitExceeded(_) => json!({}),
         };
         let message = match self {
             Self::Transition {

@@ -260,13 +260,19 @@ async fn a_run_takes_each_device_through_the_stages_in_waves_and_a_failure_stops
     let fleet = things(6);
     let view = h
         .start(
-            json!({"targets": {"things": fleet}, "waves": [1],
+            json!({"runId": "run-6", "targets": {"things": fleet}, "waves": [1],
                    "gates": {"install": {"minSuccessPercentage": 50}}}),
             at(0),
         )
         .await;
-    // The device that fails its install.
-    let failing = fleet[3].clone();
+    // The device that fails its install: one of the second wave (the
+    // canary is the first in the run's order).
+    let names: Vec<courier_core::ThingName> = fleet
+        .iter()
+        .map(|t| courier_core::ThingName::parse(t).unwrap())
+        .collect();
+    let order = courier_core::pipeline_run::wave_order(&view.run.run_id, names);
+    let failing = order[3].to_string();
     h.devices_work(
         &view,
         |thing, stage, operation| {
@@ -675,4 +681,51 @@ async fn a_run_started_over_http_is_read_listed_resumed_and_canceled_over_http()
     );
     let twice = http(&h, "POST", "/pipelines/fw/runs/r-1/cancel", Some(json!({}))).await;
     assert_eq!(twice.status, 200, "canceling a canceled run returns it");
+}
+
+#[tokio::test]
+async fn a_tenants_active_runs_and_a_runs_targets_are_limited() {
+    let mut h = Harness::new().await;
+    h.courier = h
+        .courier
+        .with_run_limits(courier_functions::ops::RunLimits {
+            max_active_runs: 1,
+            max_targets: 2,
+        });
+    let too_many = json!({"targets": {"things": ["a", "b", "c"]}});
+    let reply = http(&h, "POST", "/pipelines/fw/runs", Some(too_many)).await;
+    assert_eq!(
+        (reply.status, reply.body["code"].clone()),
+        (400, json!("LimitExceededException"))
+    );
+
+    let first = h
+        .start(json!({"targets": {"things": ["a", "b"]}}), at(0))
+        .await;
+    let second = json!({"targets": {"things": ["c"]}});
+    let reply = http(&h, "POST", "/pipelines/fw/runs", Some(second.clone())).await;
+    assert_eq!(
+        (reply.status, reply.body["code"].clone()),
+        (400, json!("LimitExceededException")),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("1 pipeline runs have not ended"));
+
+    // Once the first run ends, the tenant may start another.
+    h.courier
+        .cancel_run(
+            "fw",
+            first.run.run_id.as_str(),
+            &json!({"force": true}).into(),
+            "bob",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let reply = http(&h, "POST", "/pipelines/fw/runs", Some(second)).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
 }

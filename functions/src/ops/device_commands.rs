@@ -191,6 +191,7 @@ fn rejection(err: &ServiceError) -> RejectedCode {
         | ServiceError::Unauthenticated(_)
         | ServiceError::MissingScope(_)
         | ServiceError::AccessDenied(_)
+        | ServiceError::LimitExceeded(_)
         | ServiceError::MethodNotAllowed { .. } => RejectedCode::InternalError,
     }
 }

@@ -396,7 +396,8 @@ fn rejection(err: &ServiceError) -> (RejectedCode, Option<CommandExecution>) {
         | ServiceError::MethodNotAllowed { .. }
         | ServiceError::Unauthenticated(_)
         | ServiceError::MissingScope(_)
-        | ServiceError::AccessDenied(_) => (RejectedCode::InvalidRequest, None),
+        | ServiceError::AccessDenied(_)
+        | ServiceError::LimitExceeded(_) => (RejectedCode::InvalidRequest, None),
         ServiceError::Unavailable(_) | ServiceError::Internal(_) => {
             (RejectedCode::InternalError, None)
         }

@@ -61,6 +61,28 @@ pub struct Courier<S> {
     pub(crate) validators: Arc<Mutex<ValidatorCache>>,
     /// Where the AWS IoT commands protocol's topics are.
     pub(crate) commands: Arc<CommandsTopics>,
+    /// Per-tenant limits on pipeline runs.
+    pub(crate) run_limits: RunLimits,
+}
+
+/// Per-tenant limits on pipeline runs (`PIPELINE_MAX_ACTIVE_RUNS`,
+/// `PIPELINE_MAX_TARGETS`); beyond them a start is refused with
+/// LimitExceededException.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Runs of one tenant that have not ended.
+    pub max_active_runs: u32,
+    /// Targets in one run (at most `courier_core::pipeline_run::MAX_RUN_TARGETS`).
+    pub max_targets: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            max_active_runs: 20,
+            max_targets: courier_core::pipeline_run::MAX_RUN_TARGETS as u64,
+        }
+    }
 }
 
 /// Compiled command definitions by tenant and command id.
@@ -82,7 +104,15 @@ impl<S: Store> Courier<S> {
             tokens,
             validators: Arc::new(Mutex::new(HashMap::new())),
             commands: Arc::new(CommandsTopics::default()),
+            run_limits: RunLimits::default(),
         }
+    }
+
+    /// The same service with these limits on pipeline runs.
+    #[must_use]
+    pub fn with_run_limits(mut self, limits: RunLimits) -> Self {
+        self.run_limits = limits;
+        self
     }
 
     /// The same service with the commands protocol's topics at `topics`.
@@ -109,6 +139,7 @@ impl<S: Store> Courier<S> {
             tokens: self.tokens.clone(),
             validators: Arc::clone(&self.validators),
             commands: Arc::clone(&self.commands),
+            run_limits: self.run_limits,
         }
     }
 

@@ -178,7 +178,7 @@ impl<S: PipelineStore> Courier<S> {
                 RunReport::Swept { skipped, canceled }
             }
         };
-        match self.store().put_run(&next, run.version).await {
+        match self.save_run(&next, &run).await {
             Ok(()) => Ok(report),
             Err(StoreError::Conflict(_)) => Ok(RunReport::Raced),
             Err(other) => Err(other.into()),
@@ -214,7 +214,7 @@ impl<S: PipelineStore> Courier<S> {
                             return Err(ServiceError::Unavailable(err.to_string()))
                         }
                     }
-                    if token.is_none() || all.len() > MAX_RUN_TARGETS {
+                    if token.is_none() || all.len() as u64 > run.max_targets {
                         break;
                     }
                 }
@@ -222,16 +222,18 @@ impl<S: PipelineStore> Courier<S> {
             }
         };
         let mut next = run.clone();
-        if things.len() > MAX_RUN_TARGETS {
-            let why =
-                format!("thing group holds more than {MAX_RUN_TARGETS} things, a run's limit");
+        let limit = usize::try_from(run.max_targets)
+            .unwrap_or(MAX_RUN_TARGETS)
+            .min(MAX_RUN_TARGETS);
+        if things.len() > limit {
+            let why = format!("the thing group holds more than {limit} things, the run's limit");
             next.finish(
                 RunStatus::Canceled,
                 Some(reason("TOO_MANY_TARGETS", why)),
                 now,
             );
             return self
-                .replace_run(&next, run.version, RunReport::Ended(RunStatus::Canceled))
+                .replace_run(&next, run, RunReport::Ended(RunStatus::Canceled))
                 .await;
         }
         // Things another tenant owns get no execution (see `Store::claim_things`).
@@ -251,16 +253,30 @@ impl<S: PipelineStore> Courier<S> {
         let report = RunReport::Started {
             targets: targets.len(),
         };
-        self.replace_run(&next, run.version, report).await
+        self.replace_run(&next, run, report).await
+    }
+
+    /// Writes `next` over `run` (conditioned on its version); the change
+    /// that ends it also leaves the tenant's active runs.
+    pub(super) async fn save_run(
+        &self,
+        next: &PipelineRun,
+        run: &PipelineRun,
+    ) -> Result<(), StoreError> {
+        if next.status.is_terminal() && !run.status.is_terminal() {
+            self.store().end_run(next, run.version).await
+        } else {
+            self.store().put_run(next, run.version).await
+        }
     }
 
     async fn replace_run(
         &self,
+        next: &PipelineRun,
         run: &PipelineRun,
-        expected_version: u64,
         report: RunReport,
     ) -> Result<RunReport, ServiceError> {
-        match self.store().put_run(run, expected_version).await {
+        match self.save_run(next, run).await {
             Ok(()) => Ok(report),
             Err(StoreError::Conflict(_)) => Ok(RunReport::Raced),
             Err(other) => Err(other.into()),

@@ -175,12 +175,26 @@ impl<S: PipelineStore> Courier<S> {
             .run_id
             .clone()
             .unwrap_or_else(|| ids::run_id(&pipeline.pipeline_id, request.client_token.as_ref()));
-        let (run, things) = PipelineRun::new(request, run_id, &pipeline, now);
+        let limits = self.run_limits;
+        if let Targets::Things(things) = &request.targets {
+            if things.len() as u64 > limits.max_targets {
+                return Err(ServiceError::LimitExceeded(format!(
+                    "a run has at most {} targets here, got {}; ask for a higher PIPELINE_MAX_TARGETS",
+                    limits.max_targets,
+                    things.len()
+                )));
+            }
+        }
+        let (mut run, things) = PipelineRun::new(request, run_id, &pipeline, now);
+        run.max_targets = limits.max_targets;
         match self
             .store()
-            .create_run(&run, things.as_deref(), &request_hash)
+            .create_run(&run, things.as_deref(), &request_hash, limits.max_active_runs)
             .await?
         {
+            CreateRunOutcome::LimitReached { active } => Err(ServiceError::LimitExceeded(format!(
+                "{active} pipeline runs have not ended, the most this tenant may have (PIPELINE_MAX_ACTIVE_RUNS); cancel one or wait for one to end"
+            ))),
             CreateRunOutcome::Created(run) => {
                 tracing::info!(run_id = %run.run_id, pipeline_id = %run.pipeline_id, "run created");
                 let mut run = run;
@@ -330,7 +344,7 @@ impl<S: PipelineStore> Courier<S> {
             );
             canceled.canceled_by = Some(caller.to_owned());
             canceled.cancel_force = force;
-            match self.store().put_run(&canceled, run.version).await {
+            match self.save_run(&canceled, &run).await {
                 Ok(()) => {
                     tracing::info!(run_id = %run.run_id, force, "run canceled");
                     return Ok(RunView::new(canceled, &pipeline));

@@ -42,6 +42,10 @@ pub struct Config {
     /// `USAGE_REPORT=on`: one usage line per invocation, and the api's
     /// `Server-Timing` header (`platform::usage`; default `off`).
     pub usage_report: bool,
+    /// `PIPELINE_MAX_ACTIVE_RUNS` (default 20) and `PIPELINE_MAX_TARGETS`
+    /// (default and at most 10,000): per-tenant limits on pipeline runs.
+    pub max_active_runs: u32,
+    pub max_run_targets: u64,
     /// Region and credentials for the AWS clients.
     pub aws: AwsAccess,
 }
@@ -94,6 +98,8 @@ impl Config {
         let local_dev_identity = on_off(&lookup, "LOCAL_DEV_IDENTITY", false)?;
         let direct_delivery = on_off(&lookup, "DIRECT_DELIVERY", true)?;
         let usage_report = on_off(&lookup, "USAGE_REPORT", false)?;
+        let max_active_runs = whole(&lookup, "PIPELINE_MAX_ACTIVE_RUNS", 20, 1..=10_000)?;
+        let max_run_targets = whole(&lookup, "PIPELINE_MAX_TARGETS", 10_000, 1..=10_000)?;
         if local_dev_identity {
             tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
         }
@@ -107,8 +113,31 @@ impl Config {
             local_dev_identity,
             direct_delivery,
             usage_report,
+            max_active_runs: u32::try_from(max_active_runs).unwrap_or(20),
+            max_run_targets,
             aws,
         })
+    }
+}
+
+/// A whole number within `range`, `default` when unset or empty.
+fn whole(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match lookup(name).as_deref() {
+        None | Some("") => Ok(default),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ConfigError(format!(
+                "{name} is a whole number from {} to {}, got {}",
+                range.start(),
+                range.end(),
+                courier_core::text::quote(raw)
+            ))),
+        },
     }
 }
 

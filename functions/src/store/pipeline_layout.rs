@@ -69,6 +69,11 @@ pub(super) fn run_key(tenant: &TenantId, run: &RunId) -> Item {
     key(run_pk(tenant, run), RUN_SK.into())
 }
 
+/// The tenant's count of runs that have not ended (`active`).
+pub(super) fn active_runs_key(tenant: &TenantId) -> Item {
+    key(scoped(tenant, "LIMITS"), "RUNS".into())
+}
+
 pub(super) fn target_key(tenant: &TenantId, run: &RunId, thing: &ThingName) -> Item {
     key(run_pk(tenant, run), format!("{TARGET_PREFIX}{thing}"))
 }

@@ -18,6 +18,10 @@ pub enum CreateRunOutcome {
         run: PipelineRun,
         same_request: bool,
     },
+    /// The tenant has this many runs that have not ended: none created.
+    LimitReached {
+        active: u64,
+    },
 }
 
 /// Counter changes a target run's change carries: `(wave, stage, field)`
@@ -47,13 +51,24 @@ pub trait PipelineStore: JobStore {
     ) -> impl Future<Output = Result<Page<Pipeline>, StoreError>> + Send;
 
     /// Creates a run with its explicit target list (stored in pages before
-    /// the run, which the stream then starts), or returns the existing one.
+    /// the run, which the stream then starts), counting it among the
+    /// tenant's active runs unless `max_active` are active already; or
+    /// returns the existing one.
     fn create_run(
         &self,
         run: &PipelineRun,
         things: Option<&[ThingName]>,
         request_hash: &str,
+        max_active: u32,
     ) -> impl Future<Output = Result<CreateRunOutcome, StoreError>> + Send;
+
+    /// [`Self::put_run`] for the change that ends the run (it leaves the
+    /// tenant's active runs in the same transaction).
+    fn end_run(
+        &self,
+        run: &PipelineRun,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A run with its counts, unless absent or expired.
     fn get_run(

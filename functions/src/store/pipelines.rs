@@ -10,19 +10,21 @@
 use super::dynamodb::DynamoStore;
 use super::errors::{backoff, classify, internal, is_conditional_failure};
 use super::jobs::BATCH_WRITE_MAX;
-use super::layout::{execution_item, key, split_scoped, string_attr, DUE_INDEX, REQUEST_HASH};
+use super::layout::{
+    execution_item, key, number_attr, split_scoped, string_attr, DUE_INDEX, REQUEST_HASH,
+};
 use super::pipeline_layout::{
-    add_counts, count_attr, counts_key, due_target_of, list_item, list_key, pipeline_from_item,
-    pipeline_item, pipelines_pk, run_from_item, run_item, run_key, run_pk, runs_pk,
-    target_from_item, target_item, target_key, COUNTS_PREFIX, LIST_PAGE, RUN_DUE_PK, RUN_SK,
-    TARGET_DUE_PK, TARGET_PREFIX,
+    active_runs_key, add_counts, count_attr, counts_key, due_target_of, list_item, list_key,
+    pipeline_from_item, pipeline_item, pipelines_pk, run_from_item, run_item, run_key, run_pk,
+    runs_pk, target_from_item, target_item, target_key, COUNTS_PREFIX, LIST_PAGE, RUN_DUE_PK,
+    RUN_SK, TARGET_DUE_PK, TARGET_PREFIX,
 };
 use super::pipeline_store::{CountChanges, CreateRunOutcome, PipelineStore};
 use super::{Item, Page, PageRequest, PutOutcome, StoreError};
 use crate::store::layout::{cursor_to_key, key_to_cursor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use courier_core::pipeline::Pipeline;
 use courier_core::pipeline_run::{PipelineRun, TargetRun, TargetStatus};
@@ -39,6 +41,68 @@ impl DynamoStore {
     ) -> Result<bool, StoreError> {
         let item = target_item(&self.tenant, run, target)?;
         Ok(self.put_if_absent(item, None).await?.is_none())
+    }
+
+    /// Runs a transaction, again after a conflict with another one (or
+    /// throttling); `Err(reasons)` inside when a condition failed.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<Result<(), Vec<CancellationReason>>, StoreError> {
+        for attempt in 1..=8u32 {
+            let out = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                .send()
+                .await;
+            let err = match out {
+                Ok(out) => {
+                    for c in out.consumed_capacity() {
+                        self.meter.record_write(Some(c));
+                    }
+                    return Ok(Ok(()));
+                }
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    e.cancellation_reasons().to_vec()
+                }
+                _ => return Err(classify(err)),
+            };
+            if reasons
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                self.meter.record_failed_write();
+                return Ok(Err(reasons));
+            }
+            // A concurrent transaction on the same item (a counter shard),
+            // or throttling: back off and try again.
+            tracing::info!(attempt, ?reasons, what, "transaction canceled; retrying");
+            backoff(attempt).await;
+        }
+        Err(StoreError::Throttled(format!("{what} kept conflicting")))
+    }
+
+    /// The run item's request hash (kept as creation stored it).
+    async fn run_hash(&self, run: &RunId) -> Result<String, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(&self.tenant, run)))
+            .projection_expression(REQUEST_HASH)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?
+            .item
+            .as_ref()
+            .and_then(|i| string_attr(i, REQUEST_HASH))
+            .ok_or(StoreError::NotFound)
     }
 
     async fn query_due(
@@ -105,6 +169,7 @@ impl PipelineStore for DynamoStore {
         run: &PipelineRun,
         things: Option<&[ThingName]>,
         request_hash: &str,
+        max_active: u32,
     ) -> Result<CreateRunOutcome, StoreError> {
         let existing = |old: Item| -> Result<CreateRunOutcome, StoreError> {
             let same_request = string_attr(&old, REQUEST_HASH).as_deref() == Some(request_hash);
@@ -126,12 +191,77 @@ impl PipelineStore for DynamoStore {
                 self.batch_write(chunk.to_vec()).await?;
             }
         }
-        match self
-            .put_if_absent(run_item(&self.tenant, run, request_hash)?, None)
-            .await?
-        {
-            None => Ok(CreateRunOutcome::Created(run.clone())),
-            Some(old) => existing(old),
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(run_item(&self.tenant, run, request_hash)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(internal)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(active_runs_key(&self.tenant)))
+            .update_expression("ADD active :one")
+            .condition_expression("attribute_not_exists(active) OR active < :max")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max_active.to_string()))
+            .build()
+            .map_err(internal)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(items, "a run's creation").await? {
+            Ok(()) => Ok(CreateRunOutcome::Created(run.clone())),
+            Err(reasons)
+                if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+            {
+                match self.get(run_key(&self.tenant, &run.run_id), true).await? {
+                    Some(old) => existing(old),
+                    None => Err(StoreError::Conflict(format!(
+                        "run {} was created and removed meanwhile",
+                        run.run_id
+                    ))),
+                }
+            }
+            Err(_) => {
+                let active = self
+                    .get(active_runs_key(&self.tenant), true)
+                    .await?
+                    .and_then(|item| number_attr(&item, "active"))
+                    .unwrap_or(u64::from(max_active));
+                Ok(CreateRunOutcome::LimitReached { active })
+            }
+        }
+    }
+
+    async fn end_run(&self, run: &PipelineRun, expected_version: u64) -> Result<(), StoreError> {
+        let hash = self.run_hash(&run.run_id).await?;
+        let mut next = run.clone();
+        next.version = expected_version + 1;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(run_item(&self.tenant, &next, &hash)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .build()
+            .map_err(internal)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(active_runs_key(&self.tenant)))
+            .update_expression("ADD active :minus")
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+            .build()
+            .map_err(internal)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(items, "a run's end").await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Conflict(format!(
+                "run {} changed since version {expected_version}",
+                run.run_id
+            ))),
         }
     }
 
@@ -174,20 +304,7 @@ impl PipelineStore for DynamoStore {
     async fn put_run(&self, run: &PipelineRun, expected_version: u64) -> Result<(), StoreError> {
         let mut next = run.clone();
         next.version = expected_version + 1;
-        let hash = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(&self.tenant, &run.run_id)))
-            .projection_expression(REQUEST_HASH)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?
-            .item
-            .as_ref()
-            .and_then(|i| string_attr(i, REQUEST_HASH))
-            .ok_or(StoreError::NotFound)?;
+        let hash = self.run_hash(&run.run_id).await?;
         let result = self
             .client
             .put_item()
@@ -408,49 +525,8 @@ impl PipelineStore for DynamoStore {
                 .map_err(internal)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        for attempt in 1..=8u32 {
-            let out = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-                .send()
-                .await;
-            let err = match out {
-                Ok(out) => {
-                    for c in out.consumed_capacity() {
-                        self.meter.record_write(Some(c));
-                    }
-                    return Ok(true);
-                }
-                Err(err) => err,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                    e.cancellation_reasons().to_vec()
-                }
-                _ => return Err(classify(err)),
-            };
-            if reasons
-                .iter()
-                .any(|r| r.code() == Some("ConditionalCheckFailed"))
-            {
-                self.meter.record_failed_write();
-                return Ok(false);
-            }
-            // A concurrent transaction on the same counter shard, or
-            // throttling: back off and try again.
-            tracing::info!(
-                attempt,
-                ?reasons,
-                "target run transaction canceled; retrying"
-            );
-            backoff(attempt).await;
-        }
-        Err(StoreError::Throttled(format!(
-            "target run {} of run {} kept conflicting",
-            target.thing_name, run.run_id
-        )))
+        let what = format!("target run {} of run {}", target.thing_name, run.run_id);
+        Ok(self.transact(items, &what).await?.is_ok())
     }
 
     async fn due_runs(
