@@ -18,6 +18,9 @@ DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile benc
 step "jobs benchmark: fan-out of 10,000 targets, BatchWriteItem calls, write units, statistics"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-jobs -- bench/results
 
+step "pipelines benchmark: a 1,000-device, 3-operation run through the stream; write units per target-operation against one execution's whole life"
+DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-pipelines -- bench/results
+
 step "dedupe benchmark: capacity units of plain, keyed, repeated and superseding start requests"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" cargo run --locked --profile bench -p courier-local --bin bench-dedupe -- bench/results
 

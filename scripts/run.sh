@@ -57,6 +57,9 @@ Walk-through (also in README.md):
   curl -s "$API/executions?target=dev-1"      # SENT, IN_PROGRESS, then SUCCEEDED/FAILED/REJECTED as the device answers
   curl -s -XPOST $API/jobs -d '{"commandId":"set-config","targets":{"thingGroup":"fleet"},"parameters":{"rate":{"I":60}}}'
   curl -s $API/jobs                           # the job with its statistics (GET /jobs/{jobId})
+  curl -s -XPOST $API/pipelines -d '{"pipelineId":"fw","stages":[{"name":"install","operations":[{"commandId":"set-config","parameters":{"rate":{"I":10}}}]},{"name":"verify","operations":[{"commandId":"set-config","parameters":{"rate":{"I":60}}}]}]}'
+  curl -s -XPOST $API/pipelines/fw/runs -d '{"runId":"fw-1","targets":{"thingGroup":"fleet"},"waves":[1],"gates":{"verify":{"manualApproval":true}}}'
+  curl -s $API/pipelines/fw/runs/fw-1         # HELD once the canary is through; then POST .../fw-1/resume
   curl -s -XPOST $API/commands -d '{"commandId":"unlock","protocol":"commands"}'
   curl -s -XPOST $API/commands/unlock/executions -d '{"target":"car-1"}'   # published to car-1's request topic
 

@@ -491,3 +491,259 @@ async fn the_simulator_runs_commands_protocol_executions_at_once() {
         );
     }
 }
+
+/// Creates the pipeline the pipeline tests run (idempotent): download →
+/// install → verify, one operation each.
+async fn create_pipeline() {
+    for id in ["e2e-download", "e2e-install", "e2e-verify"] {
+        let (status, body) = api(
+            "POST",
+            "/commands",
+            Some(json!({"commandId": id, "executionTimeoutSeconds": 600})),
+        )
+        .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+    let stages: Vec<Value> = ["download", "install", "verify"]
+        .iter()
+        .map(|s| json!({"name": s, "operations": [{"commandId": format!("e2e-{s}")}]}))
+        .collect();
+    let (status, body) = api(
+        "POST",
+        "/pipelines",
+        Some(json!({"pipelineId": "e2e-fw", "stages": stages})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+}
+
+/// A device that works through whatever it is told of, over MQTT, until
+/// `stop` is set: its install fails if `fails_install`.
+fn spawn_device(
+    mut dev: MqttDevice,
+    fails_install: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut done = 0;
+        let topic = format!("{}/notify-next", dev.root);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let told = dev
+                .wait_for(Duration::from_millis(500), |(t, body, _)| {
+                    *t == topic && body["execution"].is_object()
+                })
+                .await;
+            if told.is_none() {
+                continue;
+            }
+            let Ok(claimed) = dev.request("start-next", json!({})).await else {
+                continue;
+            };
+            let Some(id) = claimed["execution"]["jobId"].as_str().map(str::to_owned) else {
+                continue;
+            };
+            let command = claimed["execution"]["jobDocument"]["commandId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let outcome = if fails_install && command == "e2e-install" {
+                "FAILED"
+            } else {
+                "SUCCEEDED"
+            };
+            if dev
+                .request(&format!("{id}/update"), json!({"status": outcome}))
+                .await
+                .is_ok()
+            {
+                done += 1;
+            }
+        }
+        dev.disconnect().await;
+        done
+    })
+}
+
+/// Polls the run until `done` holds.
+async fn run_until(run: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (status, view) = api("GET", &format!("/pipelines/e2e-fw/runs/{run}"), None).await;
+        assert_eq!(status, 200, "{view}");
+        if done(&view) || tokio::time::Instant::now() > deadline {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A 3-stage pipeline over 20 MQTT devices in 2 waves: one failing device
+/// stops only itself, the manual gate is resumed through the API at each
+/// wave, and every stream record delivered again changes nothing.
+#[tokio::test]
+async fn a_pipeline_runs_over_twenty_mqtt_devices_in_two_waves() {
+    create_pipeline().await;
+    let things: Vec<String> = (0..20).map(|i| format!("e2e-pipe-{i:02}")).collect();
+    // The run's own order decides the waves: the device that fails is one
+    // of the second wave (the first ten in that order are the first wave).
+    let run_id = format!("e2e-run-{}", std::process::id());
+    let order = courier_core::pipeline_run::wave_order(
+        &courier_core::RunId::parse(&run_id).unwrap(),
+        things
+            .iter()
+            .map(|t| courier_core::ThingName::parse(t).unwrap())
+            .collect(),
+    );
+    let failing = order[15].to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for thing in &things {
+        let dev = device(thing).await;
+        workers.push(spawn_device(dev, *thing == failing, stop.clone()));
+    }
+
+    let (status, run) = api(
+        "POST",
+        "/pipelines/e2e-fw/runs",
+        Some(
+            json!({"runId": run_id, "targets": {"things": things}, "waves": ["50%"],
+                    "gates": {"verify": {"manualApproval": true}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    for wave in 0..2 {
+        let held = run_until(&run_id, Duration::from_secs(90), |v| v["status"] == "HELD").await;
+        assert_eq!(held["status"], "HELD", "wave {wave}: {held}");
+        assert_eq!(held["hold"]["wave"], wave);
+        assert_eq!(held["hold"]["manualApproval"], true);
+        let (status, resumed) = api(
+            "POST",
+            &format!("/pipelines/e2e-fw/runs/{run_id}/resume"),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, 200, "{resumed}");
+    }
+    let done = run_until(&run_id, Duration::from_secs(90), |v| {
+        v["status"] == "COMPLETED"
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut worked = 0;
+    for w in workers {
+        worked += w.await.unwrap();
+    }
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(worked, 19 * 3 + 2, "19 devices ran 3 operations, one ran 2");
+    let totals: Vec<(u64, u64, u64)> = done["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["entered"].as_u64().unwrap(),
+                s["succeeded"].as_u64().unwrap(),
+                s["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(totals, [(20, 20, 0), (20, 19, 1), (19, 19, 0)]);
+    let (_, failed) = api(
+        "GET",
+        &format!("/pipelines/e2e-fw/runs/{run_id}/targets?status=FAILED"),
+        None,
+    )
+    .await;
+    assert_eq!(failed["items"][0]["thingName"], json!(failing));
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+
+    // Every record of the table's stream delivered again, twice: same state.
+    let (_, targets_before) = api(
+        "GET",
+        &format!("/pipelines/e2e-fw/runs/{run_id}/targets?limit=100"),
+        None,
+    )
+    .await;
+    // (This run's records only: other tests run beside this one.)
+    let records: Vec<Value> = read_stream(&env("TABLE_NAME"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            let image = &r["dynamodb"]["NewImage"];
+            image["runId"]["S"] == json!(run_id)
+                || image["pk"]["S"]
+                    .as_str()
+                    .is_some_and(|pk| pk.ends_with(&format!("#RUN#{run_id}")))
+        })
+        .collect();
+    assert!(records.len() > 60, "{} records", records.len());
+    for _ in 0..2 {
+        for batch in records.chunks(100) {
+            let result = invoke(&env("INVOKE_URL"), "dispatcher", &json!({"Records": batch}))
+                .await
+                .unwrap();
+            assert_eq!(result["batchItemFailures"], json!([]), "{result}");
+        }
+    }
+    let after = run_until(&run_id, Duration::from_secs(1), |_| true).await;
+    assert_eq!(after["counts"], done["counts"]);
+    assert_eq!(after["status"], "COMPLETED");
+    let (_, targets_after) = api(
+        "GET",
+        &format!("/pipelines/e2e-fw/runs/{run_id}/targets?limit=100"),
+        None,
+    )
+    .await;
+    assert_eq!(targets_after, targets_before);
+}
+
+/// A failure threshold aborts a run over MQTT devices: nothing new starts
+/// and the devices that waited are skipped.
+#[tokio::test]
+async fn a_failure_threshold_aborts_a_pipeline_run_over_mqtt() {
+    create_pipeline().await;
+    let things: Vec<String> = (0..6).map(|i| format!("e2e-abort-{i:02}")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for thing in &things {
+        let dev = device(thing).await;
+        // Every device fails its install.
+        workers.push(spawn_device(dev, true, stop.clone()));
+    }
+    let (status, run) = api(
+        "POST",
+        "/pipelines/e2e-fw/runs",
+        Some(json!({"targets": {"things": things}, "waves": [2],
+                    "gates": {"install": {"abort": {"failedCount": 1}}}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_owned();
+    let ended = run_until(&run_id, Duration::from_secs(90), |v| {
+        v["status"] == "ABORTED"
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(ended["status"], "ABORTED", "{ended}");
+    let skipped = run_until(&run_id, Duration::from_secs(10), |v| {
+        v["sweepPending"].is_null()
+    })
+    .await;
+    assert!(skipped["sweepPending"].is_null(), "{skipped}");
+    let (_, targets) = api(
+        "GET",
+        &format!("/pipelines/e2e-fw/runs/{run_id}/targets?status=SKIPPED"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        targets["items"].as_array().unwrap().len(),
+        4,
+        "the second and third waves never started: {targets}"
+    );
+}
