@@ -651,6 +651,84 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         .await;
     assert!(again.to_string().contains("/request/json"), "{again}");
 
+    // AND a pipeline: created, listed, run over a device that works and
+    // held at a manual gate until resumed; a second run over the group,
+    // whose silent devices time out their stage in a sweep; a third
+    // canceled; a fourth refused by the tenant's limits is not needed
+    api.api(
+        "POST",
+        "/pipelines",
+        Some(json!({"pipelineId": "fw", "stages": [
+            {"name": "s1", "timeoutSeconds": 60, "operations": [{"commandId": "reboot"}]}]})),
+        at(1400),
+    )
+    .await;
+    api.api("GET", "/pipelines", None, at(1400)).await;
+    api.api("GET", "/pipelines/fw", None, at(1400)).await;
+    let gated = api
+        .api(
+            "POST",
+            "/pipelines/fw/runs",
+            Some(json!({"targets": {"things": ["pipe-1"]}, "gates": {"s1": {"manualApproval": true}}})),
+            at(1401),
+        )
+        .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    dispatcher.drain(&mut stream, at(1402)).await;
+    let next = device.device("pipe-1", "start-next", json!({}), 1403).await;
+    let id = next["published"][0]["payload"]["execution"]["jobId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("pipe-1 has the run's execution: {next}"))
+        .to_owned();
+    device
+        .device("pipe-1", &format!("{id}/update"), json!({"status": "SUCCEEDED"}), 1404)
+        .await;
+    dispatcher.drain(&mut stream, at(1405)).await;
+    let held = api.api("GET", &format!("/pipelines/fw/runs/{gated}"), None, at(1406)).await;
+    assert_eq!(held["status"], "HELD", "{held}");
+    api.api("POST", &format!("/pipelines/fw/runs/{gated}/resume"), Some(json!({})), at(1406))
+        .await;
+    dispatcher.drain(&mut stream, at(1407)).await;
+    let done = api.api("GET", &format!("/pipelines/fw/runs/{gated}"), None, at(1407)).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    api.api("GET", "/pipelines/fw/runs", None, at(1407)).await;
+    api.api("GET", &format!("/pipelines/fw/runs/{gated}/targets"), None, at(1407))
+        .await;
+    let silent = api
+        .api(
+            "POST",
+            "/pipelines/fw/runs",
+            Some(json!({"targets": {"thingGroup": group}})),
+            at(1408),
+        )
+        .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    dispatcher.drain(&mut stream, at(1409)).await;
+    sweeper.sweep(at(1480)).await;
+    dispatcher.drain(&mut stream, at(1481)).await;
+    let timed_out = api.api("GET", &format!("/pipelines/fw/runs/{silent}"), None, at(1481)).await;
+    assert_eq!(timed_out["status"], "COMPLETED", "{timed_out}");
+    assert!(timed_out["stages"][0]["timedOut"].as_u64().unwrap() > 0, "{timed_out}");
+    let canceled = api
+        .api(
+            "POST",
+            "/pipelines/fw/runs",
+            Some(json!({"targets": {"things": ["pipe-2"]}})),
+            at(1490),
+        )
+        .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    dispatcher.drain(&mut stream, at(1491)).await;
+    api.api("POST", &format!("/pipelines/fw/runs/{canceled}/cancel"), Some(json!({"force": true})), at(1492))
+        .await;
+    dispatcher.drain(&mut stream, at(1493)).await;
+
     [
         ("ApiFunction", api.used()),
         ("DeviceEventsFunction", device.used()),
