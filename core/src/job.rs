@@ -98,7 +98,14 @@ pub enum Targets {
     Things(Vec<ThingName>),
     /// An AWS IoT thing group, resolved when the job starts.
     ThingGroup { name: String, recursive: bool },
+    /// The things an AWS IoT fleet-index query (`SearchIndex` on
+    /// `AWS_Things`) finds when the job starts, e.g.
+    /// `attributes.model:X100 AND connectivity.connected:true`.
+    Query { query_string: String },
 }
+
+/// The longest fleet-index query accepted.
+pub const MAX_QUERY_CHARS: usize = 1024;
 
 /// The failures an abort or retry rule counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,17 +441,25 @@ fn failure_type(
 }
 
 /// A job's `targets` from what a person types: `group:NAME` for a thing
-/// group, else thing names separated by commas or white space. The names
-/// themselves are checked with the rest of the request.
+/// group, `query:TEXT` for a fleet-index query, else thing names separated
+/// by commas or white space. The names themselves are checked with the rest
+/// of the request.
 pub fn targets_from_text(text: &str) -> Result<Json, ValidationError> {
     let missing = || {
         ValidationError::new(
             "targets",
             ValidationCode::MissingRequired,
-            "targets is required: thing names, or group:NAME",
+            "targets is required: thing names, group:NAME or query:TEXT",
         )
     };
     let text = text.trim();
+    if let Some(query) = text.strip_prefix("query:") {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(missing());
+        }
+        return Ok(Json::object([("query", Json::from(query))]));
+    }
     if let Some(group) = text.strip_prefix("group:") {
         let group = group.trim();
         if group.is_empty() {
@@ -471,11 +486,44 @@ pub(crate) fn parse_targets(
         errors.add(
             "targets",
             ValidationCode::MissingRequired,
-            r#"targets is required: {"things": [...]} or {"thingGroup": "name"}"#,
+            r#"targets is required: {"things": [...]}, {"thingGroup": "name"} or {"query": "fleet index query"}"#,
         );
         return None;
     };
     let map = object(value, "targets", errors)?;
+    if let Some(query) = map.get("query") {
+        if map.contains_key("things") || map.contains_key("thingGroup") {
+            errors.add(
+                "targets",
+                ValidationCode::InvalidValue,
+                r#"give exactly one of "things", "thingGroup" or "query""#,
+            );
+            return None;
+        }
+        return match query {
+            Json::String(q)
+                if !q.trim().is_empty()
+                    && q.chars().count() <= MAX_QUERY_CHARS
+                    && !q.chars().any(char::is_control) =>
+            {
+                Some(Targets::Query {
+                    query_string: q.trim().to_owned(),
+                })
+            }
+            _ => {
+                errors.add(
+                    "targets.query",
+                    ValidationCode::InvalidValue,
+                    crate::text::msg![
+                        "a fleet-index query is text of 1 to ",
+                        MAX_QUERY_CHARS,
+                        " characters without control characters, e.g. \"attributes.model:X100\""
+                    ],
+                );
+                None
+            }
+        };
+    }
     match (map.get("things"), map.get("thingGroup")) {
         (Some(Json::Array(things)), None) => {
             if things.is_empty() || things.len() > MAX_EXPLICIT_TARGETS {
@@ -542,7 +590,7 @@ pub(crate) fn parse_targets(
             errors.add(
                 "targets",
                 ValidationCode::InvalidValue,
-                r#"give exactly one of "things" (a list of thing names) or "thingGroup" (a name)"#,
+                r#"give exactly one of "things" (a list of thing names), "thingGroup" (a name) or "query" (a fleet-index query)"#,
             );
             None
         }

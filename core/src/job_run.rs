@@ -47,8 +47,17 @@ pub const JOB_RETENTION_SECONDS: i64 = 90 * 86_400;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum JobTargets {
-    Things { count: u64 },
-    ThingGroup { name: String, recursive: bool },
+    Things {
+        count: u64,
+    },
+    ThingGroup {
+        name: String,
+        recursive: bool,
+    },
+    /// Read page by page from the fleet index as the job fans out.
+    Query {
+        query_string: String,
+    },
 }
 
 /// A chunk a fan-out step is writing.
@@ -216,6 +225,7 @@ impl CreateJob {
             Targets::ThingGroup { name, recursive } => {
                 (JobTargets::ThingGroup { name, recursive }, None)
             }
+            Targets::Query { query_string } => (JobTargets::Query { query_string }, None),
         };
         let status = if self.scheduling.start_time.is_some_and(|t| t > now) {
             JobStatus::Scheduled
@@ -352,7 +362,7 @@ impl Job {
                 let in_page = TARGET_PAGE - position % TARGET_PAGE;
                 u32::try_from(left.min(in_page)).unwrap_or(FAN_OUT_CHUNK)
             }
-            JobTargets::ThingGroup { .. } => GROUP_PAGE,
+            JobTargets::ThingGroup { .. } | JobTargets::Query { .. } => GROUP_PAGE,
         }
         .min(allowance);
         (count > 0).then(|| Claim {
@@ -513,7 +523,7 @@ impl Job {
         job.fan_out.skipped += u64::from(skipped);
         job.fan_out.done = match &job.targets {
             JobTargets::Things { count } => job.fan_out.position() >= *count,
-            JobTargets::ThingGroup { .. } => next_token.is_none(),
+            JobTargets::ThingGroup { .. } | JobTargets::Query { .. } => next_token.is_none(),
         };
         job.fan_out.next_token = next_token;
         match job.fan_out.window_start {

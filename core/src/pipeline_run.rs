@@ -1146,6 +1146,7 @@ impl PipelineRun {
             Targets::ThingGroup { name, recursive } => {
                 (JobTargets::ThingGroup { name, recursive }, None)
             }
+            Targets::Query { query_string } => (JobTargets::Query { query_string }, None),
         };
         let run = Self {
             run_id,

@@ -609,3 +609,45 @@ async fn a_job_for_an_unknown_thing_group_is_refused_and_nothing_is_written() {
     let listed = h.courier.list_jobs(None, None, at(0)).await.unwrap();
     assert!(listed.items.is_empty());
 }
+
+#[tokio::test]
+async fn a_job_over_a_fleet_index_query_fans_out_to_what_the_index_finds() {
+    // GIVEN three things in a group, found by the fleet index (moto's)
+    let (group, things) = moto_thing_group(3).await;
+    let mut h = Harness::new().await;
+    let job = h
+        .create_job(
+            json!({"commandId": "reboot", "targets": {"query": format!("thingGroupNames:{group}")}}),
+            at(0),
+        )
+        .await;
+    h.pump(at(1)).await;
+    let executions = h.executions(&job.job.job_id, at(1)).await;
+    let mut targets: Vec<String> = executions.iter().map(|e| e.target.to_string()).collect();
+    targets.sort();
+    assert_eq!(targets, things);
+}
+
+#[tokio::test]
+async fn a_query_the_fleet_index_refuses_is_a_400_naming_targets_query() {
+    let h = Harness::new().await;
+    let err = h
+        .courier
+        .create_job(
+            &h.groups,
+            &courier_core::json::Json::from(
+                json!({"commandId": "reboot", "targets": {"query": "attributes.model:(X100"}}),
+            ),
+            at(0),
+        )
+        .await
+        .unwrap_err();
+    let courier_functions::error::ServiceError::Validation(errors) = err else {
+        panic!("a validation error, got {err:?}")
+    };
+    assert_eq!(errors.0[0].path, "targets.query");
+    assert!(
+        errors.0[0].message.contains("refused the query"),
+        "{errors}"
+    );
+}

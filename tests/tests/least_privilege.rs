@@ -113,6 +113,7 @@ impl Intercept for Recorder {
             ("IoT", "ListThingsInThingGroup") => {
                 self.note("iot:ListThingsInThingGroup", "thinggroup");
             }
+            ("IoT", "SearchIndex") => self.note("iot:SearchIndex", "fleetindex"),
             (service, operation) => panic!("unexpected call {service}:{operation}"),
         }
         Ok(())
@@ -312,6 +313,8 @@ fn resource_kind(resource: &str) -> String {
         "table".to_owned()
     } else if resource.contains(":thinggroup/") {
         "thinggroup".to_owned()
+    } else if resource.contains(":index/AWS_Things") {
+        "fleetindex".to_owned()
     } else if resource.contains(":topic/") {
         "topic".to_owned()
     } else {
@@ -683,19 +686,48 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         .unwrap_or_else(|| panic!("pipe-1 has the run's execution: {next}"))
         .to_owned();
     device
-        .device("pipe-1", &format!("{id}/update"), json!({"status": "SUCCEEDED"}), 1404)
+        .device(
+            "pipe-1",
+            &format!("{id}/update"),
+            json!({"status": "SUCCEEDED"}),
+            1404,
+        )
         .await;
     dispatcher.drain(&mut stream, at(1405)).await;
-    let held = api.api("GET", &format!("/pipelines/fw/runs/{gated}"), None, at(1406)).await;
-    assert_eq!(held["status"], "HELD", "{held}");
-    api.api("POST", &format!("/pipelines/fw/runs/{gated}/resume"), Some(json!({})), at(1406))
+    let held = api
+        .api(
+            "GET",
+            &format!("/pipelines/fw/runs/{gated}"),
+            None,
+            at(1406),
+        )
         .await;
+    assert_eq!(held["status"], "HELD", "{held}");
+    api.api(
+        "POST",
+        &format!("/pipelines/fw/runs/{gated}/resume"),
+        Some(json!({})),
+        at(1406),
+    )
+    .await;
     dispatcher.drain(&mut stream, at(1407)).await;
-    let done = api.api("GET", &format!("/pipelines/fw/runs/{gated}"), None, at(1407)).await;
+    let done = api
+        .api(
+            "GET",
+            &format!("/pipelines/fw/runs/{gated}"),
+            None,
+            at(1407),
+        )
+        .await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     api.api("GET", "/pipelines/fw/runs", None, at(1407)).await;
-    api.api("GET", &format!("/pipelines/fw/runs/{gated}/targets"), None, at(1407))
-        .await;
+    api.api(
+        "GET",
+        &format!("/pipelines/fw/runs/{gated}/targets"),
+        None,
+        at(1407),
+    )
+    .await;
     let silent = api
         .api(
             "POST",
@@ -710,9 +742,19 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
     dispatcher.drain(&mut stream, at(1409)).await;
     sweeper.sweep(at(1480)).await;
     dispatcher.drain(&mut stream, at(1481)).await;
-    let timed_out = api.api("GET", &format!("/pipelines/fw/runs/{silent}"), None, at(1481)).await;
+    let timed_out = api
+        .api(
+            "GET",
+            &format!("/pipelines/fw/runs/{silent}"),
+            None,
+            at(1481),
+        )
+        .await;
     assert_eq!(timed_out["status"], "COMPLETED", "{timed_out}");
-    assert!(timed_out["stages"][0]["timedOut"].as_u64().unwrap() > 0, "{timed_out}");
+    assert!(
+        timed_out["stages"][0]["timedOut"].as_u64().unwrap() > 0,
+        "{timed_out}"
+    );
     let canceled = api
         .api(
             "POST",
@@ -725,9 +767,46 @@ async fn scenario() -> BTreeMap<&'static str, BTreeSet<Use>> {
         .unwrap()
         .to_owned();
     dispatcher.drain(&mut stream, at(1491)).await;
-    api.api("POST", &format!("/pipelines/fw/runs/{canceled}/cancel"), Some(json!({"force": true})), at(1492))
-        .await;
+    api.api(
+        "POST",
+        &format!("/pipelines/fw/runs/{canceled}/cancel"),
+        Some(json!({"force": true})),
+        at(1492),
+    )
+    .await;
     dispatcher.drain(&mut stream, at(1493)).await;
+    // AND targets by a fleet-index query: a job (checked by the api, fanned
+    // out by the dispatcher) and a run whose first stream batch is lost, so
+    // the sweeper starts it
+    let queried = api
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"commandId": "reboot", "targets": {"query": format!("thingGroupNames:{group}")}})),
+            at(1500),
+        )
+        .await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    dispatcher.drain(&mut stream, at(1501)).await;
+    let fanned = api
+        .api("GET", &format!("/jobs/{queried}"), None, at(1501))
+        .await;
+    assert_eq!(fanned["fanOut"]["created"], 2, "{fanned}");
+    api.api(
+        "POST",
+        "/pipelines/fw/runs",
+        Some(json!({"targets": {"query": format!("thingGroupNames:{group}")}})),
+        at(1510),
+    )
+    .await;
+    assert!(
+        !stream.poll().await.unwrap().is_empty(),
+        "the run's batch, lost"
+    );
+    sweeper.sweep(at(1520)).await;
+    dispatcher.drain(&mut stream, at(1521)).await;
 
     [
         ("ApiFunction", api.used()),

@@ -735,3 +735,26 @@ async fn a_tenants_active_runs_and_a_runs_targets_are_limited() {
     let reply = http(&h, "POST", "/pipelines/fw/runs", Some(second)).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
 }
+
+#[tokio::test]
+async fn a_run_over_a_fleet_index_query_takes_the_things_found_when_it_starts() {
+    let (group, things) = courier_tests::moto_thing_group(3).await;
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"query": format!("thingGroupNames:{group}")}}),
+            at(0),
+        )
+        .await;
+    h.devices_work(&view, all_succeed, at(10)).await;
+    let run = h.run(&view).await;
+    assert_eq!(run.run.status, RunStatus::Completed, "{run:?}");
+    let mut names: Vec<String> = h
+        .targets(&view)
+        .await
+        .iter()
+        .map(|t| t.thing_name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, things);
+}

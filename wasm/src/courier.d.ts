@@ -135,7 +135,11 @@ export interface CancelOptions { allowed: boolean; forceRequired: boolean; }
 /** Whether a job can be canceled, or is canceled already (its cancel then returns it unchanged). */
 export interface JobCancelOptions { allowed: boolean; alreadyCanceled: boolean; }
 /** A job's targets: a list of things, or a thing group. */
-export type JobTargets = { things: string[] } | { thingGroup: string; recursive?: boolean };
+export type JobTargets =
+  | { things: string[] }
+  | { thingGroup: string; recursive?: boolean }
+  /** An AWS IoT fleet-index query (SearchIndex on AWS_Things). */
+  | { query: string };
 export type JobTargetsCheck =
   | { ok: true; targets: JobTargets }
   | { ok: false; error: ValidationError };

@@ -14,7 +14,7 @@
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::ids;
-use crate::platform::thing_groups::{GroupError, ThingGroups};
+use crate::platform::thing_groups::ThingGroups;
 use crate::store::{Cursor, JobStore, PageRequest, StoreError, TransitionOutcome};
 use courier_core::job_run::{CancelSweep, Claim, JobTargets, StatisticsDelta};
 use courier_core::{
@@ -132,18 +132,15 @@ impl<S: JobStore> Courier<S> {
                     .await?,
                 None,
             ),
-            JobTargets::ThingGroup { name, recursive } => {
-                match groups
-                    .page(name, *recursive, claim.page_token.as_deref(), claim.count)
-                    .await
-                {
-                    Ok(page) => (page.things, page.next_token),
-                    // Deleted since the job was created: nothing more to send.
-                    Err(GroupError::NotFound(_)) => (Vec::new(), None),
-                    Err(err @ GroupError::Unavailable { .. }) => {
-                        return Err(ServiceError::Unavailable(err.to_string()))
-                    }
-                }
+            JobTargets::ThingGroup { .. } | JobTargets::Query { .. } => {
+                let page = super::targets::targets_page(
+                    groups,
+                    &job.targets,
+                    claim.page_token.as_deref(),
+                    claim.count,
+                )
+                .await?;
+                (page.things, page.next_token)
             }
         };
         // Things another tenant owns get no execution (see `Store::claim_things`).

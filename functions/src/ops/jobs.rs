@@ -5,7 +5,7 @@
 use super::{Courier, Listing};
 use crate::error::ServiceError;
 use crate::platform::ids;
-use crate::platform::thing_groups::{GroupError, ThingGroups};
+use crate::platform::thing_groups::ThingGroups;
 use crate::store::{CreateJobOutcome, JobStore, StoreError};
 use courier_core::job_run::CancelSweep;
 use courier_core::json::Json;
@@ -72,21 +72,7 @@ impl<S: JobStore> Courier<S> {
             }
             _ => None,
         };
-        if let courier_core::job::Targets::ThingGroup { name, recursive } = &request.targets {
-            // Refuse an unknown group now rather than run an empty job.
-            match groups.page(name, *recursive, None, 1).await {
-                Ok(_) => {}
-                Err(GroupError::NotFound(group)) => {
-                    return Err(ServiceError::NotFound {
-                        what: "thing group",
-                        id: group,
-                    })
-                }
-                Err(err @ GroupError::Unavailable { .. }) => {
-                    return Err(ServiceError::Unavailable(err.to_string()))
-                }
-            }
-        }
+        super::targets::check_targets(groups, &request.targets).await?;
         let mut hashed = serde_json::json!([
             command_id,
             request.parameters,

@@ -19,6 +19,10 @@
 //! - [`queue`]: a device's queue, listed in delivery order and cleared
 //! - [`presence`]: devices' lifecycle events; a reconnecting device is told
 //!   its pending work
+//! - [`pipelines`]: pipelines and their runs (create, get, list, cancel,
+//!   resume), [`pipeline_runner`]: a run's steps, [`pipeline_targets`]: a
+//!   device's moves in a run
+//! - [`targets`]: thing groups and fleet-index queries, checked and read
 //! - [`page_token`]: sealed nextTokens
 //!
 //! This module holds the service type itself: one tenant's view, paging.
@@ -37,6 +41,7 @@ pub mod pipeline_targets;
 pub mod pipelines;
 pub mod presence;
 pub mod queue;
+pub mod targets;
 
 use crate::error::ServiceError;
 use crate::store::{Page, PageRequest, Store};

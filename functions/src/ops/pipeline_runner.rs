@@ -16,7 +16,7 @@ use super::pipelines::reason;
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::ids;
-use crate::platform::thing_groups::{GroupError, ThingGroups};
+use crate::platform::thing_groups::ThingGroups;
 use crate::store::pipeline_store::{CountChanges, PipelineStore};
 use crate::store::{PageRequest, StoreError};
 use courier_core::job_run::{JobTargets, GROUP_PAGE};
@@ -196,24 +196,19 @@ impl<S: PipelineStore> Courier<S> {
     ) -> Result<RunReport, ServiceError> {
         let mut things = match &run.targets {
             JobTargets::Things { .. } => self.store().run_things(run).await?,
-            JobTargets::ThingGroup { name, recursive } => {
+            JobTargets::ThingGroup { .. } | JobTargets::Query { .. } => {
                 let mut all: Vec<ThingName> = Vec::new();
                 let mut token = None;
                 loop {
-                    match groups
-                        .page(name, *recursive, token.as_deref(), GROUP_PAGE)
-                        .await
-                    {
-                        Ok(page) => {
-                            all.extend(page.things);
-                            token = page.next_token;
-                        }
-                        // Deleted since the run was created: nobody to run on.
-                        Err(GroupError::NotFound(_)) => break,
-                        Err(err @ GroupError::Unavailable { .. }) => {
-                            return Err(ServiceError::Unavailable(err.to_string()))
-                        }
-                    }
+                    let page = super::targets::targets_page(
+                        groups,
+                        &run.targets,
+                        token.as_deref(),
+                        GROUP_PAGE,
+                    )
+                    .await?;
+                    all.extend(page.things);
+                    token = page.next_token;
                     if token.is_none() || all.len() as u64 > run.max_targets {
                         break;
                     }

@@ -5,7 +5,7 @@
 use super::{Courier, Listing};
 use crate::error::ServiceError;
 use crate::platform::ids;
-use crate::platform::thing_groups::{GroupError, ThingGroups};
+use crate::platform::thing_groups::ThingGroups;
 use crate::store::pipeline_store::{CreateRunOutcome, PipelineStore};
 use crate::store::{PutOutcome, StoreError};
 use courier_core::job::Targets;
@@ -148,21 +148,7 @@ impl<S: PipelineStore> Courier<S> {
     ) -> Result<(RunView, bool), ServiceError> {
         let pipeline = self.get_pipeline(raw_pipeline).await?;
         let request = StartRun::parse(body, &pipeline, now)?;
-        if let Targets::ThingGroup { name, recursive } = &request.targets {
-            // Refuse an unknown group now rather than run an empty pipeline.
-            match groups.page(name, *recursive, None, 1).await {
-                Ok(_) => {}
-                Err(GroupError::NotFound(group)) => {
-                    return Err(ServiceError::NotFound {
-                        what: "thing group",
-                        id: group,
-                    })
-                }
-                Err(err @ GroupError::Unavailable { .. }) => {
-                    return Err(ServiceError::Unavailable(err.to_string()))
-                }
-            }
-        }
+        super::targets::check_targets(groups, &request.targets).await?;
         let hashed = serde_json::json!([
             pipeline.pipeline_id,
             request.targets,

@@ -1,7 +1,8 @@
-//! Resolving a job's thing group to thing names: the [`ThingGroups`] trait
-//! the job runner is generic over, and its implementation on the AWS IoT
-//! control plane (`ListThingsInThingGroup`, paginated, optionally recursive).
-//! Does I/O.
+//! Resolving a job's or a run's targets to thing names: the [`ThingGroups`]
+//! trait the runners are generic over, and its implementation on the AWS IoT
+//! control plane — a thing group (`ListThingsInThingGroup`, paginated,
+//! optionally recursive) or a fleet-index query (`SearchIndex` on
+//! `AWS_Things`, paginated). Does I/O.
 //!
 //! Locally the same code talks to moto's server (PyPI `moto[server]`), which
 //! serves the IoT control plane; the SDK's own `AWS_ENDPOINT_URL_IOT`
@@ -24,6 +25,10 @@ pub enum GroupError {
     /// Worth retrying (throttled, unreachable).
     #[error("listing thing group {} failed: {message}", courier_core::text::quote(.group))]
     Unavailable { group: String, message: String },
+    /// The fleet index refused the query (its syntax), or fleet indexing is
+    /// not enabled: the caller's to fix.
+    #[error("{0}")]
+    QueryRefused(String),
 }
 
 pub trait ThingGroups: Send + Sync {
@@ -31,6 +36,14 @@ pub trait ThingGroups: Send + Sync {
         &self,
         group: &str,
         recursive: bool,
+        token: Option<&str>,
+        max: u32,
+    ) -> impl Future<Output = Result<GroupPage, GroupError>> + Send;
+
+    /// One page of the things a fleet-index query finds.
+    fn search(
+        &self,
+        query: &str,
         token: Option<&str>,
         max: u32,
     ) -> impl Future<Output = Result<GroupPage, GroupError>> + Send;
@@ -85,6 +98,56 @@ impl ThingGroups for IotThingGroups {
                 Err(err) => {
                     tracing::warn!(thing = %raw, error = %err, "unusable thing name skipped")
                 }
+            }
+        }
+        Ok(GroupPage {
+            things,
+            next_token: out.next_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    async fn search(
+        &self,
+        query: &str,
+        token: Option<&str>,
+        max: u32,
+    ) -> Result<GroupPage, GroupError> {
+        use aws_sdk_iot::operation::search_index::SearchIndexError;
+        let out = self
+            .client
+            .search_index()
+            .index_name("AWS_Things")
+            .query_string(query)
+            .set_next_token(token.map(str::to_owned))
+            .max_results(i32::try_from(max.clamp(1, 500)).unwrap_or(500))
+            .send()
+            .await
+            .map_err(|e| {
+                let message = aws_sdk_iot::error::DisplayErrorContext(&e).to_string();
+                match e.as_service_error() {
+                    Some(
+                        SearchIndexError::InvalidQueryException(_)
+                        | SearchIndexError::InvalidRequestException(_),
+                    ) => GroupError::QueryRefused(
+                        format!("the fleet index refused the query: {message}"),
+                    ),
+                    Some(SearchIndexError::ResourceNotFoundException(_)) => GroupError::QueryRefused(
+                        "fleet indexing of things is not enabled in this account and region (AWS IoT UpdateIndexingConfiguration)".into(),
+                    ),
+                    _ => GroupError::Unavailable {
+                        group: format!("query {}", courier_core::text::quote(query)),
+                        message,
+                    },
+                }
+            })?;
+        let mut things = Vec::with_capacity(out.things().len());
+        for thing in out.things() {
+            match thing.thing_name().map(ThingName::parse) {
+                Some(Ok(name)) => things.push(name),
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "unusable thing name skipped")
+                }
+                None => {}
             }
         }
         Ok(GroupPage {
