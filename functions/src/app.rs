@@ -19,6 +19,7 @@ use aws_types::SdkConfig;
 /// The service over DynamoDB. Each request or event is served by the view of
 /// its own tenant (`Courier::for_tenant`); this one starts as the default's.
 fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
+    crate::platform::metrics::configure(config.metrics_commands.clone());
     let store = DynamoStore::new(aws::dynamodb(sdk), &config.table_name, default_tenant());
     Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
         .with_commands(config.commands.clone())

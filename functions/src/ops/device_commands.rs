@@ -14,6 +14,7 @@
 use super::device_updates::{Delivery, DeviceReports};
 use super::Courier;
 use crate::error::ServiceError;
+use crate::platform::metrics;
 use crate::platform::publisher::Message;
 use crate::store::Store;
 use courier_core::commands::{self, Response, TopicError};
@@ -155,6 +156,7 @@ impl<S: Store> Courier<S> {
         code: RejectedCode,
         message: &str,
     ) -> Message {
+        metrics::rejected_request(code.as_str());
         Message {
             topic: commands::reply_topic(&self.commands.root, response, false),
             payload: commands::rejected(code, message, &response.execution_id),

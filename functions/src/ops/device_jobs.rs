@@ -18,6 +18,7 @@
 use super::device_updates::{Delivery, DeviceUpdateOutcome};
 use super::Courier;
 use crate::error::ServiceError;
+use crate::platform::metrics;
 use crate::platform::publisher::Message;
 use crate::store::Store;
 use courier_core::json::Json;
@@ -116,6 +117,7 @@ impl<S: Store> Courier<S> {
             Ok(request) => request,
             Err(error) => {
                 // Under the root but not a request: say so on .../rejected.
+                metrics::rejected_request(RejectedCode::InvalidTopic.as_str());
                 return Ok(match root.thing_of(topic) {
                     Some(_) => vec![Message {
                         topic: format!("{topic}/rejected"),
@@ -413,6 +415,7 @@ fn reject(
     current: Option<&CommandExecution>,
     now: Timestamp,
 ) -> Message {
+    metrics::rejected_request(code.as_str());
     Message {
         topic: root.reply_topic(request, false),
         payload: protocol::rejected(code, message, token, current, now),

@@ -46,6 +46,9 @@ pub struct Config {
     /// (default and at most 10,000): per-tenant limits on pipeline runs.
     pub max_active_runs: u32,
     pub max_run_targets: u64,
+    /// `METRICS_COMMAND_DIMENSION`: command ids (comma-separated, at most
+    /// 10) whose metrics also get a `CommandId` dimension.
+    pub metrics_commands: Vec<String>,
     /// Region and credentials for the AWS clients.
     pub aws: AwsAccess,
 }
@@ -100,6 +103,22 @@ impl Config {
         let usage_report = on_off(&lookup, "USAGE_REPORT", false)?;
         let max_active_runs = whole(&lookup, "PIPELINE_MAX_ACTIVE_RUNS", 20, 1..=10_000)?;
         let max_run_targets = whole(&lookup, "PIPELINE_MAX_TARGETS", 10_000, 1..=10_000)?;
+        let metrics_commands: Vec<String> = lookup("METRICS_COMMAND_DIMENSION")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if metrics_commands.len() > 10
+            || metrics_commands
+                .iter()
+                .any(|c| courier_core::CommandId::parse(c).is_err())
+        {
+            return Err(ConfigError(
+                "METRICS_COMMAND_DIMENSION is at most 10 command ids, comma-separated".into(),
+            ));
+        }
         if local_dev_identity {
             tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
         }
@@ -115,6 +134,7 @@ impl Config {
             usage_report,
             max_active_runs: u32::try_from(max_active_runs).unwrap_or(20),
             max_run_targets,
+            metrics_commands,
             aws,
         })
     }

@@ -174,14 +174,22 @@ impl UsageReport {
         Self { function, enabled }
     }
 
-    /// Runs one invocation and, when enabled, prints its usage line.
+    /// Runs one invocation and, when enabled, prints its usage line; its
+    /// business metrics (EMF) are printed in any case.
     pub async fn around<F: Future>(self, meter: &CapacityMeter, work: F) -> F::Output {
         let Some(started) = self.start(meter) else {
-            return work.await;
+            let output = work.await;
+            self.metrics();
+            return output;
         };
         let output = work.await;
         self.finish(meter, started);
+        self.metrics();
         output
+    }
+
+    fn metrics(self) {
+        crate::platform::metrics::flush(self.function, crate::platform::clock::now().millis());
     }
 
     /// [`Self::around`] for the api, adding the `Server-Timing` header.
@@ -191,10 +199,13 @@ impl UsageReport {
         work: impl Future<Output = Result<lambda_http::Response<lambda_http::Body>, E>>,
     ) -> Result<lambda_http::Response<lambda_http::Body>, E> {
         let Some(started) = self.start(meter) else {
-            return work.await;
+            let output = work.await;
+            self.metrics();
+            return output;
         };
         let mut output = work.await;
         let report = self.finish(meter, started);
+        self.metrics();
         if let Ok(response) = &mut output {
             if let Ok(value) = report.server_timing().parse() {
                 response.headers_mut().insert("server-timing", value);

@@ -111,6 +111,7 @@ impl DynamoStore {
                 for c in out.consumed_capacity() {
                     self.meter.record_write(Some(c));
                 }
+                crate::platform::metrics::created(execution);
                 return Ok(KeyedCreate::Created);
             }
             Err(err) => err,

@@ -16,6 +16,7 @@ use super::{
     CreateOutcome, Deleted, ExecutionQuery, ExecutionsOf, KeyedCreate, Page, PageRequest,
     PutOutcome, RequestHash, Store, StoreError, ToldNext, TransitionOutcome,
 };
+use crate::platform::metrics;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -246,7 +247,10 @@ impl Store for DynamoStore {
         let item = execution_item(&self.tenant, execution, Some(&request_hash.current))?;
         // An expired record with the same id is as good as absent.
         match self.put_if_absent(item, Some(execution.created_at)).await? {
-            None => Ok(CreateOutcome::Created(execution.clone())),
+            None => {
+                metrics::created(execution);
+                Ok(CreateOutcome::Created(execution.clone()))
+            }
             Some(old) => {
                 let same_request = request_hash.matches(string_attr(&old, REQUEST_HASH).as_deref());
                 Ok(CreateOutcome::Existing {
@@ -388,6 +392,7 @@ impl Store for DynamoStore {
                 if due_key(&execution).map(|(_, sk)| sk) != stored_due {
                     self.reschedule(&execution).await?;
                 }
+                metrics::changed(&execution, previous);
                 Ok(TransitionOutcome::Applied {
                     execution,
                     previous,

@@ -279,6 +279,7 @@ impl JobStore for DynamoStore {
             for execution in executions {
                 let item = super::layout::execution_item(&self.tenant, execution, None)?;
                 if self.put_if_absent(item, None).await?.is_none() {
+                    crate::platform::metrics::created(execution);
                     written += 1;
                 }
             }
@@ -293,6 +294,9 @@ impl JobStore for DynamoStore {
                 .collect::<Result<Vec<_>, _>>()?;
             self.batch_write(requests).await?;
         }
+        executions
+            .iter()
+            .for_each(crate::platform::metrics::created);
         Ok(executions.len())
     }
 

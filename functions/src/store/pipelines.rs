@@ -526,7 +526,11 @@ impl PipelineStore for DynamoStore {
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let what = format!("target run {} of run {}", target.thing_name, run.run_id);
-        Ok(self.transact(items, &what).await?.is_ok())
+        let written = self.transact(items, &what).await?.is_ok();
+        if let (true, Some(execution)) = (written, execution) {
+            crate::platform::metrics::created(execution);
+        }
+        Ok(written)
     }
 
     async fn due_runs(
