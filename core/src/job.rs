@@ -756,6 +756,17 @@ fn parse_scheduling(
     else {
         return scheduling;
     };
+    (scheduling.start_time, scheduling.end_time) = scheduling_times(map, now, errors);
+    scheduling
+}
+
+/// `schedulingConfig`'s `startTime` and `endTime` (epoch seconds), the end
+/// after the start and in the future (jobs and pipeline runs alike).
+pub(crate) fn scheduling_times(
+    map: &Object,
+    now: Timestamp,
+    errors: &mut ValidationErrors,
+) -> (Option<Timestamp>, Option<Timestamp>) {
     let time = |key: &str, errors: &mut ValidationErrors| match map.get(key) {
         None | Some(Json::Null) => None,
         Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
@@ -770,19 +781,39 @@ fn parse_scheduling(
             }
         },
     };
-    scheduling.start_time = time("startTime", errors);
-    scheduling.end_time = time("endTime", errors);
-    if scheduling
-        .end_time
-        .is_some_and(|end| end <= scheduling.start_time.unwrap_or(now).max(now))
-    {
+    let start = time("startTime", errors);
+    let end = time("endTime", errors);
+    if end.is_some_and(|end| end <= start.unwrap_or(now).max(now)) {
         errors.add(
             "schedulingConfig.endTime",
             ValidationCode::OutOfRange,
             "endTime must be after startTime and in the future",
         );
     }
-    scheduling
+    (start, end)
+}
+
+/// Reports every key of `map` (at `path`) that is not one of `known`.
+pub(crate) fn unknown_fields(
+    map: &Object,
+    path: &str,
+    known: &[&str],
+    errors: &mut ValidationErrors,
+) {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            let at = if path.is_empty() {
+                key.clone()
+            } else {
+                crate::text::msg![path, ".", key]
+            };
+            errors.add(
+                at,
+                ValidationCode::UnknownField,
+                crate::text::msg!["unknown field; expected one of: ", known.join(", ")],
+            );
+        }
+    }
 }
 
 /// A job's statistics: devices per execution status now, and attempts.

@@ -60,6 +60,23 @@ pub enum JobTargets {
     },
 }
 
+impl JobTargets {
+    /// Requested targets as stored: an explicit list apart (returned), its
+    /// count in the record.
+    pub fn stored(targets: Targets) -> (Self, Option<Vec<ThingName>>) {
+        match targets {
+            Targets::Things(things) => (
+                Self::Things {
+                    count: things.len() as u64,
+                },
+                Some(things),
+            ),
+            Targets::ThingGroup { name, recursive } => (Self::ThingGroup { name, recursive }, None),
+            Targets::Query { query_string } => (Self::Query { query_string }, None),
+        }
+    }
+}
+
 /// A chunk a fan-out step is writing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -215,18 +232,7 @@ impl CreateJob {
         client_token: Option<ClientToken>,
         now: Timestamp,
     ) -> (Job, Option<Vec<ThingName>>) {
-        let (targets, list) = match self.targets {
-            Targets::Things(things) => (
-                JobTargets::Things {
-                    count: things.len() as u64,
-                },
-                Some(things),
-            ),
-            Targets::ThingGroup { name, recursive } => {
-                (JobTargets::ThingGroup { name, recursive }, None)
-            }
-            Targets::Query { query_string } => (JobTargets::Query { query_string }, None),
-        };
+        let (targets, list) = JobTargets::stored(self.targets);
         let status = if self.scheduling.start_time.is_some_and(|t| t > now) {
             JobStatus::Scheduled
         } else {

@@ -10,7 +10,7 @@
 
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::ids::{CommandId, PipelineId, StageName};
-use crate::job::{object, whole};
+use crate::job::{object, unknown_fields, whole};
 use crate::json::Json;
 use crate::retry::RetryPolicy;
 use crate::schema::{Parameters, Validator};
@@ -233,28 +233,6 @@ impl CreatePipeline {
             description: self.description,
             stages: self.stages,
             created_at: now,
-        }
-    }
-}
-
-fn unknown_fields(
-    map: &crate::json::Object,
-    path: &str,
-    known: &[&str],
-    errors: &mut ValidationErrors,
-) {
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            let at = if path.is_empty() {
-                key.clone()
-            } else {
-                msg![path, ".", key]
-            };
-            errors.add(
-                at,
-                ValidationCode::UnknownField,
-                msg!["unknown field; expected one of: ", known.join(", ")],
-            );
         }
     }
 }

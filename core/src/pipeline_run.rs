@@ -38,9 +38,9 @@ use crate::cron::{Cron, Window, Windows, MAX_WINDOW_MINUTES};
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::{CommandExecution, StartExecution};
 use crate::ids::{ClientToken, ExecutionId, PipelineId, RunId, StageName, ThingName};
-use crate::job::{number, object, parse_targets, whole, Targets};
+use crate::job::{number, object, parse_targets, scheduling_times, unknown_fields, whole, Targets};
 use crate::job_run::JobTargets;
-use crate::json::{Json, Object};
+use crate::json::Json;
 use crate::pipeline::{OnFailure, Pipeline};
 use crate::reason::StatusReason;
 use crate::schema::Validator;
@@ -685,7 +685,7 @@ impl StartRun {
             );
             return Err(errors);
         };
-        unknown(map, "", &FIELDS, &mut errors);
+        unknown_fields(map, "", &FIELDS, &mut errors);
         let run_id = match map.get("runId") {
             None | Some(Json::Null) => None,
             Some(Json::String(raw)) => errors.collect(RunId::parse_at(raw, "runId")),
@@ -722,23 +722,6 @@ impl StartRun {
                 client_token,
             }),
             _ => Err(errors),
-        }
-    }
-}
-
-fn unknown(map: &Object, path: &str, known: &[&str], errors: &mut ValidationErrors) {
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            let at = if path.is_empty() {
-                key.clone()
-            } else {
-                msg![path, ".", key]
-            };
-            errors.add(
-                at,
-                ValidationCode::UnknownField,
-                msg!["unknown field; expected one of: ", known.join(", ")],
-            );
         }
     }
 }
@@ -833,7 +816,7 @@ fn parse_gates(
 
 fn parse_gate(value: &Json, path: &str, errors: &mut ValidationErrors) -> Option<Gate> {
     let map = object(value, path, errors)?;
-    unknown(map, path, &GATE_FIELDS, errors);
+    unknown_fields(map, path, &GATE_FIELDS, errors);
     let before = errors.len();
     let mut gate = Gate::default();
     if map
@@ -859,7 +842,7 @@ fn parse_gate(value: &Json, path: &str, errors: &mut ValidationErrors) -> Option
     if let Some(abort) = map.get("abort").filter(|v| !v.is_null()) {
         let at = msg![path, ".abort"];
         if let Some(a) = object(abort, &at, errors) {
-            unknown(a, &at, &ABORT_FIELDS, errors);
+            unknown_fields(a, &at, &ABORT_FIELDS, errors);
             let mut threshold = AbortThreshold {
                 min_settled: 1,
                 ..AbortThreshold::default()
@@ -901,33 +884,8 @@ fn parse_scheduling(
     else {
         return scheduling;
     };
-    unknown(map, path, &SCHEDULING_FIELDS, errors);
-    let time = |key: &str, errors: &mut ValidationErrors| match map.get(key) {
-        None | Some(Json::Null) => None,
-        Some(v) => match v.as_f64().and_then(Timestamp::from_secs_f64) {
-            Some(t) => Some(t),
-            None => {
-                errors.add(
-                    msg![path, ".", key],
-                    ValidationCode::WrongType,
-                    msg!["expected epoch seconds, got ", shown(v)],
-                );
-                None
-            }
-        },
-    };
-    scheduling.start_time = time("startTime", errors);
-    scheduling.end_time = time("endTime", errors);
-    if scheduling
-        .end_time
-        .is_some_and(|end| end <= scheduling.start_time.unwrap_or(now).max(now))
-    {
-        errors.add(
-            "schedulingConfig.endTime",
-            ValidationCode::OutOfRange,
-            "endTime must be after startTime and in the future",
-        );
-    }
+    unknown_fields(map, path, &SCHEDULING_FIELDS, errors);
+    (scheduling.start_time, scheduling.end_time) = scheduling_times(map, now, errors);
     match map.get("endBehavior") {
         None | Some(Json::Null) => {}
         Some(v) => match EndBehavior::ALL
@@ -968,7 +926,7 @@ fn parse_scheduling(
 
 fn parse_window(value: &Json, path: &str, errors: &mut ValidationErrors) -> Option<Window> {
     let map = object(value, path, errors)?;
-    unknown(map, path, &["startTime", "durationInMinutes"], errors);
+    unknown_fields(map, path, &["startTime", "durationInMinutes"], errors);
     let start = match map.get("startTime") {
         Some(Json::String(text)) => match Cron::parse(text) {
             Ok(cron) => Some(cron),
@@ -1136,18 +1094,7 @@ impl PipelineRun {
         now: Timestamp,
     ) -> (Self, Option<Vec<ThingName>>) {
         let scheduled = request.scheduling.start_time.is_some_and(|t| t > now);
-        let (targets, list) = match request.targets {
-            Targets::Things(things) => (
-                JobTargets::Things {
-                    count: things.len() as u64,
-                },
-                Some(things),
-            ),
-            Targets::ThingGroup { name, recursive } => {
-                (JobTargets::ThingGroup { name, recursive }, None)
-            }
-            Targets::Query { query_string } => (JobTargets::Query { query_string }, None),
-        };
+        let (targets, list) = JobTargets::stored(request.targets);
         let run = Self {
             run_id,
             pipeline_id: pipeline.pipeline_id.clone(),
