@@ -291,29 +291,11 @@ impl<S: JobStore> Courier<S> {
             };
             let plan = TransitionPlan::cancel(update, &by, sweep.force, now);
             let token = format!("job-cancel:{}:{}", job.job_id, execution.execution_id);
-            match self
-                .store()
-                .apply_transition(&execution.execution_id, &plan, &token)
-                .await
+            if self
+                .cancel_if_still_pending(&execution.execution_id, &plan, &token)
+                .await?
             {
-                Ok(TransitionOutcome::Applied { .. }) => canceled += 1,
-                Ok(TransitionOutcome::Duplicate(_)) => {}
-                // Ended meanwhile, started (without force), or a deadline
-                // passed (the sweeper ends it): nothing to cancel.
-                Err(StoreError::Rejected {
-                    error:
-                        TransitionError::TerminalStateReached { .. }
-                        | TransitionError::ForceRequired
-                        | TransitionError::DeadlinePassed { .. }
-                        | TransitionError::InvalidStateTransition { .. }
-                        | TransitionError::VersionMismatch { .. }
-                        | TransitionError::TargetMismatch
-                        | TransitionError::AttemptMismatch { .. }
-                        | TransitionError::Held { .. },
-                    ..
-                })
-                | Err(StoreError::NotFound) => {}
-                Err(other) => return Err(other.into()),
+                canceled += 1;
             }
         }
         let done = page.next.is_none();
@@ -336,6 +318,35 @@ impl<S: JobStore> Courier<S> {
             },
         )
         .await
+    }
+
+    /// Applies the cancel `plan` of a job's or a run's execution; `false`
+    /// when there is nothing to cancel: it ended meanwhile, started (without
+    /// force), or a deadline passed (the sweeper ends it), or it is gone.
+    pub(super) async fn cancel_if_still_pending(
+        &self,
+        id: &courier_core::ExecutionId,
+        plan: &TransitionPlan,
+        token: &str,
+    ) -> Result<bool, ServiceError> {
+        match self.store().apply_transition(id, plan, token).await {
+            Ok(TransitionOutcome::Applied { .. }) => Ok(true),
+            Ok(TransitionOutcome::Duplicate(_)) => Ok(false),
+            Err(StoreError::Rejected {
+                error:
+                    TransitionError::TerminalStateReached { .. }
+                    | TransitionError::ForceRequired
+                    | TransitionError::DeadlinePassed { .. }
+                    | TransitionError::InvalidStateTransition { .. }
+                    | TransitionError::VersionMismatch { .. }
+                    | TransitionError::TargetMismatch
+                    | TransitionError::AttemptMismatch { .. }
+                    | TransitionError::Held { .. },
+                ..
+            })
+            | Err(StoreError::NotFound) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Steps for every job whose wake time came (the sweeper); a job with

@@ -12,11 +12,9 @@ use crate::error::ServiceError;
 use crate::platform::thing_groups::ThingGroups;
 use crate::store::pipeline_layout::outcome_field;
 use crate::store::pipeline_store::{CountChanges, PipelineStore};
-use crate::store::{PageRequest, StoreError, TransitionOutcome};
+use crate::store::PageRequest;
 use courier_core::pipeline_run::{PipelineRun, RunStatus, StageOutcome, TargetStatus, TargetStep};
-use courier_core::{
-    CommandExecution, ExecutionStatus, StatusUpdate, Timestamp, TransitionError, TransitionPlan,
-};
+use courier_core::{CommandExecution, ExecutionStatus, StatusUpdate, Timestamp, TransitionPlan};
 
 /// Target runs read per page while sweeping.
 const TARGET_PAGE: u32 = 100;
@@ -271,23 +269,6 @@ impl<S: PipelineStore> Courier<S> {
             .unwrap_or_else(|| format!("run/{}", run.run_id));
         let plan = TransitionPlan::cancel(update, &by, force, now);
         let token = format!("run-cancel:{}:{id}", run.run_id);
-        match self.store().apply_transition(id, &plan, &token).await {
-            Ok(TransitionOutcome::Applied { .. }) => Ok(true),
-            Ok(TransitionOutcome::Duplicate(_)) => Ok(false),
-            Err(StoreError::Rejected {
-                error:
-                    TransitionError::TerminalStateReached { .. }
-                    | TransitionError::ForceRequired
-                    | TransitionError::DeadlinePassed { .. }
-                    | TransitionError::InvalidStateTransition { .. }
-                    | TransitionError::VersionMismatch { .. }
-                    | TransitionError::TargetMismatch
-                    | TransitionError::AttemptMismatch { .. }
-                    | TransitionError::Held { .. },
-                ..
-            })
-            | Err(StoreError::NotFound) => Ok(false),
-            Err(other) => Err(other.into()),
-        }
+        self.cancel_if_still_pending(id, &plan, &token).await
     }
 }
