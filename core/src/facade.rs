@@ -247,6 +247,107 @@ pub fn job_cancel_options(status: &str) -> Result<Json, Json> {
     ]))
 }
 
+/// Checks a `POST /pipelines` body exactly as the API will, against the
+/// command definitions the caller has (`commands`: a list of definitions,
+/// as `GET /commands` lists them): `{valid, errors}`.
+pub fn validate_pipeline(body: &Json, commands: &Json) -> Json {
+    let validators: Vec<Validator> = match commands {
+        Json::Array(list) => list.iter().filter_map(|d| compile(d).ok()).collect(),
+        _ => Vec::new(),
+    };
+    let command =
+        |id: &crate::ids::CommandId| validators.iter().find(|v| v.definition().command_id == *id);
+    match crate::pipeline::CreatePipeline::parse(body, &command) {
+        Ok(_) => checked(),
+        Err(errors) => invalid(&errors),
+    }
+}
+
+/// Checks a `POST /pipelines/{id}/runs` body for `pipeline` (as `GET
+/// /pipelines/{id}` gives it: its id and its stages' names are what a run
+/// refers to) at `now` (epoch seconds), exactly as the API will:
+/// `{valid, errors}`.
+pub fn validate_run(body: &Json, pipeline: &Json, now_secs: f64) -> Result<Json, Json> {
+    let now = at(now_secs).map_err(|e| arguments(&e))?;
+    let mut errors = ValidationErrors::new();
+    let id = pipeline
+        .get("pipelineId")
+        .and_then(Json::as_str)
+        .and_then(|raw| {
+            errors.collect(crate::ids::PipelineId::parse_at(raw, "pipeline.pipelineId"))
+        });
+    let mut stages = Vec::new();
+    if let Some(Json::Array(list)) = pipeline.get("stages") {
+        for (i, stage) in list.iter().enumerate() {
+            let at = crate::text::msg!["pipeline.stages[", i, "].name"];
+            let name = stage.get("name").and_then(Json::as_str).unwrap_or_default();
+            if let Some(name) = errors.collect(crate::ids::StageName::parse_at(name, &at)) {
+                stages.push(crate::pipeline::Stage {
+                    name,
+                    timeout_seconds: 0,
+                    operations: Vec::new(),
+                });
+            }
+        }
+    }
+    let Some(pipeline_id) = id.filter(|_| errors.is_empty() && !stages.is_empty()) else {
+        if errors.is_empty() {
+            errors.add(
+                "pipeline",
+                ValidationCode::WrongType,
+                "expected a pipeline: {pipelineId, stages: [{name, …}]}",
+            );
+        }
+        return Err(arguments(&errors));
+    };
+    let pipeline = crate::pipeline::Pipeline {
+        pipeline_id,
+        description: None,
+        stages,
+        created_at: now,
+    };
+    Ok(
+        match crate::pipeline_run::StartRun::parse(body, &pipeline, now) {
+            Ok(_) => checked(),
+            Err(errors) => invalid(&errors),
+        },
+    )
+}
+
+/// What an operator may do with a run in `status`: `{cancel,
+/// alreadyCanceled, forceOnly, resume}` (a CANCELING run can only be
+/// canceled again with force; only a HELD run can be resumed).
+pub fn run_options(status: &str) -> Result<Json, Json> {
+    use crate::pipeline_run::RunStatus;
+    let status = RunStatus::parse(status).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        arguments(
+            &ValidationError::new(
+                "status",
+                ValidationCode::InvalidValue,
+                crate::text::msg![
+                    quote(status),
+                    " is not a run status; use one of ",
+                    all.join(", ")
+                ],
+            )
+            .into(),
+        )
+    })?;
+    let (cancel, already, force_only) = match status {
+        RunStatus::Scheduled | RunStatus::InProgress | RunStatus::Held => (true, false, false),
+        RunStatus::Canceling => (true, false, true),
+        RunStatus::Canceled => (false, true, false),
+        RunStatus::Completed | RunStatus::Aborted | RunStatus::Stopped => (false, false, false),
+    };
+    Ok(Json::object([
+        ("cancel", Json::Bool(cancel)),
+        ("alreadyCanceled", Json::Bool(already)),
+        ("forceOnly", Json::Bool(force_only)),
+        ("resume", Json::Bool(status == RunStatus::Held)),
+    ]))
+}
+
 /// Whether `status` is terminal (nothing leaves it).
 pub fn is_terminal(status: &str) -> Result<Json, Json> {
     parse_status(status, "status")
@@ -436,6 +537,14 @@ fn valid(parameters: Json) -> Json {
         ("valid", Json::Bool(true)),
         ("errors", Json::Array(Vec::new())),
         ("parameters", parameters),
+    ])
+}
+
+/// A request that passed every check (nothing to return but that).
+fn checked() -> Json {
+    Json::object([
+        ("valid", Json::Bool(true)),
+        ("errors", Json::Array(Vec::new())),
     ])
 }
 

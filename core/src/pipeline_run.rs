@@ -758,7 +758,7 @@ fn parse_waves(value: Option<&Json>, errors: &mut ValidationErrors) -> Vec<WaveS
                         .nth(1)
                         .is_none_or(|d| !d.is_empty() && d.len() <= 2)
             })
-            .and_then(|digits| digits.parse::<f64>().ok());
+            .and_then(crate::json::parse_double);
         match (item.as_u64(), percent) {
             (Some(n), _) if n >= 1 => out.push(WaveSize::Count(n)),
             (_, Some(p)) if p > 0.0 && p <= 100.0 => out.push(WaveSize::Percent(p)),

@@ -229,6 +229,9 @@ fn call(case: &Value) -> Value {
         }
         "allowedTransitions" => facade::allowed_transitions(text(case, 0), text(case, 1), flag(2)),
         "jobTargets" => Ok(facade::job_targets(text(case, 0))),
+        "validatePipeline" => Ok(facade::validate_pipeline(&arg(0), &arg(1))),
+        "validateRun" => facade::validate_run(&arg(0), &arg(1), case["args"][2].as_f64().unwrap()),
+        "runOptions" => facade::run_options(text(case, 0)),
         "typedValueFromText" => Ok(facade::typed_value_from_text(text(case, 0), text(case, 1))),
         "formatTypedValue" => facade::format_typed_value(&arg(0)),
         "parseTypedValue" => Ok(facade::parse_typed_value(&arg(0), case["args"][1].as_str())),

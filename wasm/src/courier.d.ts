@@ -180,3 +180,44 @@ export interface CreateJobBody {
 }
 /** Thrown for arguments of the wrong kind. */
 export interface CourierError { code: "ValidationException"; message: string; errors: ValidationError[]; }
+/** A check that returns nothing but its verdict. */
+export type CheckResult =
+  | { valid: true; errors: [] }
+  | { valid: false; errors: ValidationError[] };
+/** The body of POST /pipelines. */
+export interface CreatePipelineBody {
+  pipelineId: string;
+  description?: string;
+  stages: {
+    name: string;
+    timeoutSeconds?: number;
+    operations: {
+      commandId: string;
+      parameters?: Record<string, unknown>;
+      onFailure?: "STOP" | "CONTINUE";
+      retryPolicy?: Record<string, unknown>;
+    }[];
+  }[];
+}
+/** What a run refers to in its pipeline (GET /pipelines/{id} has it). */
+export interface PipelineRef { pipelineId: string; stages: { name: string }[]; }
+/** The body of POST /pipelines/{id}/runs. */
+export interface StartRunBody {
+  runId?: string;
+  targets: JobTargets;
+  waves?: (number | string)[];
+  gates?: Record<string, {
+    minSuccessPercentage?: number; minSuccessCount?: number; manualApproval?: boolean;
+    abort?: { failedCount?: number; failedPercentage?: number; minSettled?: number };
+  }>;
+  schedulingConfig?: {
+    startTime?: number; endTime?: number;
+    endBehavior?: "STOP_ROLLOUT" | "CANCEL" | "FORCE_CANCEL";
+    maintenanceWindows?: { startTime: string; durationInMinutes: number }[];
+  };
+  clientToken?: string;
+}
+export type RunStatus =
+  | "SCHEDULED" | "IN_PROGRESS" | "HELD" | "CANCELING" | "CANCELED" | "COMPLETED" | "ABORTED" | "STOPPED";
+/** What an operator may do with a run: cancel (a CANCELING one only with force), resume a HELD one. */
+export interface RunOptions { cancel: boolean; alreadyCanceled: boolean; forceOnly: boolean; resume: boolean; }

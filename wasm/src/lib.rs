@@ -46,6 +46,18 @@ extern "C" {
     pub type JsJobTargetsCheck;
     #[wasm_bindgen(typescript_type = "unknown")]
     pub type JsUnknown;
+    #[wasm_bindgen(typescript_type = "CreatePipelineBody")]
+    pub type JsPipelineBody;
+    #[wasm_bindgen(typescript_type = "CommandDefinition[]")]
+    pub type JsCommands;
+    #[wasm_bindgen(typescript_type = "StartRunBody")]
+    pub type JsRunBody;
+    #[wasm_bindgen(typescript_type = "PipelineRef")]
+    pub type JsPipeline;
+    #[wasm_bindgen(typescript_type = "RunOptions")]
+    pub type JsRunOptions;
+    #[wasm_bindgen(typescript_type = "CheckResult")]
+    pub type JsCheckResult;
 }
 
 #[wasm_bindgen]
@@ -197,6 +209,35 @@ pub fn job_cancel_options(
 #[wasm_bindgen(js_name = jobTargets)]
 pub fn job_targets(text: &str) -> Result<JsJobTargetsCheck, JsValue> {
     answer(facade::job_targets(text))
+}
+
+/// Checks a `POST /pipelines` body against the command definitions you
+/// have (as `GET /commands` lists them), exactly as the API will.
+#[wasm_bindgen(js_name = validatePipeline)]
+pub fn validate_pipeline(
+    body: &JsPipelineBody,
+    commands: &JsCommands,
+) -> Result<JsCheckResult, JsValue> {
+    answer(facade::validate_pipeline(&read(body)?, &read(commands)?))
+}
+
+/// Checks a `POST /pipelines/{id}/runs` body for `pipeline` at `now`
+/// (epoch seconds), exactly as the API will.
+#[wasm_bindgen(js_name = validateRun)]
+pub fn validate_run(
+    body: &JsRunBody,
+    pipeline: &JsPipeline,
+    now: f64,
+) -> Result<JsCheckResult, JsValue> {
+    answered(facade::validate_run(&read(body)?, &read(pipeline)?, now))
+}
+
+/// What an operator may do with a run in `status` (cancel, resume).
+#[wasm_bindgen(js_name = runOptions)]
+pub fn run_options(
+    #[wasm_bindgen(unchecked_param_type = "RunStatus")] status: &str,
+) -> Result<JsRunOptions, JsValue> {
+    answered(facade::run_options(status))
 }
 
 /// Whether `status` is terminal (nothing leaves it).

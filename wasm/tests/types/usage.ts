@@ -13,14 +13,20 @@ import init, {
   jobCancelOptions,
   jobTargets,
   parseTypedValue,
+  runOptions,
   typedValueFromText,
+  validatePipeline,
+  validateRun,
 } from "../../pkg/courier.js";
 import type {
   CommandDefinition,
   CourierError,
   CreateJobBody,
   ExecutionStatus,
+  CreatePipelineBody,
   Parameters,
+  RunStatus,
+  StartRunBody,
   TypedValue,
   ValidationError,
 } from "../../pkg/courier.js";
@@ -89,3 +95,17 @@ else console.log(fromForm.error.code);
 const parsed = parseTypedValue({ D: 1.5 }, "D");
 const untyped = parseTypedValue({ D: 1.5 });
 console.log(parsed.ok, untyped.ok, version);
+
+const pipeline: CreatePipelineBody = {
+  pipelineId: "fw",
+  stages: [{ name: "install", operations: [{ commandId: "set-config", onFailure: "CONTINUE" }] }],
+};
+const checkedPipeline = validatePipeline(pipeline, []);
+if (!checkedPipeline.valid) console.log(checkedPipeline.errors.map((e) => e.path));
+const run: StartRunBody = { targets: { query: "thingGroupNames:fleet" }, waves: [1, "10%"], gates: { install: { manualApproval: true } } };
+const checkedRun = validateRun(run, { pipelineId: "fw", stages: [{ name: "install" }] }, Date.now() / 1000);
+console.log(checkedRun.valid);
+const runStatus: RunStatus = "HELD";
+const runActions = runOptions(runStatus);
+const resumable: boolean = runActions.resume && !runActions.forceOnly;
+console.log(resumable, runActions.cancel, runActions.alreadyCanceled);
