@@ -229,3 +229,44 @@ test("a device's queue is shown in the server's order and cleared", async () => 
     assert.equal(stored.statusReason.reasonCode, "QUEUE_CLEARED");
   }
 });
+
+test("the pipeline runs view shows a run by wave and stage, resumes it at its gate, and lists its devices", async (t) => {
+  // GIVEN a device that does its work, and a pipeline of two stages
+  const device = spawn(new URL("../../target/debug/courier-device", import.meta.url).pathname, ["--broker", process.env.MQTT_BROKER, "--thing", "pipe-ui-1", "--mode", "ok"], { stdio: "ignore" });
+  t.after(() => device.kill());
+  const pipeline = {
+    pipelineId: "ui-fw",
+    stages: [
+      { name: "install", operations: [{ commandId: "set-rate", parameters: { rate: { I: 10 } } }] },
+      { name: "verify", operations: [{ commandId: "set-rate", parameters: { rate: { I: 60 } } }] },
+    ],
+  };
+  const created = await fetch(`${API}/pipelines`, { method: "POST", body: JSON.stringify(pipeline) });
+  assert.ok([200, 201].includes(created.status), `create pipeline: ${created.status}`);
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+
+  // WHEN a run with a manual gate after install starts
+  const runId = `ui-run-${Date.now()}`;
+  const started = await fetch(`${API}/pipelines/ui-fw/runs`, {
+    method: "POST",
+    body: JSON.stringify({ runId, targets: { things: ["pipe-ui-1"] }, gates: { install: { manualApproval: true } } }),
+  });
+  assert.equal(started.status, 201);
+
+  // THEN the view shows it HELD at the gate once the device is through, with Resume enabled by the module's rule
+  const row = `#runs tr[data-run-id="${runId}"]`;
+  await page.waitForSelector(`${row} .status.run.HELD`, { timeout: 60_000 });
+  assert.match(await page.textContent(`${row} .waves`), /install: 1 → 1 \/ 0 \/ 0/);
+  assert.equal(await page.isDisabled(`${row} button.resume`), false);
+  await page.screenshot({ path: `${SHOTS}10-run-held.png`, fullPage: true });
+
+  // WHEN the operator resumes it THEN it completes, and its device is listed with its executions
+  await page.click(`${row} button.resume`);
+  await page.waitForSelector(`${row} .status.run.COMPLETED`, { timeout: 60_000 });
+  assert.equal(await page.isDisabled(`${row} button.resume`), true, "a completed run cannot be resumed");
+  await page.click(`${row} button:has-text("Devices")`);
+  await page.waitForSelector('#run-targets tr[data-thing="pipe-ui-1"] .status.target.SUCCEEDED');
+  assert.equal(await page.locator('#run-targets tr[data-thing="pipe-ui-1"] a').count(), 2, "one execution per stage");
+  await page.screenshot({ path: `${SHOTS}11-run-completed.png`, fullPage: true });
+});

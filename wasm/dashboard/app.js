@@ -1,6 +1,7 @@
 // Courier's reference dashboard. Every rule (parameter validation, typed
 // values from form text, job targets and requests, what an operator may
-// cancel and whether it needs force) comes from the WASM build of
+// cancel and whether it needs force, whether a pipeline run may be resumed
+// or canceled) comes from the WASM build of
 // courier-core: the page refuses exactly what the API would refuse, with the
 // same codes and messages, and decides nothing itself. The API base URL is the `api` query parameter. Against a
 // deployment, paste an access token (a JWT your identity provider issued with
@@ -14,6 +15,7 @@ import init, {
   formatTypedValue,
   jobCancelOptions,
   jobTargets,
+  runOptions,
   typedValueFromText,
 } from "../pkg/courier.js";
 
@@ -21,7 +23,7 @@ const API = new URLSearchParams(location.search).get("api") ?? "http://127.0.0.1
 const POLL_MS = 1500;
 const $ = (sel) => document.querySelector(sel);
 
-const state = { commands: [], validator: null, command: null, device: "", pollTimer: null, jobsTimer: null };
+const state = { commands: [], validator: null, command: null, device: "", pollTimer: null, jobsTimer: null, runsTimer: null, openRun: null };
 
 async function api(method, path, body) {
   const headers = body === undefined ? {} : { "content-type": "application/json" };
@@ -402,6 +404,91 @@ async function cancelJob(job, button) {
   refreshJobs();
 }
 
+// ---- pipeline runs, live ---------------------------------------------------------
+
+async function refreshRuns() {
+  clearTimeout(state.runsTimer);
+  try {
+    const pipelines = (await api("GET", "/pipelines?limit=10")).items;
+    const lists = await Promise.all(pipelines.map((p) => api("GET", `/pipelines/${encodeURIComponent(p.pipelineId)}/runs?limit=5`)));
+    const runs = lists.flatMap((l) => l.items);
+    // The list holds the records; each run's counts come with GET .../runs/{runId}.
+    const views = await Promise.all(runs.map((r) => api("GET", `/pipelines/${encodeURIComponent(r.pipelineId)}/runs/${encodeURIComponent(r.runId)}`)));
+    $("#runs-empty").hidden = views.length > 0;
+    $("#runs tbody").replaceChildren(...views.map(runRow));
+    if (state.openRun) await showRunDevices(state.openRun);
+  } catch (e) {
+    $("#runs-empty").textContent = `${e.body?.code ?? "Error"}: ${e.message}`;
+    $("#runs-empty").hidden = false;
+  }
+  state.runsTimer = setTimeout(refreshRuns, POLL_MS);
+}
+
+function runRow(run) {
+  const options = runOptions(run.status);
+  const waves = el("div", { className: "waves" });
+  (run.waveSizes ?? []).forEach((size, w) => {
+    const line = (run.counts?.[w] ?? []).map((c, k) => `${run.stages[k]?.name}: ${c.entered} → ${c.succeeded} / ${c.failed} / ${c.timedOut}`).join(" · ");
+    waves.append(el("div", { textContent: `wave ${w + 1} (${size} devices): ${line}` }));
+  });
+  if (!run.waveSizes?.length) waves.append(el("div", { className: "muted", textContent: "targets not resolved yet" }));
+  const hold = run.hold ? ` at wave ${run.hold.wave + 1}, ${run.stages[run.hold.stage]?.name}: ${run.hold.manualApproval ? "approval" : `${run.hold.succeeded} of ${run.hold.required} needed`}` : "";
+  const resume = el("button", { type: "button", className: "resume", textContent: "Resume", disabled: !options.resume });
+  resume.addEventListener("click", () => runAction(run, "resume", {}, resume));
+  const cancel = el("button", { type: "button", className: "secondary", textContent: options.forceOnly ? "Stop started work" : "Cancel run", disabled: !options.cancel });
+  cancel.addEventListener("click", () => {
+    if (options.forceOnly && !confirm("Cancel the operations devices have started too?")) return;
+    runAction(run, "cancel", { force: options.forceOnly }, cancel);
+  });
+  const devices = el("button", { type: "button", className: "secondary", textContent: "Devices" });
+  devices.addEventListener("click", () => showRunDevices(run));
+  const row = el(
+    "tr",
+    {},
+    el("td", { textContent: run.pipelineId }),
+    el("td", { className: "id", textContent: run.runId.slice(0, 12), title: run.runId }),
+    el("td", {}, el("span", { className: `status run ${run.status}`, textContent: run.status + hold })),
+    el("td", {}, waves),
+    el("td", {}, resume, cancel, devices),
+  );
+  row.dataset.runId = run.runId;
+  return row;
+}
+
+async function runAction(run, action, body, button) {
+  button.disabled = true;
+  try {
+    await api("POST", `/pipelines/${encodeURIComponent(run.pipelineId)}/runs/${encodeURIComponent(run.runId)}/${action}`, body);
+  } catch (e) {
+    alert(`${e.body?.code ?? "Error"}: ${e.message}`);
+  }
+  refreshRuns();
+}
+
+async function showRunDevices(run) {
+  state.openRun = { pipelineId: run.pipelineId, runId: run.runId };
+  const page = await api("GET", `/pipelines/${encodeURIComponent(run.pipelineId)}/runs/${encodeURIComponent(run.runId)}/targets?limit=100`);
+  $("#run-devices-id").textContent = run.runId;
+  $("#run-devices").hidden = false;
+  $("#run-targets tbody").replaceChildren(
+    ...page.items.map((t) => {
+      const executions = el("td", {});
+      for (const h of t.history ?? []) {
+        const link = el("a", { href: "#", textContent: `${h.executionId.slice(0, 8)}${h.status ? ` ${h.status}` : ""}`, title: h.executionId });
+        link.addEventListener("click", (e) => {
+          e.preventDefault();
+          $("#device").value = t.thingName;
+          watchDevice(t.thingName);
+        });
+        executions.append(link, " ");
+      }
+      const row = el("tr", {}, el("td", { textContent: t.thingName }), el("td", { textContent: String(t.wave + 1) }), el("td", { textContent: String(t.stage + 1) }), el("td", {}, el("span", { className: `status target ${t.status}`, textContent: t.status })), executions);
+      row.dataset.thing = t.thingName;
+      return row;
+    }),
+  );
+}
+
 // ---- start -------------------------------------------------------------------
 
 await init();
@@ -421,4 +508,5 @@ $("#token").addEventListener("change", (e) => {
 });
 await loadCommands();
 refreshJobs();
+refreshRuns();
 document.body.dataset.ready = "true";
