@@ -429,7 +429,7 @@ function runRow(run) {
   const waves = el("div", { className: "waves" });
   (run.waveSizes ?? []).forEach((size, w) => {
     const line = (run.counts?.[w] ?? []).map((c, k) => `${run.stages[k]?.name}: ${c.entered} → ${c.succeeded} / ${c.failed} / ${c.timedOut}`).join(" · ");
-    waves.append(el("div", { textContent: `wave ${w + 1} (${size} devices): ${line}` }));
+    waves.append(el("div", { textContent: `wave ${w + 1} (${size} device${size === 1 ? "" : "s"}): ${line}` }));
   });
   if (!run.waveSizes?.length) waves.append(el("div", { className: "muted", textContent: "targets not resolved yet" }));
   const hold = run.hold ? ` at wave ${run.hold.wave + 1}, ${run.stages[run.hold.stage]?.name}: ${run.hold.manualApproval ? "approval" : `${run.hold.succeeded} of ${run.hold.required} needed`}` : "";
