@@ -1029,6 +1029,11 @@ pub struct PipelineRun {
     /// The cancel (or end behaviour) also cancels started executions.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel_force: bool,
+    /// A device settled a stage its wave had already passed while no
+    /// window was open: it waits for the next window
+    /// ([`RunStep::ReleaseStragglers`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stragglers_waiting: bool,
     /// The run stopped moving and its devices have not all been told:
     /// waiting ones are to be skipped, running ones' executions canceled
     /// (unless it STOPPED, which lets started work finish).
@@ -1069,6 +1074,9 @@ pub enum RunStep {
     /// Skip the devices that wait, and (unless STOPPED) cancel the
     /// executions of those running; then clear `sweep_pending`.
     Sweep,
+    /// Start the next stage of every waiting device whose wave already
+    /// passed that stage's gate (stragglers held by a closed window).
+    ReleaseStragglers,
 }
 
 /// What an operator's cancel of a run in a status does.
@@ -1119,6 +1127,7 @@ impl PipelineRun {
             resumed: Vec::new(),
             canceled_by: None,
             cancel_force: false,
+            stragglers_waiting: false,
             sweep_pending: false,
             created_at: now,
             started_at: None,
@@ -1253,6 +1262,9 @@ impl PipelineRun {
                 return RunStep::Abort { stage };
             }
         }
+        if self.stragglers_waiting && self.scheduling.windows().is_open(now) {
+            return RunStep::ReleaseStragglers;
+        }
         if self.status == RunStatus::Held {
             return RunStep::Idle;
         }
@@ -1334,9 +1346,15 @@ impl PipelineRun {
     /// stage now, rather than wait for the wave's gate: its wave already
     /// passed that gate (it was a straggler) and a window is open.
     pub fn may_go_on(&self, wave: u32, stage: u32, now: Timestamp) -> bool {
+        self.passed(wave, stage) && self.scheduling.windows().is_open(now)
+    }
+
+    /// Whether `wave` is past the gate of `stage` while the run moves: a
+    /// device of that wave that settled `stage` goes on without waiting
+    /// for its wave (as soon as a window is open).
+    pub fn passed(&self, wave: u32, stage: u32) -> bool {
         let passed = wave < self.wave || (wave == self.wave && stage < self.stage);
-        let moving = matches!(self.status, RunStatus::InProgress | RunStatus::Held);
-        moving && passed && self.scheduling.windows().is_open(now)
+        passed && matches!(self.status, RunStatus::InProgress | RunStatus::Held)
     }
 
     /// Holds the run at `hold`.
@@ -1402,6 +1420,9 @@ impl PipelineRun {
         let end = self.scheduling.end_time;
         let at = match self.status {
             RunStatus::Scheduled => self.scheduling.start_time,
+            RunStatus::InProgress | RunStatus::Held if self.stragglers_waiting => {
+                self.scheduling.windows().next_start(now)
+            }
             RunStatus::InProgress if !self.released => self.scheduling.windows().next_start(now),
             RunStatus::InProgress | RunStatus::Held | RunStatus::Canceling => None,
             RunStatus::Canceled

@@ -555,6 +555,34 @@ fn a_missed_gate_holds_the_run_and_a_resume_passes_it_with_who() {
 }
 
 #[test]
+fn stragglers_held_by_a_closed_window_are_released_when_the_next_opens() {
+    // 2026-11-28 is a Saturday; the window is every day 02:00-03:00.
+    let mut run = start(
+        r#"{"targets": {"things": ["a", "b"]}, "schedulingConfig": {"maintenanceWindows": [{"startTime": "0 2 * * *", "durationInMinutes": 60}]}}"#,
+        at("2026-11-28T02:00"),
+    );
+    run.assign_waves(2, 3, at("2026-11-28T02:00"));
+    run.released = true;
+    run.stage = 1;
+    run.counts[0][1] = counts(1, 0, 0, 0);
+    assert!(run.passed(0, 0), "the wave passed stage 0's gate");
+    assert!(
+        !run.may_go_on(0, 0, at("2026-11-28T03:30")),
+        "no window is open"
+    );
+    run.stragglers_waiting = true;
+    assert_eq!(
+        run.wake_at(at("2026-11-28T03:30")),
+        Some(at("2026-11-29T02:00"))
+    );
+    assert_eq!(run.next_step(at("2026-11-28T03:30")), RunStep::Idle);
+    assert_eq!(
+        run.next_step(at("2026-11-29T02:00")),
+        RunStep::ReleaseStragglers
+    );
+}
+
+#[test]
 fn a_failure_threshold_aborts_the_run_even_while_held() {
     let now = at("2026-11-28T10:00");
     let mut run = start(
@@ -709,6 +737,7 @@ fn drive(
             RunStep::Abort { .. } => run.finish(RunStatus::Aborted, None, now),
             RunStep::End(_) => run.finish(RunStatus::Stopped, None, now),
             RunStep::Finish(status) => run.finish(status, None, now),
+            RunStep::ReleaseStragglers => run.stragglers_waiting = false,
             RunStep::Sweep => {
                 for t in targets.iter_mut() {
                     if matches!(t.status, TargetStatus::Pending | TargetStatus::Waiting) {

@@ -758,3 +758,59 @@ async fn a_run_over_a_fleet_index_query_takes_the_things_found_when_it_starts() 
     names.sort();
     assert_eq!(names, things);
 }
+
+#[tokio::test]
+async fn a_straggler_held_by_a_closed_window_goes_on_when_the_next_window_opens() {
+    let mut h = Harness::new().await;
+    let fleet = things(3);
+    // 08:00-08:10 UTC every day (the test's clock starts at 08:00; the
+    // downloads have an hour to finish).
+    let view = h
+        .start(
+            json!({"runId": "stragglers", "targets": {"things": fleet},
+                   "gates": {"download": {"minSuccessCount": 1}},
+                   "schedulingConfig": {"maintenanceWindows": [{"startTime": "0 8 * * *", "durationInMinutes": 10}]}}),
+            at(0),
+        )
+        .await;
+    let first = fleet[0].clone();
+    // Inside the window one device finishes its download: the gate passes
+    // early and that device goes on to install.
+    h.devices_work(
+        &view,
+        |thing, stage, _| (thing == first && stage == 0).then_some("SUCCEEDED"),
+        at(60),
+    )
+    .await;
+    // After the window the two others finish theirs: they wait for the
+    // next (and the first finishes install, before its executions' hour).
+    h.devices_work(
+        &view,
+        |thing, stage, _| {
+            ((thing != first && stage == 0) || (thing == first && stage == 1))
+                .then_some("SUCCEEDED")
+        },
+        at(900),
+    )
+    .await;
+    let held = h.run(&view).await;
+    assert!(held.run.stragglers_waiting, "{held:?}");
+    let waiting = h
+        .targets(&view)
+        .await
+        .into_iter()
+        .filter(|t| t.status == TargetStatus::Waiting && t.stage == 0)
+        .count();
+    assert_eq!(waiting, 2);
+    // The next window: the sweeper wakes the run, the stragglers go on, and
+    // every device completes.
+    send_to_sweeper(&h.courier, &h.publisher, &h.groups, at(86_400)).await;
+    h.devices_work(&view, all_succeed, at(86_460)).await;
+    let done = h.run(&view).await;
+    assert_eq!(done.run.status, RunStatus::Completed, "{done:?}");
+    assert!(h
+        .targets(&view)
+        .await
+        .iter()
+        .all(|t| t.status == TargetStatus::Succeeded));
+}

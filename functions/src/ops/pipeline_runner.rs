@@ -46,6 +46,9 @@ pub enum RunReport {
         skipped: usize,
         canceled: usize,
     },
+    StragglersReleased {
+        started: usize,
+    },
     /// Another writer changed the run first; its change starts the next step.
     Raced,
     Gone,
@@ -170,6 +173,12 @@ impl<S: PipelineStore> Courier<S> {
                 // is left to sweep that the cancel did not already sweep.
                 next.sweep_pending = false;
                 RunReport::Ended(status)
+            }
+            RunStep::ReleaseStragglers => {
+                let started = self.release_stragglers(&run, &pipeline, now).await?;
+                next.stragglers_waiting = false;
+                next.last_updated_at = now;
+                RunReport::StragglersReleased { started }
             }
             RunStep::Sweep => {
                 let (skipped, canceled) = self.sweep_run(&run, now).await?;
@@ -314,6 +323,47 @@ impl<S: PipelineStore> Courier<S> {
                         .await?
                 {
                     started += 1;
+                }
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(started),
+            }
+        }
+    }
+
+    /// Starts the next stage of every waiting device whose wave already
+    /// passed that stage's gate.
+    async fn release_stragglers(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        now: Timestamp,
+    ) -> Result<usize, ServiceError> {
+        let mut started = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .store()
+                .list_targets(
+                    &run.run_id,
+                    None,
+                    Some(TargetStatus::Waiting),
+                    PageRequest {
+                        limit: TARGET_PAGE,
+                        start,
+                    },
+                )
+                .await?;
+            for target in page.items {
+                if run.passed(target.wave, target.stage) {
+                    let stage = target.next_stage();
+                    if self
+                        .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
+                        .await?
+                    {
+                        started += 1;
+                    }
                 }
             }
             match page.next {

@@ -109,6 +109,17 @@ impl<S: PipelineStore> Courier<S> {
                     // A straggler whose wave passed the gate already.
                     self.start_stage(&run, &pipeline, &next, target.stage + 1, counts, now)
                         .await?
+                } else if goes_on && run.passed(target.wave, target.stage) {
+                    // ... but no window is open: it waits for the next one,
+                    // which the run is told to wake for.
+                    let waiting = self
+                        .store()
+                        .change_target(&run, &next, target.version, &counts, None)
+                        .await?;
+                    if waiting {
+                        self.mark_stragglers(run_id, now).await?;
+                    }
+                    waiting
                 } else {
                     self.store()
                         .change_target(&run, &next, target.version, &counts, None)
@@ -270,5 +281,33 @@ impl<S: PipelineStore> Courier<S> {
         let plan = TransitionPlan::cancel(update, &by, force, now);
         let token = format!("run-cancel:{}:{id}", run.run_id);
         self.cancel_if_still_pending(id, &plan, &token).await
+    }
+
+    /// Tells the run a straggler waits for a window (a versioned write;
+    /// another writer's change is read and the mark made on it).
+    async fn mark_stragglers(
+        &self,
+        run_id: &courier_core::RunId,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        for _ in 0..5 {
+            let Some((run, _)) = self.run_and_pipeline(run_id, now).await? else {
+                return Ok(());
+            };
+            if run.stragglers_waiting {
+                return Ok(());
+            }
+            let mut marked = run.clone();
+            marked.stragglers_waiting = true;
+            marked.last_updated_at = now;
+            match self.save_run(&marked, &run).await {
+                Ok(()) => return Ok(()),
+                Err(crate::store::StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Throttled(format!(
+            "run {run_id} kept changing while a straggler was recorded"
+        )))
     }
 }
