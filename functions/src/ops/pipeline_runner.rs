@@ -287,6 +287,37 @@ impl<S: PipelineStore> Courier<S> {
         }
     }
 
+    /// Every target run of `run` (only `wave`'s, or only those in
+    /// `status`, when given), read page by page.
+    pub(super) async fn all_targets(
+        &self,
+        run: &RunId,
+        wave: Option<u32>,
+        status: Option<TargetStatus>,
+    ) -> Result<Vec<TargetRun>, ServiceError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .store()
+                .list_targets(
+                    run,
+                    wave,
+                    status,
+                    PageRequest {
+                        limit: TARGET_PAGE,
+                        start,
+                    },
+                )
+                .await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// Starts `stage` for every device of `wave` that waits for it.
     async fn release(
         &self,
@@ -297,39 +328,21 @@ impl<S: PipelineStore> Courier<S> {
         now: Timestamp,
     ) -> Result<usize, ServiceError> {
         let mut started = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .store()
-                .list_targets(
-                    &run.run_id,
-                    Some(wave),
-                    None,
-                    PageRequest {
-                        limit: TARGET_PAGE,
-                        start,
-                    },
-                )
-                .await?;
-            for target in page.items {
-                let ready = match target.status {
-                    TargetStatus::Pending => stage == 0,
-                    TargetStatus::Waiting => target.next_stage() == stage,
-                    _ => false,
-                };
-                if ready
-                    && self
-                        .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
-                        .await?
-                {
-                    started += 1;
-                }
-            }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(started),
+        for target in self.all_targets(&run.run_id, Some(wave), None).await? {
+            let ready = match target.status {
+                TargetStatus::Pending => stage == 0,
+                TargetStatus::Waiting => target.next_stage() == stage,
+                _ => false,
+            };
+            if ready
+                && self
+                    .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
+                    .await?
+            {
+                started += 1;
             }
         }
+        Ok(started)
     }
 
     /// Starts the next stage of every waiting device whose wave already
@@ -341,36 +354,26 @@ impl<S: PipelineStore> Courier<S> {
         now: Timestamp,
     ) -> Result<usize, ServiceError> {
         let mut started = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .store()
-                .list_targets(
-                    &run.run_id,
-                    None,
-                    Some(TargetStatus::Waiting),
-                    PageRequest {
-                        limit: TARGET_PAGE,
-                        start,
-                    },
-                )
-                .await?;
-            for target in page.items {
-                if run.passed(target.wave, target.stage) {
-                    let stage = target.next_stage();
-                    if self
-                        .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
-                        .await?
-                    {
-                        started += 1;
-                    }
-                }
-            }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(started),
+        let waiting = self
+            .all_targets(&run.run_id, None, Some(TargetStatus::Waiting))
+            .await?;
+        for target in waiting {
+            if run.passed(target.wave, target.stage)
+                && self
+                    .start_stage(
+                        run,
+                        pipeline,
+                        &target,
+                        target.next_stage(),
+                        CountChanges::default(),
+                        now,
+                    )
+                    .await?
+            {
+                started += 1;
             }
         }
+        Ok(started)
     }
 
     /// Starts `stage` for `target` (its first operation's execution, its

@@ -12,12 +12,8 @@ use crate::error::ServiceError;
 use crate::platform::thing_groups::ThingGroups;
 use crate::store::pipeline_layout::outcome_field;
 use crate::store::pipeline_store::{CountChanges, PipelineStore};
-use crate::store::PageRequest;
 use courier_core::pipeline_run::{PipelineRun, RunStatus, StageOutcome, TargetStatus, TargetStep};
 use courier_core::{CommandExecution, ExecutionStatus, StatusUpdate, Timestamp, TransitionPlan};
-
-/// Target runs read per page while sweeping.
-const TARGET_PAGE: u32 = 100;
 
 impl<S: PipelineStore> Courier<S> {
     /// A run's execution ended: its device's next operation, or the end of
@@ -190,72 +186,51 @@ impl<S: PipelineStore> Courier<S> {
         now: Timestamp,
     ) -> Result<(usize, usize), ServiceError> {
         let (mut skipped, mut canceled) = (0, 0);
-        let mut start = None;
-        loop {
-            let page = self
-                .store()
-                .list_targets(
-                    &run.run_id,
-                    None,
-                    None,
-                    PageRequest {
-                        limit: TARGET_PAGE,
-                        start,
-                    },
-                )
-                .await?;
-            for target in page.items {
-                match target.status {
-                    TargetStatus::Pending | TargetStatus::Waiting => {
-                        let mut next = target.clone();
-                        next.status = TargetStatus::Skipped;
-                        let counts = CountChanges {
-                            add: Vec::new(),
-                            ended: true,
-                        };
+        for target in self.all_targets(&run.run_id, None, None).await? {
+            match target.status {
+                TargetStatus::Pending | TargetStatus::Waiting => {
+                    let mut next = target.clone();
+                    next.status = TargetStatus::Skipped;
+                    let counts = CountChanges {
+                        add: Vec::new(),
+                        ended: true,
+                    };
+                    if self
+                        .store()
+                        .change_target(run, &next, target.version, &counts, None)
+                        .await?
+                    {
+                        skipped += 1;
+                    }
+                }
+                TargetStatus::Running if run.status != RunStatus::Stopped => {
+                    if let Some(id) = target.waiting_on() {
+                        let why =
+                            format!("run {} {}", run.run_id, run.status.as_str().to_lowercase());
                         if self
-                            .store()
-                            .change_target(run, &next, target.version, &counts, None)
+                            .cancel_run_execution(
+                                id,
+                                run,
+                                run.cancel_force,
+                                "RUN_CANCELED",
+                                why,
+                                now,
+                            )
                             .await?
                         {
-                            skipped += 1;
+                            canceled += 1;
                         }
                     }
-                    TargetStatus::Running if run.status != RunStatus::Stopped => {
-                        if let Some(id) = target.waiting_on() {
-                            let why = format!(
-                                "run {} {}",
-                                run.run_id,
-                                run.status.as_str().to_lowercase()
-                            );
-                            if self
-                                .cancel_run_execution(
-                                    id,
-                                    run,
-                                    run.cancel_force,
-                                    "RUN_CANCELED",
-                                    why,
-                                    now,
-                                )
-                                .await?
-                            {
-                                canceled += 1;
-                            }
-                        }
-                    }
-                    TargetStatus::Running
-                    | TargetStatus::Succeeded
-                    | TargetStatus::Failed
-                    | TargetStatus::TimedOut
-                    | TargetStatus::Canceled
-                    | TargetStatus::Skipped => {}
                 }
-            }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok((skipped, canceled)),
+                TargetStatus::Running
+                | TargetStatus::Succeeded
+                | TargetStatus::Failed
+                | TargetStatus::TimedOut
+                | TargetStatus::Canceled
+                | TargetStatus::Skipped => {}
             }
         }
+        Ok((skipped, canceled))
     }
 
     /// Cancels a run's execution (with `force`, even started work); `false`
