@@ -30,8 +30,8 @@ python3 scripts/check-layout.py
 step "clippy, warnings denied"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "unit tests: core (status table, deadlines, validation, parity vectors) and functions (pure parts)"
-cargo test --locked -p courier-core -p courier-functions
+step "unit tests: core (status table, deadlines, validation, parity vectors), functions (pure parts) and the CLI (its tables and progress)"
+cargo test --locked -p courier-core -p courier-functions -p courier-cli
 
 step "infra: cfn-lint infra/template.yaml (offline)"
 cfn-lint infra/template.yaml
@@ -54,12 +54,12 @@ scripts/dynamodb-local.sh start "$DDB_PORT"
 start_moto "$MOTO_PORT" .local/test-moto.log
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT" MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" MOTO_PORT
 
-step "integration tests: every tests/tests/*.rs but the end-to-end one (store, handlers, both device protocols, delivery, jobs, the queue, security, least privilege, faults, the write-unit budget, ...) against DynamoDB Local and moto"
+step "integration tests: every tests/tests/*.rs but the end-to-end ones (e2e_*) (store, handlers, both device protocols, delivery, jobs, the queue, security, least privilege, faults, the write-unit budget, ...) against DynamoDB Local and moto"
 # Every file is run, so a new test file cannot be left out by accident.
 integration=()
 for file in tests/tests/*.rs; do
   name=$(basename "$file" .rs)
-  [ "$name" = e2e_mqtt ] || integration+=(--test "$name")
+  [[ "$name" == e2e_* ]] || integration+=(--test "$name")
 done
 cargo test --locked -p courier-tests -p courier-local --lib "${integration[@]}"
 
@@ -67,10 +67,11 @@ step "local stack: mosquitto, the functions under cargo lambda watch, courier-lo
 start_local_stack "$DDB_PORT" courier-local test
 on_failure() { echo "--- cargo lambda watch log:"; tail -40 .local/test-watch.log; echo "--- bridge log:"; tail -20 .local/test-bridge.log; }
 
-step "end to end: devices over MQTT (rumqttc) against the local stack"
+step "end to end: devices over MQTT (rumqttc) against the local stack, and the courier CLI driving it"
+cargo build --locked -p courier-cli
 MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
-  INVOKE_URL="http://127.0.0.1:$WATCH_PORT" TABLE_NAME=courier-local \
-  cargo test --locked -p courier-tests --test e2e_mqtt || { on_failure; exit 1; }
+  INVOKE_URL="http://127.0.0.1:$WATCH_PORT" TABLE_NAME=courier-local COURIER_BIN="$ROOT/target/debug/courier" \
+  cargo test --locked -p courier-tests --test e2e_mqtt --test e2e_cli || { on_failure; exit 1; }
 
 step "conformance: an unmodified AWS IoT Device SDK jobs client (awsiotsdk) under the \$aws/things root, and the AWS IoT commands protocol under \$aws/commands"
 # A second stack on the same DynamoDB Local, with the functions and the rules

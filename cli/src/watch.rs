@@ -87,7 +87,9 @@ pub fn run_progress(run: &Value) -> Progress {
         && unsuccessful == 0;
     let mut parts = vec![status.to_owned()];
     if let Some(waves) = waves.filter(|w| w.len() > 1) {
-        parts.push(format!("wave {}/{}", count(&run["wave"]) + 1, waves.len()));
+        // A finished run's wave is one past its last.
+        let wave = (count(&run["wave"]) + 1).min(waves.len() as u64);
+        parts.push(format!("wave {wave}/{}", waves.len()));
     }
     for stage in stages {
         let name = stage["name"].as_str().unwrap_or("?");
@@ -215,7 +217,7 @@ mod tests {
     }
 
     fn run(status: &str, last_stage: Value) -> Value {
-        json!({"status": status, "waveSizes": [1, 3], "wave": 1, "targetsEnded": 4,
+        json!({"status": status, "waveSizes": [1, 3], "wave": 2, "targetsEnded": 4,
                "stages": [{"name": "install", "entered": 4, "succeeded": 4}, last_stage]})
     }
 

@@ -25,6 +25,8 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod fleet;
+
 pub const PAGE_TOKEN_SECRET: &[u8] = b"test-page-token-secret";
 
 /// A thing group in moto with `n` things, unique to the calling test: its

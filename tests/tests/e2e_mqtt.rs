@@ -13,6 +13,7 @@ use courier_functions::entry::api::auth::DEFAULT_TENANT;
 use courier_local::http::{call_api, invoke};
 use courier_local::mqtt::MqttDevice;
 use courier_local::stream::replay as read_stream;
+use courier_tests::fleet::spawn_device;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -517,53 +518,6 @@ async fn create_pipeline() {
     assert!(status == 200 || status == 201, "{status} {body}");
 }
 
-/// A device that works through whatever it is told of, over MQTT, until
-/// `stop` is set: its install fails if `fails_install`.
-fn spawn_device(
-    mut dev: MqttDevice,
-    fails_install: bool,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<usize> {
-    tokio::spawn(async move {
-        let mut done = 0;
-        let topic = format!("{}/notify-next", dev.root);
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let told = dev
-                .wait_for(Duration::from_millis(500), |(t, body, _)| {
-                    *t == topic && body["execution"].is_object()
-                })
-                .await;
-            if told.is_none() {
-                continue;
-            }
-            let Ok(claimed) = dev.request("start-next", json!({})).await else {
-                continue;
-            };
-            let Some(id) = claimed["execution"]["jobId"].as_str().map(str::to_owned) else {
-                continue;
-            };
-            let command = claimed["execution"]["jobDocument"]["commandId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let outcome = if fails_install && command == "e2e-install" {
-                "FAILED"
-            } else {
-                "SUCCEEDED"
-            };
-            if dev
-                .request(&format!("{id}/update"), json!({"status": outcome}))
-                .await
-                .is_ok()
-            {
-                done += 1;
-            }
-        }
-        dev.disconnect().await;
-        done
-    })
-}
-
 /// Polls the run until `done` holds.
 async fn run_until(run: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + within;
@@ -599,7 +553,11 @@ async fn a_pipeline_runs_over_twenty_mqtt_devices_in_two_waves() {
     let mut workers = Vec::new();
     for thing in &things {
         let dev = device(thing).await;
-        workers.push(spawn_device(dev, *thing == failing, stop.clone()));
+        workers.push(spawn_device(
+            dev,
+            (*thing == failing).then_some("e2e-install"),
+            stop.clone(),
+        ));
     }
 
     let (status, run) = api(
@@ -710,7 +668,7 @@ async fn a_failure_threshold_aborts_a_pipeline_run_over_mqtt() {
     for thing in &things {
         let dev = device(thing).await;
         // Every device fails its install.
-        workers.push(spawn_device(dev, true, stop.clone()));
+        workers.push(spawn_device(dev, Some("e2e-install"), stop.clone()));
     }
     let (status, run) = api(
         "POST",
