@@ -56,6 +56,9 @@ pub enum JobTargets {
     },
     /// Read page by page from the fleet index as the job fans out.
     Query {
+        // camelCase like every other field; read under the first release's
+        // snake_case too.
+        #[serde(rename = "queryString", alias = "query_string")]
         query_string: String,
     },
 }

@@ -5,7 +5,7 @@
 
 use courier_core::job::JobStatistics;
 use courier_core::job_run::{
-    Claim, StatisticsDelta, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK, TARGET_PAGE,
+    Claim, JobTargets, StatisticsDelta, CLAIM_LEASE_SECONDS, FAN_OUT_CHUNK, TARGET_PAGE,
 };
 use courier_core::json::Json as Value;
 use courier_core::{
@@ -225,4 +225,19 @@ fn a_scheduled_job_writes_held_executions_and_starts_at_its_start_time() {
         j.next_step(&JobStatistics::default(), at(600)),
         JobStep::Start
     );
+}
+
+/// Query targets are written in camelCase like every other field, and read
+/// under the first release's snake_case too (jobs stored before the fix).
+#[test]
+fn query_targets_are_written_camel_case_and_read_either_way() {
+    let stored: JobTargets =
+        serde_json::from_value(serde_json::json!({"query": {"query_string": "model:X"}})).unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap(),
+        serde_json::json!({"query": {"queryString": "model:X"}})
+    );
+    let again: JobTargets =
+        serde_json::from_value(serde_json::json!({"query": {"queryString": "model:X"}})).unwrap();
+    assert_eq!(again, stored);
 }
