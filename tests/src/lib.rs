@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod fleet;
+pub mod openapi;
 
 pub const PAGE_TOKEN_SECRET: &[u8] = b"test-page-token-secret";
 
@@ -232,11 +233,21 @@ pub async fn send_to_api_publishing<P: Publisher>(
         lambda_http::Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
         _ => Value::Null,
     };
-    ApiReply {
+    let reply = ApiReply {
         status: response.status().as_u16(),
         headers: response.headers().clone(),
         body,
-    }
+    };
+    openapi::assert_documented(
+        event["requestContext"]["http"]["method"]
+            .as_str()
+            .unwrap_or_default(),
+        event["rawPath"].as_str().unwrap_or_default(),
+        reply.status,
+        Some(&reply.headers),
+        &reply.body,
+    );
+    reply
 }
 
 /// Delivers a batch of the table's stream records (as the stream poller

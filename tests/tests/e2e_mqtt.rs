@@ -24,10 +24,13 @@ fn env(name: &str) -> String {
 }
 
 /// `METHOD /path` on the API under cargo lambda watch.
+/// Every answer is checked against the OpenAPI document.
 async fn api(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    call_api(&env("API_URL"), method, path, body.as_ref())
+    let (status, reply) = call_api(&env("API_URL"), method, path, body.as_ref())
         .await
-        .unwrap()
+        .unwrap();
+    courier_tests::openapi::assert_documented(method, path, status, None, &reply);
+    (status, reply)
 }
 
 async fn device(thing: &str) -> MqttDevice {

@@ -575,6 +575,42 @@ async fn listings_paginate_with_tamper_checked_tokens() {
     assert_eq!(neither.status, 400);
 }
 
+/// API Gateway hands bytes that are not text to the function
+/// base64-encoded; bytes that are not UTF-8 are not JSON: 400, nothing
+/// written. (Schemathesis's case: `cargo lambda watch` answers it with its
+/// own 500 before the function runs, so make test filters it there.)
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400() {
+    use base64::Engine as _;
+    let api = Api::new().await.with_command().await;
+    let mut event = http_event("POST", "/commands/set-config/executions", None);
+    event["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(b"g\x0f\xff\xfe"));
+    event["isBase64Encoded"] = Value::Bool(true);
+    let reply = api.send(&event.to_string(), NOW).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.body["details"]["errors"][0]["code"], "InvalidJson");
+    let listed = api
+        .call("GET", "/executions?commandId=set-config", None)
+        .await;
+    assert_eq!(listed.body["items"], json!([]));
+}
+
+/// The contract is served to anyone (API Gateway imports, SDK generators),
+/// as written in the repository.
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_token() {
+    let mut api = Api::new().await;
+    api.settings = api_settings(false);
+    let refused = api.call("GET", "/commands", None).await;
+    assert_eq!(refused.status, 401, "this API wants tokens");
+    let served = api.call("GET", "/openapi.json", None).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.headers["content-type"], "application/json");
+    let document: Value =
+        serde_json::from_str(courier_functions::entry::api::openapi::DOCUMENT).unwrap();
+    assert_eq!(served.body, document);
+}
+
 #[tokio::test]
 async fn routing_cors_and_method_errors() {
     let api = Api::new().await;

@@ -1,6 +1,7 @@
 //! THE REPLY of an HTTP request: JSON bodies, CORS headers, the request
 //! id, and the one place a [`ServiceError`] becomes a response (status and
-//! code from core's table, `Retry-After` where retrying helps). Request
+//! code from core's table, `Retry-After` where retrying helps, `Allow`
+//! on a 405). Request
 //! bodies are read here too (size limit, JSON). No I/O.
 
 use crate::error::ServiceError;
@@ -56,6 +57,8 @@ pub struct Reply {
     body: Body,
     location: Option<String>,
     retry_after: Option<u32>,
+    /// A 405's `Allow` header: the methods the path has (RFC 9110).
+    allow: Option<&'static str>,
 }
 
 impl Reply {
@@ -70,6 +73,9 @@ impl Reply {
         }
         let mut reply = Self::json(err.status(), &err.body());
         reply.retry_after = err.retry_after();
+        if let ServiceError::MethodNotAllowed { allow, .. } = err {
+            reply.allow = Some(allow);
+        }
         reply
     }
 
@@ -80,6 +86,18 @@ impl Reply {
             body: Body::Text(text),
             location: None,
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// A body that is JSON already (the OpenAPI document).
+    pub fn raw_json(status: u16, text: &'static str) -> Self {
+        Self {
+            status,
+            body: Body::Text(text.to_owned()),
+            location: None,
+            retry_after: None,
+            allow: None,
         }
     }
 
@@ -89,6 +107,7 @@ impl Reply {
             body: Body::Empty,
             location: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -133,6 +152,9 @@ impl Reply {
         }
         if let Some(seconds) = self.retry_after {
             set(header::RETRY_AFTER, &seconds.to_string());
+        }
+        if let Some(allow) = self.allow {
+            set(header::ALLOW, allow);
         }
         response
     }

@@ -28,8 +28,10 @@
 //! | POST   | /pipelines/{pipelineId}/runs/{runId}/cancel  | cancel | cancel a run (force)           |
 //! | POST   | /pipelines/{pipelineId}/runs/{runId}/resume  | write  | pass the gate a HELD run waits at |
 //! | GET    | /health                               | none   | liveness and version                   |
+//! | GET    | /openapi.json                         | none   | this API's OpenAPI 3.1 document        |
 
 use super::auth::{AuthSettings, Scope};
+use super::openapi;
 use super::reply::{json_body, Cors, Reply};
 use crate::error::ServiceError;
 use crate::ops::executions::ListExecutions;
@@ -123,6 +125,9 @@ async fn route<S: PipelineStore, G: ThingGroups, P: Publisher>(
             200,
             &json!({ "status": "ok", "version": courier_core::VERSION }),
         ));
+    }
+    if (method.as_str(), segments.as_slice()) == ("GET", ["openapi.json"].as_slice()) {
+        return Ok(openapi::reply());
     }
     let principal = settings.auth.authenticate(request)?;
     principal.require(required_scope(method, &segments))?;
@@ -309,6 +314,7 @@ async fn route<S: PipelineStore, G: ThingGroups, P: Publisher>(
         (
             _,
             ["health"]
+            | ["openapi.json"]
             | ["commands", ..]
             | ["executions", ..]
             | ["jobs", ..]
