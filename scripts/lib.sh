@@ -121,10 +121,30 @@ start_local_stack() { # $1 = DDB port, $2 = table, $3 = log prefix
   function_env "$1" "$2" "$PUBLISH_PORT" > "$ROOT/.local/$3.env"
   start_mosquitto "$MQTT_PORT" "$ROOT/.local/$3-mosquitto.log"
   start_watch "$WATCH_PORT" "$ROOT/.local/$3.env" "$ROOT/.local/$3-watch.log"
+  # Each function is built on its first invocation: one warm-up each, so
+  # nothing after this waits on a build. An error answer (the warm-up event
+  # is no real event) still means it runs; no answer means it did not build.
   for fn in api device-events dispatcher sweeper; do
-    python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()' \
-      "http://127.0.0.1:$WATCH_PORT/2015-03-31/functions/$fn/invocations" >/dev/null 2>&1 || true
+    python3 - "http://127.0.0.1:$WATCH_PORT/2015-03-31/functions/$fn/invocations" <<'PY' || { tail -30 "$ROOT/.local/$3-watch.log" >&2; echo "the $fn function did not answer" >&2; return 1; }
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"{}"), timeout=900).read()
+except urllib.error.HTTPError:
+    pass
+PY
   done
+  # And the API answers through its URL, as callers reach it.
+  python3 - "http://127.0.0.1:$WATCH_PORT/lambda-url/api/health" <<'PY' || { echo "the API did not answer /health" >&2; return 1; }
+import sys, time, urllib.request
+for _ in range(120):
+    try:
+        if urllib.request.urlopen(sys.argv[1], timeout=10).status == 200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+PY
   start_bridge "$1" "$2" "$MQTT_PORT" "$WATCH_PORT" "$PUBLISH_PORT" "$ROOT/.local/$3-bridge.log"
 }
 stop_local_stack() { stop_bridge; stop_mosquitto; stop_watch; }

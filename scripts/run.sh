@@ -39,9 +39,11 @@ step "dashboard on :$DASH_PORT (building the WASM module)"
 scripts/build-wasm.sh
 start_static "$DASH_PORT" .local/dashboard.log
 DASHBOARD="http://127.0.0.1:$DASH_PORT/dashboard/?api=$API"
+# The functions answered their warm-ups and the API its /health
+# (start_local_stack), so the fleet's first requests get replies.
 cat <<TXT
 
-Courier is running.
+Courier is running (every function answered; the API's /health is 200).
   dashboard       $DASHBOARD
   HTTP API        $API        (e.g. curl $API/health)
   MQTT broker     127.0.0.1:$MQTT_PORT  (mosquitto_sub -p $MQTT_PORT -t 'courier/things/#' -v)

