@@ -11,6 +11,8 @@
 //! `validate(parameters)`. `env.match(index, value)` must answer whether
 //! the string `value` matches parameter `index`'s pattern; it is only
 //! called for patterns too large to become an automaton here.
+//! `env.artifact(value)` answers what is wrong with an artifact placeholder
+//! in `value` (`artifact::check`), or `undefined`.
 
 use crate::conditions::Compiled;
 use crate::facade;
@@ -579,6 +581,19 @@ fn constraints(spec: &ParameterSpec, path: &str, i: usize, has_pattern: bool) ->
     }
     match spec.value_type {
         ValueType::S => {
+            // An artifact placeholder is checked by core itself, through
+            // the module (`env.artifact`), as `Validator::validate` does
+            // first for a string.
+            push(
+                &mut js,
+                crate::text::msg![
+                    "val.includes(",
+                    lit(crate::artifact::MARKER),
+                    ") && env.artifact(val) !== undefined"
+                ],
+                "InvalidValue",
+                "env.artifact(val)".into(),
+            );
             if spec.min_length.is_some() || spec.max_length.is_some() {
                 js.push_str("      const n = val.length;\n");
             }

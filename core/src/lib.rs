@@ -21,7 +21,9 @@
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads);
 //!   [`commands`]: the AWS IoT commands device protocol.
 //! - [`presence`]: AWS IoT lifecycle events (connected, disconnected).
-//! - [`schema`]: command definitions, typed parameter schemas, validation.
+//! - [`schema`]: command definitions, typed parameter schemas, validation;
+//!   [`artifact`]: S3 placeholders in string parameters, replaced by
+//!   presigned URLs when a document goes to a device.
 //! - [`pattern`]: the pattern subset string parameters use, its matcher and
 //!   its JavaScript translation.
 //! - [`json`]: the JSON model every request is read from; [`codec`]: the
@@ -38,6 +40,7 @@
 //! Time and ids are always arguments, so this crate runs unchanged in Lambda
 //! and, compiled to wasm32, in the browser.
 
+pub mod artifact;
 pub mod base64;
 pub mod codec;
 pub mod codegen;

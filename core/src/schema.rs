@@ -996,6 +996,9 @@ impl Validator {
         }
         match value {
             TypedValue::S(s) => {
+                if let Err(why) = crate::artifact::check(s) {
+                    errors.add(path, ValidationCode::InvalidValue, why);
+                }
                 let chars = s.chars().count();
                 if let Some(min) = spec.min_length {
                     if chars < min as usize {

@@ -35,7 +35,10 @@ export class CommandValidator extends bindings.CommandValidator {
       throw refused;
     }
     const wasm = bindings.CommandValidator.prototype;
-    this.validate = make({ match: (index, value) => wasm.matchPattern.call(this, index, value) });
+    this.validate = make({
+      match: (index, value) => wasm.matchPattern.call(this, index, value),
+      artifact: (value) => wasm.artifactProblem.call(this, value),
+    });
     mode = "javascript";
   }
 }

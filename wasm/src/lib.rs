@@ -152,6 +152,15 @@ impl CommandValidator {
             .is_some_and(|p| p.is_match(value))
     }
 
+    /// What is wrong with an artifact placeholder in `value`, or nothing
+    /// (what generated validators call for strings holding one).
+    #[wasm_bindgen(js_name = artifactProblem)]
+    pub fn artifact_problem(&self, value: &str) -> Option<String> {
+        courier_core::artifact::check(value)
+            .err()
+            .map(str::to_owned)
+    }
+
     /// The definition as compiled.
     #[wasm_bindgen(getter)]
     pub fn definition(&self) -> JsCommandDefinition {
