@@ -39,6 +39,8 @@ COMMANDS_ROOT='${COMMANDS_ROOT:-courier/commands/things/{thingName\}}'
 COMMAND_EVENTS_ROOT='${COMMAND_EVENTS_ROOT:-courier/events/commandExecution}'
 DIRECT_DELIVERY=${DIRECT_DELIVERY:-on}
 USAGE_REPORT=${USAGE_REPORT:-on}
+ARTIFACT_BUCKETS=courier-artifacts
+ARTIFACT_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-5000}
 ENV
 }
 # Starts `cargo lambda watch` in its own process group; sets WATCH_PGID.

@@ -11,6 +11,7 @@ use crate::ops::Courier;
 use crate::ops::RunLimits;
 use crate::platform::aws;
 use crate::platform::config::Config;
+use crate::platform::presign::ArtifactSigner;
 use crate::platform::publisher::IotDataPublisher;
 use crate::platform::thing_groups::IotThingGroups;
 use crate::store::dynamodb::DynamoStore;
@@ -21,12 +22,22 @@ use aws_types::SdkConfig;
 fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
     crate::platform::metrics::configure(config.metrics_commands.clone());
     let store = DynamoStore::new(aws::dynamodb(sdk), &config.table_name, default_tenant());
-    Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
+    let courier = Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
         .with_commands(config.commands.clone())
         .with_run_limits(RunLimits {
             max_active_runs: config.max_active_runs,
             max_targets: config.max_run_targets,
-        })
+        });
+    if config.artifact_buckets.is_empty() {
+        return courier;
+    }
+    courier.with_artifacts(ArtifactSigner {
+        buckets: config.artifact_buckets.clone(),
+        lifetime: std::time::Duration::from_secs(config.artifact_url_seconds),
+        region: config.aws.region.to_string(),
+        endpoint: config.artifact_endpoint.clone(),
+        credentials: config.aws.credentials.clone(),
+    })
 }
 
 /// The `api` function: the service, thing groups (jobs), a publisher

@@ -967,3 +967,50 @@ fn every_function_publishes_only_to_topics_its_role_grants() {
     .collect();
     assert!(refused.is_empty(), "{}", refused.join("\n"));
 }
+
+/// Presigning makes no AWS call, so the scenario above cannot see it: a
+/// presigned URL is a GET the signing role itself may make. Every function
+/// hands devices documents (api: direct delivery; device-events: start-next
+/// and describe; dispatcher and sweeper: notify-next and the commands
+/// protocol's request), so each is granted exactly `s3:GetObject` on the
+/// artifact bucket's objects, and only when a bucket is configured; no
+/// other S3 action appears anywhere.
+#[test]
+fn every_function_that_signs_artifact_urls_may_read_the_artifact_bucket_and_nothing_else_of_s3() {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    let grant = "              - Effect: Allow\n                Action: s3:GetObject\n                Resource: !Sub \"arn:${AWS::Partition}:s3:::${ArtifactBucket}/*\"";
+    let mut function = "";
+    let mut granted = Vec::new();
+    let lines: Vec<&str> = template.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            function = line.trim().trim_end_matches(':');
+        }
+        if line.contains("s3:") && !line.contains(":s3:::") {
+            assert!(
+                line.trim() == "Action: s3:GetObject",
+                "an S3 action other than GetObject: {line}"
+            );
+            let block = lines[i - 1..=i + 1].join("\n");
+            assert_eq!(block, grant, "{function}'s S3 grant");
+            assert_eq!(
+                lines[i - 2].trim(),
+                "- HasArtifactBucket",
+                "{function}: only with a bucket"
+            );
+            granted.push(function);
+        }
+    }
+    assert_eq!(
+        granted,
+        [
+            "ApiFunction",
+            "DeviceEventsFunction",
+            "DispatcherFunction",
+            "SweeperFunction"
+        ]
+    );
+}

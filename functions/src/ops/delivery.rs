@@ -29,6 +29,7 @@
 
 use super::Courier;
 use crate::error::ServiceError;
+use crate::platform::presign::ArtifactSigner;
 use crate::platform::publisher::{publish_all, Message, Publisher};
 use crate::store::{Store, StoreError, ToldNext, TransitionOutcome};
 use courier_core::commands;
@@ -189,8 +190,14 @@ impl<S: Store> Courier<S> {
             (DeviceProtocol::Jobs, Some(reads)) => {
                 let (pending, told) = reads?;
                 let pending = with_known(pending, &claimed, now);
-                let (messages, news) =
-                    notification_messages(root, &claimed.target, now, &pending, &told);
+                let (messages, news) = notification_messages(
+                    root,
+                    &claimed.target,
+                    now,
+                    &pending,
+                    &told,
+                    self.artifacts.as_deref(),
+                );
                 told_next = news.map(|next| (next, told));
                 messages
             }
@@ -199,7 +206,7 @@ impl<S: Store> Courier<S> {
             // (QoS 1, so a persistent session keeps it while it is away).
             (DeviceProtocol::Commands, _) => vec![Message {
                 topic: commands::request_topic(&self.commands.root, &claimed.target, id),
-                payload: self.command_payload(&claimed).await?,
+                payload: self.command_payload(&claimed, now).await?,
             }],
         };
         match publish_all(publisher, &messages).await {
@@ -275,7 +282,9 @@ impl<S: Store> Courier<S> {
     pub(crate) async fn command_payload(
         &self,
         execution: &CommandExecution,
+        now: Timestamp,
     ) -> Result<Json, ServiceError> {
+        let execution = &*self.for_device(execution, now);
         let validator = self.validator(execution.command_id.as_str()).await?;
         let Some(template) = &validator.definition().payload_template else {
             return Ok(protocol::job_document(execution));
@@ -417,7 +426,8 @@ impl<S: Store> Courier<S> {
         pending: &[CommandExecution],
         told: ToldNext,
     ) -> Result<Vec<Message>, ServiceError> {
-        let (mut out, news) = notification_messages(root, thing, now, pending, &told);
+        let (mut out, news) =
+            notification_messages(root, thing, now, pending, &told, self.artifacts.as_deref());
         if let Some(next) = news {
             if !self.tell_next_after(thing, &next, told).await? {
                 // Another publisher told it first: notify-next (last) goes.
@@ -555,6 +565,7 @@ fn notification_messages(
     now: Timestamp,
     pending: &[CommandExecution],
     told: &ToldNext,
+    signer: Option<&ArtifactSigner>,
 ) -> (Vec<Message>, Option<String>) {
     let mut out = vec![Message {
         topic: root.notify_topic(thing),
@@ -567,7 +578,12 @@ fn notification_messages(
     }
     out.push(Message {
         topic: root.notify_next_topic(thing),
-        payload: protocol::next_changed(next, now),
+        // What it is told carries presigned URLs, signed now.
+        payload: protocol::next_changed(
+            next.map(|n| super::artifacts::for_device(signer, n, now))
+                .as_deref(),
+            now,
+        ),
     });
     (out, Some(identity))
 }

@@ -233,7 +233,7 @@ impl<S: Store> Courier<S> {
                     match &next {
                         Some(n) => Json::object([(
                             "execution",
-                            protocol::data_at(&n.execution, true, now),
+                            protocol::data_at(&self.for_device(&n.execution, now), true, now),
                         )]),
                         None => Json::object([]),
                     },
@@ -293,7 +293,7 @@ impl<S: Store> Courier<S> {
                 Ok(vec![accepted(protocol::reply(
                     Json::object([(
                         "execution",
-                        protocol::data_at(&execution, include_document, now),
+                        protocol::data_at(&self.for_device(&execution, now), include_document, now),
                     )]),
                     token,
                     now,
@@ -329,7 +329,8 @@ impl<S: Store> Courier<S> {
                     .and_then(Json::as_bool)
                     .unwrap_or(false)
                 {
-                    body.set("jobDocument", protocol::job_document(&execution));
+                    let shown = self.for_device(&execution, now);
+                    body.set("jobDocument", protocol::job_document(&shown));
                 }
                 // The pending list changes when the status does (started or
                 // ended), not on a progress report.

@@ -200,6 +200,7 @@ impl<S: Store> Courier<S> {
         };
         let (supersede, force) = (start.supersede, start.force);
         let execution = start.into_execution(id, &validator, caller, now);
+        self.check_artifacts(&execution.parameters, "parameters")?;
         // A thing belongs to the first tenant that targets it; to every other
         // tenant it does not exist.
         let ours = self

@@ -66,6 +66,7 @@ impl<S: JobStore> Courier<S> {
         };
         let validator = self.validator(&command_id).await?;
         let request = CreateJob::parse(body, &validator, now)?;
+        self.check_artifacts(&request.parameters, "parameters")?;
         let client_token = match body.get("clientToken") {
             Some(Json::String(t)) => {
                 Some(ClientToken::parse_at(t, "clientToken").map_err(ValidationErrors::from)?)

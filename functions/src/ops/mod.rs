@@ -23,10 +23,13 @@
 //!   resume), [`pipeline_runner`]: a run's steps, [`pipeline_targets`]: a
 //!   device's moves in a run
 //! - [`targets`]: thing groups and fleet-index queries, checked and read
+//! - [`artifacts`]: S3 placeholders in parameters, checked at creation and
+//!   presigned whenever a document goes to a device
 //! - [`page_token`]: sealed nextTokens
 //!
 //! This module holds the service type itself: one tenant's view, paging.
 
+pub mod artifacts;
 pub mod commands;
 pub mod delivery;
 pub mod device_commands;
@@ -44,6 +47,7 @@ pub mod queue;
 pub mod targets;
 
 use crate::error::ServiceError;
+use crate::platform::presign::ArtifactSigner;
 use crate::store::{Page, PageRequest, Store};
 use courier_core::commands::CommandsTopics;
 use courier_core::text::quote;
@@ -68,6 +72,9 @@ pub struct Courier<S> {
     pub(crate) commands: Arc<CommandsTopics>,
     /// Per-tenant limits on pipeline runs.
     pub(crate) run_limits: RunLimits,
+    /// How artifact placeholders become presigned URLs; `None`: no
+    /// artifact buckets, placeholders refused.
+    pub(crate) artifacts: Option<Arc<ArtifactSigner>>,
 }
 
 /// Per-tenant limits on pipeline runs (`PIPELINE_MAX_ACTIVE_RUNS`,
@@ -110,7 +117,15 @@ impl<S: Store> Courier<S> {
             validators: Arc::new(Mutex::new(HashMap::new())),
             commands: Arc::new(CommandsTopics::default()),
             run_limits: RunLimits::default(),
+            artifacts: None,
         }
+    }
+
+    /// The same service presigning artifact placeholders with `signer`.
+    #[must_use]
+    pub fn with_artifacts(mut self, signer: ArtifactSigner) -> Self {
+        self.artifacts = Some(Arc::new(signer));
+        self
     }
 
     /// The same service with these limits on pipeline runs.
@@ -145,6 +160,7 @@ impl<S: Store> Courier<S> {
             validators: Arc::clone(&self.validators),
             commands: Arc::clone(&self.commands),
             run_limits: self.run_limits,
+            artifacts: self.artifacts.clone(),
         }
     }
 

@@ -92,6 +92,12 @@ impl<S: PipelineStore> Courier<S> {
             }
         }
         let request = CreatePipeline::parse(body, &|id| validators.get(id).map(|v| &**v))?;
+        for (k, stage) in request.stages.iter().enumerate() {
+            for (i, operation) in stage.operations.iter().enumerate() {
+                let path = format!("stages[{k}].operations[{i}].parameters");
+                self.check_artifacts(&operation.parameters, &path)?;
+            }
+        }
         let pipeline = request.into_pipeline(now);
         match self.store().put_pipeline(&pipeline).await? {
             PutOutcome::Created(created) => {

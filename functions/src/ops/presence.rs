@@ -99,7 +99,7 @@ impl<S: Store> Courier<S> {
         for execution in sent {
             out.push(Message {
                 topic: commands::request_topic(&self.commands.root, thing, &execution.execution_id),
-                payload: self.command_payload(&execution).await?,
+                payload: self.command_payload(&execution, now).await?,
             });
         }
         Ok(out)

@@ -49,6 +49,14 @@ pub struct Config {
     /// `METRICS_COMMAND_DIMENSION`: command ids (comma-separated, at most
     /// 10) whose metrics also get a `CommandId` dimension.
     pub metrics_commands: Vec<String>,
+    /// `ARTIFACT_BUCKETS` (comma-separated): the S3 buckets artifact
+    /// placeholders may name; none, and placeholders are refused.
+    pub artifact_buckets: Vec<String>,
+    /// `ARTIFACT_URL_SECONDS` (60 to 3600, default 3600): how long a
+    /// presigned URL works.
+    pub artifact_url_seconds: u64,
+    /// `ARTIFACT_ENDPOINT`: S3's URL when it is not AWS's (locally, moto).
+    pub artifact_endpoint: Option<String>,
     /// Region and credentials for the AWS clients.
     pub aws: AwsAccess,
 }
@@ -119,6 +127,15 @@ impl Config {
                 "METRICS_COMMAND_DIMENSION is at most 10 command ids, comma-separated".into(),
             ));
         }
+        let artifact_buckets: Vec<String> = lookup("ARTIFACT_BUCKETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let artifact_url_seconds = whole(&lookup, "ARTIFACT_URL_SECONDS", 3600, 60..=3600)?;
+        let artifact_endpoint = lookup("ARTIFACT_ENDPOINT").filter(|e| !e.is_empty());
         if local_dev_identity {
             tracing::warn!("LOCAL_DEV_IDENTITY=on: requests without a JWT act as a development identity; never in a deployment");
         }
@@ -135,6 +152,9 @@ impl Config {
             max_active_runs: u32::try_from(max_active_runs).unwrap_or(20),
             max_run_targets,
             metrics_commands,
+            artifact_buckets,
+            artifact_url_seconds,
+            artifact_endpoint,
             aws,
         })
     }

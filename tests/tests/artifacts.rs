@@ -1,0 +1,230 @@
+//! Artifacts: an S3 placeholder in a string parameter is checked when the
+//! execution, job or pipeline is created, stored as written, and replaced
+//! by a presigned GET URL whenever the document goes to the device; the
+//! URL fetches the object from S3 (moto, on `MOTO_ENDPOINT`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_dynamodb::config::Credentials;
+use courier_core::Timestamp;
+use courier_functions::ops::Courier;
+use courier_functions::platform::presign::ArtifactSigner;
+use courier_functions::store::dynamodb::DynamoStore;
+use courier_local::http::{client as http_client, request};
+use courier_tests::{
+    api_settings, fresh_courier, http_event, iot_rule_event, send_to_api, send_to_device_events,
+    ApiReply, RecordingPublisher,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const NOW: i64 = 1_795_000_000;
+
+fn moto() -> String {
+    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run through `make test`")
+}
+
+/// A bucket of this test's own in moto, holding `key` = `content`.
+async fn bucket_with(name: &str, key: &str, content: &[u8]) {
+    let http = http_client();
+    let (status, body) = request(&http, "PUT", &format!("{}/{name}", moto()), vec![])
+        .await
+        .unwrap();
+    assert!(
+        status < 300,
+        "create bucket: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _) = request(
+        &http,
+        "PUT",
+        &format!("{}/{name}/{key}", moto()),
+        content.to_vec(),
+    )
+    .await
+    .unwrap();
+    assert!(status < 300, "put object: {status}");
+}
+
+async fn courier(bucket: &str) -> Courier<DynamoStore> {
+    fresh_courier().await.with_artifacts(ArtifactSigner {
+        buckets: vec![bucket.to_owned()],
+        lifetime: Duration::from_secs(600),
+        region: "us-east-1".into(),
+        endpoint: Some(moto()),
+        credentials: Credentials::new("testing", "testing", None, None, "test"),
+    })
+}
+
+async fn api(courier: &Courier<DynamoStore>, method: &str, path: &str, body: Value) -> ApiReply {
+    let event = http_event(method, path, Some(&body));
+    send_to_api(
+        courier,
+        &api_settings(true),
+        &event,
+        Timestamp::from_secs(NOW),
+    )
+    .await
+}
+
+fn placeholder(bucket: &str, key: &str) -> String {
+    format!("${{aws:iot:s3-presigned-url-v2:https://s3.us-east-1.amazonaws.com/{bucket}/{key}}}")
+}
+
+async fn with_firmware_command(courier: &Courier<DynamoStore>) {
+    let reply = api(
+        courier,
+        "POST",
+        "/commands",
+        json!({"commandId": "flash", "parameters": [{"name": "url", "type": "S", "required": true}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_device_gets_a_presigned_url_that_fetches_the_object() {
+    let bucket = format!("fw-{}", std::process::id());
+    bucket_with(&bucket, "v2/image.bin", b"firmware bytes").await;
+    let courier = courier(&bucket).await;
+    with_firmware_command(&courier).await;
+    let written = format!("download {}", placeholder(&bucket, "v2/image.bin"));
+    let started = api(
+        &courier,
+        "POST",
+        "/commands/flash/executions",
+        json!({"target": "dev-art-1", "parameters": {"url": {"S": written}}}),
+    )
+    .await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    // The record keeps what was written.
+    assert_eq!(started.body["parameters"]["url"]["S"], written.as_str());
+
+    // The device claims it: its document carries a URL signed now.
+    let publisher = RecordingPublisher::default();
+    let event = iot_rule_event("courier/things/dev-art-1/jobs/start-next", &json!({}));
+    send_to_device_events(
+        &courier,
+        &publisher,
+        &event,
+        "req-1",
+        Timestamp::from_secs(NOW + 5),
+    )
+    .await
+    .unwrap();
+    let replies = publisher.take();
+    let (_, accepted) = replies
+        .iter()
+        .find(|(topic, _)| topic.ends_with("start-next/accepted"))
+        .expect("start-next accepted");
+    let shown = accepted["execution"]["jobDocument"]["parameters"]["url"]["S"]
+        .as_str()
+        .unwrap();
+    let url = shown.strip_prefix("download ").unwrap();
+    assert!(
+        url.starts_with(&format!("{}/{bucket}/v2/image.bin?", moto())),
+        "{url}"
+    );
+    for part in [
+        "X-Amz-Expires=600",
+        "X-Amz-Signature=",
+        "X-Amz-Date=20261118T110645Z",
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let (status, body) = request(&http_client(), "GET", url, vec![]).await.unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"firmware bytes".as_slice())
+    );
+
+    // Operators still read the placeholder.
+    let id = started.body["executionId"].as_str().unwrap();
+    let read = api(&courier, "GET", &format!("/executions/{id}"), Value::Null).await;
+    assert_eq!(read.body["parameters"]["url"]["S"], written.as_str());
+}
+
+#[tokio::test]
+async fn a_placeholder_naming_another_bucket_is_refused_where_it_is_written() {
+    let courier = courier("fw-allowed").await;
+    with_firmware_command(&courier).await;
+    let other = placeholder("someone-elses", "image.bin");
+    let started = api(
+        &courier,
+        "POST",
+        "/commands/flash/executions",
+        json!({"target": "dev-art-2", "parameters": {"url": {"S": other}}}),
+    )
+    .await;
+    assert_eq!(started.status, 400, "{}", started.body);
+    assert_eq!(
+        started.body["details"]["errors"][0]["path"],
+        "parameters.url"
+    );
+    assert_eq!(started.body["details"]["errors"][0]["code"], "InvalidValue");
+
+    let job = api(
+        &courier,
+        "POST",
+        "/jobs",
+        json!({"commandId": "flash", "targets": {"things": ["dev-art-2"]}, "parameters": {"url": {"S": other}}}),
+    )
+    .await;
+    assert_eq!(job.status, 400, "{}", job.body);
+    assert_eq!(job.body["details"]["errors"][0]["path"], "parameters.url");
+
+    let pipeline = api(
+        &courier,
+        "POST",
+        "/pipelines",
+        json!({"pipelineId": "art", "stages": [{"name": "download", "operations": [
+            {"commandId": "flash", "parameters": {"url": {"S": other}}}]}]}),
+    )
+    .await;
+    assert_eq!(pipeline.status, 400, "{}", pipeline.body);
+    assert_eq!(
+        pipeline.body["details"]["errors"][0]["path"],
+        "stages[0].operations[0].parameters.url"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_placeholder_is_refused_by_the_schema() {
+    let courier = courier("fw-allowed").await;
+    with_firmware_command(&courier).await;
+    let started = api(
+        &courier,
+        "POST",
+        "/commands/flash/executions",
+        json!({"target": "dev-art-3", "parameters": {"url": {"S": "${aws:iot:s3-presigned-url-v2:https://example.com/fw/a.bin}"}}}),
+    )
+    .await;
+    assert_eq!(started.status, 400, "{}", started.body);
+    let error = &started.body["details"]["errors"][0];
+    assert_eq!(error["code"], "InvalidValue");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://s3.<region>.amazonaws.com/<bucket>/<key>"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn without_artifact_buckets_a_placeholder_is_refused() {
+    let courier = fresh_courier().await;
+    with_firmware_command(&courier).await;
+    let started = api(
+        &courier,
+        "POST",
+        "/commands/flash/executions",
+        json!({"target": "dev-art-4", "parameters": {"url": {"S": placeholder("fw-allowed", "a.bin")}}}),
+    )
+    .await;
+    assert_eq!(started.status, 400, "{}", started.body);
+    assert!(started.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("ARTIFACT_BUCKETS"));
+}
