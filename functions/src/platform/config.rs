@@ -111,13 +111,7 @@ impl Config {
         let usage_report = on_off(&lookup, "USAGE_REPORT", false)?;
         let max_active_runs = whole(&lookup, "PIPELINE_MAX_ACTIVE_RUNS", 20, 1..=10_000)?;
         let max_run_targets = whole(&lookup, "PIPELINE_MAX_TARGETS", 10_000, 1..=10_000)?;
-        let metrics_commands: Vec<String> = lookup("METRICS_COMMAND_DIMENSION")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let metrics_commands = list(&lookup, "METRICS_COMMAND_DIMENSION");
         if metrics_commands.len() > 10
             || metrics_commands
                 .iter()
@@ -127,13 +121,7 @@ impl Config {
                 "METRICS_COMMAND_DIMENSION is at most 10 command ids, comma-separated".into(),
             ));
         }
-        let artifact_buckets: Vec<String> = lookup("ARTIFACT_BUCKETS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|b| !b.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let artifact_buckets = list(&lookup, "ARTIFACT_BUCKETS");
         let artifact_url_seconds = whole(&lookup, "ARTIFACT_URL_SECONDS", 3600, 60..=3600)?;
         let artifact_endpoint = lookup("ARTIFACT_ENDPOINT").filter(|e| !e.is_empty());
         if local_dev_identity {
@@ -158,6 +146,17 @@ impl Config {
             aws,
         })
     }
+}
+
+/// A comma-separated list, blanks dropped; empty when unset.
+fn list(lookup: impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
+    lookup(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A whole number within `range`, `default` when unset or empty.
@@ -284,5 +283,40 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(access.credentials.session_token(), None);
+    }
+
+    fn with_required(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![
+            ("TABLE_NAME", "courier"),
+            ("PAGE_TOKEN_SECRET", "0123456789abcdef"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn artifact_buckets_are_a_list_and_the_url_lifetime_is_bounded_as_in_aws() {
+        let config = Config::from_lookup(lookup(&with_required(&[(
+            "ARTIFACT_BUCKETS",
+            " fw-images, ,more-fw ",
+        )])))
+        .unwrap();
+        assert_eq!(config.artifact_buckets, ["fw-images", "more-fw"]);
+        assert_eq!(config.artifact_url_seconds, 3600);
+        for refused in ["59", "3601", "an hour"] {
+            let err =
+                Config::from_lookup(lookup(&with_required(&[("ARTIFACT_URL_SECONDS", refused)])))
+                    .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("ARTIFACT_URL_SECONDS is a whole number from 60 to 3600"),
+                "{err}"
+            );
+        }
+        let none = Config::from_lookup(lookup(&with_required(&[]))).unwrap();
+        assert!(none.artifact_buckets.is_empty());
     }
 }
