@@ -34,9 +34,15 @@ step "and 2 cars (car-1, car-2) speaking the AWS IoT commands protocol"
 target/debug/courier-device --broker "127.0.0.1:$MQTT_PORT" --things 2 --prefix car- --protocol commands --mode mixed > .local/cars.log 2>&1 &
 CARS_PID=$!
 MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" target/debug/courier-local create-group fleet $(seq -f 'dev-%g' 1 "$FLEET")
-# The artifact bucket (S3 in moto) that placeholders may name locally.
-curl -s -o /dev/null -X PUT "http://127.0.0.1:$MOTO_PORT/courier-artifacts"
-curl -s -o /dev/null -X PUT --data-binary 'firmware 2.0' "http://127.0.0.1:$MOTO_PORT/courier-artifacts/fw/2.0.bin"
+# The artifact bucket (S3 in moto) that placeholders may name locally,
+# with one object; written with signed requests (boto3, from moto's venv).
+.tools/venv/bin/python - "http://127.0.0.1:$MOTO_PORT" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="local", aws_secret_access_key="local")
+s3.create_bucket(Bucket="courier-artifacts")
+s3.put_object(Bucket="courier-artifacts", Key="fw/2.0.bin", Body=b"firmware 2.0")
+PY
 API="http://127.0.0.1:$API_PORT/lambda-url/api"
 step "dashboard on :$DASH_PORT (building the WASM module)"
 scripts/build-wasm.sh
