@@ -121,25 +121,25 @@ pub fn check(text: &str) -> Result<(), &'static str> {
     find(text).map(drop)
 }
 
-/// The objects the string parameters of `parameters` name, each once.
-pub fn objects(parameters: &Parameters) -> Vec<S3Object> {
-    let mut all: Vec<S3Object> = parameters
-        .values()
-        .filter_map(|v| match v {
-            TypedValue::S(s) => find(s).ok(),
-            _ => None,
-        })
-        .flatten()
+/// The objects a string value's well-formed placeholders name, in order.
+pub fn objects_in(text: &str) -> Vec<S3Object> {
+    find(text)
+        .unwrap_or_default()
+        .into_iter()
         .map(|f| f.object)
-        .collect();
-    all.sort();
-    all.dedup();
-    all
+        .collect()
 }
 
-/// `parameters` with every placeholder replaced by `url(object)`; values
-/// without one are unchanged.
-pub fn substitute(parameters: &Parameters, url: &dyn Fn(&S3Object) -> String) -> Parameters {
+/// `parameters` with every placeholder replaced by `url(object)`, or `None`
+/// when they hold none (most executions: nothing is copied).
+pub fn substitute(
+    parameters: &Parameters,
+    url: &dyn Fn(&S3Object) -> String,
+) -> Option<Parameters> {
+    let holds = |v: &TypedValue| matches!(v, TypedValue::S(s) if s.contains(MARKER));
+    if !parameters.values().any(holds) {
+        return None;
+    }
     let mut out = parameters.clone();
     out.retain(|_, value| {
         if let TypedValue::S(s) = value {
@@ -157,7 +157,7 @@ pub fn substitute(parameters: &Parameters, url: &dyn Fn(&S3Object) -> String) ->
         }
         true
     });
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -220,16 +220,23 @@ mod tests {
             TypedValue::S("get ${aws:iot:s3-presigned-url-v2:https://s3.amazonaws.com/fw1/a.bin} then ${aws:iot:s3-presigned-url:https://s3.amazonaws.com/fw1/b.bin}!".into()),
         );
         parameters.insert("rate".into(), TypedValue::I(5));
-        let objects = objects(&parameters);
+        let Some(TypedValue::S(text)) = parameters.get("url") else {
+            unreachable!()
+        };
         assert_eq!(
-            objects,
+            objects_in(text),
             [object("fw1", "a.bin", None), object("fw1", "b.bin", None)]
         );
-        let out = substitute(&parameters, &|o: &S3Object| format!("<{}>", o.key));
+        let out = substitute(&parameters, &|o: &S3Object| format!("<{}>", o.key)).unwrap();
         assert_eq!(
             out.get("url"),
             Some(&TypedValue::S("get <a.bin> then <b.bin>!".into()))
         );
         assert_eq!(out.get("rate"), Some(&TypedValue::I(5)));
+        parameters.remove("url");
+        assert_eq!(
+            substitute(&parameters, &|_: &S3Object| unreachable!()),
+            None
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::platform::presign::ArtifactSigner;
 use courier_core::artifact::{self, S3Object};
 use courier_core::schema::Parameters;
 use courier_core::text::quote;
+use courier_core::value::TypedValue;
 use courier_core::{CommandExecution, Timestamp, ValidationCode, ValidationErrors};
 use std::borrow::Cow;
 
@@ -25,9 +26,8 @@ impl<S> Courier<S> {
     ) -> Result<(), ServiceError> {
         let mut errors = ValidationErrors::new();
         for (name, value) in parameters.iter() {
-            let mut single = Parameters::new();
-            single.insert(name.clone(), value.clone());
-            for object in artifact::objects(&single) {
+            let TypedValue::S(text) = value else { continue };
+            for object in artifact::objects_in(text) {
                 let allowed = self
                     .artifacts
                     .as_ref()
@@ -64,8 +64,7 @@ pub(crate) fn for_device<'a>(
     execution: &'a CommandExecution,
     now: Timestamp,
 ) -> Cow<'a, CommandExecution> {
-    let (Some(signer), false) = (signer, artifact::objects(&execution.parameters).is_empty())
-    else {
+    let Some(signer) = signer else {
         return Cow::Borrowed(execution);
     };
     let url = |object: &S3Object| match signer.presign(object, now) {
@@ -78,7 +77,12 @@ pub(crate) fn for_device<'a>(
             format!("s3://{}/{}", object.bucket, object.key)
         }
     };
-    let mut copy = execution.clone();
-    copy.parameters = artifact::substitute(&execution.parameters, &url);
-    Cow::Owned(copy)
+    match artifact::substitute(&execution.parameters, &url) {
+        None => Cow::Borrowed(execution),
+        Some(parameters) => {
+            let mut copy = execution.clone();
+            copy.parameters = parameters;
+            Cow::Owned(copy)
+        }
+    }
 }
