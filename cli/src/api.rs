@@ -59,11 +59,7 @@ impl Api {
 
     pub fn get(&self, path: &str) -> Result<Value, ApiError> {
         let request = self.agent.get(format!("{}{path}", self.base));
-        let request = match &self.token {
-            Some(token) => request.header("authorization", format!("Bearer {token}")),
-            None => request,
-        };
-        answer(request.call())
+        answer(self.authorized(request).call())
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
@@ -71,11 +67,15 @@ impl Api {
             .agent
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json");
-        let request = match &self.token {
+        answer(self.authorized(request).send(body.to_string()))
+    }
+
+    /// `request` with the caller's token, if there is one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
             Some(token) => request.header("authorization", format!("Bearer {token}")),
             None => request,
-        };
-        answer(request.send(body.to_string()))
+        }
     }
 }
 

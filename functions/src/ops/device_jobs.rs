@@ -290,10 +290,16 @@ impl<S: Store> Courier<S> {
                     .get("includeJobDocument")
                     .and_then(Json::as_bool)
                     .unwrap_or(true);
+                // URLs are signed only for a document that is sent.
+                let shown = if include_document {
+                    self.for_device(&execution, now)
+                } else {
+                    std::borrow::Cow::Borrowed(&execution)
+                };
                 Ok(vec![accepted(protocol::reply(
                     Json::object([(
                         "execution",
-                        protocol::data_at(&self.for_device(&execution, now), include_document, now),
+                        protocol::data_at(&shown, include_document, now),
                     )]),
                     token,
                     now,

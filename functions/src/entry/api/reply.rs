@@ -81,30 +81,23 @@ impl Reply {
 
     pub fn json(status: u16, value: &impl Serialize) -> Self {
         let text = serde_json::to_string(value).unwrap_or_else(|_| r#"{"code":"InternalServerException","message":"unserializable response","details":{}}"#.into());
-        Self {
-            status,
-            body: Body::Text(text),
-            location: None,
-            retry_after: None,
-            allow: None,
-        }
+        Self::with_body(status, Body::Text(text))
     }
 
     /// A body that is JSON already (the OpenAPI document).
     pub fn raw_json(status: u16, text: &'static str) -> Self {
-        Self {
-            status,
-            body: Body::Text(text.to_owned()),
-            location: None,
-            retry_after: None,
-            allow: None,
-        }
+        Self::with_body(status, Body::Text(text.to_owned()))
     }
 
     pub fn empty(status: StatusCode) -> Self {
+        Self::with_body(status.as_u16(), Body::Empty)
+    }
+
+    /// A reply with no extra headers yet.
+    fn with_body(status: u16, body: Body) -> Self {
         Self {
-            status: status.as_u16(),
-            body: Body::Empty,
+            status,
+            body,
             location: None,
             retry_after: None,
             allow: None,
