@@ -6,7 +6,7 @@
 //! keeps it small. Pure, no I/O.
 
 use crate::deadline::{LateResult, OnTimeout};
-use crate::execution::CommandExecution;
+use crate::execution::{CommandExecution, RunOperation};
 use crate::ids::{
     ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, RunId, ThingName,
 };
@@ -138,6 +138,16 @@ impl ToJson for CommandExecution {
         }
         if let Some(run) = &e.run_id {
             out = out.put("runId", run.as_str());
+        }
+        if let Some(at) = &e.run_operation {
+            let mut position = Out::default()
+                .put("stage", at.stage)
+                .put("operation", at.operation)
+                .put("stageDeadline", at.stage_deadline.to_json());
+            if at.failed_in_stage {
+                position = position.put("failedInStage", true);
+            }
+            out = out.put("runOperation", position.done());
         }
         out = out
             .put("status", e.status.as_str())
@@ -400,6 +410,23 @@ impl CommandExecution {
             run_id: f
                 .get("runId")
                 .map(|_| f.id("runId", RunId::parse))
+                .transpose()?,
+            run_operation: f
+                .get("runOperation")
+                .map(|v| {
+                    let at = Fields::of(v, "runOperation")?;
+                    Ok::<_, String>(RunOperation {
+                        stage: at.u32("stage")?,
+                        operation: at.u32("operation")?,
+                        stage_deadline: at.time("stageDeadline")?,
+                        failed_in_stage: match at.get("failedInStage") {
+                            None => false,
+                            Some(b) => b
+                                .as_bool()
+                                .ok_or("`runOperation.failedInStage` must be true or false")?,
+                        },
+                    })
+                })
                 .transpose()?,
             status: f.status("status")?,
             status_reason: f.reason("statusReason")?,

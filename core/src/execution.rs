@@ -33,6 +33,11 @@ pub struct CommandExecution {
     /// The pipeline run this execution is an operation of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<RunId>,
+    /// Which operation of the run it is, and what its device's stage has
+    /// come to so far (the run's bookkeeping rides on the execution instead
+    /// of a write of its own per operation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_operation: Option<RunOperation>,
     pub status: ExecutionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<StatusReason>,
@@ -131,6 +136,21 @@ pub struct CommandExecution {
     /// The device protocol it is delivered over (its command's).
     #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
     pub protocol: DeviceProtocol,
+}
+
+/// A run's execution: its place in the pipeline and its device's stage so
+/// far, carried from one operation's execution to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOperation {
+    pub stage: u32,
+    pub operation: u32,
+    /// The stage's deadline for this device (its start plus the stage's
+    /// `timeoutSeconds`); the execution's `completeBy` is at most this.
+    pub stage_deadline: Timestamp,
+    /// An earlier operation of the stage failed under `CONTINUE`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_in_stage: bool,
 }
 
 const fn first_attempt() -> u32 {
@@ -545,6 +565,7 @@ impl StartExecution {
             target: self.target,
             job_id: None,
             run_id: None,
+            run_operation: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
             status_details: StatusDetails::new(),

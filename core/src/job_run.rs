@@ -302,6 +302,7 @@ impl Job {
             target,
             job_id: Some(self.job_id.clone()),
             run_id: None,
+            run_operation: None,
             status: ExecutionStatus::Queued,
             status_reason: None,
             status_details: StatusDetails::new(),

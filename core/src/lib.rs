@@ -82,7 +82,7 @@ pub mod value;
 pub use deadline::{Deadline, LateResult, OnTimeout};
 pub use device_protocol::DeviceProtocol;
 pub use error::{ErrorCode, ValidationCode, ValidationError, ValidationErrors};
-pub use execution::{CommandExecution, StartExecution};
+pub use execution::{CommandExecution, RunOperation, StartExecution};
 pub use ids::{
     ClientToken, CommandId, DedupeKey, ExecutionId, JobId, ParameterName, PipelineId, RunId,
     StageName, TenantId, ThingName,

@@ -36,7 +36,7 @@
 
 use crate::cron::{Cron, Window, Windows, MAX_WINDOW_MINUTES};
 use crate::error::{ValidationCode, ValidationErrors};
-use crate::execution::{CommandExecution, StartExecution};
+use crate::execution::{CommandExecution, RunOperation, StartExecution};
 use crate::ids::{ClientToken, ExecutionId, PipelineId, RunId, StageName, ThingName};
 use crate::job::{number, object, parse_targets, scheduling_times, unknown_fields, whole, Targets};
 use crate::job_run::JobTargets;
@@ -247,6 +247,9 @@ pub struct Gate {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageCounts {
+    /// Devices that started the stage, or were let into it and wait for a
+    /// window: derived when the run is read ([`PipelineRun::derive_entered`]),
+    /// never counted.
     #[serde(default)]
     pub entered: u64,
     #[serde(default)]
@@ -258,6 +261,9 @@ pub struct StageCounts {
     pub timed_out: u64,
     #[serde(default)]
     pub canceled: u64,
+    /// Devices that settled the stage and go on to the next one.
+    #[serde(default)]
+    pub went_on: u64,
 }
 
 impl StageCounts {
@@ -276,6 +282,7 @@ impl StageCounts {
         self.failed += other.failed;
         self.timed_out += other.timed_out;
         self.canceled += other.canceled;
+        self.went_on += other.went_on;
     }
 
     /// One device settling with `outcome`.
@@ -516,16 +523,59 @@ impl TargetRun {
         id: ExecutionId,
         now: Timestamp,
     ) {
-        let timeout = pipeline
-            .stages
-            .get(stage as usize)
-            .map_or(0, |s| i64::from(s.timeout_seconds));
         self.failed_before |= self.failed_in_stage;
         self.failed_in_stage = false;
         self.stage = stage;
         self.status = TargetStatus::Running;
-        self.stage_deadline = Some(now.plus_secs(timeout));
+        self.stage_deadline = Some(stage_deadline(pipeline, stage, now));
         self.start_operation(0, id);
+    }
+
+    /// Where it stands in its stage, for the execution of its current
+    /// operation to carry; `None` unless it runs a stage.
+    pub fn run_operation(&self) -> Option<RunOperation> {
+        (self.status == TargetStatus::Running).then_some(RunOperation {
+            stage: self.stage,
+            operation: self.operation,
+            stage_deadline: self.stage_deadline?,
+            failed_in_stage: self.failed_in_stage,
+        })
+    }
+
+    /// The device as it stands while running the operation `at` carries:
+    /// the stored record (written only when it settles a stage) moved into
+    /// that stage and operation. `ids` are the executions of the stage's
+    /// operations up to `at`'s, in order. `None` if the stored record is
+    /// not the one just before that stage (it settled it already, or the
+    /// news is stale).
+    pub fn resume(
+        &self,
+        pipeline: &Pipeline,
+        at: RunOperation,
+        ids: &[ExecutionId],
+    ) -> Option<Self> {
+        let before = match self.status {
+            TargetStatus::Pending => at.stage == 0,
+            TargetStatus::Waiting => self.stage + 1 == at.stage,
+            TargetStatus::Running
+            | TargetStatus::Succeeded
+            | TargetStatus::Failed
+            | TargetStatus::TimedOut
+            | TargetStatus::Canceled
+            | TargetStatus::Skipped => false,
+        };
+        if !before || ids.len() != at.operation as usize + 1 {
+            return None;
+        }
+        let mut running = self.clone();
+        let (first, rest) = ids.split_first()?;
+        running.start_stage(pipeline, at.stage, first.clone(), at.stage_deadline);
+        for (i, id) in rest.iter().enumerate() {
+            running.start_operation(i as u32 + 1, id.clone());
+        }
+        running.stage_deadline = Some(at.stage_deadline);
+        running.failed_in_stage = at.failed_in_stage;
+        Some(running)
     }
 
     /// Records the execution `id` started for `operation` of its stage.
@@ -537,6 +587,35 @@ impl TargetRun {
             execution_id: id,
             status: None,
         });
+    }
+
+    /// [`Self::after_execution`] for an execution that ended at `ended_at`:
+    /// once the stage's deadline has come, the device has timed out its
+    /// stage (it stops, counted TIMED_OUT) unless it just finished it.
+    pub fn after_execution_at(
+        &self,
+        pipeline: &Pipeline,
+        status: ExecutionStatus,
+        ended_at: Timestamp,
+    ) -> Option<TargetStep> {
+        let step = self.after_execution(pipeline, status)?;
+        let time_up = self.stage_deadline.is_some_and(|d| d <= ended_at);
+        let finished = matches!(
+            step,
+            TargetStep::Settled {
+                outcome: StageOutcome::Succeeded | StageOutcome::Canceled,
+                ..
+            }
+        );
+        Some(if time_up && !finished {
+            TargetStep::Settled {
+                outcome: StageOutcome::TimedOut,
+                goes_on: false,
+                status: TargetStatus::TimedOut,
+            }
+        } else {
+            step
+        })
     }
 
     /// What follows the execution it waits on ending in `status`; `None`
@@ -612,11 +691,53 @@ impl TargetRun {
             }
         }
     }
+}
 
-    /// Whether it is running a stage whose time is up at `now`.
-    pub fn stage_timed_out(&self, now: Timestamp) -> bool {
-        self.status == TargetStatus::Running && self.stage_deadline.is_some_and(|d| d <= now)
+/// What one change of a device adds to its run's counts: an outcome at
+/// (`wave`, `stage`), whether it went on from there, whether it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub wave: u32,
+    pub stage: u32,
+    pub outcome: Option<StageOutcome>,
+    pub went_on: bool,
+    pub ended: bool,
+}
+
+impl Tally {
+    /// The counters it adds one to, as `(wave, stage, field)`; the field
+    /// names are `StageCounts`' (camelCase).
+    pub fn fields(&self) -> Vec<(u32, u32, &'static str)> {
+        let mut fields = Vec::new();
+        if let Some(outcome) = self.outcome {
+            fields.push((self.wave, self.stage, outcome.field()));
+        }
+        if self.went_on {
+            fields.push((self.wave, self.stage, "wentOn"));
+        }
+        fields
     }
+}
+
+impl StageOutcome {
+    /// Its counter in `StageCounts` (camelCase).
+    pub const fn field(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::TimedOut => "timedOut",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// The deadline of a device that starts `stage` of `pipeline` at `now`.
+pub fn stage_deadline(pipeline: &Pipeline, stage: u32, now: Timestamp) -> Timestamp {
+    let timeout = pipeline
+        .stages
+        .get(stage as usize)
+        .map_or(0, |s| i64::from(s.timeout_seconds));
+    now.plus_secs(timeout)
 }
 
 /// `schedulingConfig` of a run.
@@ -1139,22 +1260,21 @@ impl PipelineRun {
         (run, list)
     }
 
-    /// The execution of operation (`stage`, `operation`) of `pipeline` for
-    /// `target`: an ordinary QUEUED execution of the operation's command
-    /// (its timeout and retention, the operation's retry policy or the
-    /// command's), marked with the run. `validator` is that command's.
-    #[allow(clippy::too_many_arguments)] // the operation's coordinates, named
+    /// The execution of the operation `at` names for `target`: an
+    /// ordinary QUEUED execution of the operation's command (its timeout
+    /// and retention, the operation's retry policy or the command's),
+    /// marked with the run and `at`, and done by the stage's deadline at
+    /// the latest. `validator` is that command's.
     pub fn operation_execution(
         &self,
         pipeline: &Pipeline,
         validator: &Validator,
-        stage: u32,
-        operation: u32,
+        at: RunOperation,
         target: ThingName,
         id: ExecutionId,
         now: Timestamp,
     ) -> Option<CommandExecution> {
-        let op = pipeline.operation(stage as usize, operation as usize)?;
+        let op = pipeline.operation(at.stage as usize, at.operation as usize)?;
         let definition = validator.definition();
         let request = StartExecution {
             target,
@@ -1172,7 +1292,94 @@ impl PipelineRun {
         let created_by = msg!["run/", self.run_id.as_str()];
         let mut execution = request.into_execution(id, validator, &created_by, now);
         execution.run_id = Some(self.run_id.clone());
+        execution.run_operation = Some(at);
+        execution.complete_by = execution.complete_by.min(at.stage_deadline);
         Some(execution)
+    }
+
+    /// A device (`running`, in its stage) settles that stage with
+    /// `outcome`: the status it is left in — it goes on (`WAITING`) only
+    /// while the run moves; a STOPPED run skips it, a canceled or aborted
+    /// one cancels it — and what that adds to the counts.
+    pub fn settle(
+        &self,
+        running: &TargetRun,
+        outcome: StageOutcome,
+        goes_on: bool,
+        status: TargetStatus,
+    ) -> (TargetStatus, Tally) {
+        let moving = matches!(self.status, RunStatus::InProgress | RunStatus::Held);
+        let status = match self.status {
+            RunStatus::Stopped if goes_on => TargetStatus::Skipped,
+            _ if goes_on && !moving => TargetStatus::Canceled,
+            _ => status,
+        };
+        let tally = Tally {
+            wave: running.wave,
+            stage: running.stage,
+            outcome: Some(outcome),
+            went_on: status == TargetStatus::Waiting,
+            ended: status.is_terminal(),
+        };
+        (status, tally)
+    }
+
+    /// A device that had not started its next stage is skipped by a run
+    /// that stopped moving: counted canceled in that stage if the run had
+    /// let it in (so the stage's `entered` is matched), and ended.
+    pub fn skip(&self, waiting: &TargetRun) -> Tally {
+        let stage = waiting.next_stage();
+        Tally {
+            wave: waiting.wave,
+            stage,
+            outcome: self
+                .reached(waiting.wave, stage)
+                .then_some(StageOutcome::Canceled),
+            went_on: false,
+            ended: true,
+        }
+    }
+
+    /// Adds `tally` to the counts (as the store's counters do).
+    pub fn count(&mut self, tally: &Tally) {
+        if let Some(counts) = self
+            .counts
+            .get_mut(tally.wave as usize)
+            .and_then(|w| w.get_mut(tally.stage as usize))
+        {
+            if let Some(outcome) = tally.outcome {
+                counts.record(outcome);
+            }
+            counts.went_on += u64::from(tally.went_on);
+        }
+        self.targets_ended += u64::from(tally.ended);
+    }
+
+    /// Whether the run has let `wave` into `stage`: released it there, or
+    /// moved past it.
+    pub fn reached(&self, wave: u32, stage: u32) -> bool {
+        (wave, stage) < (self.wave, self.stage)
+            || ((wave, stage) == (self.wave, self.stage) && self.released)
+    }
+
+    /// Fills in each stage's `entered` from what is counted: a wave's
+    /// devices enter its first stage when it is released there, and the
+    /// devices that went on from stage `k - 1` enter stage `k` once the
+    /// wave has reached it (a device let in while every window is closed
+    /// counts as entered, so the gate waits for it).
+    pub fn derive_entered(&mut self) {
+        for (w, stages) in self.counts.iter_mut().enumerate() {
+            let wave = w as u32;
+            let size = self.wave_sizes.get(w).copied().unwrap_or(0);
+            let mut went_on_before = size;
+            for (k, counts) in stages.iter_mut().enumerate() {
+                let stage = k as u32;
+                let reached = (wave, stage) < (self.wave, self.stage)
+                    || ((wave, stage) == (self.wave, self.stage) && self.released);
+                counts.entered = if reached { went_on_before } else { 0 };
+                went_on_before = counts.went_on;
+            }
+        }
     }
 
     /// Whether the targets were resolved and put into waves.

@@ -14,7 +14,7 @@ use courier_core::pipeline_run::{
 use courier_core::schema::{CommandDefinition, Validator};
 use courier_core::status::ExecutionStatus;
 use courier_core::time::Timestamp;
-use courier_core::CommandId;
+use courier_core::{CommandId, RunOperation};
 use std::collections::BTreeMap;
 
 fn json(text: &str) -> Json {
@@ -66,6 +66,7 @@ fn counts(entered: u64, succeeded: u64, failed: u64, timed_out: u64) -> StageCou
         failed,
         timed_out,
         canceled: 0,
+        went_on: 0,
     }
 }
 
@@ -356,8 +357,120 @@ fn only_an_end_of_the_awaited_execution_moves_a_device() {
 #[test]
 fn a_stage_times_out_after_its_timeout_from_the_stage_start() {
     let t = running(0);
-    assert!(!t.stage_timed_out(at("2026-11-28T10:09:59")));
-    assert!(t.stage_timed_out(at("2026-11-28T10:10")));
+    let p = pipeline();
+    // Ended before the deadline: the usual rules.
+    assert_eq!(
+        t.after_execution_at(&p, ExecutionStatus::TimedOut, at("2026-11-28T10:09:59")),
+        Some(TargetStep::Settled {
+            outcome: StageOutcome::Failed,
+            goes_on: false,
+            status: TargetStatus::Failed
+        })
+    );
+    // At the deadline: the stage timed out.
+    assert_eq!(
+        t.after_execution_at(&p, ExecutionStatus::TimedOut, at("2026-11-28T10:10")),
+        Some(TargetStep::Settled {
+            outcome: StageOutcome::TimedOut,
+            goes_on: false,
+            status: TargetStatus::TimedOut
+        })
+    );
+}
+
+#[test]
+fn an_operation_that_succeeded_after_the_stage_deadline_starts_nothing_more() {
+    let t = running(1);
+    let p = pipeline();
+    assert_eq!(
+        t.after_execution_at(&p, ExecutionStatus::Succeeded, at("2027-01-01T00:00")),
+        Some(TargetStep::Settled {
+            outcome: StageOutcome::TimedOut,
+            goes_on: false,
+            status: TargetStatus::TimedOut
+        })
+    );
+}
+
+#[test]
+fn a_device_resumes_from_its_stored_record_and_the_operation_its_execution_carries() {
+    let p = pipeline();
+    let mut stored = TargetRun::new(ThingName::parse("dev-1").unwrap(), 0);
+    let id = |n: u32| ExecutionId::parse(&format!("e-{n}")).unwrap();
+    let at_op = |stage, operation, failed_in_stage| RunOperation {
+        stage,
+        operation,
+        stage_deadline: at("2026-11-28T10:10"),
+        failed_in_stage,
+    };
+    // Pending: only stage 0 resumes it.
+    assert!(stored.resume(&p, at_op(1, 0, false), &[id(1)]).is_none());
+    let running = stored.resume(&p, at_op(0, 0, false), &[id(1)]).unwrap();
+    assert_eq!(
+        (running.status, running.stage, running.operation),
+        (TargetStatus::Running, 0, 0)
+    );
+    assert_eq!(running.waiting_on(), Some(&id(1)));
+    assert_eq!(running.run_operation(), Some(at_op(0, 0, false)));
+    // Settled stage 0 (WAITING): stage 1 resumes it, at its second operation.
+    stored.status = TargetStatus::Waiting;
+    let running = stored
+        .resume(&p, at_op(1, 1, true), &[id(2), id(3)])
+        .unwrap();
+    assert_eq!((running.stage, running.operation), (1, 1));
+    assert!(running.failed_in_stage);
+    assert_eq!(running.history.len(), 2);
+    assert_eq!(running.waiting_on(), Some(&id(3)));
+    // The same stage again (a redelivered end): already settled.
+    assert!(stored.resume(&p, at_op(0, 0, false), &[id(1)]).is_none());
+    // Ids that do not match the operation: refused.
+    assert!(stored.resume(&p, at_op(1, 1, false), &[id(2)]).is_none());
+}
+
+#[test]
+fn entered_is_derived_from_wave_sizes_and_devices_that_went_on() {
+    let p = pipeline();
+    let mut run = start(
+        r#"{"targets": {"thingGroup": "fleet"}, "waves": [2]}"#,
+        at("2026-11-28T10:00"),
+    );
+    run.assign_waves(5, p.stages.len(), at("2026-11-28T10:00"));
+    run.derive_entered();
+    assert_eq!(run.counts_at(0, 0).entered, 0, "not released yet");
+    run.released = true;
+    run.counts[0][0].went_on = 2;
+    run.derive_entered();
+    assert_eq!(run.counts_at(0, 0).entered, 2);
+    assert_eq!(
+        run.counts_at(0, 1).entered,
+        0,
+        "wave 0 is not at stage 1 yet"
+    );
+    run.advance(0, 0, p.stages.len(), at("2026-11-28T10:00"));
+    run.released = true;
+    run.derive_entered();
+    assert_eq!(run.counts_at(0, 1).entered, 2);
+    assert_eq!(run.counts_at(1, 0).entered, 0);
+}
+
+#[test]
+fn a_settled_device_goes_on_only_while_the_run_moves() {
+    let p = pipeline();
+    let mut run = start(
+        r#"{"targets": {"thingGroup": "fleet"}}"#,
+        at("2026-11-28T10:00"),
+    );
+    run.assign_waves(3, p.stages.len(), at("2026-11-28T10:00"));
+    let t = running(0);
+    let (status, tally) = run.settle(&t, StageOutcome::Succeeded, true, TargetStatus::Waiting);
+    assert_eq!(status, TargetStatus::Waiting);
+    assert_eq!(tally.fields(), vec![(0, 0, "succeeded"), (0, 0, "wentOn")]);
+    assert!(!tally.ended);
+    run.finish(RunStatus::Stopped, None, at("2026-11-28T10:00"));
+    let (status, tally) = run.settle(&t, StageOutcome::Succeeded, true, TargetStatus::Waiting);
+    assert_eq!(status, TargetStatus::Skipped);
+    assert_eq!(tally.fields(), vec![(0, 0, "succeeded")]);
+    assert!(tally.ended);
 }
 
 // ---- the run request -------------------------------------------------------
@@ -684,18 +797,17 @@ fn drive(
                     goes_on,
                     status,
                 } => {
-                    run.counts[t.wave as usize][t.stage as usize].record(outcome);
-                    if status.is_terminal() {
-                        run.targets_ended += 1;
-                    }
-                    if goes_on && run.may_go_on(t.wave, t.stage, now) {
+                    let (status, tally) = run.settle(t, outcome, goes_on, status);
+                    t.status = status;
+                    run.count(&tally);
+                    if tally.went_on && run.may_go_on(t.wave, t.stage, now) {
                         let stage = t.next_stage();
                         t.start_stage(p, stage, next_id(), now);
-                        run.counts[t.wave as usize][stage as usize].entered += 1;
                     }
                 }
             }
         }
+        run.derive_entered();
         match run.next_step(now) {
             RunStep::Idle if !moved => {
                 if run.status == RunStatus::Held && approve {
@@ -725,7 +837,6 @@ fn drive(
                     };
                     if ready {
                         t.start_stage(p, stage, next_id(), now);
-                        run.counts[wave as usize][stage as usize].entered += 1;
                     }
                 }
                 run.released = true;
@@ -741,8 +852,9 @@ fn drive(
             RunStep::Sweep => {
                 for t in targets.iter_mut() {
                     if matches!(t.status, TargetStatus::Pending | TargetStatus::Waiting) {
+                        let tally = run.skip(t);
                         t.status = TargetStatus::Skipped;
-                        run.targets_ended += 1;
+                        run.count(&tally);
                     }
                 }
                 run.sweep_pending = false;
@@ -817,11 +929,54 @@ fn a_failure_threshold_aborts_a_run_and_nothing_new_starts() {
     assert_eq!(run.status, RunStatus::Aborted);
     assert!(!run.sweep_pending, "the devices that waited were swept");
     assert!(
-        targets.iter().any(|t| t.status == TargetStatus::Skipped),
-        "devices that had not started were skipped"
+        targets.iter().all(|t| matches!(
+            t.status,
+            TargetStatus::Failed | TargetStatus::Canceled | TargetStatus::Skipped
+        )),
+        "devices that settled after the abort did not go on: {targets:?}"
     );
     assert!(
         targets.iter().all(|t| t.stage <= 1),
         "no device started verify after the abort"
+    );
+}
+
+#[test]
+fn a_runs_execution_reads_the_same_through_serde_and_the_browser_codec() {
+    use courier_core::codec::ToJson;
+    use courier_core::CommandExecution;
+    let p = pipeline();
+    let run = start(
+        r#"{"targets": {"thingGroup": "fleet"}}"#,
+        at("2026-11-28T10:00"),
+    );
+    let definition: CommandDefinition = serde_json::from_str(r#"{"commandId": "reboot"}"#).unwrap();
+    let at_op = RunOperation {
+        stage: 1,
+        operation: 1,
+        stage_deadline: at("2026-11-28T10:05"),
+        failed_in_stage: true,
+    };
+    let execution = run
+        .operation_execution(
+            &p,
+            &definition.validator().unwrap(),
+            at_op,
+            ThingName::parse("dev-1").unwrap(),
+            ExecutionId::parse("e-1").unwrap(),
+            at("2026-11-28T10:00"),
+        )
+        .unwrap();
+    assert_eq!(execution.run_operation, Some(at_op));
+    assert_eq!(
+        execution.complete_by,
+        at("2026-11-28T10:05"),
+        "done by the stage's deadline"
+    );
+    let by_serde = serde_json::to_value(&execution).unwrap();
+    assert_eq!(serde_json::to_value(execution.to_json()).unwrap(), by_serde);
+    assert_eq!(
+        CommandExecution::from_json(&execution.to_json()).unwrap(),
+        execution
     );
 }

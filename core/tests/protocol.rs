@@ -54,6 +54,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         acknowledged_at: None,
         job_id: None,
         run_id: None,
+        run_operation: None,
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),

@@ -80,6 +80,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         acknowledged_at: None,
         job_id: None,
         run_id: None,
+        run_operation: None,
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),

@@ -438,12 +438,13 @@ async fn a_silent_device_times_out_its_stage_and_the_gate_counts_it() {
     .await;
     assert_eq!(h.run(&view).await.run.status, RunStatus::InProgress);
 
-    // The download stage's 600 s pass: the sweeper times the device out.
-    // (It started the stage at 10 s.)
+    // The download stage's 600 s pass: the sweeper times the device's
+    // execution out (its completeBy is the stage's deadline; the stage
+    // started at 10 s).
     let report = send_to_sweeper(&h.courier, &h.publisher, &h.groups, at(609)).await;
-    assert_eq!(report.stages_timed_out, 0);
+    assert_eq!(report.timed_out, 0);
     let report = send_to_sweeper(&h.courier, &h.publisher, &h.groups, at(610)).await;
-    assert_eq!(report.stages_timed_out, 1);
+    assert_eq!(report.timed_out, 1);
     h.pump(at(611)).await;
     let run = h.run(&view).await;
     let target = h
@@ -782,15 +783,16 @@ async fn a_straggler_held_by_a_closed_window_goes_on_when_the_next_window_opens(
         at(60),
     )
     .await;
-    // After the window the two others finish theirs: they wait for the
-    // next (and the first finishes install, before its executions' hour).
+    // After the window (it closed at 600 s) the two others finish theirs,
+    // within the download stage's 600 s (it started at 60 s): they wait for
+    // the next window (and the first finishes install).
     h.devices_work(
         &view,
         |thing, stage, _| {
             ((thing != first && stage == 0) || (thing == first && stage == 1))
                 .then_some("SUCCEEDED")
         },
-        at(900),
+        at(630),
     )
     .await;
     let held = h.run(&view).await;

@@ -10,7 +10,12 @@
 //! next step (`Courier::run_job`: the fan-out continues chunk by chunk this
 //! way); so does a pipeline run's record (`Courier::run_pipeline`), and the
 //! end of a run's execution moves its device on
-//! (`Courier::run_execution_ended`). Anything else is ignored. A record that cannot be decoded (a poison
+//! (`Courier::run_execution_ended`). Anything else is ignored.
+//!
+//! RUN COUNTS are kept the same way as job statistics: the tallies of the
+//! devices that settled a stage in this batch are added to their run's
+//! counters once, then the run takes its next step (a gate may have
+//! passed). A record that cannot be decoded (a poison
 //! record) is logged and skipped, so it never blocks the shard; a transient
 //! failure reports that record in `batchItemFailures` (the event source
 //! mapping has ReportBatchItemFailures on) and Lambda retries from there —
@@ -32,15 +37,15 @@ use crate::store::StatisticsOutcome;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use courier_core::job_run::StatisticsDelta;
+use courier_core::pipeline_run::Tally;
 use courier_core::protocol::TopicRoot;
 use courier_core::{ExecutionId, ExecutionStatus, JobId, RunId, TenantId, Timestamp};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// One counted change: the stream record's id and the move it made.
+/// One counted change of a job's execution: the move it made.
 struct Counted {
-    event_id: String,
     from: Option<ExecutionStatus>,
     to: ExecutionStatus,
     new_attempt: bool,
@@ -77,9 +82,10 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
     let mut outcome = BatchOutcome::default();
     // Jobs are named with their tenant: each record is handled by a service
     // scoped to the tenant in its key.
-    let mut counted: BTreeMap<(TenantId, JobId), Vec<Counted>> = BTreeMap::new();
+    let mut counted: BTreeMap<(TenantId, JobId), Vec<(String, Counted)>> = BTreeMap::new();
     let mut jobs_to_step: Vec<(TenantId, JobId)> = Vec::new();
     let mut runs_to_step: Vec<(TenantId, RunId)> = Vec::new();
+    let mut tallied: BTreeMap<(TenantId, RunId), Vec<(String, Tally)>> = BTreeMap::new();
     for record in &records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let image = record.change.new_image.clone().into();
@@ -98,6 +104,13 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
                 }
                 continue;
             }
+            Ok(Some(StreamRecord::Tally(tenant, run, tally))) => {
+                tallied
+                    .entry((tenant, run))
+                    .or_default()
+                    .push((record.event_id.clone(), tally));
+                continue;
+            }
             Ok(Some(StreamRecord::Run(tenant, run))) => {
                 let key = (tenant, run);
                 if !runs_to_step.contains(&key) {
@@ -113,11 +126,7 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
         };
         // Boxed to keep the future's type shallow (compiler layout limit).
         let scoped = courier.for_tenant(&change.tenant);
-        match Box::pin(handle_change(
-            &scoped, root, publisher, groups, &change, now,
-        ))
-        .await
-        {
+        match Box::pin(handle_change(&scoped, root, publisher, &change, now)).await {
             Ok(what) => {
                 tracing::info!(execution_id = %change.execution.execution_id, did = what, "stream record handled");
                 outcome.handled.push(Handled {
@@ -126,12 +135,14 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
                 });
                 if let Some(job) = change.execution.job_id.as_ref().filter(|_| change.counts) {
                     let key = (change.tenant.clone(), job.clone());
-                    counted.entry(key).or_default().push(Counted {
-                        event_id: record.event_id.clone(),
-                        from: change.previous,
-                        to: change.execution.status,
-                        new_attempt: change.new_attempt,
-                    });
+                    counted.entry(key).or_default().push((
+                        record.event_id.clone(),
+                        Counted {
+                            from: change.previous,
+                            to: change.execution.status,
+                            new_attempt: change.new_attempt,
+                        },
+                    ));
                 }
             }
             Err(err) => {
@@ -144,19 +155,45 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
     }
     for ((tenant, job), changes) in &counted {
         let scoped = courier.for_tenant(tenant);
-        if let Err(err) = Box::pin(add_statistics(&scoped, job, changes, now)).await {
+        let added = Box::pin(add_once(changes, |first, last, rest| {
+            let mut delta = StatisticsDelta::default();
+            for (_, c) in rest {
+                delta.record(c.from, c.to, c.new_attempt);
+            }
+            let store = scoped.store().clone();
+            let (first, last) = (first.to_owned(), last.to_owned());
+            async move { store.add_statistics(job, &delta, &first, &last, now).await }
+        }))
+        .await;
+        if let Err(err) = added {
             tracing::error!(job_id = %job, error = %err, "job statistics not added; the batch is retried");
-            let first = records
-                .first()
-                .and_then(|r| r.change.sequence_number.clone())
-                .unwrap_or_default();
-            let mut retry_all = BatchOutcome::default();
-            retry_all.response.batch_item_failures.push(failure(first));
-            return Ok(retry_all);
+            return Ok(retry_batch(&records));
         }
         let key = (tenant.clone(), job.clone());
         if !jobs_to_step.contains(&key) {
             jobs_to_step.push(key);
+        }
+    }
+    for ((tenant, run), tallies) in &tallied {
+        let scoped = courier.for_tenant(tenant);
+        let added = Box::pin(add_once(tallies, |first, last, rest| {
+            let tallies: Vec<Tally> = rest.iter().map(|(_, t)| *t).collect();
+            let store = scoped.store().clone();
+            let (first, last) = (first.to_owned(), last.to_owned());
+            async move {
+                store
+                    .add_run_tallies(run, &tallies, &first, &last, now)
+                    .await
+            }
+        }))
+        .await;
+        if let Err(err) = added {
+            tracing::error!(run_id = %run, error = %err, "run counts not added; the batch is retried");
+            return Ok(retry_batch(&records));
+        }
+        let key = (tenant.clone(), run.clone());
+        if !runs_to_step.contains(&key) {
+            runs_to_step.push(key);
         }
     }
     for (tenant, run) in &runs_to_step {
@@ -176,27 +213,36 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
     Ok(outcome)
 }
 
-/// Adds one job's counted changes, skipping what a redelivered batch added.
-async fn add_statistics<S: PipelineStore>(
-    courier: &Courier<S>,
-    job: &JobId,
-    changes: &[Counted],
-    now: Timestamp,
-) -> Result<(), crate::store::StoreError> {
+/// The whole batch reported failed: Lambda delivers it again from its
+/// first record (the per-batch markers skip what was added).
+fn retry_batch(records: &[aws_lambda_events::event::dynamodb::EventRecord]) -> BatchOutcome {
+    let first = records
+        .first()
+        .and_then(|r| r.change.sequence_number.clone())
+        .unwrap_or_default();
+    let mut retry_all = BatchOutcome::default();
+    retry_all.response.batch_item_failures.push(failure(first));
+    retry_all
+}
+
+/// Adds `changes` (each with its stream record's id) through `add`
+/// (given the first and last record ids and the changes between), once:
+/// when a redelivered batch finds a marker, only what follows the marker's
+/// last record is added.
+async fn add_once<'a, C, F, Fut>(
+    changes: &'a [(String, C)],
+    mut add: F,
+) -> Result<(), crate::store::StoreError>
+where
+    F: FnMut(&str, &str, &'a [(String, C)]) -> Fut,
+    Fut: std::future::Future<Output = Result<StatisticsOutcome, crate::store::StoreError>>,
+{
     let mut rest = changes;
-    while let (Some(first), Some(last)) = (rest.first(), rest.last()) {
-        let mut delta = StatisticsDelta::default();
-        for c in rest {
-            delta.record(c.from, c.to, c.new_attempt);
-        }
-        match courier
-            .store()
-            .add_statistics(job, &delta, &first.event_id, &last.event_id, now)
-            .await?
-        {
+    while let (Some((first, _)), Some((last, _))) = (rest.first(), rest.last()) {
+        match add(first, last, rest).await? {
             StatisticsOutcome::Added => return Ok(()),
             StatisticsOutcome::AlreadyAdded { last } => {
-                let Some(at) = rest.iter().position(|c| c.event_id == last) else {
+                let Some(at) = rest.iter().position(|(id, _)| *id == last) else {
                     // The earlier delivery covered more than this one: all added.
                     return Ok(());
                 };
@@ -207,11 +253,10 @@ async fn add_statistics<S: PipelineStore>(
     Ok(())
 }
 
-async fn handle_change<S: PipelineStore, P: Publisher, G: ThingGroups>(
+async fn handle_change<S: PipelineStore, P: Publisher>(
     courier: &Courier<S>,
     root: &TopicRoot,
     publisher: &P,
-    groups: &G,
     change: &StreamChange,
     now: Timestamp,
 ) -> Result<&'static str, crate::error::ServiceError> {
@@ -219,7 +264,7 @@ async fn handle_change<S: PipelineStore, P: Publisher, G: ThingGroups>(
     let ended = execution.status.is_terminal() && change.previous.is_some_and(|p| !p.is_terminal());
     if ended && execution.run_id.is_some() {
         // Its device's next operation first, then what a device is told.
-        Box::pin(courier.run_execution_ended(groups, execution, now)).await?;
+        Box::pin(courier.run_execution_ended(execution, now)).await?;
     }
     courier
         .command_status_event(publisher, execution, change.previous, now)

@@ -1,10 +1,11 @@
 //! ENTRY POINT of the `sweeper` Lambda, on a schedule (every minute; the
 //! event is EventBridge Scheduler's, typed as `aws_lambda_events` models a
 //! scheduled event): steps the jobs and pipeline runs whose wake time came
-//! (`Courier::sweep_jobs`, `Courier::sweep_runs`), times out devices whose
-//! pipeline stage ran out (`Courier::time_out_targets`), enforces deadlines and releases
-//! scheduled executions (`Courier::sweep`). Does I/O through the
-//! service. Sweeps again while a pass was full, within the invocation's time.
+//! (`Courier::sweep_jobs`, `Courier::sweep_runs`), enforces deadlines and
+//! releases scheduled executions (`Courier::sweep`; a pipeline stage's
+//! timeout is its executions' `completeBy`, so it is enforced there too).
+//! Does I/O through the service. Sweeps again while a pass was full,
+//! within the invocation's time.
 
 use crate::ops::delivery::SweepReport;
 use crate::ops::Courier;
@@ -36,11 +37,8 @@ pub async fn handle<S: PipelineStore, P: Publisher, G: ThingGroups>(
             .map_err(Diagnostic::from)?,
         ..SweepReport::default()
     };
-    // Pipeline runs: start and end times, windows opening, stage timeouts.
+    // Pipeline runs: start and end times, windows opening.
     total.runs = Box::pin(courier.sweep_runs(groups, now()))
-        .await
-        .map_err(Diagnostic::from)?;
-    total.stages_timed_out = Box::pin(courier.time_out_targets(groups, now()))
         .await
         .map_err(Diagnostic::from)?;
     for pass in 0..MAX_PASSES {

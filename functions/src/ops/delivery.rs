@@ -62,8 +62,6 @@ pub struct SweepReport {
     pub jobs: usize,
     /// Pipeline runs whose wake time came.
     pub runs: usize,
-    /// Devices whose pipeline stage timed out.
-    pub stages_timed_out: usize,
     pub due: usize,
     pub timed_out: usize,
     pub requeued: usize,

@@ -17,15 +17,15 @@ use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::ids;
 use crate::platform::thing_groups::ThingGroups;
-use crate::store::pipeline_store::{CountChanges, PipelineStore};
+use crate::store::pipeline_store::PipelineStore;
 use crate::store::{PageRequest, StoreError};
 use courier_core::job_run::{JobTargets, GROUP_PAGE};
 use courier_core::pipeline::{Pipeline, MAX_STAGES};
 use courier_core::pipeline_run::{
-    wave_order, EndBehavior, PipelineRun, RunStatus, RunStep, TargetRun, TargetStatus,
-    MAX_RUN_TARGETS,
+    stage_deadline, wave_order, EndBehavior, PipelineRun, RunStatus, RunStep, TargetRun,
+    TargetStatus, MAX_RUN_TARGETS,
 };
-use courier_core::{CommandExecution, RunId, ThingName, Timestamp};
+use courier_core::{CommandExecution, RunId, RunOperation, ThingName, Timestamp};
 
 /// What one step did (logged, and returned to tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl<S: PipelineStore> Courier<S> {
                 RunReport::StragglersReleased { started }
             }
             RunStep::Sweep => {
-                let (skipped, canceled) = self.sweep_run(&run, now).await?;
+                let (skipped, canceled) = self.sweep_run(&run, &pipeline, now).await?;
                 next.sweep_pending = false;
                 next.last_updated_at = now;
                 RunReport::Swept { skipped, canceled }
@@ -334,11 +334,7 @@ impl<S: PipelineStore> Courier<S> {
                 TargetStatus::Waiting => target.next_stage() == stage,
                 _ => false,
             };
-            if ready
-                && self
-                    .start_stage(run, pipeline, &target, stage, CountChanges::default(), now)
-                    .await?
-            {
+            if ready && self.start_stage(run, pipeline, &target, stage, now).await? {
                 started += 1;
             }
         }
@@ -360,14 +356,7 @@ impl<S: PipelineStore> Courier<S> {
         for target in waiting {
             if run.passed(target.wave, target.stage)
                 && self
-                    .start_stage(
-                        run,
-                        pipeline,
-                        &target,
-                        target.next_stage(),
-                        CountChanges::default(),
-                        now,
-                    )
+                    .start_stage(run, pipeline, &target, target.next_stage(), now)
                     .await?
             {
                 started += 1;
@@ -376,63 +365,54 @@ impl<S: PipelineStore> Courier<S> {
         Ok(started)
     }
 
-    /// Starts `stage` for `target` (its first operation's execution, its
-    /// `entered` count) with `counts` added in the same write.
+    /// Starts `stage` for `target`: its first operation's execution, put
+    /// once (its id names the run, the thing, the stage and the operation,
+    /// so a repeated start writes nothing). Nothing else is written: the
+    /// target run is written when it settles the stage. `false` if it had
+    /// started it already.
     pub(super) async fn start_stage(
         &self,
         run: &PipelineRun,
         pipeline: &Pipeline,
         target: &TargetRun,
         stage: u32,
-        mut counts: CountChanges,
         now: Timestamp,
     ) -> Result<bool, ServiceError> {
+        let at = RunOperation {
+            stage,
+            operation: 0,
+            stage_deadline: stage_deadline(pipeline, stage, now),
+            failed_in_stage: false,
+        };
         let execution = self
-            .operation_execution(run, pipeline, &target.thing_name, stage, 0, now)
+            .operation_execution(run, pipeline, &target.thing_name, at, now)
             .await?;
-        let mut next = target.clone();
-        next.start_stage(pipeline, stage, execution.execution_id.clone(), now);
-        counts.add.push((target.wave, stage, "entered"));
-        Ok(self
-            .store()
-            .change_target(run, &next, target.version, &counts, Some(&execution))
-            .await?)
+        Ok(self.store().put_run_execution(&execution).await?)
     }
 
+    /// The execution of the operation `at` names, for `thing`.
     pub(super) async fn operation_execution(
         &self,
         run: &PipelineRun,
         pipeline: &Pipeline,
         thing: &ThingName,
-        stage: u32,
-        operation: u32,
+        at: RunOperation,
         now: Timestamp,
     ) -> Result<CommandExecution, ServiceError> {
-        let op = pipeline
-            .operation(stage as usize, operation as usize)
-            .ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "run {} has no operation {stage}.{operation}",
-                    run.run_id
-                ))
-            })?;
-        let validator = self.validator(op.command_id.as_str()).await?;
-        let id = ids::run_execution_id(&run.run_id, thing, stage, operation);
-        run.operation_execution(
-            pipeline,
-            &validator,
-            stage,
-            operation,
-            thing.clone(),
-            id,
-            now,
-        )
-        .ok_or_else(|| {
+        let missing = || {
             ServiceError::Internal(format!(
-                "run {} has no operation {stage}.{operation}",
-                run.run_id
+                "run {} has no operation {}.{}",
+                run.run_id, at.stage, at.operation
             ))
-        })
+        };
+        let op = pipeline
+            .operation(at.stage as usize, at.operation as usize)
+            .ok_or_else(missing)?;
+        let validator = self.validator(op.command_id.as_str()).await?;
+        let protocol = validator.definition().protocol;
+        let id = ids::run_execution_id(&run.run_id, thing, at.stage, at.operation, protocol);
+        run.operation_execution(pipeline, &validator, at, thing.clone(), id, now)
+            .ok_or_else(missing)
     }
 
     /// Steps for every run whose wake time came (the sweeper); a run with

@@ -1,31 +1,92 @@
 //! A DEVICE'S MOVES IN A PIPELINE RUN: when one of its executions ends
-//! (its next operation, or the end of its stage, counted), when its stage
-//! times out, and when its run stops moving (a waiting device is skipped, a
-//! running one's execution canceled). Rules from
-//! `courier_core::pipeline_run` (`TargetRun::after_execution`); I/O through
-//! the store. Each change is one conditional write of the target run
-//! (`PipelineStore::change_target`), so repeated news changes nothing.
+//! (its next operation, or the end of its stage), when its run stops
+//! moving (a device that has not started its next stage is skipped, a
+//! running one's execution canceled), and how a device is shown. Rules from
+//! `courier_core::pipeline_run` (`TargetRun::resume`, `after_execution_at`,
+//! `PipelineRun::settle`); I/O through the store.
+//!
+//! Where a device stands is split in two (see `store::pipeline_layout`):
+//! its target run record, written when the run starts and when it settles
+//! a stage, and — while it runs a stage — its executions, each carrying
+//! its operation (`runOperation`). The next operation is one conditional
+//! put of its execution; settling a stage is one write of the record,
+//! conditioned on its version, with the tally the stream counts. So
+//! repeated news changes nothing, and nothing is written per operation
+//! but the execution itself.
 
 use super::pipelines::reason;
 use super::Courier;
 use crate::error::ServiceError;
-use crate::platform::thing_groups::ThingGroups;
-use crate::store::pipeline_layout::outcome_field;
-use crate::store::pipeline_store::{CountChanges, PipelineStore};
-use courier_core::pipeline_run::{PipelineRun, RunStatus, StageOutcome, TargetStatus, TargetStep};
-use courier_core::{CommandExecution, ExecutionStatus, StatusUpdate, Timestamp, TransitionPlan};
+use crate::platform::ids;
+use crate::store::pipeline_store::PipelineStore;
+use courier_core::pipeline::Pipeline;
+use courier_core::pipeline_run::{
+    PipelineRun, RunStatus, StageOutcome, Tally, TargetRun, TargetStatus, TargetStep,
+};
+use courier_core::{
+    CommandExecution, DeviceProtocol, ExecutionId, ExecutionStatus, RunId, StatusUpdate, ThingName,
+    Timestamp, TransitionPlan,
+};
+use std::collections::HashMap;
+
+/// The executions of a stage's operations (`protocols`, in order) for `thing`.
+fn ids_of(
+    run: &RunId,
+    thing: &ThingName,
+    stage: u32,
+    protocols: &[DeviceProtocol],
+) -> Vec<ExecutionId> {
+    protocols
+        .iter()
+        .enumerate()
+        .map(|(op, protocol)| ids::run_execution_id(run, thing, stage, op as u32, *protocol))
+        .collect()
+}
 
 impl<S: PipelineStore> Courier<S> {
-    /// A run's execution ended: its device's next operation, or the end of
-    /// its stage (counted; the next stage if its wave already passed the
-    /// gate), then the run's next steps. Stale or repeated news is ignored.
-    pub async fn run_execution_ended<G: ThingGroups>(
+    /// The device protocol of each operation of `stage` (its command's).
+    async fn stage_protocols(
         &self,
-        groups: &G,
+        pipeline: &Pipeline,
+        stage: u32,
+    ) -> Result<Vec<DeviceProtocol>, ServiceError> {
+        let mut protocols = Vec::new();
+        if let Some(stage) = pipeline.stages.get(stage as usize) {
+            for op in &stage.operations {
+                let validator = self.validator(op.command_id.as_str()).await?;
+                protocols.push(validator.definition().protocol);
+            }
+        }
+        Ok(protocols)
+    }
+
+    /// The executions of `stage`'s operations for `thing`, in order.
+    async fn stage_ids(
+        &self,
+        run: &RunId,
+        pipeline: &Pipeline,
+        thing: &ThingName,
+        stage: u32,
+    ) -> Result<Vec<ExecutionId>, ServiceError> {
+        Ok(ids_of(
+            run,
+            thing,
+            stage,
+            &self.stage_protocols(pipeline, stage).await?,
+        ))
+    }
+
+    /// A run's execution ended: its device's next operation, or the end of
+    /// its stage (the record written with its tally; the next stage at once
+    /// if its wave already passed the gate). The run's next step follows
+    /// once the dispatcher has counted the tally. Stale or repeated news is
+    /// ignored.
+    pub async fn run_execution_ended(
+        &self,
         execution: &CommandExecution,
         now: Timestamp,
     ) -> Result<&'static str, ServiceError> {
-        let Some(run_id) = &execution.run_id else {
+        let (Some(run_id), Some(at)) = (&execution.run_id, execution.run_operation) else {
             return Ok("not a run's execution");
         };
         if !execution.status.is_terminal() {
@@ -34,210 +95,277 @@ impl<S: PipelineStore> Courier<S> {
         let Some((run, pipeline)) = self.run_and_pipeline(run_id, now).await? else {
             return Ok("run gone");
         };
-        let Some(target) = self.store().get_target(run_id, &execution.target).await? else {
+        let Some(stored) = self.store().get_target(run_id, &execution.target).await? else {
             return Ok("no such target run");
         };
-        if target.waiting_on() != Some(&execution.execution_id) {
-            return Ok("already handled");
+        let all = self
+            .stage_ids(run_id, &pipeline, &execution.target, at.stage)
+            .await?;
+        let mut ids = all.clone();
+        ids.truncate(at.operation as usize + 1);
+        if ids.last() != Some(&execution.execution_id) {
+            return Ok("not this run's operation");
         }
-        let Some(step) = target.after_execution(&pipeline, execution.status) else {
+        let Some(target) = stored.resume(&pipeline, at, &ids) else {
+            // Settled already (a redelivery): one that went on has started
+            // its next stage, unless the write before that start was all
+            // that happened.
+            if stored.status == TargetStatus::Waiting
+                && stored.stage == at.stage
+                && run.may_go_on(stored.wave, stored.stage, now)
+            {
+                self.start_stage(&run, &pipeline, &stored, at.stage + 1, now)
+                    .await?;
+            }
+            return Ok("already handled");
+        };
+        let ended_at = execution.completed_at.unwrap_or(execution.last_updated_at);
+        let Some(step) = target.after_execution_at(&pipeline, execution.status, ended_at) else {
             return Ok("nothing to do");
         };
         let mut next = target.clone();
         next.apply(step, execution.status);
-        let changed = match step {
+        match step {
             TargetStep::Next { operation } if run.continues_stages() => {
+                let Some(id) = all.get(operation as usize) else {
+                    return Ok("nothing to do");
+                };
+                next.start_operation(operation, id.clone());
+                let Some(at) = next.run_operation() else {
+                    return Ok("nothing to do");
+                };
                 let new = self
-                    .operation_execution(
-                        &run,
-                        &pipeline,
-                        &target.thing_name,
-                        target.stage,
-                        operation,
-                        now,
-                    )
+                    .operation_execution(&run, &pipeline, &target.thing_name, at, now)
                     .await?;
-                next.start_operation(operation, new.execution_id.clone());
-                self.store()
-                    .change_target(
-                        &run,
-                        &next,
-                        target.version,
-                        &CountChanges::default(),
-                        Some(&new),
-                    )
-                    .await?
+                Ok(if self.store().put_run_execution(&new).await? {
+                    "next operation started"
+                } else {
+                    "already handled"
+                })
             }
             TargetStep::Next { .. } => {
                 // Canceled or aborted mid-stage: the device stops here.
                 next.status = TargetStatus::Canceled;
                 next.stage_deadline = None;
-                let counts = CountChanges {
-                    add: vec![(
-                        target.wave,
-                        target.stage,
-                        outcome_field(StageOutcome::Canceled),
-                    )],
+                let tally = Tally {
+                    wave: target.wave,
+                    stage: target.stage,
+                    outcome: Some(StageOutcome::Canceled),
+                    went_on: false,
                     ended: true,
                 };
-                self.store()
-                    .change_target(&run, &next, target.version, &counts, None)
-                    .await?
+                self.settle(&run, &next, stored.version, &tally).await
             }
             TargetStep::Settled {
                 outcome,
                 goes_on,
                 status,
             } => {
-                let moving = matches!(run.status, RunStatus::InProgress | RunStatus::Held);
-                let status = match run.status {
-                    // It would wait for a stage that never comes.
-                    RunStatus::Stopped if goes_on => TargetStatus::Skipped,
-                    _ if goes_on && !moving => TargetStatus::Canceled,
-                    _ => status,
-                };
+                let (status, tally) = run.settle(&target, outcome, goes_on, status);
                 next.status = status;
-                let counts = CountChanges {
-                    add: vec![(target.wave, target.stage, outcome_field(outcome))],
-                    ended: status.is_terminal(),
-                };
-                if goes_on && run.may_go_on(target.wave, target.stage, now) {
+                let did = self.settle(&run, &next, stored.version, &tally).await?;
+                if did != "settled" || !tally.went_on {
+                    return Ok(did);
+                }
+                if run.may_go_on(target.wave, target.stage, now) {
                     // A straggler whose wave passed the gate already.
-                    self.start_stage(&run, &pipeline, &next, target.stage + 1, counts, now)
-                        .await?
-                } else if goes_on && run.passed(target.wave, target.stage) {
+                    self.start_stage(&run, &pipeline, &next, target.stage + 1, now)
+                        .await?;
+                } else if run.passed(target.wave, target.stage) {
                     // ... but no window is open: it waits for the next one,
                     // which the run is told to wake for.
-                    let waiting = self
-                        .store()
-                        .change_target(&run, &next, target.version, &counts, None)
-                        .await?;
-                    if waiting {
-                        self.mark_stragglers(run_id, now).await?;
-                    }
-                    waiting
-                } else {
-                    self.store()
-                        .change_target(&run, &next, target.version, &counts, None)
-                        .await?
+                    self.mark_stragglers(run_id, now).await?;
                 }
+                Ok(did)
             }
-        };
-        if !changed {
-            return Ok("already handled");
         }
-        self.run_pipeline(groups, run_id, now).await?;
-        Ok("run advanced")
     }
 
-    /// Devices whose stage deadline passed count as timed out and stop;
-    /// their pending execution is canceled. Returns how many.
-    pub async fn time_out_targets<G: ThingGroups>(
+    async fn settle(
         &self,
-        groups: &G,
-        now: Timestamp,
-    ) -> Result<usize, ServiceError> {
-        let mut timed_out = 0;
-        for (tenant, run_id, thing) in self.store().due_targets(now, 100).await? {
-            let courier = self.for_tenant(&tenant);
-            let Some((run, _)) = courier.run_and_pipeline(&run_id, now).await? else {
-                continue;
-            };
-            let Some(target) = courier.store().get_target(&run_id, &thing).await? else {
-                continue;
-            };
-            if !target.stage_timed_out(now) {
-                continue;
-            }
-            let mut next = target.clone();
-            next.status = TargetStatus::TimedOut;
-            next.stage_deadline = None;
-            let counts = CountChanges {
-                add: vec![(
-                    target.wave,
-                    target.stage,
-                    outcome_field(StageOutcome::TimedOut),
-                )],
-                ended: true,
-            };
-            if courier
+        run: &PipelineRun,
+        next: &TargetRun,
+        version: u64,
+        tally: &Tally,
+    ) -> Result<&'static str, ServiceError> {
+        Ok(
+            if self
                 .store()
-                .change_target(&run, &next, target.version, &counts, None)
+                .settle_target(run, next, version, tally)
                 .await?
             {
-                timed_out += 1;
-                if let Some(id) = target.waiting_on() {
-                    let why = format!("stage {} of run {run_id} timed out", target.stage);
-                    courier
-                        .cancel_run_execution(id, &run, false, "STAGE_TIMED_OUT", why, now)
-                        .await?;
-                }
-                Box::pin(courier.run_pipeline(groups, &run_id, now)).await?;
-            }
-        }
-        Ok(timed_out)
+                "settled"
+            } else {
+                "already handled"
+            },
+        )
     }
 
-    /// Skips the devices of a run that stopped moving which wait, and
-    /// (unless it STOPPED) cancels the executions of those running.
+    /// The execution `target` runs in `stage` now (its latest operation's),
+    /// if it has started that stage.
+    async fn current_execution(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        target: &TargetRun,
+        stage: u32,
+        now: Timestamp,
+    ) -> Result<Option<CommandExecution>, ServiceError> {
+        let ids = self
+            .stage_ids(&run.run_id, pipeline, &target.thing_name, stage)
+            .await?;
+        let found = self.store().run_executions(&ids, now).await?;
+        Ok(found
+            .into_iter()
+            .max_by_key(|e| e.run_operation.map_or(0, |at| at.operation)))
+    }
+
+    /// Skips the devices of a run that stopped moving which have not
+    /// started their next stage, and (unless it STOPPED) cancels the
+    /// executions of those running one.
     pub(super) async fn sweep_run(
         &self,
         run: &PipelineRun,
+        pipeline: &Pipeline,
         now: Timestamp,
     ) -> Result<(usize, usize), ServiceError> {
         let (mut skipped, mut canceled) = (0, 0);
         for target in self.all_targets(&run.run_id, None, None).await? {
-            match target.status {
-                TargetStatus::Pending | TargetStatus::Waiting => {
+            if !matches!(target.status, TargetStatus::Pending | TargetStatus::Waiting) {
+                continue;
+            }
+            let stage = target.next_stage();
+            let current = if run.reached(target.wave, stage) {
+                self.current_execution(run, pipeline, &target, stage, now)
+                    .await?
+            } else {
+                None
+            };
+            match current {
+                Some(execution) if execution.status.is_terminal() => {
+                    // Its news settles the device (canceled, as the run no
+                    // longer moves).
+                }
+                Some(execution) => {
+                    if run.status == RunStatus::Stopped {
+                        continue;
+                    }
+                    let why = format!("run {} {}", run.run_id, run.status.as_str().to_lowercase());
+                    if self
+                        .cancel_run_execution(
+                            &execution.execution_id,
+                            run,
+                            run.cancel_force,
+                            "RUN_CANCELED",
+                            why,
+                            now,
+                        )
+                        .await?
+                    {
+                        canceled += 1;
+                    }
+                }
+                None => {
+                    let tally = run.skip(&target);
                     let mut next = target.clone();
                     next.status = TargetStatus::Skipped;
-                    let counts = CountChanges {
-                        add: Vec::new(),
-                        ended: true,
-                    };
                     if self
                         .store()
-                        .change_target(run, &next, target.version, &counts, None)
+                        .settle_target(run, &next, target.version, &tally)
                         .await?
                     {
                         skipped += 1;
                     }
                 }
-                TargetStatus::Running if run.status != RunStatus::Stopped => {
-                    if let Some(id) = target.waiting_on() {
-                        let why =
-                            format!("run {} {}", run.run_id, run.status.as_str().to_lowercase());
-                        if self
-                            .cancel_run_execution(
-                                id,
-                                run,
-                                run.cancel_force,
-                                "RUN_CANCELED",
-                                why,
-                                now,
-                            )
-                            .await?
-                        {
-                            canceled += 1;
-                        }
-                    }
-                }
-                TargetStatus::Running
-                | TargetStatus::Succeeded
-                | TargetStatus::Failed
-                | TargetStatus::TimedOut
-                | TargetStatus::Canceled
-                | TargetStatus::Skipped => {}
             }
         }
         Ok((skipped, canceled))
+    }
+
+    /// The target runs as shown: a device whose record says it waits (or
+    /// has not started) but whose next stage has an execution is RUNNING
+    /// that stage, at its latest operation; every operation in a history
+    /// shows its execution's status.
+    pub(super) async fn present_targets(
+        &self,
+        run: &PipelineRun,
+        pipeline: &Pipeline,
+        stored: Vec<TargetRun>,
+        now: Timestamp,
+    ) -> Result<Vec<TargetRun>, ServiceError> {
+        let mut protocols: HashMap<u32, Vec<DeviceProtocol>> = HashMap::new();
+        for stage in 0..pipeline.stages.len() as u32 {
+            protocols.insert(stage, self.stage_protocols(pipeline, stage).await?);
+        }
+        let next_ids = |target: &TargetRun| {
+            let stage = target.next_stage();
+            let none = Vec::new();
+            ids_of(
+                &run.run_id,
+                &target.thing_name,
+                stage,
+                protocols.get(&stage).unwrap_or(&none),
+            )
+        };
+        let mut wanted: Vec<ExecutionId> = Vec::new();
+        for target in &stored {
+            wanted.extend(
+                target
+                    .history
+                    .iter()
+                    .filter(|r| r.status.is_none())
+                    .map(|r| r.execution_id.clone()),
+            );
+            let stage = target.next_stage();
+            if matches!(target.status, TargetStatus::Pending | TargetStatus::Waiting)
+                && run.reached(target.wave, stage)
+            {
+                wanted.extend(next_ids(target));
+            }
+        }
+        let found: HashMap<ExecutionId, CommandExecution> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.store()
+                .run_executions(&wanted, now)
+                .await?
+                .into_iter()
+                .map(|e| (e.execution_id.clone(), e))
+                .collect()
+        };
+        Ok(stored
+            .into_iter()
+            .map(|target| {
+                let mut ids = next_ids(&target);
+                let latest = ids
+                    .iter()
+                    .rposition(|id| found.contains_key(id))
+                    .filter(|_| {
+                        matches!(target.status, TargetStatus::Pending | TargetStatus::Waiting)
+                    });
+                let mut shown = match latest.and_then(|i| {
+                    let at = found.get(&ids[i])?.run_operation?;
+                    ids.truncate(i + 1);
+                    target.resume(pipeline, at, &ids)
+                }) {
+                    Some(running) => running,
+                    None => target,
+                };
+                for record in &mut shown.history {
+                    if let Some(execution) = found.get(&record.execution_id) {
+                        record.status = Some(execution.status);
+                    }
+                }
+                shown
+            })
+            .collect())
     }
 
     /// Cancels a run's execution (with `force`, even started work); `false`
     /// if it had ended or started (without force) already.
     async fn cancel_run_execution(
         &self,
-        id: &courier_core::ExecutionId,
+        id: &ExecutionId,
         run: &PipelineRun,
         force: bool,
         code: &str,
@@ -260,11 +388,7 @@ impl<S: PipelineStore> Courier<S> {
 
     /// Tells the run a straggler waits for a window (a versioned write;
     /// another writer's change is read and the mark made on it).
-    async fn mark_stragglers(
-        &self,
-        run_id: &courier_core::RunId,
-        now: Timestamp,
-    ) -> Result<(), ServiceError> {
+    async fn mark_stragglers(&self, run_id: &RunId, now: Timestamp) -> Result<(), ServiceError> {
         for _ in 0..5 {
             let Some((run, _)) = self.run_and_pipeline(run_id, now).await? else {
                 return Ok(());

@@ -266,7 +266,7 @@ impl<S: PipelineStore> Courier<S> {
         next_token: Option<&str>,
         now: Timestamp,
     ) -> Result<Listing<TargetRun>, ServiceError> {
-        let (_, run) = self.load_run(raw_pipeline, raw_run, now).await?;
+        let (pipeline, run) = self.load_run(raw_pipeline, raw_run, now).await?;
         let status = match status {
             None | Some("") => None,
             Some(raw) => Some(TargetStatus::parse(raw).ok_or_else(|| {
@@ -286,10 +286,26 @@ impl<S: PipelineStore> Courier<S> {
             status.map_or("", TargetStatus::as_str)
         );
         let page = self.page_request(&scope, limit, next_token)?;
-        let page = self
+        // A device's record says PENDING or WAITING while it runs a stage
+        // (its executions say where it is): those are read together and
+        // told apart once shown.
+        let stored_status = status.filter(|s| {
+            !matches!(
+                s,
+                TargetStatus::Pending | TargetStatus::Running | TargetStatus::Waiting
+            )
+        });
+        let mut page = self
             .store()
-            .list_targets(&run.run_id, None, status, page)
+            .list_targets(&run.run_id, None, stored_status, page)
             .await?;
+        let shown = self
+            .present_targets(&run, &pipeline, std::mem::take(&mut page.items), now)
+            .await?;
+        page.items = shown
+            .into_iter()
+            .filter(|t| status.is_none_or(|s| t.status == s))
+            .collect();
         Ok(self.listing(&scope, page))
     }
 

@@ -2,7 +2,7 @@
 //! (randomness lives here, not in core), and request fingerprints. Does no
 //! I/O beyond reading the OS random source.
 
-use courier_core::{ClientToken, ExecutionId, JobId, PipelineId, RunId, ThingName};
+use courier_core::{ClientToken, DeviceProtocol, ExecutionId, JobId, PipelineId, RunId, ThingName};
 use sha2::{Digest, Sha256};
 
 /// A fresh random id, UUID v4 text form.
@@ -62,8 +62,46 @@ pub fn run_id(pipeline: &PipelineId, token: Option<&ClientToken>) -> RunId {
 
 /// The execution of a run's operation (`stage`, `operation`) for `thing`:
 /// derived from all four, so a redelivered step lands on the same item.
-pub fn run_execution_id(run: &RunId, thing: &ThingName, stage: u32, operation: u32) -> ExecutionId {
-    derived_id(&format!("courier/run/{run}/{thing}/{stage}/{operation}"))
+///
+/// A Jobs-protocol operation's id is its 128 bits in URL-safe base64, 22
+/// characters (a valid AWS IoT jobId in its MQTT topics): the item and its
+/// index entries hold the id six times while the execution runs, and these
+/// 14 bytes less each keep a run's execution (which also carries its run
+/// and operation) within DynamoDB's 1 KB write unit, as a single
+/// execution is. A commands-protocol operation keeps the UUID form AWS IoT
+/// commands devices are given.
+pub fn run_execution_id(
+    run: &RunId,
+    thing: &ThingName,
+    stage: u32,
+    operation: u32,
+    protocol: DeviceProtocol,
+) -> ExecutionId {
+    let seed = format!("courier/run/{run}/{thing}/{stage}/{operation}");
+    match protocol {
+        DeviceProtocol::Commands => derived_id(&seed),
+        DeviceProtocol::Jobs => {
+            let digest = Sha256::digest(seed.as_bytes());
+            let text = url_safe_base64(&digest[..16]);
+            ExecutionId::parse(&text).expect("URL-safe base64 is a valid execution id")
+        }
+    }
+}
+
+/// `bytes` in URL-safe base64 without padding (letters, digits, '-', '_').
+fn url_safe_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
 }
 
 fn uuid_text(mut bytes: [u8; 16], version: u8) -> ExecutionId {
@@ -92,6 +130,41 @@ pub fn fingerprint(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_safe_base64_matches_the_rfc_4648_vectors() {
+        // RFC 4648 §10, in the URL-safe alphabet without padding.
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(url_safe_base64(input.as_bytes()), expected);
+        }
+        assert_eq!(url_safe_base64(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn a_jobs_operation_id_is_22_characters_and_a_commands_one_a_uuid() {
+        let run = RunId::parse("r-1").unwrap();
+        let thing = ThingName::parse("dev-1").unwrap();
+        let jobs = run_execution_id(&run, &thing, 1, 2, DeviceProtocol::Jobs);
+        assert_eq!(jobs.as_str().len(), 22);
+        assert_eq!(
+            jobs,
+            run_execution_id(&run, &thing, 1, 2, DeviceProtocol::Jobs)
+        );
+        assert_ne!(
+            jobs,
+            run_execution_id(&run, &thing, 1, 3, DeviceProtocol::Jobs)
+        );
+        let commands = run_execution_id(&run, &thing, 1, 2, DeviceProtocol::Commands);
+        assert_eq!(commands.as_str().len(), 36);
+    }
 
     #[test]
     fn token_ids_are_stable_and_random_ids_differ() {

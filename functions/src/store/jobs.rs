@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use courier_core::job_run::{Job, StatisticsDelta, TARGET_PAGE};
 use courier_core::{CommandExecution, JobId, JobStatistics, TenantId, ThingName, Timestamp};
+use std::collections::HashMap;
 
 /// BatchWriteItem takes at most 25 items.
 pub(super) const BATCH_WRITE_MAX: usize = 25;
@@ -34,6 +35,90 @@ const MARKER_TTL_SECONDS: i64 = 2 * 86_400;
 const BATCH_WRITE_ATTEMPTS: u32 = 10;
 
 impl DynamoStore {
+    /// Adds `adds` (attribute, amount) to the counter item `counter`, once
+    /// per stream batch: in one transaction with `marker` (named after the
+    /// batch's first record, holding its `last`), which must not exist. A
+    /// redelivered batch finds the marker and learns how far it went.
+    pub(super) async fn add_once(
+        &self,
+        mut marker: Item,
+        counter: Item,
+        adds: &[(String, i64)],
+        last: &str,
+        now: Timestamp,
+    ) -> Result<StatisticsOutcome, StoreError> {
+        if adds.is_empty() {
+            return Ok(StatisticsOutcome::Added);
+        }
+        marker.insert("last".into(), AttributeValue::S(last.to_owned()));
+        let expires = now.plus_secs(MARKER_TTL_SECONDS);
+        marker.insert(
+            TTL_ATTRIBUTE.into(),
+            AttributeValue::N(expires.epoch_secs().to_string()),
+        );
+        let mut terms = Vec::new();
+        let mut names = HashMap::new();
+        let mut values = Item::new();
+        for (i, (name, n)) in adds.iter().enumerate() {
+            terms.push(format!("#c{i} :c{i}"));
+            names.insert(format!("#c{i}"), name.clone());
+            values.insert(format!(":c{i}"), AttributeValue::N(n.to_string()));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(counter))
+            .update_expression(format!("ADD {}", terms.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(internal)?;
+        for attempt in 1..=8u32 {
+            let out = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                .send()
+                .await;
+            let err = match out {
+                Ok(out) => {
+                    for c in out.consumed_capacity() {
+                        self.meter.record_write(Some(c));
+                    }
+                    return Ok(StatisticsOutcome::Added);
+                }
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => e.cancellation_reasons().to_vec(),
+                _ => return Err(classify(err)),
+            };
+            if let Some(old) = reasons
+                .first()
+                .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+                .and_then(|r| r.item())
+            {
+                let last = string_attr(old, "last").unwrap_or_default();
+                return Ok(StatisticsOutcome::AlreadyAdded { last });
+            }
+            // TransactionConflict with a concurrent writer of the same
+            // counter, or throttling: back off and try again.
+            tracing::info!(attempt, ?reasons, "counter transaction canceled; retrying");
+            backoff(attempt).await;
+        }
+        Err(StoreError::Throttled(
+            "a counter transaction kept conflicting".into(),
+        ))
+    }
+
     pub(super) async fn batch_write(
         &self,
         mut requests: Vec<WriteRequest>,
@@ -311,83 +396,22 @@ impl JobStore for DynamoStore {
         if delta.is_empty() {
             return Ok(StatisticsOutcome::Added);
         }
-        let mut marker = batch_marker_key(&self.tenant, job, first);
-        marker.insert("last".into(), AttributeValue::S(last.to_owned()));
-        let expires = now.plus_secs(MARKER_TTL_SECONDS);
-        marker.insert(
-            TTL_ATTRIBUTE.into(),
-            AttributeValue::N(expires.epoch_secs().to_string()),
-        );
-        let mut adds = Vec::new();
-        let mut values = Item::new();
-        for (status, n) in &delta.devices {
-            let placeholder = format!(":{}", status.as_str());
-            adds.push(format!("{} {placeholder}", counter_name(*status)));
-            values.insert(placeholder, AttributeValue::N(n.to_string()));
-        }
+        let mut adds: Vec<(String, i64)> = delta
+            .devices
+            .iter()
+            .map(|(status, n)| (counter_name(*status), *n))
+            .collect();
         if delta.attempts != 0 {
-            adds.push("attempts :attempts".into());
-            values.insert(
-                ":attempts".into(),
-                AttributeValue::N(delta.attempts.to_string()),
-            );
+            adds.push(("attempts".into(), delta.attempts));
         }
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(marker))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(internal)?;
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(statistics_key(&self.tenant, job, first)))
-            .update_expression(format!("ADD {}", adds.join(", ")))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(internal)?;
-        for attempt in 1..=8u32 {
-            let out = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-                .send()
-                .await;
-            let err = match out {
-                Ok(out) => {
-                    for c in out.consumed_capacity() {
-                        self.meter.record_write(Some(c));
-                    }
-                    return Ok(StatisticsOutcome::Added);
-                }
-                Err(err) => err,
-            };
-            let reasons = match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => e.cancellation_reasons().to_vec(),
-                _ => return Err(classify(err)),
-            };
-            if let Some(old) = reasons
-                .first()
-                .filter(|r| r.code() == Some("ConditionalCheckFailed"))
-                .and_then(|r| r.item())
-            {
-                let last = string_attr(old, "last").unwrap_or_default();
-                return Ok(StatisticsOutcome::AlreadyAdded { last });
-            }
-            // TransactionConflict with a concurrent writer of the same
-            // counter, or throttling: back off and try again.
-            tracing::info!(
-                attempt,
-                ?reasons,
-                "statistics transaction canceled; retrying"
-            );
-            backoff(attempt).await;
-        }
-        Err(StoreError::Throttled(format!(
-            "statistics of job {job} kept conflicting"
-        )))
+        self.add_once(
+            batch_marker_key(&self.tenant, job, first),
+            statistics_key(&self.tenant, job, first),
+            &adds,
+            last,
+            now,
+        )
+        .await
     }
 
     async fn due_jobs(

@@ -279,6 +279,7 @@ pub(super) fn execution_item(
             item.insert(format!("{CHANGED_BY}.{status}"), who);
         }
     }
+    super::run_op::pack(&mut item, execution);
     let sort = created_key(execution);
     let mut put = |k: &str, v: String| put_s(&mut item, k, v);
     put("pk", execution_pk(tenant, &execution.execution_id));
@@ -351,6 +352,7 @@ pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, St
     if let Some(busy) = item.remove("busyCount") {
         item.entry("deferCount".into()).or_insert(busy);
     }
+    super::run_op::unpack(&mut item)?;
     dynamo::from_item(item)
         .map_err(|e| StoreError::Internal(format!("malformed execution item: {e}")))
 }

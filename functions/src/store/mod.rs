@@ -37,6 +37,7 @@ pub mod pipeline_store;
 pub mod pipelines;
 
 pub mod presence;
+pub mod run_op;
 pub mod stream;
 pub mod update;
 

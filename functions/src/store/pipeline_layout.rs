@@ -8,22 +8,30 @@
 //! | pipeline      | `T#…#PIPELINES`     | `{pipelineId}`    | –                                      | – |
 //! | run           | `T#…#RUN#{runId}`   | `RUN`             | `T#…#RUNS#{pipelineId}` / `{created}#{runId}` | `DUERUN` / `{wakeAt}#{runId}` while it has a wake time |
 //! | counter shard | `T#…#RUN#{runId}`   | `COUNTS#{k}`      | –                                      | – |
+//! | batch marker  | `T#…#RUN#{runId}`   | `BATCH#{eventId}` | –                                      | – |
 //! | target list   | `T#…#RUN#{runId}`   | `TLIST#{n:06}`    | –                                      | – |
-//! | target run    | `T#…#RUN#{runId}`   | `TARGET#{thing}`  | –                                      | `DUETARGET` / `{stageDeadline}#{runId}#{thing}` while it runs a stage |
+//! | target run    | `T#…#RUN#{runId}`   | `TARGET#{thing}`  | –                                      | – |
 //!
-//! The run and its counter shards sort together (`COUNTS#…` < `RUN`), so a
-//! run and its counts are one Query. A counter shard holds, per wave `w` and
-//! stage `k`, numbers `w{w}s{k}_{field}` (entered, succeeded, failed,
-//! timedOut, canceled) and `ended`; a device's changes always go to the shard
-//! its thing name hashes to, in one transaction with the change of its
-//! target run (conditioned on the target run's version), so counts are
-//! exact under redelivery and no single item takes every device's write.
-//! The run item never holds counts: the runner's version-conditioned puts
-//! cannot overwrite them.
+//! WHAT IS WRITTEN PER DEVICE, AND WHEN. A run's executions are ordinary
+//! execution items with `runId` and `runOperation` (stage, operation, the
+//! stage's deadline, a `CONTINUE` failure so far) set; their ids derive
+//! from the run, the thing, the stage and the operation, so a redelivered
+//! step writes the same item (once, conditionally). The target run item is
+//! written when the run starts and then once per stage, when the device
+//! settles it (a plain put conditioned on its version), never per
+//! operation: while it runs a stage, where it stands is read from its
+//! executions. The write that settles a stage carries `tally` — what it
+//! adds to the counts — which the table's stream brings to the dispatcher;
+//! the dispatcher adds a batch's tallies of a run to one counter shard
+//! with one `ADD`, in a transaction with a marker named after the batch's
+//! first record (as job statistics are kept), so counts are exact under
+//! redelivery and cost one transaction per batch, not one per device.
 //!
-//! A run's executions are ordinary execution items with `runId` set; their
-//! ids derive from the run, the thing, the stage and the operation, so a
-//! redelivered step writes the same item (once, conditionally).
+//! A counter shard holds, per wave `w` and stage `k`, numbers
+//! `w{w}s{k}_{field}` (succeeded, failed, timedOut, canceled, wentOn) and
+//! `ended`; `entered` is derived when the run is read. The run item never
+//! holds counts: the runner's version-conditioned puts cannot overwrite
+//! them.
 
 use super::errors::internal;
 use super::layout::{
@@ -32,13 +40,12 @@ use super::layout::{
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use courier_core::pipeline::Pipeline;
-use courier_core::pipeline_run::{PipelineRun, StageCounts, StageOutcome, TargetRun, TargetStatus};
+use courier_core::pipeline_run::{PipelineRun, StageCounts, StageOutcome, Tally, TargetRun};
 use courier_core::{RunId, TenantId, ThingName, Timestamp};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
 pub(super) const RUN_SK: &str = "RUN";
 pub(super) const RUN_DUE_PK: &str = "DUERUN";
-pub(super) const TARGET_DUE_PK: &str = "DUETARGET";
 pub(super) const TARGET_PREFIX: &str = "TARGET#";
 pub(super) const COUNTS_PREFIX: &str = "COUNTS#";
 /// Counter shards per run.
@@ -51,7 +58,10 @@ pub const RUN_RETENTION_SECONDS: i64 = 90 * 86_400;
 const LIVE_RUN_SECONDS: i64 = 400 * 86_400;
 
 /// The counted fields of a stage, as attribute suffixes.
-pub const COUNT_FIELDS: [&str; 5] = ["entered", "succeeded", "failed", "timedOut", "canceled"];
+pub const COUNT_FIELDS: [&str; 5] = ["succeeded", "failed", "timedOut", "canceled", "wentOn"];
+/// The attribute of a target run's write that says what it adds to the
+/// counts (read from the stream).
+pub const TALLY: &str = "tally";
 
 pub(super) fn pipelines_pk(tenant: &TenantId) -> String {
     scoped(tenant, "PIPELINES")
@@ -82,14 +92,18 @@ pub(super) fn list_key(tenant: &TenantId, run: &RunId, n: usize) -> Item {
     key(run_pk(tenant, run), format!("TLIST#{n:06}"))
 }
 
-/// The counter shard a thing's changes go to.
-pub(super) fn counts_key(tenant: &TenantId, run: &RunId, thing: &ThingName) -> Item {
-    let shard = thing
-        .as_str()
+/// The counter shard a batch's tallies go to (named by its first record).
+pub(super) fn counts_key(tenant: &TenantId, run: &RunId, batch: &str) -> Item {
+    let shard = batch
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         % COUNT_SHARDS;
     key(run_pk(tenant, run), format!("{COUNTS_PREFIX}{shard}"))
+}
+
+/// The marker of a stream batch's tallies of a run.
+pub(super) fn run_marker_key(tenant: &TenantId, run: &RunId, batch: &str) -> Item {
+    key(run_pk(tenant, run), format!("BATCH#{batch}"))
 }
 
 /// The attribute counting `field` of `stage` in `wave`.
@@ -97,14 +111,46 @@ pub fn count_attr(wave: u32, stage: u32, field: &str) -> String {
     format!("w{wave}s{stage}_{field}")
 }
 
-/// The field an outcome is counted in.
-pub const fn outcome_field(outcome: StageOutcome) -> &'static str {
-    match outcome {
-        StageOutcome::Succeeded => "succeeded",
-        StageOutcome::Failed => "failed",
-        StageOutcome::TimedOut => "timedOut",
-        StageOutcome::Canceled => "canceled",
-    }
+/// A tally as stored: `{wave}/{stage}/{outcome field or -}/{wentOn}/{ended}`.
+fn tally_text(tally: &Tally) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        tally.wave,
+        tally.stage,
+        tally.outcome.map_or("-", StageOutcome::field),
+        u8::from(tally.went_on),
+        u8::from(tally.ended)
+    )
+}
+
+/// The tally a target run's stream image carries, if any.
+pub fn tally_of(item: &Item) -> Option<Tally> {
+    let text = string_attr(item, TALLY)?;
+    let mut parts = text.split('/');
+    let wave = parts.next()?.parse().ok()?;
+    let stage = parts.next()?.parse().ok()?;
+    let outcome = match parts.next()? {
+        "-" => None,
+        field => Some(
+            [
+                StageOutcome::Succeeded,
+                StageOutcome::Failed,
+                StageOutcome::TimedOut,
+                StageOutcome::Canceled,
+            ]
+            .into_iter()
+            .find(|o| o.field() == field)?,
+        ),
+    };
+    let went_on = parts.next()? == "1";
+    let ended = parts.next()? == "1";
+    Some(Tally {
+        wave,
+        stage,
+        outcome,
+        went_on,
+        ended,
+    })
 }
 
 /// When a run's items expire: long after creation while it lives, a
@@ -220,7 +266,7 @@ pub(super) fn add_counts(run: &mut PipelineRun, shards: &[Item], stages: usize) 
                 continue;
             };
             match field {
-                "entered" => counts.entered += n,
+                "wentOn" => counts.went_on += n,
                 "succeeded" => counts.succeeded += n,
                 "failed" => counts.failed += n,
                 "timedOut" => counts.timed_out += n,
@@ -251,10 +297,13 @@ pub(super) fn list_item(
     item
 }
 
+/// A target run's item; `tally`, when the write settles a stage (or
+/// skips the device), is what it adds to the counts.
 pub(super) fn target_item(
     tenant: &TenantId,
     run: &PipelineRun,
     target: &TargetRun,
+    tally: Option<&Tally>,
 ) -> Result<Item, StoreError> {
     let mut item = item_of(target)?;
     put_s(&mut item, "pk", run_pk(tenant, &run.run_id));
@@ -263,35 +312,17 @@ pub(super) fn target_item(
         "sk",
         format!("{TARGET_PREFIX}{}", target.thing_name),
     );
-    if let (TargetStatus::Running, Some(deadline)) = (target.status, target.stage_deadline) {
-        put_s(&mut item, &format!("{DUE_INDEX}pk"), TARGET_DUE_PK.into());
-        put_s(
-            &mut item,
-            &format!("{DUE_INDEX}sk"),
-            format!(
-                "{:015}#{}#{}",
-                deadline.millis().max(0),
-                run.run_id,
-                target.thing_name
-            ),
-        );
+    if let Some(tally) = tally {
+        put_s(&mut item, TALLY, tally_text(tally));
     }
     ttl_of(&mut item, run_expiry(run));
     Ok(item)
 }
 
 pub(super) fn target_from_item(mut item: Item) -> Result<TargetRun, StoreError> {
-    for k in ["pk", "sk", "ttl"] {
+    for k in ["pk", "sk", "ttl", TALLY] {
         item.remove(k);
     }
     dynamo::from_item(item)
         .map_err(|e| StoreError::Internal(format!("malformed target run item: {e}")))
-}
-
-/// The run id and thing of a due target's index sort key.
-pub(super) fn due_target_of(item: &Item) -> Option<(RunId, ThingName)> {
-    let sk = string_attr(item, &format!("{DUE_INDEX}sk"))?;
-    let mut parts = sk.splitn(3, '#');
-    let (_, run, thing) = (parts.next()?, parts.next()?, parts.next()?);
-    Some((RunId::parse(run).ok()?, ThingName::parse(thing).ok()?))
 }

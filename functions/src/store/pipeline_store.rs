@@ -3,10 +3,12 @@
 //! its types. Defines them only (no I/O); the DynamoDB implementation is in
 //! `pipelines`, the items in `pipeline_layout`.
 
-use super::{JobStore, Page, PageRequest, PutOutcome, StoreError};
+use super::{JobStore, Page, PageRequest, PutOutcome, StatisticsOutcome, StoreError};
 use courier_core::pipeline::Pipeline;
-use courier_core::pipeline_run::{PipelineRun, TargetRun, TargetStatus};
-use courier_core::{CommandExecution, PipelineId, RunId, TenantId, ThingName, Timestamp};
+use courier_core::pipeline_run::{PipelineRun, Tally, TargetRun, TargetStatus};
+use courier_core::{
+    CommandExecution, ExecutionId, PipelineId, RunId, TenantId, ThingName, Timestamp,
+};
 use std::future::Future;
 
 /// What creating a run found.
@@ -22,14 +24,6 @@ pub enum CreateRunOutcome {
     LimitReached {
         active: u64,
     },
-}
-
-/// Counter changes a target run's change carries: `(wave, stage, field)`
-/// plus one, and whether the device ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CountChanges {
-    pub add: Vec<(u32, u32, &'static str)>,
-    pub ended: bool,
 }
 
 /// Pipelines and their runs (see `pipeline_layout`).
@@ -125,17 +119,43 @@ pub trait PipelineStore: JobStore {
     ) -> impl Future<Output = Result<Page<TargetRun>, StoreError>> + Send;
 
     /// Writes `target` (its version one above `expected_version`, on which
-    /// the write is conditioned), the counter changes, and `execution` if
-    /// given (only if absent), in one transaction. `false`: the target run
-    /// changed meanwhile (a redelivery, or another writer), nothing written.
-    fn change_target(
+    /// the write is conditioned) with `tally`, what the change adds to the
+    /// run's counts (the stream brings it to the dispatcher). `false`: the
+    /// target run changed meanwhile (a redelivery, or another writer),
+    /// nothing written.
+    fn settle_target(
         &self,
         run: &PipelineRun,
         target: &TargetRun,
         expected_version: u64,
-        counts: &CountChanges,
-        execution: Option<&CommandExecution>,
+        tally: &Tally,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Creates a run's execution unless it exists (its id names the run,
+    /// the thing and the operation); `false` if it did.
+    fn put_run_execution(
+        &self,
+        execution: &CommandExecution,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds a stream batch's tallies of one run to its counters, once (see
+    /// `JobStore::add_statistics` for `first`, `last` and the marker).
+    fn add_run_tallies(
+        &self,
+        run: &RunId,
+        tallies: &[Tally],
+        first: &str,
+        last: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<StatisticsOutcome, StoreError>> + Send;
+
+    /// The executions with these ids that exist (and have not expired), in
+    /// no particular order.
+    fn run_executions(
+        &self,
+        ids: &[ExecutionId],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<CommandExecution>, StoreError>> + Send;
 
     /// Runs whose wake time came, with their tenants.
     fn due_runs(
@@ -143,11 +163,4 @@ pub trait PipelineStore: JobStore {
         now: Timestamp,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(TenantId, RunId)>, StoreError>> + Send;
-
-    /// Target runs whose stage deadline passed, with their tenants.
-    fn due_targets(
-        &self,
-        now: Timestamp,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<(TenantId, RunId, ThingName)>, StoreError>> + Send;
 }

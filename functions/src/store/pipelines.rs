@@ -1,34 +1,37 @@
 //! PIPELINES in the table: the DynamoDB implementation of
-//! [`PipelineStore`]. Does I/O. The items are in `pipeline_layout`.
+//! [`PipelineStore`]. Does I/O. The items, and what is written per device
+//! and when, are in `pipeline_layout`.
 //!
-//! A target run changes only through [`PipelineStore::change_target`]: one
-//! transaction that conditions on the target run's version, adds to the
-//! run's counters and, when the device starts an operation, creates its
-//! execution. A redelivered event finds the version moved and writes
-//! nothing, so no count is added twice and no execution is created twice.
+//! No write here is a transaction per device: a run's execution is one
+//! conditional put (absent), a target run's settled stage one put
+//! conditioned on its version; a stream batch's tallies of a run are one
+//! transaction (marker and counter shard) for the whole batch.
 
 use super::dynamodb::DynamoStore;
 use super::errors::{backoff, classify, internal, is_conditional_failure};
 use super::jobs::BATCH_WRITE_MAX;
 use super::layout::{
-    execution_item, key, number_attr, split_scoped, string_attr, DUE_INDEX, REQUEST_HASH,
+    execution_key, key, number_attr, split_scoped, string_attr, DUE_INDEX, REQUEST_HASH,
 };
 use super::pipeline_layout::{
-    active_runs_key, add_counts, count_attr, counts_key, due_target_of, list_item, list_key,
-    pipeline_from_item, pipeline_item, pipelines_pk, run_from_item, run_item, run_key, run_pk,
-    runs_pk, target_from_item, target_item, target_key, COUNTS_PREFIX, LIST_PAGE, RUN_DUE_PK,
-    RUN_SK, TARGET_DUE_PK, TARGET_PREFIX,
+    active_runs_key, add_counts, count_attr, counts_key, list_item, list_key, pipeline_from_item,
+    pipeline_item, pipelines_pk, run_from_item, run_item, run_key, run_marker_key, run_pk, runs_pk,
+    target_from_item, target_item, target_key, COUNTS_PREFIX, LIST_PAGE, RUN_DUE_PK, RUN_SK,
+    TARGET_PREFIX,
 };
-use super::pipeline_store::{CountChanges, CreateRunOutcome, PipelineStore};
-use super::{Item, Page, PageRequest, PutOutcome, StoreError};
+use super::pipeline_store::{CreateRunOutcome, PipelineStore};
+use super::{Item, JobStore, Page, PageRequest, PutOutcome, StatisticsOutcome, StoreError};
 use crate::store::layout::{cursor_to_key, key_to_cursor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use courier_core::pipeline::Pipeline;
-use courier_core::pipeline_run::{PipelineRun, TargetRun, TargetStatus};
-use courier_core::{CommandExecution, PipelineId, RunId, TenantId, ThingName, Timestamp};
+use courier_core::pipeline_run::{PipelineRun, Tally, TargetRun, TargetStatus};
+use courier_core::{
+    CommandExecution, ExecutionId, PipelineId, RunId, TenantId, ThingName, Timestamp,
+};
+use std::collections::BTreeMap;
 
 /// Target runs written at once while a run starts.
 const PUT_CONCURRENCY: usize = 16;
@@ -39,7 +42,7 @@ impl DynamoStore {
         run: &PipelineRun,
         target: &TargetRun,
     ) -> Result<bool, StoreError> {
-        let item = target_item(&self.tenant, run, target)?;
+        let item = target_item(&self.tenant, run, target, None)?;
         Ok(self.put_if_absent(item, None).await?.is_none())
     }
 
@@ -298,6 +301,7 @@ impl PipelineStore for DynamoStore {
             return Ok(None);
         }
         add_counts(&mut run, &items, stages);
+        run.derive_entered();
         Ok(Some(run))
     }
 
@@ -469,68 +473,88 @@ impl PipelineStore for DynamoStore {
         Ok(Page { items, next })
     }
 
-    async fn change_target(
+    async fn settle_target(
         &self,
         run: &PipelineRun,
         target: &TargetRun,
         expected_version: u64,
-        counts: &CountChanges,
-        execution: Option<&CommandExecution>,
+        tally: &Tally,
     ) -> Result<bool, StoreError> {
         let mut next = target.clone();
         next.version = expected_version + 1;
-        let put = Put::builder()
+        let out = self
+            .client
+            .put_item()
             .table_name(&self.table)
-            .set_item(Some(target_item(&self.tenant, run, &next)?))
+            .set_item(Some(target_item(&self.tenant, run, &next, Some(tally))?))
             .condition_expression("version = :v")
             .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
-            .build()
-            .map_err(internal)?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        let mut adds: Vec<String> = Vec::new();
-        let mut values = Item::new();
-        values.insert(":one".into(), AttributeValue::N("1".into()));
-        for i in 0..counts.add.len() {
-            adds.push(format!("#c{i} :one"));
-        }
-        if counts.ended {
-            adds.push("ended :one".into());
-        }
-        if !adds.is_empty() {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(counts_key(
-                    &self.tenant,
-                    &run.run_id,
-                    &target.thing_name,
-                )))
-                .update_expression(format!("ADD {}", adds.join(", ")))
-                .set_expression_attribute_values(Some(values));
-            for (i, (wave, stage, field)) in counts.add.iter().enumerate() {
-                update = update
-                    .expression_attribute_names(format!("#c{i}"), count_attr(*wave, *stage, field));
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record_write(out.consumed_capacity());
+                Ok(true)
             }
-            items.push(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(internal)?)
-                    .build(),
-            );
+            Err(err) if is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
         }
-        if let Some(execution) = execution {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(execution_item(&self.tenant, execution, None)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(internal)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+    }
+
+    async fn put_run_execution(&self, execution: &CommandExecution) -> Result<bool, StoreError> {
+        Ok(self
+            .write_executions(std::slice::from_ref(execution), true)
+            .await?
+            == 1)
+    }
+
+    async fn add_run_tallies(
+        &self,
+        run: &RunId,
+        tallies: &[Tally],
+        first: &str,
+        last: &str,
+        now: Timestamp,
+    ) -> Result<StatisticsOutcome, StoreError> {
+        let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+        for tally in tallies {
+            for (wave, stage, field) in tally.fields() {
+                *sums.entry(count_attr(wave, stage, field)).or_default() += 1;
+            }
+            if tally.ended {
+                *sums.entry("ended".into()).or_default() += 1;
+            }
         }
-        let what = format!("target run {} of run {}", target.thing_name, run.run_id);
-        let written = self.transact(items, &what).await?.is_ok();
-        if let (true, Some(execution)) = (written, execution) {
-            crate::platform::metrics::created(execution);
-        }
-        Ok(written)
+        let adds: Vec<(String, i64)> = sums.into_iter().collect();
+        self.add_once(
+            run_marker_key(&self.tenant, run, first),
+            counts_key(&self.tenant, run, first),
+            &adds,
+            last,
+            now,
+        )
+        .await
+    }
+
+    async fn run_executions(
+        &self,
+        ids: &[ExecutionId],
+        now: Timestamp,
+    ) -> Result<Vec<CommandExecution>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| execution_key(&self.tenant, id))
+            .collect();
+        Ok(self
+            .hydrate(keys, now)
+            .await?
+            .into_iter()
+            .map(|(_, execution)| execution)
+            .collect())
     }
 
     async fn due_runs(
@@ -548,26 +572,6 @@ impl PipelineStore for DynamoStore {
             };
             if let Some(run) = rest.strip_prefix("RUN#").and_then(|r| RunId::parse(r).ok()) {
                 due.push((tenant, run));
-            }
-        }
-        Ok(due)
-    }
-
-    async fn due_targets(
-        &self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<(TenantId, RunId, ThingName)>, StoreError> {
-        let mut due = Vec::new();
-        for k in self.query_due(TARGET_DUE_PK, now, limit).await? {
-            let Some(pk) = string_attr(&k, "pk") else {
-                continue;
-            };
-            let Some((tenant, _)) = split_scoped(&pk) else {
-                continue;
-            };
-            if let Some((run, thing)) = due_target_of(&k) {
-                due.push((tenant, run, thing));
             }
         }
         Ok(due)

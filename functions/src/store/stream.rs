@@ -1,13 +1,17 @@
 //! THE TABLE'S STREAM, decoded: what a record's new image says changed
 //! (an execution, with its status before the change and whether a new
-//! attempt began; a job; or a pipeline run). Pure, no I/O: the dispatcher hands records in.
+//! attempt began; a job; a pipeline run; or a device of a run settling a
+//! stage, with what that adds to the run's counts). Pure, no I/O: the
+//! dispatcher hands records in.
 
 use super::layout::{
     execution_from_item, execution_tenant, job_from_image, string_attr, PREVIOUS_ATTEMPT,
     PREVIOUS_STATUS,
 };
+use super::pipeline_layout::tally_of;
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use courier_core::pipeline_run::Tally;
 use courier_core::{CommandExecution, ExecutionStatus, RunId, TenantId};
 
 /// An execution's new image from the table's stream, and its status before
@@ -32,6 +36,8 @@ pub enum StreamRecord {
     Job(TenantId, Box<courier_core::Job>),
     /// A pipeline run's record changed.
     Run(TenantId, RunId),
+    /// A device of a run settled a stage (or was skipped): its tally.
+    Tally(TenantId, RunId, Tally),
 }
 
 /// Decodes one record of the table's stream: its event name (`INSERT`,
@@ -46,7 +52,16 @@ pub fn decode(event_name: &str, new_image: Item) -> Result<Option<StreamRecord>,
         return Ok(Some(StreamRecord::Job(tenant, Box::new(job))));
     }
     let pk = string_attr(&item, "pk").unwrap_or_default();
-    if string_attr(&item, "sk").as_deref() == Some(super::pipeline_layout::RUN_SK) {
+    let sk = string_attr(&item, "sk").unwrap_or_default();
+    if sk.starts_with(super::pipeline_layout::TARGET_PREFIX) {
+        let tally = tally_of(&item).and_then(|tally| {
+            let (tenant, rest) = super::layout::split_scoped(&pk)?;
+            let id = RunId::parse(rest.strip_prefix("RUN#")?).ok()?;
+            Some(StreamRecord::Tally(tenant, id, tally))
+        });
+        return Ok(tally);
+    }
+    if sk == super::pipeline_layout::RUN_SK {
         let run = super::layout::split_scoped(&pk).and_then(|(tenant, rest)| {
             let id = RunId::parse(rest.strip_prefix("RUN#")?).ok()?;
             Some(StreamRecord::Run(tenant, id))
