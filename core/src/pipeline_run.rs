@@ -56,6 +56,8 @@ pub const MAX_WAVES: usize = 20;
 pub const MAX_RUN_TARGETS: usize = 10_000;
 /// At most this many maintenance windows.
 pub const MAX_WINDOWS: usize = 10;
+/// A run left to sweep is looked at again by the sweeper this long after.
+pub const SWEEP_RETRY_SECONDS: i64 = 60;
 
 /// A run's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -1624,6 +1626,11 @@ impl PipelineRun {
     /// When the sweeper should look at the run again (a start time, an end
     /// time, a window opening); `None` when only events move it.
     pub fn wake_at(&self, now: Timestamp) -> Option<Timestamp> {
+        if self.sweep_pending {
+            // The dispatcher sweeps at once; should that step fail, nothing
+            // else would ever change an ended run: the sweeper retries it.
+            return Some(now.plus_secs(SWEEP_RETRY_SECONDS));
+        }
         let end = self.scheduling.end_time;
         let at = match self.status {
             RunStatus::Scheduled => self.scheduling.start_time,

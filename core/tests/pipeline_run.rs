@@ -980,3 +980,17 @@ fn a_runs_execution_reads_the_same_through_serde_and_the_browser_codec() {
         execution
     );
 }
+
+#[test]
+fn a_run_left_to_sweep_wakes_the_sweeper_a_minute_later_until_swept() {
+    let p = pipeline();
+    let now = at("2026-11-28T10:00");
+    let mut run = start(r#"{"targets": {"thingGroup": "fleet"}}"#, now);
+    run.assign_waves(3, p.stages.len(), now);
+    run.finish(RunStatus::Canceled, None, now);
+    assert!(run.sweep_pending);
+    assert_eq!(run.wake_at(now), Some(at("2026-11-28T10:01")));
+    assert_eq!(run.next_step(at("2026-11-28T10:01")), RunStep::Sweep);
+    run.sweep_pending = false;
+    assert_eq!(run.wake_at(now), None);
+}
