@@ -816,3 +816,48 @@ async fn a_straggler_held_by_a_closed_window_goes_on_when_the_next_window_opens(
         .iter()
         .all(|t| t.status == TargetStatus::Succeeded));
 }
+
+/// The write-unit budget of one operation of a run (see
+/// `tests/tests/capacity_budget.rs` for a single execution's): a run's
+/// execution carries its run and operation and still fits one 1 KB write
+/// unit while it runs, index keys included, so the device's updates cost
+/// what a single execution's do (IN_PROGRESS 1; SUCCEEDED 4: the item, the
+/// removal of its pending and due entries, and the record of what the
+/// device was told is next); and its stage's end writes the target run
+/// once. A change that raises them updates this budget in
+/// the same commit and says why.
+#[tokio::test]
+async fn a_runs_operation_costs_what_a_single_execution_does_within_its_write_unit_budget() {
+    let mut h = Harness::new().await;
+    let store = h.courier.store().clone();
+    let meter = store.meter();
+    // 24 characters: spelled out (runId, runOperation, createdBy), the
+    // item crosses 1 KB from a 20-character name on; packed, from 40.
+    let thing = "warehouse-7-sensor-00042";
+    let view = h
+        .start(json!({"targets": {"things": [thing]}}), at(1))
+        .await;
+    h.pump(at(1)).await;
+    let target = h.targets(&view).await.remove(0);
+    assert_eq!(target.status, TargetStatus::Running);
+    let id = target.history.last().unwrap().execution_id.clone();
+    assert_eq!(id.as_str().len(), 22, "a Jobs-protocol operation's id");
+    let mut units = Vec::new();
+    for status in ["IN_PROGRESS", "SUCCEEDED"] {
+        meter.reset();
+        h.device_says(thing, id.as_str(), status, at(2)).await;
+        units.push(meter.write_units());
+    }
+    assert_eq!(units, [1.0, 4.0], "IN_PROGRESS, SUCCEEDED");
+    // The stream: the stage settles (the target run, once), its tally is
+    // counted (one transaction for the batch), the run steps, and the next
+    // stage's execution is created (the item and its four index entries)
+    // and delivered.
+    meter.reset();
+    h.pump(at(4)).await;
+    let stage_end = meter.write_units();
+    assert!(
+        stage_end <= 16.0,
+        "the stage's end and the next operation's start wrote {stage_end} units"
+    );
+}
