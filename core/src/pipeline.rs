@@ -203,14 +203,23 @@ impl CreatePipeline {
                 Vec::new()
             }
         };
-        let names: Vec<&StageName> = stages.iter().map(|s: &Stage| &s.name).collect();
+        // From the request itself, so a repeated name is reported (at its
+        // own index) even when one of the stages has other problems.
+        let names: Vec<Option<&str>> = match map.get("stages") {
+            Some(Json::Array(list)) => list
+                .iter()
+                .map(|stage| stage.get("name").and_then(Json::as_str))
+                .collect(),
+            _ => Vec::new(),
+        };
         for (i, name) in names.iter().enumerate() {
-            if names[..i].contains(name) {
+            let Some(name) = name else { continue };
+            if names[..i].contains(&Some(*name)) {
                 errors.add(
                     msg!["stages[", i, "].name"],
                     ValidationCode::InvalidValue,
                     msg![
-                        crate::text::quote(name.as_str()),
+                        crate::text::quote(name),
                         " names an earlier stage too; stage names are unique"
                     ],
                 );
@@ -560,6 +569,7 @@ mod tests {
                 "OutOfRange",
             ),
             ("stages[3]", "WrongType"),
+            ("stages[1].name", "InvalidValue"),
         ];
         let found: Vec<(&str, &str)> = found.iter().map(|(p, c)| (p.as_str(), *c)).collect();
         assert_eq!(found, expected);
@@ -573,6 +583,22 @@ mod tests {
                 {"name": "a", "operations": [{"commandId": "install"}]}]}"#,
         );
         assert_eq!(found, [("stages[1].name".to_owned(), "InvalidValue")]);
+    }
+
+    #[test]
+    fn a_repeated_stage_name_is_reported_beside_the_stages_other_problems() {
+        let found = problems(
+            r#"{"pipelineId": "p", "stages": [
+                {"name": "a", "operations": [{"commandId": "install"}]},
+                {"name": "a", "operations": []}]}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                ("stages[1].operations".to_owned(), "OutOfRange"),
+                ("stages[1].name".to_owned(), "InvalidValue")
+            ]
+        );
     }
 
     #[test]
