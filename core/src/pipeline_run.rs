@@ -56,6 +56,8 @@ pub const MAX_WAVES: usize = 20;
 pub const MAX_RUN_TARGETS: usize = 10_000;
 /// At most this many maintenance windows.
 pub const MAX_WINDOWS: usize = 10;
+/// A run waiting on its devices is looked at again (recounted) this often.
+pub const COUNT_CHECK_SECONDS: i64 = 300;
 /// A run left to sweep is looked at again by the sweeper this long after.
 pub const SWEEP_RETRY_SECONDS: i64 = 60;
 
@@ -459,6 +461,11 @@ pub struct TargetRun {
     pub stage_deadline: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<OperationRecord>,
+    /// Its outcome at each stage it settled (or was counted out of), in
+    /// order, one letter each (`StageOutcome::letter`): what its run's
+    /// counts are recounted from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub outcomes: String,
     /// Bumped by every change; each write is conditioned on it.
     #[serde(default)]
     pub version: u64,
@@ -490,6 +497,7 @@ impl TargetRun {
             failed_before: false,
             stage_deadline: None,
             history: Vec::new(),
+            outcomes: String::new(),
             version: 1,
         }
     }
@@ -722,6 +730,27 @@ impl Tally {
 }
 
 impl StageOutcome {
+    const ALL: [Self; 4] = [
+        Self::Succeeded,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Canceled,
+    ];
+
+    /// Its letter in a target run's `outcomes`.
+    pub const fn letter(self) -> char {
+        match self {
+            Self::Succeeded => 'S',
+            Self::Failed => 'F',
+            Self::TimedOut => 'T',
+            Self::Canceled => 'C',
+        }
+    }
+
+    pub fn from_letter(letter: char) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.letter() == letter)
+    }
+
     /// Its counter in `StageCounts` (camelCase).
     pub const fn field(self) -> &'static str {
         match self {
@@ -729,6 +758,15 @@ impl StageOutcome {
             Self::Failed => "failed",
             Self::TimedOut => "timedOut",
             Self::Canceled => "canceled",
+        }
+    }
+}
+
+impl TargetRun {
+    /// Records on the device what `tally` counts for it (its outcome).
+    pub fn record(&mut self, tally: &Tally) {
+        if let Some(outcome) = tally.outcome {
+            self.outcomes.push(outcome.letter());
         }
     }
 }
@@ -1202,6 +1240,23 @@ pub enum RunStep {
     ReleaseStragglers,
 }
 
+impl RunStep {
+    /// Whether the step follows from the counts (a gate's verdict, the
+    /// failure threshold, every device ended): taken only on counts
+    /// recounted from the devices' records ([`PipelineRun::recount`]).
+    pub const fn decided_by_counts(&self) -> bool {
+        match self {
+            Self::Advance { .. } | Self::Hold(_) | Self::Abort { .. } | Self::Finish(_) => true,
+            Self::Idle
+            | Self::Start
+            | Self::Release { .. }
+            | Self::End(_)
+            | Self::Sweep
+            | Self::ReleaseStragglers => false,
+        }
+    }
+}
+
 /// What an operator's cancel of a run in a status does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunCancel {
@@ -1339,6 +1394,63 @@ impl PipelineRun {
                 .then_some(StageOutcome::Canceled),
             went_on: false,
             ended: true,
+        }
+    }
+
+    /// The counts from the devices' records alone (`outcomes` and
+    /// status), exactly: what the counters hold unless a stream batch was
+    /// delivered again along other boundaries (then they may count a
+    /// device twice). Decisions that depend on the counts are taken on
+    /// these.
+    pub fn recount(&mut self, targets: &[TargetRun]) {
+        let stages = self.counts.first().map_or(0, Vec::len);
+        self.counts = vec![vec![StageCounts::default(); stages]; self.wave_sizes.len()];
+        self.targets_ended = 0;
+        for target in targets {
+            let settled: Vec<StageOutcome> = target
+                .outcomes
+                .chars()
+                .filter_map(StageOutcome::from_letter)
+                .collect();
+            for (k, outcome) in settled.iter().enumerate() {
+                let went_on = k + 1 < settled.len()
+                    || (k + 1 == settled.len() && target.status == TargetStatus::Waiting);
+                self.count(&Tally {
+                    wave: target.wave,
+                    stage: k as u32,
+                    outcome: Some(*outcome),
+                    went_on,
+                    ended: false,
+                });
+            }
+            self.targets_ended += u64::from(target.status.is_terminal());
+        }
+        self.derive_entered();
+    }
+
+    /// Whether the counts are near a decision — the wave at its gate has at
+    /// most one device in twenty (at least one) still running the stage, or
+    /// a canceling run as few still running — so its next step is chosen
+    /// on a recount: counters that counted a device twice would otherwise
+    /// keep that gate waiting until the sweeper's periodic look.
+    pub fn near_decision(&self) -> bool {
+        let near = |c: StageCounts| c.running() <= (c.entered / 20).max(1);
+        match self.status {
+            RunStatus::InProgress if self.released => near(self.counts_at(self.wave, self.stage)),
+            RunStatus::Canceling => {
+                let mut all = StageCounts::default();
+                for stage in self.counts.iter().flatten() {
+                    all.add(stage);
+                }
+                near(all)
+            }
+            RunStatus::InProgress
+            | RunStatus::Scheduled
+            | RunStatus::Held
+            | RunStatus::Canceled
+            | RunStatus::Completed
+            | RunStatus::Aborted
+            | RunStatus::Stopped => false,
         }
     }
 
@@ -1638,7 +1750,14 @@ impl PipelineRun {
                 self.scheduling.windows().next_start(now)
             }
             RunStatus::InProgress if !self.released => self.scheduling.windows().next_start(now),
-            RunStatus::InProgress | RunStatus::Held | RunStatus::Canceling => None,
+            // Waiting on devices: the sweeper looks again now and then, on
+            // recounted counts, in case counters that counted a device
+            // twice (a stream batch delivered again along other
+            // boundaries) keep a gate from ever seeing its wave settled.
+            RunStatus::InProgress | RunStatus::Canceling => {
+                Some(now.plus_secs(COUNT_CHECK_SECONDS))
+            }
+            RunStatus::Held => None,
             RunStatus::Canceled
             | RunStatus::Completed
             | RunStatus::Aborted

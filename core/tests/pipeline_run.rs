@@ -721,8 +721,13 @@ fn the_end_time_applies_the_end_behaviour() {
     run.released = true;
     assert_eq!(
         run.wake_at(now),
+        Some(at("2026-11-28T10:05")),
+        "released: the count check, before the end time"
+    );
+    assert_eq!(
+        run.wake_at(at("2026-11-28T12:58")),
         Some(end),
-        "released: only the end time wakes it"
+        "released: the end time when it comes first"
     );
     assert_eq!(run.next_step(end), RunStep::End(EndBehavior::ForceCancel));
 }
@@ -993,4 +998,54 @@ fn a_run_left_to_sweep_wakes_the_sweeper_a_minute_later_until_swept() {
     assert_eq!(run.next_step(at("2026-11-28T10:01")), RunStep::Sweep);
     run.sweep_pending = false;
     assert_eq!(run.wake_at(now), None);
+}
+
+#[test]
+fn a_recount_from_the_devices_records_gives_the_counts_their_tallies_give() {
+    let p = pipeline();
+    let now = at("2026-11-28T10:00");
+    let mut run = start(r#"{"targets": {"thingGroup": "fleet"}, "waves": [2]}"#, now);
+    run.assign_waves(4, p.stages.len(), now);
+    run.released = true;
+    let device = |wave: u32, outcomes: &str, status: TargetStatus| {
+        let mut t = TargetRun::new(ThingName::parse("d").unwrap(), wave);
+        t.outcomes = outcomes.into();
+        t.status = status;
+        t
+    };
+    let targets = [
+        device(0, "S", TargetStatus::Waiting),
+        device(0, "F", TargetStatus::Failed),
+        device(1, "", TargetStatus::Pending),
+        device(1, "", TargetStatus::Pending),
+    ];
+    // The same through tallies, one of them counted twice.
+    let mut counted = run.clone();
+    for t in &targets[..2] {
+        let outcome = StageOutcome::from_letter(t.outcomes.chars().next().unwrap());
+        let tally = courier_core::pipeline_run::Tally {
+            wave: 0,
+            stage: 0,
+            outcome,
+            went_on: t.status == TargetStatus::Waiting,
+            ended: t.status.is_terminal(),
+        };
+        counted.count(&tally);
+        counted.count(&tally);
+    }
+    counted.derive_entered();
+    assert_eq!(counted.counts_at(0, 0).succeeded, 2, "counted twice");
+    run.recount(&targets);
+    let exact = run.counts_at(0, 0);
+    assert_eq!(
+        (exact.entered, exact.succeeded, exact.failed, exact.went_on),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(run.targets_ended, 1);
+    assert!(RunStep::Advance { wave: 0, stage: 0 }.decided_by_counts());
+    // Counted twice, the wave looks one device short of settled: near a
+    // decision, so the step is chosen on a recount.
+    counted.released = true;
+    assert!(counted.near_decision());
+    assert!(!RunStep::Release { wave: 0, stage: 0 }.decided_by_counts());
 }

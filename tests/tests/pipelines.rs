@@ -861,3 +861,64 @@ async fn a_runs_operation_costs_what_a_single_execution_does_within_its_write_un
         "the stage's end and the next operation's start wrote {stage_end} units"
     );
 }
+
+/// Lambda may deliver a stream batch again along other boundaries (a
+/// retry from a failed record, a bisected batch): the counters then count
+/// a device twice. The run's decisions are taken on counts recounted from
+/// the devices' records, so it goes on exactly, and a completed run keeps
+/// its recounted counts.
+#[tokio::test]
+async fn tallies_delivered_again_one_by_one_mid_run_change_no_decision_or_final_count() {
+    let mut h = Harness::new().await;
+    let view = h
+        .start(
+            json!({"targets": {"things": things(4)}, "waves": ["50%"]}),
+            at(0),
+        )
+        .await;
+    // Wave 0 settles its download; each tally then comes again, alone.
+    h.devices_work(
+        &view,
+        |_, stage, _| (stage == 0).then_some("SUCCEEDED"),
+        at(10),
+    )
+    .await;
+    let tallies: Vec<Value> = read_stream(h.courier.store().table())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["tally"]["S"].is_string())
+        .collect();
+    assert!(!tallies.is_empty());
+    for record in &tallies {
+        send_to_dispatcher(
+            &h.courier,
+            &h.publisher,
+            &h.groups,
+            vec![record.clone()],
+            at(11),
+        )
+        .await;
+    }
+    let inflated = h.run(&view).await;
+    assert!(
+        inflated.run.counts[0][0].succeeded > 2,
+        "the counters counted the wave's devices twice: {:?}",
+        inflated.run.counts[0][0]
+    );
+    h.devices_work(&view, all_succeed, at(20)).await;
+    let done = h.run(&view).await;
+    assert_eq!(done.run.status, RunStatus::Completed, "{done:?}");
+    let totals: Vec<(u64, u64)> = done
+        .stages
+        .iter()
+        .map(|s| (s.totals.entered, s.totals.succeeded))
+        .collect();
+    assert_eq!(totals, [(4, 4), (4, 4), (4, 4)]);
+    assert_eq!(done.run.targets_ended, 4);
+    assert!(h
+        .targets(&view)
+        .await
+        .iter()
+        .all(|t| t.status == TargetStatus::Succeeded && t.outcomes == "SSS"));
+}

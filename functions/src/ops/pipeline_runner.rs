@@ -90,9 +90,23 @@ impl<S: PipelineStore> Courier<S> {
         id: &RunId,
         now: Timestamp,
     ) -> Result<RunReport, ServiceError> {
+        self.run_pipeline_with(groups, id, now, false).await
+    }
+
+    /// [`Self::run_pipeline`]; with `recount`, the first step is chosen on
+    /// counts recounted from the devices' records whatever it is (the
+    /// sweeper's periodic look at a run waiting on its devices).
+    pub async fn run_pipeline_with<G: ThingGroups>(
+        &self,
+        groups: &G,
+        id: &RunId,
+        now: Timestamp,
+        mut recount: bool,
+    ) -> Result<RunReport, ServiceError> {
         let mut last = RunReport::Idle;
         for _ in 0..MAX_STEPS {
-            let report = Box::pin(self.run_step(groups, id, now)).await?;
+            let report = Box::pin(self.run_step(groups, id, now, recount)).await?;
+            recount = false;
             if report != RunReport::Idle {
                 tracing::info!(run_id = %id, ?report, "run step");
             }
@@ -110,19 +124,31 @@ impl<S: PipelineStore> Courier<S> {
         Ok(last)
     }
 
-    /// The run's next step (see `PipelineRun::next_step`).
+    /// The run's next step (see `PipelineRun::next_step`). A step that
+    /// follows from the counts (a gate, the failure threshold, the end), or
+    /// any step while the counts are near a decision or with `recount`, is
+    /// chosen on counts recounted from the devices' records: the counters
+    /// can count a device twice after a stream batch is delivered again
+    /// along other boundaries.
     pub async fn run_step<G: ThingGroups>(
         &self,
         groups: &G,
         id: &RunId,
         now: Timestamp,
+        recount: bool,
     ) -> Result<RunReport, ServiceError> {
-        let Some((run, pipeline)) = self.run_and_pipeline(id, now).await? else {
+        let Some((mut run, pipeline)) = self.run_and_pipeline(id, now).await? else {
             return Ok(RunReport::Gone);
         };
+        let mut step = run.next_step(now);
+        if recount || step.decided_by_counts() || run.near_decision() {
+            let targets = self.all_targets(&run.run_id, None, None).await?;
+            run.recount(&targets);
+            step = run.next_step(now);
+        }
         let stages = pipeline.stages.len();
         let mut next = run.clone();
-        let report = match run.next_step(now) {
+        let report = match step {
             RunStep::Idle => return Ok(RunReport::Idle),
             RunStep::Start => return self.start(groups, &run, &pipeline, now).await,
             RunStep::Release { wave, stage } => {
@@ -426,7 +452,7 @@ impl<S: PipelineStore> Courier<S> {
         let count = due.len();
         for (tenant, run_id) in due {
             let courier = self.for_tenant(&tenant);
-            let report = Box::pin(courier.run_pipeline(groups, &run_id, now)).await?;
+            let report = Box::pin(courier.run_pipeline_with(groups, &run_id, now, true)).await?;
             if report == RunReport::Idle {
                 if let Some((run, _)) = courier.run_and_pipeline(&run_id, now).await? {
                     let mut refiled = run.clone();

@@ -154,6 +154,7 @@ impl<S: PipelineStore> Courier<S> {
                     went_on: false,
                     ended: true,
                 };
+                next.record(&tally);
                 self.settle(&run, &next, stored.version, &tally).await
             }
             TargetStep::Settled {
@@ -163,6 +164,7 @@ impl<S: PipelineStore> Courier<S> {
             } => {
                 let (status, tally) = run.settle(&target, outcome, goes_on, status);
                 next.status = status;
+                next.record(&tally);
                 let did = self.settle(&run, &next, stored.version, &tally).await?;
                 if did != "settled" || !tally.went_on {
                     return Ok(did);
@@ -269,6 +271,7 @@ impl<S: PipelineStore> Courier<S> {
                     let tally = run.skip(&target);
                     let mut next = target.clone();
                     next.status = TargetStatus::Skipped;
+                    next.record(&tally);
                     if self
                         .store()
                         .settle_target(run, &next, target.version, &tally)

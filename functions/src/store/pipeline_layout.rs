@@ -40,7 +40,9 @@ use super::layout::{
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use courier_core::pipeline::Pipeline;
-use courier_core::pipeline_run::{PipelineRun, StageCounts, StageOutcome, Tally, TargetRun};
+use courier_core::pipeline_run::{
+    PipelineRun, RunStatus, StageCounts, StageOutcome, Tally, TargetRun,
+};
 use courier_core::{RunId, TenantId, ThingName, Timestamp};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
@@ -207,8 +209,14 @@ pub(super) fn run_item(
     request_hash: &str,
 ) -> Result<Item, StoreError> {
     let mut stored = run.clone();
-    stored.counts = Vec::new();
-    stored.targets_ended = 0;
+    // A COMPLETED run keeps the counts it was recounted to when it ended
+    // (nothing changes after): a stream batch delivered again later along
+    // other boundaries cannot move them. Any other run's counts are its
+    // counter shards'.
+    if run.status != RunStatus::Completed {
+        stored.counts = Vec::new();
+        stored.targets_ended = 0;
+    }
     let mut item = item_of(&stored)?;
     let mut put = |k: &str, v: String| put_s(&mut item, k, v);
     put("pk", run_pk(tenant, &run.run_id));

@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use courier_core::pipeline::Pipeline;
-use courier_core::pipeline_run::{PipelineRun, Tally, TargetRun, TargetStatus};
+use courier_core::pipeline_run::{PipelineRun, RunStatus, Tally, TargetRun, TargetStatus};
 use courier_core::{
     CommandExecution, ExecutionId, PipelineId, RunId, TenantId, ThingName, Timestamp,
 };
@@ -300,7 +300,9 @@ impl PipelineStore for DynamoStore {
         if super::pipeline_layout::run_expiry(&run) <= now {
             return Ok(None);
         }
-        add_counts(&mut run, &items, stages);
+        if run.status != RunStatus::Completed || run.counts.is_empty() {
+            add_counts(&mut run, &items, stages);
+        }
         run.derive_entered();
         Ok(Some(run))
     }
