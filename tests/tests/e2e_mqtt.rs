@@ -633,7 +633,10 @@ async fn a_pipeline_runs_over_twenty_mqtt_devices_in_two_waves() {
         .into_iter()
         .filter(|r| {
             let image = &r["dynamodb"]["NewImage"];
-            image["runId"]["S"] == json!(run_id)
+            // A run's execution names its run in `runOp` ("{runId}/…").
+            image["runOp"]["S"]
+                .as_str()
+                .is_some_and(|op| op.starts_with(&format!("{run_id}/")))
                 || image["pk"]["S"]
                     .as_str()
                     .is_some_and(|pk| pk.ends_with(&format!("#RUN#{run_id}")))
