@@ -130,6 +130,37 @@ impl DynamoStore {
             .collect())
     }
 
+    /// A conditional write's outcome (`out`: its consumed capacity, or the
+    /// error): `true` when written (its capacity counted), `false` when its
+    /// condition failed (billed at the minimum, as DynamoDB bills it).
+    pub(super) fn conditional_write<E, R>(
+        &self,
+        out: Result<
+            Option<aws_sdk_dynamodb::types::ConsumedCapacity>,
+            aws_sdk_dynamodb::error::SdkError<E, R>,
+        >,
+    ) -> Result<bool, StoreError>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug,
+    {
+        match out {
+            Ok(capacity) => {
+                self.meter.record_write(capacity.as_ref());
+                Ok(true)
+            }
+            Err(err) if super::errors::is_conditional_failure(&err) => {
+                self.meter.record_failed_write();
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
     /// One GetItem, its read capacity counted.
     pub(super) async fn get(
         &self,

@@ -146,17 +146,12 @@ impl Store for DynamoStore {
                 .update_expression("SET #version = :new REMOVE #next")
                 .expression_attribute_names("#next", TOLD_NEXT),
         };
-        match request.send().await {
-            Ok(out) => {
-                self.meter.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if is_conditional_failure(&err) => {
-                self.meter.record_failed_write();
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        self.conditional_write(
+            request
+                .send()
+                .await
+                .map(|out| out.consumed_capacity().cloned()),
+        )
     }
 
     async fn claim_things(&self, things: &[ThingName]) -> Result<Vec<bool>, StoreError> {

@@ -494,17 +494,7 @@ impl PipelineStore for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if is_conditional_failure(&err) => {
-                self.meter.record_failed_write();
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        self.conditional_write(out.map(|out| out.consumed_capacity().cloned()))
     }
 
     async fn put_run_execution(&self, execution: &CommandExecution) -> Result<bool, StoreError> {

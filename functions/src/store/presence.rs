@@ -3,7 +3,6 @@
 //! for the tenant that owns the thing). Does I/O.
 
 use super::dynamodb::DynamoStore;
-use super::errors::{classify, is_conditional_failure};
 use super::layout::{number, presence_key, string_attr};
 use super::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -36,17 +35,12 @@ impl DynamoStore {
                 "SET connected = :connected, since = :since REMOVE disconnectReason",
             ),
         };
-        match request.send().await {
-            Ok(out) => {
-                self.meter.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if is_conditional_failure(&err) => {
-                self.meter.record_failed_write();
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        self.conditional_write(
+            request
+                .send()
+                .await
+                .map(|out| out.consumed_capacity().cloned()),
+        )
     }
 
     pub(super) async fn read_presence(
