@@ -1,16 +1,16 @@
 //! THE PIPELINE RUNNER: a run's steps, chosen by
 //! `courier_core::pipeline_run` (`PipelineRun::next_step`) and performed
 //! here — start (resolve the targets, put them in waves), release a stage
-//! to a wave's devices, advance past a gate, hold, abort, end, sweep — and
-//! a device's move when one of its executions ends or its stage times out.
-//! I/O through the store and the thing-group resolver.
+//! to a wave's devices, advance past a gate, hold, abort, end, sweep. (A
+//! device's moves are in `pipeline_targets`.) I/O through the store and
+//! the thing-group resolver.
 //!
 //! Who calls: the dispatcher, for every change of a run record and every
-//! end of a run's execution on the table stream; the sweeper, for runs
-//! whose wake time came (start and end times, windows) and devices whose
-//! stage deadline passed. Every write is conditional (the run on its
-//! version, a target run on its own), so a redelivered event or a racing
-//! caller changes nothing twice.
+//! batch of its devices' tallies on the table stream; the sweeper, for
+//! runs whose wake time came (start and end times, windows, the periodic
+//! recount of a run waiting on its devices). Every write is conditional
+//! (the run on its version, an execution on its absence), so a redelivered
+//! event or a racing caller changes nothing twice.
 
 use super::pipelines::reason;
 use super::Courier;
