@@ -730,7 +730,7 @@ impl Tally {
 }
 
 impl StageOutcome {
-    const ALL: [Self; 4] = [
+    pub const ALL: [Self; 4] = [
         Self::Succeeded,
         Self::Failed,
         Self::TimedOut,

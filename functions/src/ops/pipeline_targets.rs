@@ -101,12 +101,11 @@ impl<S: PipelineStore> Courier<S> {
         let all = self
             .stage_ids(run_id, &pipeline, &execution.target, at.stage)
             .await?;
-        let mut ids = all.clone();
-        ids.truncate(at.operation as usize + 1);
+        let ids = all.get(..=at.operation as usize).unwrap_or_default();
         if ids.last() != Some(&execution.execution_id) {
             return Ok("not this run's operation");
         }
-        let Some(target) = stored.resume(&pipeline, at, &ids) else {
+        let Some(target) = stored.resume(&pipeline, at, ids) else {
             // Settled already (a redelivery): one that went on has started
             // its next stage, unless the write before that start was all
             // that happened.

@@ -59,8 +59,6 @@ pub const RUN_RETENTION_SECONDS: i64 = 90 * 86_400;
 /// …and this long after creation while it has not ended.
 const LIVE_RUN_SECONDS: i64 = 400 * 86_400;
 
-/// The counted fields of a stage, as attribute suffixes.
-pub const COUNT_FIELDS: [&str; 5] = ["succeeded", "failed", "timedOut", "canceled", "wentOn"];
 /// The attribute of a target run's write that says what it adds to the
 /// counts (read from the stream).
 pub const TALLY: &str = "tally";
@@ -133,16 +131,7 @@ pub fn tally_of(item: &Item) -> Option<Tally> {
     let stage = parts.next()?.parse().ok()?;
     let outcome = match parts.next()? {
         "-" => None,
-        field => Some(
-            [
-                StageOutcome::Succeeded,
-                StageOutcome::Failed,
-                StageOutcome::TimedOut,
-                StageOutcome::Canceled,
-            ]
-            .into_iter()
-            .find(|o| o.field() == field)?,
-        ),
+        field => Some(StageOutcome::ALL.into_iter().find(|o| o.field() == field)?),
     };
     let went_on = parts.next()? == "1";
     let ended = parts.next()? == "1";
