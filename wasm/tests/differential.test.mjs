@@ -58,8 +58,12 @@ const KEYS = [...NAMES, "unknown", "colour", "__proto__", "constructor", "toStri
 
 function definition(rand) {
   const pick = (list) => list[Math.floor(rand() * list.length)];
-  const count = Math.floor(rand() * 5) + (rand() < 0.05 ? 0 : 1);
-  const names = [...NAMES].sort(() => rand() - 0.5).slice(0, count);
+  // One in eight is long: past 16 parameters the generated code reads the
+  // input's keys another way (Object.keys, not for-in).
+  const long = rand() < 0.125;
+  const count = long ? 17 + Math.floor(rand() * 8) : Math.floor(rand() * 5) + (rand() < 0.05 ? 0 : 1);
+  const pool = long ? [...NAMES, ...Array.from({ length: 20 }, (_, i) => `p${i}`)] : NAMES;
+  const names = [...pool].sort(() => rand() - 0.5).slice(0, count);
   const parameters = names.map((name) => {
     const type = pick(TYPES);
     const p = { name, type };
