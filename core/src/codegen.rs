@@ -229,11 +229,13 @@ function payloadOf(tag, x, path) {
 }
 "#,
     // Whether tag is v's one own, enumerable key with a value (for-in's
-    // shape of the common case; anything else is looked at key by key).
+    // shape of the common case; anything else is looked at key by key). An
+    // array is read as its items, as JSON.stringify writes it, whatever
+    // named keys it has.
     r#"function sole(v, tag) {
   let n = 0;
   for (const k in v) { if (k !== tag || !hasOwn.call(v, k)) return soleSlow(v, tag); n++; }
-  return n === 1;
+  return n === 1 && !Array.isArray(v);
 }
 function soleSlow(v, tag) {
   for (const k in v) if (k !== tag && hasOwn.call(v, k) && !skip(v[k])) return false;
@@ -244,7 +246,7 @@ function soleSlow(v, tag) {
     // an error, with a bound of its JSON size in extra.
     r#"let extra = 0;
 function general(v, tag, path, wrongType) {
-  if (typeof v === "object" && v !== null && soleSlow(v, tag)) {
+  if (isObject(v) && soleSlow(v, tag)) {
     const x = v[tag];
     if (!skip(x) && (typeof x !== "object" || x === null)) {
       extra = typeof x === "string" ? x.length * 6 + 2 : 25;

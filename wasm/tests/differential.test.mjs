@@ -132,7 +132,10 @@ function value(rand, type) {
   if (r < 0.6) return typedValue(rand, pick(TYPES)); // another type's tag
   if (r < 0.7) return { [type]: pick([null, "1", true, [], {}, ...NUMBERS.slice(0, 4), ...STRINGS.slice(0, 4)]) };
   if (r < 0.75) return { ...typedValue(rand, type), extra: 1 };
-  if (r < 0.8) return {};
+  if (r < 0.78) return {};
+  // An array with the tag as a named key: read as its items ([]), as the
+  // server reads JSON.stringify's text of it.
+  if (r < 0.8) return Object.assign([], typedValue(rand, type));
   if (r < 0.9) return pick([null, undefined, true, 7, "text", [], [{ S: "a" }], -0, 1e21]);
   if (r < 0.95) {
     let deep = typedValue(rand, type);
