@@ -238,6 +238,7 @@ function payloadOf(tag, x, path) {
   return n === 1 && !Array.isArray(v);
 }
 function soleSlow(v, tag) {
+  if (Array.isArray(v)) return false;
   for (const k in v) if (k !== tag && hasOwn.call(v, k) && !skip(v[k])) return false;
   return hasOwn.call(v, tag);
 }

@@ -135,7 +135,7 @@ function value(rand, type) {
   if (r < 0.78) return {};
   // An array with the tag as a named key: read as its items ([]), as the
   // server reads JSON.stringify's text of it.
-  if (r < 0.8) return Object.assign([], typedValue(rand, type));
+  if (r < 0.8) return Object.assign([], typedValue(rand, type), rand() < 0.5 ? { skipped: undefined } : {});
   if (r < 0.9) return pick([null, undefined, true, 7, "text", [], [{ S: "a" }], -0, 1e21]);
   if (r < 0.95) {
     let deep = typedValue(rand, type);
