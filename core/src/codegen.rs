@@ -233,12 +233,12 @@ function payloadOf(tag, x, path) {
     // array is read as its items, as JSON.stringify writes it, whatever
     // named keys it has.
     r#"function sole(v, tag) {
+  if (Array.isArray(v)) return false;
   let n = 0;
   for (const k in v) { if (k !== tag || !hasOwn.call(v, k)) return soleSlow(v, tag); n++; }
-  return n === 1 && !Array.isArray(v);
+  return n === 1;
 }
 function soleSlow(v, tag) {
-  if (Array.isArray(v)) return false;
   for (const k in v) if (k !== tag && hasOwn.call(v, k) && !skip(v[k])) return false;
   return hasOwn.call(v, tag);
 }
