@@ -49,3 +49,12 @@ step "load: API clients and MQTT devices for ${LOAD_SECONDS:-60} s on loopback (
 for run in $(seq 1 "${LOAD_RUNS:-1}"); do
   target/debug/bench-load bench/results
 done
+
+step "cost per million executions again, on a stack without the optional messages (LIST_NOTIFICATIONS=off, COMMAND_STATUS_EVENTS=off)"
+stop_local_stack
+unset MQTT_PORT WATCH_PORT PUBLISH_PORT
+export LIST_NOTIFICATIONS=off COMMAND_STATUS_EVENTS=off
+FUNCTION_LOG=warn SWEEP_EVERY_MS=60000 start_local_stack "$DDB_PORT" courier-bench-lean bench-lean
+MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
+  WATCH_LOG="$ROOT/.local/bench-lean-watch.log" MOSQUITTO_LOG="$ROOT/.local/bench-lean-mosquitto.log" \
+  BENCH_SUFFIX=-lean target/debug/bench-cost bench/results

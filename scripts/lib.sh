@@ -38,6 +38,8 @@ TOPIC_ROOT='${TOPIC_ROOT:-courier/things/{thingName\}/jobs}'
 COMMANDS_ROOT='${COMMANDS_ROOT:-courier/commands/things/{thingName\}}'
 COMMAND_EVENTS_ROOT='${COMMAND_EVENTS_ROOT:-courier/events/commandExecution}'
 DIRECT_DELIVERY=${DIRECT_DELIVERY:-on}
+LIST_NOTIFICATIONS=${LIST_NOTIFICATIONS:-on}
+COMMAND_STATUS_EVENTS=${COMMAND_STATUS_EVENTS:-on}
 USAGE_REPORT=${USAGE_REPORT:-on}
 ARTIFACT_BUCKETS=courier-artifacts
 ARTIFACT_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-5000}
@@ -105,6 +107,7 @@ stop_mosquitto() { stop_process "${MOSQUITTO_PID:-}"; MOSQUITTO_PID=; }
 start_bridge() { # $1 = DDB port, $2 = table, $3 = broker port, $4 = invoke port, $5 = data-plane port, $6 = log
   DYNAMODB_ENDPOINT="http://127.0.0.1:$1" TABLE_NAME="$2" MQTT_BROKER="127.0.0.1:$3" \
     INVOKE_URL="http://127.0.0.1:$4" PUBLISH_PORT="$5" SWEEP_EVERY_MS="${SWEEP_EVERY_MS:-1000}" \
+    COMMAND_STATUS_EVENTS="${COMMAND_STATUS_EVENTS:-on}" \
     "$ROOT/target/debug/courier-local" bridge >"$6" 2>&1 &
   BRIDGE_PID=$!
   for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$5") 2>/dev/null && return 0; sleep 0.25; done

@@ -24,6 +24,7 @@ fn courier(config: &Config, sdk: &SdkConfig) -> Courier<DynamoStore> {
     let store = DynamoStore::new(aws::dynamodb(sdk), &config.table_name, default_tenant());
     let courier = Courier::new(store, PageTokens::new(config.page_token_secret.clone()))
         .with_commands(config.commands.clone())
+        .with_optional_messages(config.optional_messages)
         .with_run_limits(RunLimits {
             max_active_runs: config.max_active_runs,
             max_targets: config.max_run_targets,

@@ -7,7 +7,7 @@
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, Timestamp};
 use courier_functions::entry::sweeper;
-use courier_functions::ops::Courier;
+use courier_functions::ops::{Courier, OptionalMessages};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
 use courier_local::stream::replay as read_stream;
@@ -120,6 +120,82 @@ async fn a_new_execution_is_sent_once_even_when_its_record_is_replayed() {
         status_of(&courier, &id, at(2)).await,
         (ExecutionStatus::Sent, 2)
     );
+}
+
+/// A deployment without list notifications (`LIST_NOTIFICATIONS=off`).
+async fn setup_without_list_notifications() -> Courier<DynamoStore> {
+    setup().await.with_optional_messages(OptionalMessages {
+        list_notifications: false,
+        ..OptionalMessages::default()
+    })
+}
+
+#[tokio::test]
+async fn without_list_notifications_a_new_execution_is_announced_by_notify_next_alone() {
+    let courier = setup_without_list_notifications().await;
+    let publisher = RecordingPublisher::default();
+    let id = start(&courier, json!({"target": "dev-1"})).await;
+    let out = dispatch(&courier, &publisher, records_of(&courier, &id).await, at(1)).await;
+    assert_eq!(out["handled"][0]["did"], "sent", "{out}");
+    let sent = publisher.take();
+    let topics: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics, ["courier/things/dev-1/jobs/notify-next"]);
+    assert_eq!(sent[0].1["execution"]["jobId"], json!(id));
+    assert_eq!(
+        status_of(&courier, &id, at(1)).await,
+        (ExecutionStatus::Sent, 2)
+    );
+}
+
+#[tokio::test]
+async fn without_list_notifications_a_change_that_leaves_the_next_execution_publishes_nothing() {
+    let courier = setup_without_list_notifications().await;
+    let publisher = RecordingPublisher::default();
+    let first = start(&courier, json!({"target": "dev-2"})).await;
+    // created a second later, so it is behind the first in the queue
+    let (second, _) = courier
+        .start_execution(
+            "reboot",
+            &json!({"target": "dev-2"}).into(),
+            "tester",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let second = second.execution_id.to_string();
+    for id in [&first, &second] {
+        dispatch(&courier, &publisher, records_of(&courier, id).await, at(1)).await;
+    }
+    publisher.take();
+    // WHEN the second (not the device's next) is canceled
+    courier
+        .cancel_execution(&second, &json!({}).into(), "ops", at(2), "req-1")
+        .await
+        .unwrap();
+    let canceled: Vec<Value> = records_of(&courier, &second)
+        .await
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED")
+        .collect();
+    let out = dispatch(&courier, &publisher, canceled, at(3)).await;
+    // THEN its pending list changed, but its next did not: no message at all
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    assert_eq!(publisher.take(), Vec::<(String, Value)>::new());
+    // AND canceling the first (its next) tells it that nothing is next
+    courier
+        .cancel_execution(&first, &json!({}).into(), "ops", at(4), "req-2")
+        .await
+        .unwrap();
+    let canceled: Vec<Value> = records_of(&courier, &first)
+        .await
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED")
+        .collect();
+    dispatch(&courier, &publisher, canceled, at(5)).await;
+    let told = publisher.take();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, "courier/things/dev-2/jobs/notify-next");
+    assert!(told[0].1.get("execution").is_none(), "{told:?}");
 }
 
 #[tokio::test]

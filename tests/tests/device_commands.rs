@@ -8,7 +8,7 @@
 
 use courier_core::{ExecutionStatus, Timestamp};
 use courier_functions::ops::device_updates::Delivery;
-use courier_functions::ops::Courier;
+use courier_functions::ops::{Courier, OptionalMessages};
 use courier_functions::platform::publisher::Message;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
@@ -549,5 +549,58 @@ async fn a_canceled_commands_execution_gets_a_status_event_and_no_device_message
     assert_eq!(
         topics,
         ["courier/events/commandExecution/set-power/CANCELED"]
+    );
+}
+
+/// A deployment without status events (`COMMAND_STATUS_EVENTS=off`): the
+/// same cancel publishes nothing at all, and a device's report none either.
+#[tokio::test]
+async fn without_status_events_no_change_publishes_one() {
+    let (courier, id, published) = dispatched("My_Car").await;
+    assert_eq!(published.len(), 1, "the request still goes: {published:?}");
+    let courier = courier.with_optional_messages(OptionalMessages {
+        command_status_events: false,
+        ..OptionalMessages::default()
+    });
+    let publisher = RecordingPublisher::default();
+    respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "IN_PROGRESS"}"#,
+        "r1",
+        3,
+    )
+    .await;
+    let started = courier.get_execution(&id, at(4)).await.unwrap();
+    assert!(!courier
+        .command_status_event(&publisher, &started, Some(ExecutionStatus::Sent), at(4))
+        .await
+        .unwrap());
+    courier
+        .cancel_execution(&id, &json!({"force": true}).into(), "bob", at(5), "c1")
+        .await
+        .unwrap();
+    let pk = courier
+        .store()
+        .execution_pk(&courier_core::ExecutionId::parse(&id).unwrap());
+    let changes: Vec<Value> = courier_local::stream::replay(courier.store().table())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["dynamodb"]["Keys"]["pk"]["S"] == json!(pk))
+        .collect();
+    let out = courier_tests::send_to_dispatcher(
+        &courier,
+        &publisher,
+        &courier_tests::thing_groups().await,
+        changes,
+        at(6),
+    )
+    .await;
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    assert_eq!(publisher.take(), Vec::<(String, Value)>::new());
+    assert_eq!(
+        courier.get_execution(&id, at(6)).await.unwrap().status,
+        ExecutionStatus::Canceled
     );
 }

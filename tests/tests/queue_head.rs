@@ -7,7 +7,7 @@
 
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, ThingName, Timestamp};
-use courier_functions::ops::Courier;
+use courier_functions::ops::{Courier, OptionalMessages};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_tests::{fresh_courier, iot_rule_event, send_to_device_events, RecordingPublisher};
 use serde_json::{json, Value};
@@ -129,6 +129,19 @@ async fn a_reconnecting_device_is_told_its_pending_work_at_once() {
     );
     assert_eq!(sent[1].1["execution"]["jobId"], ids[0].as_str());
     assert_eq!(sent[0].1["jobs"]["QUEUED"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn without_list_notifications_a_reconnecting_device_is_told_its_next_alone() {
+    let courier = courier().await.with_optional_messages(OptionalMessages {
+        list_notifications: false,
+        ..OptionalMessages::default()
+    });
+    let ids = queued(&courier, "dev-h5", 2).await;
+    let sent = lifecycle(&courier, "connected", "dev-h5", ms(60), at(60)).await;
+    let topics: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics, ["courier/things/dev-h5/jobs/notify-next"]);
+    assert_eq!(sent[0].1["execution"]["jobId"], ids[0].as_str());
 }
 
 #[tokio::test]

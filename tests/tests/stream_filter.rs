@@ -12,9 +12,9 @@ use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ThingName, Timestamp};
 use courier_functions::ops::device_updates::Delivery;
 use courier_functions::ops::job_runner::StepReport;
-use courier_functions::ops::Courier;
+use courier_functions::ops::{Courier, OptionalMessages};
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_local::filter::{passes, template_patterns};
+use courier_local::filter::{passes, template_patterns, template_patterns_with};
 use courier_local::stream::replay;
 use courier_tests::{fresh_courier, send_to_dispatcher, thing_groups, RecordingPublisher};
 use serde_json::{json, Value};
@@ -87,14 +87,25 @@ async fn report(courier: &Courier<DynamoStore>, thing: &str, id: &str, body: Val
 }
 
 /// Hands each record the filter drops to the dispatcher alone; returns how
-/// many were dropped. Fails on any that published or did something.
+/// many executions' records were dropped. Fails on any that published or
+/// did something.
 async fn dropped_records_do_nothing(courier: &Courier<DynamoStore>, now: i64) -> usize {
-    let patterns = patterns();
+    dropped_by_these_do_nothing(courier, &patterns(), now).await
+}
+
+/// [`dropped_records_do_nothing`] with the filter `patterns`.
+async fn dropped_by_these_do_nothing(
+    courier: &Courier<DynamoStore>,
+    patterns: &[Value],
+    now: i64,
+) -> usize {
     let records = replay(courier.store().table()).await.unwrap();
     let groups = thing_groups().await;
     let mut dropped = 0;
-    for record in records.into_iter().filter(|r| !passes(&patterns, r)) {
-        dropped += 1;
+    for record in records.into_iter().filter(|r| !passes(patterns, r)) {
+        if record["dynamodb"]["Keys"]["sk"]["S"] == "EXEC" {
+            dropped += 1;
+        }
         let publisher = RecordingPublisher::default();
         let out =
             send_to_dispatcher(courier, &publisher, &groups, vec![record.clone()], at(now)).await;
@@ -152,7 +163,7 @@ async fn a_direct_jobs_execution_s_later_writes_invoke_nothing() {
     update(&courier, "dev-1", &id, "IN_PROGRESS", 3).await;
     update(&courier, "dev-1", &id, "SUCCEEDED", 4).await;
     // SENT, IN_PROGRESS twice and SUCCEEDED: four invocations saved.
-    assert!(dropped_records_do_nothing(&courier, 5).await >= 4);
+    assert_eq!(dropped_records_do_nothing(&courier, 5).await, 4);
 }
 
 #[tokio::test]
@@ -249,4 +260,42 @@ async fn a_commands_protocol_execution_s_changes_all_reach_the_dispatcher() {
         .expect("storage is up");
     // Each status moved publishes a status event: nothing may be dropped.
     every_execution_record_passes(&courier).await;
+}
+
+/// A deployment without status events (`CommandStatusEvents: off`): its
+/// filter drops a commands-protocol execution's SENT, IN_PROGRESS and
+/// SUCCEEDED records, and the dispatcher, so configured, would have done
+/// nothing with them.
+#[tokio::test]
+async fn without_status_events_a_commands_execution_s_later_writes_invoke_nothing() {
+    let courier = courier().await.with_optional_messages(OptionalMessages {
+        command_status_events: false,
+        ..OptionalMessages::default()
+    });
+    let id = start_of(
+        &courier,
+        "set-power",
+        json!({"target": "dev-8", "parameters": {"powerStatus": {"S": "ON"}}}),
+        1,
+    )
+    .await;
+    for (status, offset) in [("IN_PROGRESS", 2), ("SUCCEEDED", 3)] {
+        courier
+            .command_message(
+                &format!("courier/commands/things/dev-8/executions/{id}/response/json"),
+                format!(r#"{{"status": "{status}"}}"#).as_bytes(),
+                Delivery::new(&format!("r-{status}")),
+                at(offset),
+            )
+            .await
+            .expect("a commands topic")
+            .expect("storage is up");
+    }
+    let lean = template_patterns_with(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml"),
+        |name| (name == "COMMAND_STATUS_EVENTS").then(|| "off".to_owned()),
+    )
+    .unwrap();
+    // SENT, IN_PROGRESS and SUCCEEDED: three invocations saved.
+    assert_eq!(dropped_by_these_do_nothing(&courier, &lean, 4).await, 3);
 }

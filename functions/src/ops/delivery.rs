@@ -30,7 +30,7 @@
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::presign::ArtifactSigner;
-use crate::platform::publisher::{publish_all, Message, Publisher};
+use crate::platform::publisher::{publish_all, Message, OptionalMessages, Publisher};
 use crate::store::{Store, StoreError, ToldNext, TransitionOutcome};
 use courier_core::commands;
 use courier_core::json::Json;
@@ -195,6 +195,7 @@ impl<S: Store> Courier<S> {
                     &pending,
                     &told,
                     self.artifacts.as_deref(),
+                    self.optional,
                 );
                 told_next = news.map(|next| (next, told));
                 messages
@@ -307,7 +308,8 @@ impl<S: Store> Courier<S> {
     /// AWS IoT commands' status event for a change of a commands-protocol
     /// execution, on `{events}/{commandId}/{status}`, when the status as
     /// the commands protocol names it moved (QUEUED -> SENT is CREATED both
-    /// times) or a late result was kept. True when one was published.
+    /// times) or a late result was kept, and the deployment publishes them.
+    /// True when one was published.
     pub async fn command_status_event<P: Publisher>(
         &self,
         publisher: &P,
@@ -318,7 +320,7 @@ impl<S: Store> Courier<S> {
         let moved = previous.is_none_or(|p| {
             commands::command_status(p) != commands::command_status(execution.status)
         });
-        if execution.protocol.is_jobs() || !moved {
+        if execution.protocol.is_jobs() || !moved || !self.optional.command_status_events {
             return Ok(false);
         }
         let event = Message {
@@ -424,8 +426,15 @@ impl<S: Store> Courier<S> {
         pending: &[CommandExecution],
         told: ToldNext,
     ) -> Result<Vec<Message>, ServiceError> {
-        let (mut out, news) =
-            notification_messages(root, thing, now, pending, &told, self.artifacts.as_deref());
+        let (mut out, news) = notification_messages(
+            root,
+            thing,
+            now,
+            pending,
+            &told,
+            self.artifacts.as_deref(),
+            self.optional,
+        );
         if let Some(next) = news {
             if !self.tell_next_after(thing, &next, told).await? {
                 // Another publisher told it first: notify-next (last) goes.
@@ -554,9 +563,9 @@ fn with_known(
     pending
 }
 
-/// `notify` with the pending list, and `notify-next` (last) when the next
-/// execution is not what the device was `told`; with that next execution's
-/// identity when it is news (to record).
+/// `notify` with the pending list (unless turned off), and `notify-next`
+/// (last) when the next execution is not what the device was `told`; with
+/// that next execution's identity when it is news (to record).
 fn notification_messages(
     root: &TopicRoot,
     thing: &ThingName,
@@ -564,11 +573,15 @@ fn notification_messages(
     pending: &[CommandExecution],
     told: &ToldNext,
     signer: Option<&ArtifactSigner>,
+    optional: OptionalMessages,
 ) -> (Vec<Message>, Option<String>) {
-    let mut out = vec![Message {
-        topic: root.notify_topic(thing),
-        payload: protocol::jobs_changed(pending, now),
-    }];
+    let mut out = Vec::new();
+    if optional.list_notifications {
+        out.push(Message {
+            topic: root.notify_topic(thing),
+            payload: protocol::jobs_changed(pending, now),
+        });
+    }
     let next = protocol::next_pending(pending);
     let identity = protocol::next_identity(next);
     if !protocol::next_is_news(told.next.as_deref(), &identity) {

@@ -48,6 +48,7 @@ pub mod targets;
 
 use crate::error::ServiceError;
 use crate::platform::presign::ArtifactSigner;
+pub use crate::platform::publisher::OptionalMessages;
 use crate::store::{Page, PageRequest, Store};
 use courier_core::commands::CommandsTopics;
 use courier_core::text::quote;
@@ -75,6 +76,8 @@ pub struct Courier<S> {
     /// How artifact placeholders become presigned URLs; `None`: no
     /// artifact buckets, placeholders refused.
     pub(crate) artifacts: Option<Arc<ArtifactSigner>>,
+    /// Which of the messages no device needs to act may be left out.
+    pub(crate) optional: OptionalMessages,
 }
 
 /// Per-tenant limits on pipeline runs (`PIPELINE_MAX_ACTIVE_RUNS`,
@@ -118,7 +121,15 @@ impl<S: Store> Courier<S> {
             commands: Arc::new(CommandsTopics::default()),
             run_limits: RunLimits::default(),
             artifacts: None,
+            optional: OptionalMessages::default(),
         }
+    }
+
+    /// The same service publishing only these of the optional messages.
+    #[must_use]
+    pub fn with_optional_messages(mut self, optional: OptionalMessages) -> Self {
+        self.optional = optional;
+        self
     }
 
     /// The same service presigning artifact placeholders with `signer`.
@@ -161,6 +172,7 @@ impl<S: Store> Courier<S> {
             commands: Arc::clone(&self.commands),
             run_limits: self.run_limits,
             artifacts: self.artifacts.clone(),
+            optional: self.optional,
         }
     }
 

@@ -77,10 +77,12 @@ impl<S: Store> Courier<S> {
             // Recorded, so the dispatcher's next pass does not repeat it.
             self.tell_next(thing, &protocol::next_identity(next))
                 .await?;
-            out.push(Message {
-                topic: root.notify_topic(thing),
-                payload: protocol::jobs_changed(&jobs, now),
-            });
+            if self.optional.list_notifications {
+                out.push(Message {
+                    topic: root.notify_topic(thing),
+                    payload: protocol::jobs_changed(&jobs, now),
+                });
+            }
             out.push(Message {
                 topic: root.notify_next_topic(thing),
                 payload: protocol::next_changed(next, now),

@@ -9,6 +9,7 @@
 //! Lambda function never uses, and they were 42% of the api's own init in a
 //! profile (README "Benchmarks").
 
+use super::publisher::OptionalMessages;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use courier_core::commands::{self, CommandsTopics};
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
@@ -39,6 +40,10 @@ pub struct Config {
     /// `DIRECT_DELIVERY=off`: the API leaves delivering the executions it
     /// creates to the stream (default `on`: it delivers them itself).
     pub direct_delivery: bool,
+    /// `LIST_NOTIFICATIONS=off`, `COMMAND_STATUS_EVENTS=off`: leave out
+    /// AWS IoT Jobs' `notify` and AWS IoT commands' status events (default
+    /// `on`: both published; see `OptionalMessages`).
+    pub optional_messages: OptionalMessages,
     /// `USAGE_REPORT=on`: one usage line per invocation, and the api's
     /// `Server-Timing` header (`platform::usage`; default `off`).
     pub usage_report: bool,
@@ -109,6 +114,10 @@ impl Config {
         let local_dev_identity = on_off(&lookup, "LOCAL_DEV_IDENTITY", false)?;
         let direct_delivery = on_off(&lookup, "DIRECT_DELIVERY", true)?;
         let usage_report = on_off(&lookup, "USAGE_REPORT", false)?;
+        let optional_messages = OptionalMessages {
+            list_notifications: on_off(&lookup, "LIST_NOTIFICATIONS", true)?,
+            command_status_events: on_off(&lookup, "COMMAND_STATUS_EVENTS", true)?,
+        };
         let max_active_runs = whole(&lookup, "PIPELINE_MAX_ACTIVE_RUNS", 20, 1..=10_000)?;
         let max_run_targets = whole(&lookup, "PIPELINE_MAX_TARGETS", 10_000, 1..=10_000)?;
         let metrics_commands = list(&lookup, "METRICS_COMMAND_DIMENSION");
@@ -137,6 +146,7 @@ impl Config {
             local_dev_identity,
             direct_delivery,
             usage_report,
+            optional_messages,
             max_active_runs: u32::try_from(max_active_runs).unwrap_or(20),
             max_run_targets,
             metrics_commands,
@@ -318,5 +328,22 @@ mod tests {
         }
         let none = Config::from_lookup(lookup(&with_required(&[]))).unwrap();
         assert!(none.artifact_buckets.is_empty());
+    }
+
+    #[test]
+    fn the_optional_messages_are_on_unless_turned_off() {
+        let default = Config::from_lookup(lookup(&with_required(&[]))).unwrap();
+        assert_eq!(default.optional_messages, OptionalMessages::default());
+        assert!(default.optional_messages.list_notifications);
+        let lean = Config::from_lookup(lookup(&with_required(&[
+            ("LIST_NOTIFICATIONS", "off"),
+            ("COMMAND_STATUS_EVENTS", "off"),
+        ])))
+        .unwrap();
+        assert!(!lean.optional_messages.list_notifications);
+        assert!(!lean.optional_messages.command_status_events);
+        let err = Config::from_lookup(lookup(&with_required(&[("COMMAND_STATUS_EVENTS", "no")])))
+            .unwrap_err();
+        assert!(err.to_string().contains("COMMAND_STATUS_EVENTS"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! PUBLISHING to devices: one MQTT message ([`Message`]), the [`Publisher`]
-//! trait the operations are generic over, and its implementation on the AWS
-//! IoT data plane (`Publish`, QoS 1). Does I/O.
+//! trait the operations are generic over, its implementation on the AWS
+//! IoT data plane (`Publish`, QoS 1), and which optional messages a
+//! deployment publishes ([`OptionalMessages`]). Does I/O.
 //!
 //! Locally the same code talks to the local stand-in for the data plane
 //! (`courier-local bridge`, which forwards to mosquitto): the SDK's own
@@ -9,6 +10,32 @@
 use aws_sdk_iotdataplane::primitives::Blob;
 use courier_core::json::Json;
 use std::future::Future;
+
+/// The messages a deployment may turn off to save their price: AWS IoT
+/// Core bills each message Courier publishes, whether anyone subscribed to
+/// its topic or not. Each is `true` (published) by default, as AWS IoT
+/// publishes them. Devices that act on `notify-next` (or on the commands
+/// protocol's requests) and backends that read the API work the same
+/// without either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalMessages {
+    /// AWS IoT Jobs' ListNotification (`{root}/notify`, the pending list)
+    /// whenever a device's pending list changes (`LIST_NOTIFICATIONS`).
+    pub list_notifications: bool,
+    /// AWS IoT commands' status events (`{events}/{commandId}/{status}`)
+    /// on every change of a commands-protocol execution
+    /// (`COMMAND_STATUS_EVENTS`).
+    pub command_status_events: bool,
+}
+
+impl Default for OptionalMessages {
+    fn default() -> Self {
+        Self {
+            list_notifications: true,
+            command_status_events: true,
+        }
+    }
+}
 
 /// One MQTT message to publish.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -19,9 +19,12 @@
 //! - API requests: the api's invocations.
 //!
 //! The scheduled sweeper runs on a timer whatever the traffic, so it is a
-//! fixed monthly cost, reported apart. Writes `bench/results/cost.json` and
-//! `cost.md`. Environment: API_URL, MQTT_BROKER, WATCH_LOG,
-//! MOSQUITTO_LOG, COST_RUNS (default 20).
+//! fixed monthly cost, reported apart. Writes `bench/results/cost{suffix}.json`
+//! and `cost{suffix}.md`, with the stack's optional-message settings
+//! (`LIST_NOTIFICATIONS`, `COMMAND_STATUS_EVENTS`: `make bench` measures
+//! the defaults, then a stack with both off as `-lean`). Environment:
+//! API_URL, MQTT_BROKER, WATCH_LOG, MOSQUITTO_LOG, COST_RUNS (default 20),
+//! BENCH_SUFFIX (default none).
 
 use courier_local::accounting::{broker_publishes, usage_reports, Direction, LogWindow};
 use courier_local::http::call_api;
@@ -353,19 +356,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             json!({"unitsPerExecution": units, "usdPerMillionExecutions": dollars}),
         );
     }
+    let setting = |name: &str| std::env::var(name).unwrap_or_else(|_| "on".into());
     let results = json!({
         "protocols": results,
+        "settings": {
+            "LIST_NOTIFICATIONS": setting("LIST_NOTIFICATIONS"),
+            "COMMAND_STATUS_EVENTS": setting("COMMAND_STATUS_EVENTS"),
+        },
         "lambdaMemoryMb": memory_mb,
         "awsIotJobsUsdPerMillion": prices.pointer("/awsIotJobs/executions/usdPerMillion"),
         "pricesFrom": "bench/prices.json",
     });
+    let suffix = std::env::var("BENCH_SUFFIX").unwrap_or_default();
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(
-        format!("{out_dir}/cost.json"),
+        format!("{out_dir}/cost{suffix}.json"),
         serde_json::to_string_pretty(&results)? + "\n",
     )?;
     let md = markdown(&results);
-    std::fs::write(format!("{out_dir}/cost.md"), &md)?;
+    std::fs::write(format!("{out_dir}/cost{suffix}.md"), &md)?;
     print!("{md}");
     Ok(())
 }
@@ -457,8 +466,11 @@ fn markdown(results: &Value) -> String {
         }
     }
     md.push_str(&format!(
-        "\nAWS IoT Jobs lists ${} per million job executions before messaging. Lambda at {} MB arm64, duration as the handlers measured it (release builds on the local stack), rounded up to the millisecond per invocation. Prices: bench/prices.json.\n",
-        results["awsIotJobsUsdPerMillion"], results["lambdaMemoryMb"]
+        "\nAWS IoT Jobs lists ${} per million job executions before messaging. Lambda at {} MB arm64, duration as the handlers measured it (release builds on the local stack), rounded up to the millisecond per invocation. Prices: bench/prices.json. Settings: LIST_NOTIFICATIONS={}, COMMAND_STATUS_EVENTS={}.\n",
+        results["awsIotJobsUsdPerMillion"],
+        results["lambdaMemoryMb"],
+        results["settings"]["LIST_NOTIFICATIONS"].as_str().unwrap_or("on"),
+        results["settings"]["COMMAND_STATUS_EVENTS"].as_str().unwrap_or("on"),
     ));
     md
 }
