@@ -8,11 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use courier_core::json::Json;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, ThingName, Timestamp};
 use courier_functions::ops::delivery::PUBLISH_RETRY_SECONDS;
 use courier_functions::ops::Courier;
+use courier_functions::platform::publisher::{PublishError, Publisher};
 use courier_functions::store::dynamodb::DynamoStore;
+use courier_functions::store::Store;
 use courier_local::stream::replay as read_stream;
 use courier_tests::{
     api_settings_delivering, fresh_courier, http_event, send_to_api_publishing, send_to_dispatcher,
@@ -249,4 +252,67 @@ async fn a_device_that_claimed_it_first_is_not_told_stale_news() {
         .await
         .unwrap();
     assert_eq!(e.status, ExecutionStatus::InProgress);
+}
+
+/// Another publisher (the device path, say) that records, while the API's
+/// notify-next is on its way, that it told the device the same next
+/// execution.
+struct TellingTheSameNews {
+    store: DynamoStore,
+    inner: RecordingPublisher,
+}
+
+impl Publisher for TellingTheSameNews {
+    async fn publish(&self, topic: &str, payload: &Json) -> Result<(), PublishError> {
+        if topic.ends_with("/notify-next") {
+            let thing = ThingName::parse("door-7").unwrap();
+            let told = self.store.told_next(&thing).await.unwrap();
+            let execution = payload.get("execution").unwrap();
+            let same = format!(
+                "{}#{}",
+                execution.get("jobId").and_then(Json::as_str).unwrap(),
+                serde_json::to_value(execution.get("executionNumber").unwrap()).unwrap()
+            );
+            assert!(self
+                .store
+                .record_told_next(&thing, &told, Some(&same))
+                .await
+                .unwrap());
+        }
+        self.inner.publish(topic, payload).await
+    }
+}
+
+#[tokio::test]
+async fn two_publishers_telling_the_same_next_execution_keep_the_record_of_it() {
+    let courier = courier().await;
+    let (created, _) = courier
+        .start_execution(
+            "unlock",
+            &json!({"target": "door-7"}).into(),
+            "alice",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let publisher = TellingTheSameNews {
+        store: courier.store().clone(),
+        inner: RecordingPublisher::default(),
+    };
+    // WHEN the API delivers it while another publisher tells the device the same
+    courier
+        .deliver_now(&root(), &publisher, created.clone(), at(2))
+        .await;
+    assert_eq!(publisher.inner.take().len(), 2, "notify and notify-next");
+    // THEN what the device was told stays recorded (forgetting it would tell
+    // the device its next change twice, and cost a write)
+    let told = courier
+        .store()
+        .told_next(&ThingName::parse("door-7").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        told.next.as_deref(),
+        Some(format!("{}#1", created.execution_id).as_str())
+    );
 }

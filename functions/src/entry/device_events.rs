@@ -124,7 +124,7 @@ async fn publish<S: Store, P: Publisher>(
     };
     tracing::error!(error = %err, %topic, "publishing the answer failed; returning the error so the request is retried");
     if let Some(thing) = root.thing_of(topic) {
-        if let Err(forget) = courier.forget_told_next(&thing).await {
+        if let Err(forget) = courier.forget_told_next(&thing, None).await {
             tracing::warn!(error = %forget, "could not forget what the device was told");
         }
     }

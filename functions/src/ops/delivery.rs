@@ -5,13 +5,8 @@
 //!
 //! - What a device sees: its pending executions, not held for `notBefore`
 //!   and not past a deadline, oldest first; its next one among them.
-//! - Notifications: `notify` (the pending list), built after a write from
-//!   what the table says, and `notify-next` (the next execution) only when
-//!   the next execution is not the one the device was last told. What it
-//!   was told is kept on the thing's owner item, where every publisher
-//!   (dispatcher, device path, sweeper) reads it and records it with a
-//!   conditional write; a publisher whose publish fails forgets it, so the
-//!   next one tells the device again.
+//! - Notifications (`notify`, `notify-next`) are built in `notifications`,
+//!   after a write, from what the table says.
 //!
 //! - Dispatch: a QUEUED execution that is due is claimed QUEUED -> SENT with a
 //!   write conditioned on the version it was seen at, then announced to its
@@ -27,11 +22,11 @@
 //!   timed out or re-queued (`TransitionPlan::expire`), released for
 //!   dispatch, or re-filed if they woke early.
 
+use super::notifications::{notification_messages, with_known};
 use super::Courier;
 use crate::error::ServiceError;
-use crate::platform::presign::ArtifactSigner;
-use crate::platform::publisher::{publish_all, Message, OptionalMessages, Publisher};
-use crate::store::{Store, StoreError, ToldNext, TransitionOutcome};
+use crate::platform::publisher::{publish_all, Message, Publisher};
+use crate::store::{Store, StoreError, TransitionOutcome};
 use courier_core::commands;
 use courier_core::json::Json;
 use courier_core::payload_template;
@@ -214,14 +209,14 @@ impl<S: Store> Courier<S> {
                 // Recorded after the publish, so the device hears one round
                 // trip sooner. Two deliveries racing may then both tell it (a
                 // duplicate notify-next, which devices take as the hint it
-                // is). If another publisher recorded in between, which news
-                // reached the device last is unknown: nothing is kept, and
-                // the next publisher tells it again.
+                // is). If another publisher recorded other news in between,
+                // which reached the device last is unknown: nothing is kept,
+                // and the next publisher tells it again. The same news stays.
                 if let Some((next, told)) = told_next {
                     let thing = &claimed.target;
                     let kept = match self.store.record_told_next(thing, &told, Some(&next)).await {
                         Ok(true) => Ok(()),
-                        Ok(false) => self.forget_told_next(thing).await,
+                        Ok(false) => self.forget_told_next(thing, Some(&next)).await,
                         Err(err) => Err(err.into()),
                     };
                     if let Err(err) = kept {
@@ -233,7 +228,7 @@ impl<S: Store> Courier<S> {
             Err(err) => {
                 tracing::warn!(execution_id = %id, error = %err, "publish failed; delivery will be retried");
                 if claimed.protocol.is_jobs() {
-                    self.forget_told_next(&claimed.target).await?;
+                    self.forget_told_next(&claimed.target, None).await?;
                 }
                 let retry_at = now.plus_secs(PUBLISH_RETRY_SECONDS);
                 let undo = TransitionPlan::undispatch(claimed.version, retry_at, now);
@@ -269,7 +264,7 @@ impl<S: Store> Courier<S> {
         }
         let messages = self.notifications(root, &execution.target, now).await?;
         if let Err(err) = publish_all(publisher, &messages).await {
-            self.forget_told_next(&execution.target).await?;
+            self.forget_told_next(&execution.target, None).await?;
             return Err(ServiceError::Unavailable(err.to_string()));
         }
         Ok(messages)
@@ -389,112 +384,6 @@ impl<S: Store> Courier<S> {
         Ok(report)
     }
 
-    /// `notify`, and `notify-next` when the device's next execution is not
-    /// the one it was last told (AWS publishes NextJobExecutionChanged only
-    /// then). What it was told is recorded before the messages are
-    /// published; a caller whose publish fails calls `forget_told_next`.
-    pub(crate) async fn notifications(
-        &self,
-        root: &TopicRoot,
-        thing: &ThingName,
-        now: Timestamp,
-    ) -> Result<Vec<Message>, ServiceError> {
-        let (pending, told) = self.notification_reads(thing, now).await?;
-        self.notifications_from(root, thing, now, &pending, told)
-            .await
-    }
-
-    /// What notifications are made of: the device's pending list and what it
-    /// was last told, two independent reads made at once (one round trip
-    /// instead of two on every notification's path).
-    async fn notification_reads(
-        &self,
-        thing: &ThingName,
-        now: Timestamp,
-    ) -> Result<(Vec<CommandExecution>, ToldNext), ServiceError> {
-        let told = async { Ok::<_, ServiceError>(self.store.told_next(thing).await?) };
-        tokio::try_join!(self.pending(thing, now), told)
-    }
-
-    /// [`Self::notifications`] from its reads: `notify-next` only if the
-    /// next execution is news and this caller is the one that records it.
-    async fn notifications_from(
-        &self,
-        root: &TopicRoot,
-        thing: &ThingName,
-        now: Timestamp,
-        pending: &[CommandExecution],
-        told: ToldNext,
-    ) -> Result<Vec<Message>, ServiceError> {
-        let (mut out, news) = notification_messages(
-            root,
-            thing,
-            now,
-            pending,
-            &told,
-            self.artifacts.as_deref(),
-            self.optional,
-        );
-        if let Some(next) = news {
-            if !self.tell_next_after(thing, &next, told).await? {
-                // Another publisher told it first: notify-next (last) goes.
-                out.pop();
-            }
-        }
-        Ok(out)
-    }
-
-    /// Records that `thing` is told `next`, unless that is what it was last
-    /// told. True when it is news (publish it). Every publisher records it
-    /// on the same item with a conditional write, so two that race agree.
-    pub(crate) async fn tell_next(
-        &self,
-        thing: &ThingName,
-        next: &str,
-    ) -> Result<bool, ServiceError> {
-        let told = self.store.told_next(thing).await?;
-        self.tell_next_after(thing, next, told).await
-    }
-
-    /// [`Self::tell_next`] from what the device was told as already read.
-    async fn tell_next_after(
-        &self,
-        thing: &ThingName,
-        next: &str,
-        mut told: ToldNext,
-    ) -> Result<bool, ServiceError> {
-        for attempt in 0..5 {
-            if attempt > 0 {
-                told = self.store.told_next(thing).await?;
-            }
-            if !protocol::next_is_news(told.next.as_deref(), next) {
-                return Ok(false);
-            }
-            if self
-                .store
-                .record_told_next(thing, &told, Some(next))
-                .await?
-            {
-                return Ok(true);
-            }
-        }
-        // Still contended (or nothing to record on): tell it anyway; a
-        // duplicate notify-next is harmless, a missing one is not.
-        Ok(true)
-    }
-
-    /// After a publish failed: forget what `thing` was told, so that the
-    /// next publisher tells it its next execution again.
-    pub async fn forget_told_next(&self, thing: &ThingName) -> Result<(), ServiceError> {
-        for _ in 0..5 {
-            let told = self.store.told_next(thing).await?;
-            if told.next.is_none() || self.store.record_told_next(thing, &told, None).await? {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
     /// Applies the deadline that has passed on `current` (TIMED_OUT, or a
     /// new attempt), keeping `late` beside it, and returns the record after.
     /// If another writer got there first, returns the record as it is now.
@@ -539,62 +428,4 @@ impl<S: Store> Courier<S> {
         pending.retain(|e| e.protocol.is_jobs() && !e.is_held(now) && e.overdue(now).is_none());
         Ok(pending)
     }
-}
-
-/// `pending` (a device's pending list as read) with `known` (the same
-/// device's execution as just written) in its place: replaced if listed,
-/// inserted in creation order if it is pending and the index has not shown
-/// it yet, dropped if it no longer is.
-fn with_known(
-    mut pending: Vec<CommandExecution>,
-    known: &CommandExecution,
-    now: Timestamp,
-) -> Vec<CommandExecution> {
-    pending.retain(|e| e.execution_id != known.execution_id);
-    let is_pending = known.protocol.is_jobs()
-        && !known.status.is_terminal()
-        && !known.is_held(now)
-        && known.overdue(now).is_none();
-    if is_pending {
-        let key = |e: &CommandExecution| (e.created_at, e.execution_id.to_string());
-        let at = pending.partition_point(|e| key(e) < key(known));
-        pending.insert(at, known.clone());
-    }
-    pending
-}
-
-/// `notify` with the pending list (unless turned off), and `notify-next`
-/// (last) when the next execution is not what the device was `told`; with
-/// that next execution's identity when it is news (to record).
-fn notification_messages(
-    root: &TopicRoot,
-    thing: &ThingName,
-    now: Timestamp,
-    pending: &[CommandExecution],
-    told: &ToldNext,
-    signer: Option<&ArtifactSigner>,
-    optional: OptionalMessages,
-) -> (Vec<Message>, Option<String>) {
-    let mut out = Vec::new();
-    if optional.list_notifications {
-        out.push(Message {
-            topic: root.notify_topic(thing),
-            payload: protocol::jobs_changed(pending, now),
-        });
-    }
-    let next = protocol::next_pending(pending);
-    let identity = protocol::next_identity(next);
-    if !protocol::next_is_news(told.next.as_deref(), &identity) {
-        return (out, None);
-    }
-    out.push(Message {
-        topic: root.notify_next_topic(thing),
-        // What it is told carries presigned URLs, signed now.
-        payload: protocol::next_changed(
-            next.map(|n| super::artifacts::for_device(signer, n, now))
-                .as_deref(),
-            now,
-        ),
-    });
-    (out, Some(identity))
 }

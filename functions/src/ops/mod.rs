@@ -12,8 +12,9 @@
 //!   UpdateCommandExecution, from its topic to its answer
 //! - [`device_updates`]: the changes a device makes to its executions
 //!   (status reports, claiming its next one), for every device protocol
-//! - [`delivery`]: what devices are told and when (dispatch,
-//!   notifications), deadlines enforced, the sweeper's pass
+//! - [`delivery`]: what devices are offered and when (dispatch), deadlines
+//!   enforced, the sweeper's pass; [`notifications`]: what a device is told
+//!   (`notify`, `notify-next`) and the record of what it was told
 //! - [`jobs`]: jobs (create, get, list, cancel) and [`job_runner`], the
 //!   steps that carry a job out
 //! - [`queue`]: a device's queue, listed in delivery order and cleared
@@ -38,6 +39,7 @@ pub mod device_updates;
 pub mod executions;
 pub mod job_runner;
 pub mod jobs;
+pub mod notifications;
 pub mod page_token;
 pub mod pipeline_runner;
 pub mod pipeline_targets;
