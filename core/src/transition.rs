@@ -9,6 +9,7 @@
 //! plan, so the store's condition and the in-memory rules cannot drift.
 
 use crate::deadline::{Deadline, LateResult, NewAttempt};
+use crate::device_protocol::DeviceProtocol;
 use crate::error::ErrorCode;
 use crate::execution::CommandExecution;
 use crate::ids::{ExecutionId, ThingName};
@@ -214,6 +215,10 @@ pub struct TransitionPlan {
     pub expected_version: Option<u64>,
     /// Set for device updates: the execution must target this thing.
     pub expected_target: Option<ThingName>,
+    /// Set for device updates: the execution must be delivered over the
+    /// device protocol the update came by (a device's AWS IoT commands
+    /// execution is not found through the Jobs API, nor the other way).
+    pub expected_protocol: Option<DeviceProtocol>,
     pub status_reason: Option<StatusReason>,
     pub status_details: Option<StatusDetails>,
     pub result: Option<Parameters>,
@@ -304,6 +309,7 @@ impl TransitionPlan {
             allowed_from: Vec::new(),
             expected_version: update.expected_version,
             expected_target: None,
+            expected_protocol: None,
             status_reason: update.status_reason,
             status_details: update.status_details,
             result: update.result,
@@ -411,6 +417,13 @@ impl TransitionPlan {
         self
     }
 
+    /// Only an execution delivered over `protocol` (see
+    /// [`TransitionPlan::expected_protocol`]).
+    pub fn for_protocol(mut self, protocol: DeviceProtocol) -> Self {
+        self.expected_protocol = Some(protocol);
+        self
+    }
+
     /// The device message this plan answers was received at `at` (see
     /// [`TransitionPlan::message_at`]).
     pub fn received_at(mut self, at: Option<Timestamp>) -> Self {
@@ -483,6 +496,9 @@ impl TransitionPlan {
             .expected_target
             .as_ref()
             .is_some_and(|t| *t != current.target)
+            || self
+                .expected_protocol
+                .is_some_and(|p| p != current.protocol)
         {
             return Err(TransitionError::TargetMismatch);
         }

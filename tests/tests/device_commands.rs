@@ -246,6 +246,62 @@ async fn bad_responses_are_rejected_with_the_aws_codes() {
     );
 }
 
+/// Each device API finds only its own protocol's executions: a commands
+/// response naming a Jobs-protocol execution, and a Jobs update naming a
+/// commands execution, are not found (the write's condition says so;
+/// nothing is read first) and change nothing.
+#[tokio::test]
+async fn each_device_api_finds_only_its_own_protocols_executions() {
+    let (courier, commands_id, _) = dispatched("My_Car").await;
+    courier
+        .create_command(&json!({"commandId": "reboot"}).into(), at(0))
+        .await
+        .unwrap();
+    let (jobs_execution, _) = courier
+        .start_execution(
+            "reboot",
+            &json!({"target": "My_Car"}).into(),
+            "tester",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let jobs_id = jobs_execution.execution_id.to_string();
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &jobs_id),
+        r#"{"status": "SUCCEEDED"}"#,
+        "cross-1",
+        3,
+    )
+    .await;
+    assert!(out[0].topic.ends_with("/response/rejected/json"), "{out:?}");
+    assert_eq!(payload(&out[0])["error"], "ResourceNotFound");
+    let answer = courier
+        .device_message(
+            &jobs_root(),
+            &format!("courier/things/My_Car/jobs/{commands_id}/update"),
+            br#"{"status": "SUCCEEDED"}"#,
+            Delivery::new("cross-2"),
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        answer.replies[0].topic.ends_with("/update/rejected"),
+        "{:?}",
+        answer.replies
+    );
+    assert_eq!(
+        serde_json::to_value(&answer.replies[0].payload).unwrap()["code"],
+        "ResourceNotFound"
+    );
+    for (id, version) in [(&jobs_id, 1), (&commands_id, 2)] {
+        let e = courier.get_execution(id, at(4)).await.unwrap();
+        assert_eq!(e.version, version, "{id} changed: {e:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_device_may_report_timed_out_itself() {
     let (courier, id, _) = dispatched("My_Car").await;

@@ -571,6 +571,52 @@ async fn a_device_cannot_touch_another_things_execution_even_in_another_tenant()
     assert_eq!(nobody[0].1["queuedJobs"], json!([]));
 }
 
+/// A deferral or a retried failure is computed from the execution read by
+/// its id; the write that requeues it must still name the device that
+/// reported, or one device could requeue another's work.
+#[tokio::test]
+async fn a_device_cannot_defer_another_things_execution_in_its_own_tenant() {
+    let api = Api::new(false).await;
+    api.call("acme", ALL, "POST", "/commands", Some(reboot()))
+        .await;
+    let mut ids = Vec::new();
+    for thing in ["acme-dev", "acme-dev-2"] {
+        let started = api
+            .call(
+                "acme",
+                ALL,
+                "POST",
+                "/commands/reboot/executions",
+                Some(json!({"target": thing})),
+            )
+            .await;
+        ids.push(started.body["executionId"].as_str().unwrap().to_owned());
+    }
+    let theirs = &ids[0];
+    // WHEN acme-dev-2, on its own topic, says acme-dev's execution must wait
+    let out = device_says(
+        &api.courier,
+        &format!("courier/things/acme-dev-2/jobs/{theirs}/update"),
+        json!({"status": "REJECTED", "statusReason": {"reasonCode": "BUSY"}, "clientToken": "forged"}),
+    )
+    .await;
+    // THEN it is rejected as not found, and the execution is untouched
+    assert!(out[0].0.ends_with("/update/rejected"), "{out:?}");
+    assert_eq!(out[0].1["code"], "ResourceNotFound");
+    let after = api
+        .call("acme", ALL, "GET", &format!("/executions/{theirs}"), None)
+        .await;
+    assert_eq!(
+        (
+            after.body["status"].as_str(),
+            after.body["version"].as_u64()
+        ),
+        (Some("QUEUED"), Some(1)),
+        "{}",
+        after.body
+    );
+}
+
 /// Collects everything logged while it is the thread's subscriber.
 #[derive(Clone, Default)]
 struct CapturedLogs(Arc<Mutex<Vec<u8>>>);

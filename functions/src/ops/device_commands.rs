@@ -20,7 +20,7 @@ use crate::store::Store;
 use courier_core::commands::{self, Response, TopicError};
 use courier_core::json::Json;
 use courier_core::protocol::RejectedCode;
-use courier_core::{DeviceProtocol, ExecutionStatus, Timestamp, TransitionError};
+use courier_core::{ExecutionStatus, Timestamp, TransitionError};
 
 impl<S: Store> Courier<S> {
     /// Answers `topic` if it is a commands response topic: `None` when it is
@@ -89,22 +89,12 @@ impl<S: Store> Courier<S> {
                 )])
             }
         };
-        // Only the device's own executions of a commands-protocol command.
+        // Only the device's own executions of a commands-protocol command:
+        // the write's condition checks both, so nothing is read first.
         let id = &response.execution_id;
-        let current = match self.store().get_execution(id, now).await? {
-            Some(e) if e.target == response.thing && e.protocol == DeviceProtocol::Commands => e,
-            _ => {
-                let message = format!("no command execution {id} for {}", response.thing);
-                return Ok(vec![self.command_reply_rejected(
-                    response,
-                    RejectedCode::ResourceNotFound,
-                    &message,
-                )]);
-            }
-        };
         let outcome = self
             .apply_device_update(
-                current.target,
+                response.thing.clone(),
                 id.clone(),
                 update,
                 DeviceReports::CommandsStatuses,
@@ -131,6 +121,20 @@ impl<S: Store> Courier<S> {
                 .is_some_and(|late| late.received_at == now) =>
             {
                 Ok(vec![self.command_reply_accepted(response)])
+            }
+            Err(
+                ServiceError::NotFound { .. }
+                | ServiceError::Transition {
+                    error: TransitionError::TargetMismatch,
+                    ..
+                },
+            ) => {
+                let message = format!("no command execution {id} for {}", response.thing);
+                Ok(vec![self.command_reply_rejected(
+                    response,
+                    RejectedCode::ResourceNotFound,
+                    &message,
+                )])
             }
             Err(err) => {
                 let code = rejection(&err);

@@ -13,8 +13,8 @@ use courier_core::json::Json;
 use courier_core::protocol;
 use courier_core::update::parse_start_next;
 use courier_core::{
-    Actor, CommandExecution, ExecutionId, ExecutionStatus, StatusUpdate, ThingName, Timestamp,
-    TransitionError, TransitionPlan, ValidationCode, ValidationErrors,
+    Actor, CommandExecution, DeviceProtocol, ExecutionId, ExecutionStatus, StatusUpdate, ThingName,
+    Timestamp, TransitionError, TransitionPlan, ValidationCode, ValidationErrors,
 };
 
 /// What StartNextPendingJobExecution returned: the execution, and whether
@@ -150,10 +150,18 @@ impl<S: Store> Courier<S> {
                 current: None,
             })?
             .for_target(thing.clone())
+            .for_protocol(match reports {
+                DeviceReports::JobsStatuses => DeviceProtocol::Jobs,
+                DeviceReports::CommandsStatuses => DeviceProtocol::Commands,
+            })
             .received_at(delivery.received_at);
         // The retry only replaces a report that would itself be accepted.
         let plan = match retry {
             Some(mut retry) => {
+                // Read by id alone: the write must still name the reporting
+                // device and protocol, or a device could requeue another's.
+                retry.expected_target.clone_from(&plan.expected_target);
+                retry.expected_protocol = plan.expected_protocol;
                 retry.expected_version = plan.expected_version.or(retry.expected_version);
                 retry.expected_execution_number = plan.expected_execution_number;
                 retry.enforce_deadlines = true;

@@ -67,6 +67,20 @@ impl UpdateBuilder {
                 .insert(":target".into(), AttributeValue::S(target.to_string()));
             b.condition.push("target = :target".into());
         }
+        if let Some(protocol) = plan.expected_protocol {
+            // A Jobs-protocol item has no `protocol` attribute (the default
+            // is not written).
+            b.names.insert("#protocol".into(), "protocol".into());
+            b.values.insert(
+                ":protocol".into(),
+                AttributeValue::S(protocol.as_str().into()),
+            );
+            b.condition.push(if protocol.is_jobs() {
+                "(attribute_not_exists(#protocol) OR #protocol = :protocol)".into()
+            } else {
+                "#protocol = :protocol".into()
+            });
+        }
         b.names
             .insert("#lastToken".into(), LAST_UPDATE_TOKEN.into());
         b.condition
