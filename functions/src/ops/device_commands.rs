@@ -1,9 +1,9 @@
 //! THE COMMANDS DEVICE API (AWS IoT commands): what Courier answers when a
 //! device publishes UpdateCommandExecution on
 //! `{root}/executions/{executionId}/response/json`, top to bottom — the
-//! topic parsed (`courier_core::commands`), the payload read, the execution
-//! checked to be the device's and delivered over this protocol, the update
-//! applied (`device_updates`), and the reply on `.../response/accepted/json`
+//! topic parsed (`courier_core::commands`), the payload read, the update
+//! applied (`device_updates`) with the device and this protocol in the
+//! write's condition (nothing is read first), and the reply on `.../response/accepted/json`
 //! or `.../response/rejected/json`. Returns the messages to publish; the
 //! caller (`entry::device_events`) publishes them. I/O only through the
 //! store.
