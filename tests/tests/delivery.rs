@@ -147,6 +147,26 @@ async fn without_list_notifications_a_new_execution_is_announced_by_notify_next_
     );
 }
 
+/// Cancels `id` at `offset`, then hands the cancel's stream record to the
+/// dispatcher a second later; what it answered.
+async fn cancel_and_dispatch(
+    courier: &Courier<DynamoStore>,
+    publisher: &RecordingPublisher,
+    id: &str,
+    offset: i64,
+) -> Value {
+    courier
+        .cancel_execution(id, &json!({}).into(), "ops", at(offset), "req")
+        .await
+        .unwrap();
+    let canceled: Vec<Value> = records_of(courier, id)
+        .await
+        .into_iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED")
+        .collect();
+    dispatch(courier, publisher, canceled, at(offset + 1)).await
+}
+
 #[tokio::test]
 async fn without_list_notifications_a_change_that_leaves_the_next_execution_publishes_nothing() {
     let courier = setup_without_list_notifications().await;
@@ -168,30 +188,12 @@ async fn without_list_notifications_a_change_that_leaves_the_next_execution_publ
     }
     publisher.take();
     // WHEN the second (not the device's next) is canceled
-    courier
-        .cancel_execution(&second, &json!({}).into(), "ops", at(2), "req-1")
-        .await
-        .unwrap();
-    let canceled: Vec<Value> = records_of(&courier, &second)
-        .await
-        .into_iter()
-        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED")
-        .collect();
-    let out = dispatch(&courier, &publisher, canceled, at(3)).await;
+    let out = cancel_and_dispatch(&courier, &publisher, &second, 2).await;
     // THEN its pending list changed, but its next did not: no message at all
     assert_eq!(out["batchItemFailures"], json!([]), "{out}");
     assert_eq!(publisher.take(), Vec::<(String, Value)>::new());
     // AND canceling the first (its next) tells it that nothing is next
-    courier
-        .cancel_execution(&first, &json!({}).into(), "ops", at(4), "req-2")
-        .await
-        .unwrap();
-    let canceled: Vec<Value> = records_of(&courier, &first)
-        .await
-        .into_iter()
-        .filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "CANCELED")
-        .collect();
-    dispatch(&courier, &publisher, canceled, at(5)).await;
+    cancel_and_dispatch(&courier, &publisher, &first, 4).await;
     let told = publisher.take();
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].0, "courier/things/dev-2/jobs/notify-next");

@@ -296,6 +296,23 @@ async fn each_device_api_finds_only_its_own_protocols_executions() {
         serde_json::to_value(&answer.replies[0].payload).unwrap()["code"],
         "ResourceNotFound"
     );
+    // AND the Jobs API does not describe it either
+    let described = courier
+        .device_message(
+            &jobs_root(),
+            &format!("courier/things/My_Car/jobs/{commands_id}/get"),
+            b"{}",
+            Delivery::new("cross-3"),
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&described.replies[0].payload).unwrap()["code"],
+        "ResourceNotFound",
+        "{:?}",
+        described.replies
+    );
     for (id, version) in [(&jobs_id, 1), (&commands_id, 2)] {
         let e = courier.get_execution(id, at(4)).await.unwrap();
         assert_eq!(e.version, version, "{id} changed: {e:?}");

@@ -348,7 +348,9 @@ impl<S: Store> Courier<S> {
         }
     }
 
-    /// The execution, if it targets `thing`; otherwise not found.
+    /// The execution, if it targets `thing` and is delivered over this
+    /// protocol (a commands-protocol execution is the commands API's);
+    /// otherwise not found.
     async fn own_execution(
         &self,
         thing: &ThingName,
@@ -356,7 +358,7 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<CommandExecution, ServiceError> {
         let execution = self.get_execution(id.as_str(), now).await?;
-        if execution.target == *thing {
+        if execution.target == *thing && execution.protocol.is_jobs() {
             Ok(execution)
         } else {
             Err(ServiceError::NotFound {
