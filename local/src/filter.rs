@@ -32,7 +32,7 @@ pub fn template_patterns_with(
 /// through `env`, or else the parameter's `Default`, is that value.
 fn patterns_in(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Vec<Value>, String> {
     let mut patterns = Vec::new();
-    let mut lines = text.lines().map(str::trim);
+    let mut lines = text.lines().map(str::trim).peekable();
     while let Some(line) = lines.next() {
         let (condition, line) = if line == "- !If" {
             let name = lines
@@ -51,6 +51,14 @@ fn patterns_in(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Vec<V
         };
         let pattern =
             serde_json::from_str(json).map_err(|e| format!("filter pattern {json}: {e}"))?;
+        if let Some(name) = condition {
+            // `!If [C, pattern, pattern]` would need the other branch too.
+            if lines.peek().is_some_and(|l| l.starts_with("- Pattern: ")) {
+                return Err(format!(
+                    "condition {name}: only `!Ref AWS::NoValue` is supported as the other branch"
+                ));
+            }
+        }
         if condition.map_or(Ok(true), |name| holds(text, name, &env))? {
             patterns.push(pattern);
         }
@@ -191,6 +199,14 @@ mod tests {
         assert!(!passes(&off, &commands_success));
         // what the other patterns pass does not depend on it
         assert!(passes(&off, &record("EXEC", Some("QUEUED"))));
+    }
+
+    #[test]
+    fn a_pattern_in_the_other_branch_is_refused_by_name() {
+        let text = "Conditions:\n  On: !Equals [!Ref X, \"on\"]\n\
+                    - !If\n  - On\n  - Pattern: '{}'\n  - Pattern: '{}'\n";
+        let err = patterns_in(text, |_| None).unwrap_err();
+        assert!(err.contains("condition On"), "{err}");
     }
 
     #[test]
