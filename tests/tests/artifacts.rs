@@ -144,6 +144,50 @@ async fn a_device_gets_a_presigned_url_that_fetches_the_object() {
     assert_eq!(read.body["parameters"]["url"]["S"], written.as_str());
 }
 
+/// A device that (re)connects is told its next execution again; that
+/// document's URLs are presigned too, as on every other path.
+#[tokio::test]
+async fn a_reconnecting_device_is_told_its_next_execution_with_a_presigned_url() {
+    let bucket = format!("fw-re-{}", std::process::id());
+    bucket_with(&bucket, "v3/image.bin", b"firmware bytes").await;
+    let courier = courier(&bucket).await;
+    with_firmware_command(&courier).await;
+    let started = api(
+        &courier,
+        "POST",
+        "/commands/flash/executions",
+        json!({"target": "dev-art-9", "parameters": {"url": {"S": placeholder(&bucket, "v3/image.bin")}}}),
+    )
+    .await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let publisher = RecordingPublisher::default();
+    let connected = json!({"clientId": "dev-art-9", "timestamp": (NOW + 5) * 1000, "eventType": "connected",
+                           "sessionIdentifier": "s-1", "principalIdentifier": "cert", "versionNumber": 1});
+    let event = iot_rule_event("$aws/events/presence/connected/dev-art-9", &connected);
+    send_to_device_events(
+        &courier,
+        &publisher,
+        &event,
+        "connected-1",
+        Timestamp::from_secs(NOW + 5),
+    )
+    .await
+    .unwrap();
+    let sent = publisher.take();
+    let (_, next) = sent
+        .iter()
+        .find(|(topic, _)| topic.ends_with("/notify-next"))
+        .unwrap_or_else(|| panic!("notify-next: {sent:?}"));
+    let url = next["execution"]["jobDocument"]["parameters"]["url"]["S"]
+        .as_str()
+        .unwrap();
+    assert!(
+        url.starts_with(&format!("{}/{bucket}/v3/image.bin?", moto()))
+            && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+}
+
 #[tokio::test]
 async fn a_placeholder_naming_another_bucket_is_refused_where_it_is_written() {
     let courier = courier("fw-allowed").await;

@@ -424,8 +424,14 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<Vec<CommandExecution>, ServiceError> {
         let mut pending = self.store.pending_executions(thing, now).await?;
-        // Commands-protocol executions are not the Jobs API's to show.
-        pending.retain(|e| e.protocol.is_jobs() && !e.is_held(now) && e.overdue(now).is_none());
+        pending.retain(|e| on_jobs_list(e, now));
         Ok(pending)
     }
+}
+
+/// Whether `execution`, read from its device's pending index, is on the
+/// list [`Courier::pending`] shows: commands-protocol executions are not
+/// the Jobs API's to show, and held or overdue ones are hidden.
+pub(super) fn on_jobs_list(execution: &CommandExecution, now: Timestamp) -> bool {
+    execution.protocol.is_jobs() && !execution.is_held(now) && execution.overdue(now).is_none()
 }

@@ -164,26 +164,47 @@ pub(super) fn notification_messages(
     signer: Option<&ArtifactSigner>,
     optional: OptionalMessages,
 ) -> (Vec<Message>, Option<String>) {
-    let mut out = Vec::new();
-    if optional.list_notifications {
-        out.push(Message {
-            topic: root.notify_topic(thing),
-            payload: protocol::jobs_changed(pending, now),
-        });
-    }
+    let mut out: Vec<Message> = list_notification(root, thing, now, pending, optional)
+        .into_iter()
+        .collect();
     let next = protocol::next_pending(pending);
     let identity = protocol::next_identity(next);
     if !protocol::next_is_news(told.next.as_deref(), &identity) {
         return (out, None);
     }
-    out.push(Message {
+    out.push(next_notification(root, thing, now, next, signer));
+    (out, Some(identity))
+}
+
+/// `notify` with the pending list, unless the deployment turned it off.
+pub(super) fn list_notification(
+    root: &TopicRoot,
+    thing: &ThingName,
+    now: Timestamp,
+    pending: &[CommandExecution],
+    optional: OptionalMessages,
+) -> Option<Message> {
+    optional.list_notifications.then(|| Message {
+        topic: root.notify_topic(thing),
+        payload: protocol::jobs_changed(pending, now),
+    })
+}
+
+/// `notify-next` naming `next` (none: nothing is pending). What it is told
+/// carries presigned URLs, signed now.
+pub(super) fn next_notification(
+    root: &TopicRoot,
+    thing: &ThingName,
+    now: Timestamp,
+    next: Option<&CommandExecution>,
+    signer: Option<&ArtifactSigner>,
+) -> Message {
+    Message {
         topic: root.notify_next_topic(thing),
-        // What it is told carries presigned URLs, signed now.
         payload: protocol::next_changed(
             next.map(|n| super::artifacts::for_device(signer, n, now))
                 .as_deref(),
             now,
         ),
-    });
-    (out, Some(identity))
+    }
 }

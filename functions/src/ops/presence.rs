@@ -4,6 +4,8 @@
 //! it comes back rather than on a timer. I/O through the store; the caller
 //! (`entry::device_events`) publishes the messages.
 
+use super::delivery::on_jobs_list;
+use super::notifications::{list_notification, next_notification};
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::publisher::Message;
@@ -11,7 +13,7 @@ use crate::store::Store;
 use courier_core::json::Json;
 use courier_core::presence::{self, PresenceError, PresenceEvent};
 use courier_core::protocol::{self, TopicRoot};
-use courier_core::{commands, ExecutionStatus, ThingName, Timestamp};
+use courier_core::{commands, CommandExecution, ExecutionStatus, ThingName, Timestamp};
 
 impl<S: Store> Courier<S> {
     /// A lifecycle event on `topic`, if it is one (`None`: it is not):
@@ -71,37 +73,36 @@ impl<S: Store> Courier<S> {
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
         let mut out = Vec::new();
-        let jobs = self.pending(thing, now).await?;
+        // One read of the pending index serves both protocols.
+        let all = self.store().pending_executions(thing, now).await?;
+        let jobs: Vec<CommandExecution> = all
+            .iter()
+            .filter(|e| on_jobs_list(e, now))
+            .cloned()
+            .collect();
         if !jobs.is_empty() {
             let next = protocol::next_pending(&jobs);
             // Recorded, so the dispatcher's next pass does not repeat it.
             self.tell_next(thing, &protocol::next_identity(next))
                 .await?;
-            if self.optional.list_notifications {
-                out.push(Message {
-                    topic: root.notify_topic(thing),
-                    payload: protocol::jobs_changed(&jobs, now),
-                });
-            }
-            out.push(Message {
-                topic: root.notify_next_topic(thing),
-                payload: protocol::next_changed(next, now),
-            });
+            out.extend(list_notification(root, thing, now, &jobs, self.optional));
+            // Its document's artifact URLs are presigned now, as on every
+            // path that tells a device its next execution.
+            out.push(next_notification(
+                root,
+                thing,
+                now,
+                next,
+                self.artifacts.as_deref(),
+            ));
         }
-        let sent = self
-            .store()
-            .pending_executions(thing, now)
-            .await?
-            .into_iter()
-            .filter(|e| {
-                !e.protocol.is_jobs()
-                    && e.status == ExecutionStatus::Sent
-                    && e.overdue(now).is_none()
-            });
+        let sent = all.iter().filter(|e| {
+            !e.protocol.is_jobs() && e.status == ExecutionStatus::Sent && e.overdue(now).is_none()
+        });
         for execution in sent {
             out.push(Message {
                 topic: commands::request_topic(&self.commands.root, thing, &execution.execution_id),
-                payload: self.command_payload(&execution, now).await?,
+                payload: self.command_payload(execution, now).await?,
             });
         }
         Ok(out)
