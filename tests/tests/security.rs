@@ -60,6 +60,21 @@ impl Api {
         .await
     }
 
+    /// `tenant` starts `reboot` on `thing`; the new execution's id.
+    async fn start_reboot(&self, tenant: &str, thing: &str) -> String {
+        let started = self
+            .call(
+                tenant,
+                ALL,
+                "POST",
+                "/commands/reboot/executions",
+                Some(json!({"target": thing})),
+            )
+            .await;
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        started.body["executionId"].as_str().unwrap().to_owned()
+    }
+
     async fn send(&self, event: Value) -> Reply {
         send_to_api(
             &self.courier,
@@ -523,16 +538,7 @@ async fn a_device_cannot_touch_another_things_execution_even_in_another_tenant()
     for (tenant, thing) in [("acme", "acme-dev"), ("globex", "globex-dev")] {
         api.call(tenant, ALL, "POST", "/commands", Some(reboot()))
             .await;
-        let started = api
-            .call(
-                tenant,
-                ALL,
-                "POST",
-                "/commands/reboot/executions",
-                Some(json!({"target": thing})),
-            )
-            .await;
-        ids.push(started.body["executionId"].as_str().unwrap().to_owned());
+        ids.push(api.start_reboot(tenant, thing).await);
     }
     let acme_id = &ids[0];
     // WHEN globex's device, on its own topic, reports on acme's execution
@@ -579,20 +585,9 @@ async fn a_device_cannot_defer_another_things_execution_in_its_own_tenant() {
     let api = Api::new(false).await;
     api.call("acme", ALL, "POST", "/commands", Some(reboot()))
         .await;
-    let mut ids = Vec::new();
-    for thing in ["acme-dev", "acme-dev-2"] {
-        let started = api
-            .call(
-                "acme",
-                ALL,
-                "POST",
-                "/commands/reboot/executions",
-                Some(json!({"target": thing})),
-            )
-            .await;
-        ids.push(started.body["executionId"].as_str().unwrap().to_owned());
-    }
-    let theirs = &ids[0];
+    let theirs = api.start_reboot("acme", "acme-dev").await;
+    // acme-dev-2 is acme's too: its requests are served in acme's view
+    api.start_reboot("acme", "acme-dev-2").await;
     // WHEN acme-dev-2, on its own topic, says acme-dev's execution must wait
     let out = device_says(
         &api.courier,
