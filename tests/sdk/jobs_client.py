@@ -103,6 +103,14 @@ def main():
                      jobs.subscribe_to_update_job_execution_rejected,
                      iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=THING, job_id="+"))
 
+    # Before any work: the AWS IoT OTA agent asks $next/get at start and
+    # reads "no active job" from an accepted reply without an execution.
+    kind, described = describe(jobs.publish_describe_job_execution,
+                               iotjobs.DescribeJobExecutionRequest(thing_name=THING, job_id="$next", client_token="sdk-idle"))
+    check("DescribeJobExecution $next with nothing pending: accepted, no execution, clientToken echoed",
+          kind == "accepted" and getattr(described, "execution", None) is None
+          and described.client_token == "sdk-idle", (kind, show(described)))
+
     status, _ = http("POST", "/commands", {"commandId": "sdk-reboot", "executionTimeoutSeconds": 600})
     check("command created", status in (200, 201), status)
     status, created = http("POST", "/commands/sdk-reboot/executions", {"target": THING})

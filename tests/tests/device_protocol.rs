@@ -324,8 +324,32 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
     )
     .await;
     assert_eq!(wrong_attempt[0].payload["code"], "ResourceNotFound");
-    let nothing = ask(&courier, "$aws/things/dev-9/jobs/$next/get", json!({}), "d").await;
-    assert_eq!(nothing[0].payload["code"], "ResourceNotFound");
+}
+
+/// As AWS answers it: `accepted` with the client token and no `execution`
+/// (the AWS IoT OTA agent subscribes to `$next/get/accepted` alone and reads
+/// "no active job" from exactly this reply).
+#[tokio::test]
+async fn describing_next_with_nothing_pending_is_accepted_without_an_execution() {
+    let (courier, _) = courier_with_queued("dev-1", 1).await;
+    let nothing = ask(
+        &courier,
+        "$aws/things/dev-9/jobs/$next/get",
+        json!({"clientToken": "ota-1"}),
+        "d",
+    )
+    .await;
+    assert_eq!(
+        topics(&nothing),
+        ["$aws/things/dev-9/jobs/$next/get/accepted"]
+    );
+    assert_eq!(nothing[0].payload["clientToken"], "ota-1");
+    assert!(nothing[0].payload["timestamp"].as_number().is_some());
+    assert!(
+        nothing[0].payload.get("execution").is_none(),
+        "{:?}",
+        nothing[0].payload
+    );
 }
 
 #[tokio::test]

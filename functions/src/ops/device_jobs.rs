@@ -249,12 +249,22 @@ impl<S: Store> Courier<S> {
                 let execution = match job {
                     JobRef::Next => {
                         let pending = self.pending(thing, now).await?;
-                        protocol::next_pending(&pending).cloned().ok_or_else(|| {
-                            ServiceError::NotFound {
-                                what: "pending execution",
-                                id: "$next".into(),
+                        match protocol::next_pending(&pending) {
+                            Some(next) => next.clone(),
+                            // AWS answers `accepted` without an `execution`
+                            // when nothing is pending, as start-next does:
+                            // the AWS IoT OTA agent listens only on
+                            // `$next/get/accepted` and reads "no active job"
+                            // from that reply.
+                            None => {
+                                return Ok(vec![accepted(protocol::reply(
+                                    Json::object([]),
+                                    token,
+                                    now,
+                                ))]
+                                .into())
                             }
-                        })?
+                        }
                     }
                     JobRef::Execution(id) => {
                         let execution = self.own_execution(thing, id, now).await?;
