@@ -112,6 +112,7 @@ impl ThingGroups for IotThingGroups {
         token: Option<&str>,
         max: u32,
     ) -> Result<GroupPage, GroupError> {
+        use aws_sdk_iot::error::ProvideErrorMetadata;
         use aws_sdk_iot::operation::search_index::SearchIndexError;
         let out = self
             .client
@@ -125,12 +126,15 @@ impl ThingGroups for IotThingGroups {
             .map_err(|e| {
                 let message = aws_sdk_iot::error::DisplayErrorContext(&e).to_string();
                 match e.as_service_error() {
+                    // The caller sees the service's own sentence (its error
+                    // context holds the SDK's debug output and request id).
                     Some(
-                        SearchIndexError::InvalidQueryException(_)
-                        | SearchIndexError::InvalidRequestException(_),
-                    ) => GroupError::QueryRefused(
-                        format!("the fleet index refused the query: {message}"),
-                    ),
+                        refused @ (SearchIndexError::InvalidQueryException(_)
+                        | SearchIndexError::InvalidRequestException(_)),
+                    ) => GroupError::QueryRefused(format!(
+                        "the fleet index refused the query: {}",
+                        refused.message().unwrap_or("it is not a valid query")
+                    )),
                     Some(SearchIndexError::ResourceNotFoundException(_)) => GroupError::QueryRefused(
                         "fleet indexing of things is not enabled in this account and region (AWS IoT UpdateIndexingConfiguration)".into(),
                     ),
