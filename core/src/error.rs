@@ -118,13 +118,26 @@ impl fmt::Display for ErrorCode {
 
 /// One problem with one input value: where (`path`, e.g. `parameters.rate`),
 /// what (`code`) and a sentence for people (`message`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{path}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
     pub path: String,
     pub code: ValidationCode,
     pub message: String,
 }
+
+/// `path: message`, or the message alone for the whole input (an empty
+/// path: a body that is not JSON, or too large).
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.path.is_empty() {
+            f.write_str(&self.path)?;
+            f.write_str(": ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
 
 impl ValidationError {
     pub fn new(path: impl AsRef<str>, code: ValidationCode, message: impl Into<String>) -> Self {
@@ -217,5 +230,22 @@ impl fmt::Display for ValidationErrors {
             [one] => write!(f, "{one}"),
             [first, rest @ ..] => write!(f, "{first} (and {} more)", rest.len()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_with_the_whole_input_is_its_message_alone() {
+        let whole = ValidationError::new("", ValidationCode::InvalidJson, "the body is not JSON");
+        assert_eq!(whole.to_string(), "the body is not JSON");
+    }
+
+    #[test]
+    fn a_problem_with_one_field_is_prefixed_with_its_path() {
+        let one = ValidationError::new("target", ValidationCode::InvalidId, "bad name");
+        assert_eq!(one.to_string(), "target: bad name");
     }
 }
