@@ -492,6 +492,8 @@ impl CommandExecution {
                     })?
                 }
             },
+            // Not part of the API's record (the command shows it).
+            document_template: None,
         })
     }
 }

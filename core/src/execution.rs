@@ -136,6 +136,14 @@ pub struct CommandExecution {
     /// The device protocol it is delivered over (its command's).
     #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
     pub protocol: DeviceProtocol,
+    /// A Jobs-protocol command's `payloadTemplate`, copied at creation: the
+    /// job document the device receives is filled from it each time it is
+    /// sent (`protocol::job_document`), from the parameters as the device
+    /// sees them (artifact URLs presigned by then). Immutable, like the
+    /// definition it came from. Not part of the record the API shows (the
+    /// command shows it): the store keeps it beside the record.
+    #[serde(skip)]
+    pub document_template: Option<String>,
 }
 
 /// A run's execution: its place in the pipeline and its device's stage so
@@ -607,6 +615,7 @@ impl StartExecution {
             execution_number: 1,
             client_token: self.client_token,
             protocol: definition.protocol,
+            document_template: definition.document_template(),
         }
     }
 }

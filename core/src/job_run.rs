@@ -195,6 +195,11 @@ pub struct Job {
     /// Its command's device protocol, copied at creation.
     #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
     pub protocol: DeviceProtocol,
+    /// Its command's job-document template, copied at creation (see
+    /// `CommandExecution::document_template`); kept by the store beside
+    /// the record, as there.
+    #[serde(skip)]
+    pub document_template: Option<String>,
 }
 
 /// What a job does next.
@@ -271,6 +276,7 @@ impl CreateJob {
             version: 1,
             client_token,
             protocol: definition.protocol,
+            document_template: definition.document_template(),
         };
         (job, list)
     }
@@ -338,6 +344,7 @@ impl Job {
             execution_number: 1,
             client_token: None,
             protocol: self.protocol,
+            document_template: self.document_template.clone(),
         }
     }
 

@@ -1,28 +1,45 @@
-//! PAYLOAD TEMPLATES: AWS IoT commands' `payloadTemplate`, the JSON a
-//! commands-protocol device receives, with placeholders filled from each
-//! execution. Checking a template when its command is defined, and filling
-//! it; pure, no I/O.
+//! PAYLOAD TEMPLATES: what a device receives when its command defines it,
+//! with placeholders filled from each execution — AWS IoT commands'
+//! `payloadTemplate` (the request a commands-protocol device gets) and
+//! AWS IoT Jobs' job document with document parameters (the `jobDocument`
+//! a Jobs-protocol device gets, so firmware written against its own
+//! document shape, such as the AWS IoT OTA agent's `afr_ota`, works
+//! unchanged). Checking a template when its command is defined, filling it
+//! and reading the result; pure, no I/O.
 //!
-//! Placeholders (case-sensitive, as AWS writes them):
-//! - `${aws:iot:commandexecution::parameter:NAME}`: the value of parameter
-//!   NAME, which must be required or have a default, so every execution
-//!   has one;
-//! - `${aws:iot:commandexecution::executionTimeoutSec}`: the execution's
-//!   timeout in seconds.
+//! Placeholders (case-sensitive, as AWS writes them), by protocol:
+//! - commands: `${aws:iot:commandexecution::parameter:NAME}`, and
+//!   `${aws:iot:commandexecution::executionTimeoutSec}` (the execution's
+//!   timeout in seconds);
+//! - jobs: `${aws:iot:parameter:NAME}` (AWS IoT Jobs' managed-template
+//!   document parameters).
 //!
-//! Inside a JSON string a value is written as text (`"${…:name}"` with S
-//! `"ON"` gives `"ON"`, with I 5 gives `"5"`); outside one it is written as
-//! the JSON value of its type (S, UL and BIN as strings, I, L and D as
-//! numbers, B as `true` / `false`). The template must be valid JSON once
-//! filled, with at least one placeholder, and at most 32 KiB.
+//! A parameter must be required or have a default, so every execution has
+//! a value. Inside a JSON string a value is written as text (`"${…:name}"`
+//! with S `"ON"` gives `"ON"`, with I 5 gives `"5"`); outside one it is
+//! written as the JSON value of its type (S, UL and BIN as strings, I, L
+//! and D as numbers, B as `true` / `false`). The template must be valid
+//! JSON once filled, with at least one placeholder, and at most 32 KiB.
 
+use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
+use crate::json::{Json, Number};
 use crate::map::SortedMap;
 use crate::text::{msg, quote};
 use crate::value::{TypedValue, ValueType};
 
 const PARAMETER: &str = "aws:iot:commandexecution::parameter:";
 const TIMEOUT: &str = "aws:iot:commandexecution::executionTimeoutSec";
+const JOBS_PARAMETER: &str = "aws:iot:parameter:";
+
+/// The placeholder prefix naming a parameter, and the timeout's
+/// placeholder if the protocol has one.
+fn placeholders(protocol: DeviceProtocol) -> (&'static str, Option<&'static str>) {
+    match protocol {
+        DeviceProtocol::Commands => (PARAMETER, Some(TIMEOUT)),
+        DeviceProtocol::Jobs => (JOBS_PARAMETER, None),
+    }
+}
 pub const MAX_TEMPLATE_BYTES: usize = 32 * 1024;
 
 /// One placeholder's value, as [`fill`] writes it.
@@ -36,9 +53,11 @@ pub enum Filler<'a> {
 /// always has a value)` for each. Problems are added at `payloadTemplate`.
 pub fn check(
     template: &str,
+    protocol: DeviceProtocol,
     parameters: &[(&str, ValueType, bool)],
     errors: &mut ValidationErrors,
 ) {
+    let (parameter, timeout) = placeholders(protocol);
     const PATH: &str = "payloadTemplate";
     if template.len() > MAX_TEMPLATE_BYTES {
         errors.add(
@@ -60,19 +79,30 @@ pub fn check(
         // Every value fills as one JSON token (a number or a string, or
         // text inside a string), so `0` stands for any of them in the
         // syntax check (and keeps the value writer out of the browser build).
-        if placeholder == TIMEOUT {
+        if Some(placeholder) == timeout {
             return Some(Filler::Timeout(0));
         }
-        let Some(name) = placeholder.strip_prefix(PARAMETER) else {
-            problems.push(msg![
-                "unsupported placeholder ",
-                quote(placeholder),
-                "; use ${",
-                PARAMETER,
-                "NAME} or ${",
-                TIMEOUT,
-                "}"
-            ]);
+        let Some(name) = placeholder.strip_prefix(parameter) else {
+            problems.push(match timeout {
+                Some(timeout) => msg![
+                    "unsupported placeholder ",
+                    quote(placeholder),
+                    "; use ${",
+                    parameter,
+                    "NAME} or ${",
+                    timeout,
+                    "}"
+                ],
+                None => msg![
+                    "unsupported placeholder ",
+                    quote(placeholder),
+                    "; a ",
+                    protocol.as_str(),
+                    "-protocol template uses ${",
+                    parameter,
+                    "NAME}"
+                ],
+            });
             return None;
         };
         match parameters.iter().position(|(n, _, _)| *n == name) {
@@ -163,16 +193,32 @@ pub fn fill<'a>(
 /// empty (a checked template has none such).
 pub fn fill_execution(
     template: &str,
+    protocol: DeviceProtocol,
     parameters: &SortedMap<TypedValue>,
     timeout_seconds: u32,
 ) -> Result<String, String> {
+    let (parameter, timeout) = placeholders(protocol);
     fill(template, |placeholder| {
-        if placeholder == TIMEOUT {
+        if Some(placeholder) == timeout {
             return Some(Filler::Timeout(timeout_seconds));
         }
-        let name = placeholder.strip_prefix(PARAMETER)?;
+        let name = placeholder.strip_prefix(parameter)?;
         parameters.get(name).map(Filler::Value)
     })
+}
+
+/// The document a device receives from `template` for one execution: the
+/// template filled ([`fill_execution`]) and read ([`parse_json`]). `Err`
+/// says why it is not JSON, which a template checked when its command was
+/// defined never is.
+pub fn document(
+    template: &str,
+    protocol: DeviceProtocol,
+    parameters: &SortedMap<TypedValue>,
+    timeout_seconds: u32,
+) -> Result<Json, String> {
+    let text = fill_execution(template, protocol, parameters, timeout_seconds)?;
+    parse_json(&text).map_err(|at| msg!["not valid JSON once filled (at byte ", at, ")"])
 }
 
 fn write_value(out: &mut String, value: &TypedValue, in_string: bool) {
@@ -208,16 +254,30 @@ fn write_value(out: &mut String, value: &TypedValue, in_string: bool) {
 }
 
 /// Whether `text` is one JSON value (RFC 8259 syntax): `Err(byte offset)`
-/// of the first problem. Checks only; builds nothing.
+/// of the first problem.
 pub fn json_syntax(text: &str) -> Result<(), usize> {
+    read::<false>(text).map(drop)
+}
+
+/// `text` read as one JSON value, as the server's JSON reader reads it
+/// (numbers classified alike, the last of repeated keys kept), or
+/// `Err(byte offset)` of the first problem. A filled template is read with
+/// it to become the document a device receives.
+pub fn parse_json(text: &str) -> Result<Json, usize> {
+    read::<true>(text)
+}
+
+/// One grammar for both: with `BUILD` false nothing is built (every value
+/// reads as `Null`), so the browser, which only checks templates, carries
+/// no value building.
+fn read<const BUILD: bool>(text: &str) -> Result<Json, usize> {
     let bytes = text.as_bytes();
-    let mut at = skip_ws(bytes, 0);
-    at = value(bytes, at, 0)?;
-    at = skip_ws(bytes, at);
-    if at == bytes.len() {
-        Ok(())
+    let at = skip_ws(bytes, 0);
+    let (value, at) = value::<BUILD>(text, at, 0)?;
+    if skip_ws(bytes, at) == bytes.len() {
+        Ok(value)
     } else {
-        Err(at)
+        Err(skip_ws(bytes, at))
     }
 }
 
@@ -228,71 +288,143 @@ fn skip_ws(b: &[u8], mut at: usize) -> usize {
     at
 }
 
-fn value(b: &[u8], at: usize, depth: usize) -> Result<usize, usize> {
+fn value<const BUILD: bool>(text: &str, at: usize, depth: usize) -> Result<(Json, usize), usize> {
+    let b = text.as_bytes();
     if depth > 128 {
         return Err(at);
     }
     match b.get(at) {
         Some(b'{') => {
+            let mut object = crate::json::Object::new();
             let mut at = skip_ws(b, at + 1);
             if b.get(at) == Some(&b'}') {
-                return Ok(at + 1);
+                return Ok((built::<BUILD>(Json::Object(object)), at + 1));
             }
             loop {
-                at = string(b, at)?;
-                at = skip_ws(b, at);
+                let (key, next) = string::<BUILD>(text, at)?;
+                at = skip_ws(b, next);
                 if b.get(at) != Some(&b':') {
                     return Err(at);
                 }
-                at = skip_ws(b, at + 1);
-                at = skip_ws(b, value(b, at, depth + 1)?);
+                let (item, next) = value::<BUILD>(text, skip_ws(b, at + 1), depth + 1)?;
+                if BUILD {
+                    object.insert(key, item);
+                } else {
+                    // Both are empty when nothing is built: no drop to run.
+                    std::mem::forget((key, item));
+                }
+                at = skip_ws(b, next);
                 match b.get(at) {
                     Some(b',') => at = skip_ws(b, at + 1),
-                    Some(b'}') => return Ok(at + 1),
+                    Some(b'}') => return Ok((built::<BUILD>(Json::Object(object)), at + 1)),
                     _ => return Err(at),
                 }
             }
         }
         Some(b'[') => {
+            let mut items = Vec::new();
             let mut at = skip_ws(b, at + 1);
             if b.get(at) == Some(&b']') {
-                return Ok(at + 1);
+                return Ok((built::<BUILD>(Json::Array(items)), at + 1));
             }
             loop {
-                at = skip_ws(b, value(b, at, depth + 1)?);
+                let (item, next) = value::<BUILD>(text, at, depth + 1)?;
+                if BUILD {
+                    items.push(item);
+                } else {
+                    std::mem::forget(item);
+                }
+                at = skip_ws(b, next);
                 match b.get(at) {
                     Some(b',') => at = skip_ws(b, at + 1),
-                    Some(b']') => return Ok(at + 1),
+                    Some(b']') => return Ok((built::<BUILD>(Json::Array(items)), at + 1)),
                     _ => return Err(at),
                 }
             }
         }
-        Some(b'"') => string(b, at),
-        Some(b't') if b[at..].starts_with(b"true") => Ok(at + 4),
-        Some(b'f') if b[at..].starts_with(b"false") => Ok(at + 5),
-        Some(b'n') if b[at..].starts_with(b"null") => Ok(at + 4),
-        Some(b'-' | b'0'..=b'9') => number(b, at),
+        Some(b'"') => string::<BUILD>(text, at).map(|(s, at)| (Json::String(s), at)),
+        Some(b't') if b[at..].starts_with(b"true") => Ok((Json::Bool(true), at + 4)),
+        Some(b'f') if b[at..].starts_with(b"false") => Ok((Json::Bool(false), at + 5)),
+        Some(b'n') if b[at..].starts_with(b"null") => Ok((Json::Null, at + 4)),
+        Some(b'-' | b'0'..=b'9') => number::<BUILD>(text, at),
         _ => Err(at),
     }
 }
 
-fn string(b: &[u8], at: usize) -> Result<usize, usize> {
+/// `value`, or, when nothing is built, `Null` (`value` is then empty).
+fn built<const BUILD: bool>(value: Json) -> Json {
+    if BUILD {
+        value
+    } else {
+        std::mem::forget(value);
+        Json::Null
+    }
+}
+
+/// The string at `at` (its quotes included), unescaped. A `\u` escape of a
+/// lone surrogate is refused, as the server's reader refuses it.
+fn string<const BUILD: bool>(text: &str, at: usize) -> Result<(String, usize), usize> {
+    let b = text.as_bytes();
     if b.get(at) != Some(&b'"') {
         return Err(at);
     }
+    let hex = |i: usize| -> Option<u32> {
+        b.get(i..i + 4)?.iter().try_fold(0, |n, d| {
+            char::from(*d).to_digit(16).map(|digit| n * 16 + digit)
+        })
+    };
+    let mut out = String::new();
     let mut i = at + 1;
+    let mut run = i;
     while let Some(&c) = b.get(i) {
         match c {
-            b'"' => return Ok(i + 1),
-            b'\\' => match b.get(i + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                Some(b'u')
-                    if b.len() >= i + 6 && b[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) =>
-                {
-                    i += 6
+            b'"' => {
+                if BUILD {
+                    out.push_str(&text[run..i]);
                 }
-                _ => return Err(i),
-            },
+                return Ok((out, i + 1));
+            }
+            b'\\' => {
+                if BUILD {
+                    out.push_str(&text[run..i]);
+                }
+                let escaped = match b.get(i + 1) {
+                    Some(b'"') => '"',
+                    Some(b'\\') => '\\',
+                    Some(b'/') => '/',
+                    Some(b'b') => '\u{8}',
+                    Some(b'f') => '\u{c}',
+                    Some(b'n') => '\n',
+                    Some(b'r') => '\r',
+                    Some(b't') => '\t',
+                    Some(b'u') => {
+                        let unit = hex(i + 2).ok_or(i)?;
+                        let (code, width) = if (0xd800..0xdc00).contains(&unit) {
+                            let low = (text.get(i + 6..i + 8) == Some("\\u"))
+                                .then(|| hex(i + 8))
+                                .flatten()
+                                .filter(|low| (0xdc00..0xe000).contains(low))
+                                .ok_or(i)?;
+                            (0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00), 12)
+                        } else {
+                            (unit, 6)
+                        };
+                        let ch = char::from_u32(code).ok_or(i)?;
+                        if BUILD {
+                            out.push(ch);
+                        }
+                        i += width;
+                        run = i;
+                        continue;
+                    }
+                    _ => return Err(i),
+                };
+                if BUILD {
+                    out.push(escaped);
+                }
+                i += 2;
+                run = i;
+            }
             0..=0x1f => return Err(i),
             _ => i += 1,
         }
@@ -300,33 +432,58 @@ fn string(b: &[u8], at: usize) -> Result<usize, usize> {
     Err(i)
 }
 
-fn number(b: &[u8], mut at: usize) -> Result<usize, usize> {
-    let digits = |b: &[u8], mut at: usize| {
-        let start = at;
+/// The number at `at`, classified as the server's reader classifies it: an
+/// integer literal that fits `u64` or `i64`, else a double (`-0` too).
+fn number<const BUILD: bool>(text: &str, start: usize) -> Result<(Json, usize), usize> {
+    let b = text.as_bytes();
+    let digits = |mut at: usize| {
+        let first = at;
         while b.get(at).is_some_and(u8::is_ascii_digit) {
             at += 1;
         }
-        (at > start).then_some(at).ok_or(at)
+        (at > first).then_some(at).ok_or(at)
     };
+    let mut at = start;
     if b.get(at) == Some(&b'-') {
         at += 1;
     }
     at = if b.get(at) == Some(&b'0') {
         at + 1
     } else {
-        digits(b, at)?
+        digits(at)?
     };
+    let mut integer = true;
     if b.get(at) == Some(&b'.') {
-        at = digits(b, at + 1)?;
+        integer = false;
+        at = digits(at + 1)?;
     }
     if matches!(b.get(at), Some(b'e' | b'E')) {
+        integer = false;
         at += 1;
         if matches!(b.get(at), Some(b'+' | b'-')) {
             at += 1;
         }
-        at = digits(b, at)?;
+        at = digits(at)?;
     }
-    Ok(at)
+    if !BUILD {
+        return Ok((Json::Null, at));
+    }
+    let literal = &text[start..at];
+    let whole = integer
+        .then(|| match literal.strip_prefix('-') {
+            None => literal.parse::<u64>().ok().map(Number::from_u64),
+            Some(_) => literal
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n != 0)
+                .map(Number::from_i64),
+        })
+        .flatten();
+    let number = match whole {
+        Some(n) => n,
+        None => Number::Float(crate::json::parse_double(literal).ok_or(start)?),
+    };
+    Ok((Json::Number(number), at))
 }
 
 #[cfg(test)]
@@ -343,7 +500,7 @@ mod tests {
 
     fn problems(template: &str) -> Vec<String> {
         let mut errors = ValidationErrors::new();
-        check(template, &params(), &mut errors);
+        check(template, DeviceProtocol::Commands, &params(), &mut errors);
         errors.iter().map(|e| e.message.clone()).collect()
     }
 
@@ -409,6 +566,88 @@ mod tests {
                 found.iter().any(|p| p.contains(expected)),
                 "{template}: {found:?}"
             );
+        }
+    }
+
+    fn jobs_problems(template: &str) -> Vec<String> {
+        let mut errors = ValidationErrors::new();
+        check(template, DeviceProtocol::Jobs, &params(), &mut errors);
+        errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    #[test]
+    fn a_job_document_template_uses_aws_document_parameters() {
+        let template = r#"{"operation": "set", "level": ${aws:iot:parameter:level}, "afr_ota": {"files": [{"update_data_url": "${aws:iot:parameter:powerStatus}"}]}}"#;
+        assert!(
+            jobs_problems(template).is_empty(),
+            "{:?}",
+            jobs_problems(template)
+        );
+        let mut parameters = SortedMap::new();
+        parameters.insert("level".into(), TypedValue::I(7));
+        parameters.insert(
+            "powerStatus".into(),
+            TypedValue::S("https://x/y?a=1&b=\"2\"".into()),
+        );
+        let document = document(template, DeviceProtocol::Jobs, &parameters, 60).unwrap();
+        assert_eq!(document.get("level").and_then(Json::as_i64), Some(7));
+        assert_eq!(
+            document.get("operation").and_then(Json::as_str),
+            Some("set")
+        );
+        let url = &document
+            .get("afr_ota")
+            .and_then(|o| o.get("files"))
+            .and_then(Json::as_array)
+            .unwrap()[0];
+        assert_eq!(
+            url.get("update_data_url").and_then(Json::as_str),
+            Some("https://x/y?a=1&b=\"2\"")
+        );
+    }
+
+    #[test]
+    fn each_protocol_refuses_the_others_placeholders() {
+        let commands = r#"{"a": "${aws:iot:commandexecution::parameter:level}"}"#;
+        let found = jobs_problems(commands);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("a jobs-protocol template uses ${aws:iot:parameter:NAME}")),
+            "{found:?}"
+        );
+        let found = problems(r#"{"a": "${aws:iot:parameter:level}"}"#);
+        assert!(
+            found.iter().any(|p| p.contains("unsupported placeholder")),
+            "{found:?}"
+        );
+        let found = jobs_problems(
+            r#"{"t": ${aws:iot:commandexecution::executionTimeoutSec}, "a": ${aws:iot:parameter:level}}"#,
+        );
+        assert!(
+            found.iter().any(|p| p.contains("unsupported placeholder")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn json_is_read_as_the_servers_reader_reads_it() {
+        for text in [
+            r#" {"b": [1, -2, 1.5, -0, 0, 18446744073709551615, 18446744073709551616, -9223372036854775808, -9223372036854775809, 1e2, 2.5E-3], "a": "first", "a": "last", "n": null, "t": true, "f": false} "#,
+            r#""\u00e9\ud83d\ude00\n\t\"\\\/ é""#,
+            r#"[[], {}, [{"x": {"y": []}}]]"#,
+        ] {
+            let server = serde_json::from_str::<Json>(text).unwrap();
+            assert_eq!(parse_json(text), Ok(server), "{text}");
+        }
+        for lone in [
+            r#""\ud83d""#,
+            r#""\ude00""#,
+            r#""\ud83dx""#,
+            r#""\ud83d\u0041""#,
+        ] {
+            assert!(parse_json(lone).is_err(), "{lone}");
+            assert!(serde_json::from_str::<Json>(lone).is_err(), "{lone}");
         }
     }
 

@@ -21,6 +21,7 @@
 //! the Jobs protocol has no SENT.
 
 use crate::codec::parameters_json;
+use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationError};
 use crate::execution::CommandExecution;
 use crate::ids::{ExecutionId, ThingName};
@@ -238,12 +239,30 @@ pub const fn job_status(status: ExecutionStatus) -> &'static str {
     }
 }
 
-/// The job document a device receives: the command and its typed parameters.
+/// The job document a device receives: its command's template filled from
+/// the execution, if the command has one, else the command and its typed
+/// parameters.
 pub fn job_document(execution: &CommandExecution) -> Json {
-    Json::object([
-        ("commandId", Json::from(execution.command_id.as_str())),
-        ("parameters", parameters_json(&execution.parameters)),
-    ])
+    let standard = || {
+        Json::object([
+            ("commandId", Json::from(execution.command_id.as_str())),
+            ("parameters", parameters_json(&execution.parameters)),
+        ])
+    };
+    let Some(template) = &execution.document_template else {
+        return standard();
+    };
+    // The template was checked against the command's parameters when the
+    // command was defined, and every execution has a value for each it
+    // names; should it still fail, the device gets the standard document
+    // rather than nothing.
+    crate::payload_template::document(
+        template,
+        DeviceProtocol::Jobs,
+        &execution.parameters,
+        execution.execution_timeout_seconds,
+    )
+    .unwrap_or_else(|_| standard())
 }
 
 /// JobExecutionSummary.

@@ -57,9 +57,11 @@ pub struct CommandDefinition {
     /// IoT Jobs, the default) or `commands` (AWS IoT commands).
     #[serde(default, skip_serializing_if = "DeviceProtocol::is_jobs")]
     pub protocol: DeviceProtocol,
-    /// AWS IoT commands' `payloadTemplate`: the JSON the device receives,
-    /// with `${aws:iot:commandexecution::parameter:NAME}` placeholders (see
-    /// `payload_template`). Commands protocol only.
+    /// What the device receives, with placeholders filled from each
+    /// execution (see `payload_template`): AWS IoT commands'
+    /// `payloadTemplate` (`${aws:iot:commandexecution::parameter:NAME}`),
+    /// or, for the Jobs protocol, the job document
+    /// (`${aws:iot:parameter:NAME}`, AWS IoT Jobs' document parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_template: Option<String>,
     /// How its executions are retried unless a request or job says
@@ -290,6 +292,16 @@ const PARAMETER_FIELDS: [&str; 14] = [
 ];
 
 impl CommandDefinition {
+    /// The template a Jobs-protocol execution carries to fill its job
+    /// document from (a commands-protocol one is filled from the
+    /// definition when its request is published).
+    pub fn document_template(&self) -> Option<String> {
+        self.protocol
+            .is_jobs()
+            .then(|| self.payload_template.clone())
+            .flatten()
+    }
+
     /// A definition from its JSON form (`POST /commands`, or one read from
     /// `GET /commands`), every problem of shape reported at its path. Its
     /// rules are checked by [`Self::validator`].
@@ -486,26 +498,18 @@ impl CommandDefinition {
             );
         }
         if let Some(template) = &self.payload_template {
-            if self.protocol.is_jobs() {
-                errors.add(
-                    "payloadTemplate",
-                    ValidationCode::InvalidDefinition,
-                    "a payload template is for the commands protocol (\"protocol\": \"commands\")",
-                );
-            } else {
-                let parameters: Vec<(&str, ValueType, bool)> = self
-                    .parameters
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.name.as_str(),
-                            p.value_type,
-                            p.required || p.default.is_some(),
-                        )
-                    })
-                    .collect();
-                crate::payload_template::check(template, &parameters, &mut errors);
-            }
+            let parameters: Vec<(&str, ValueType, bool)> = self
+                .parameters
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.as_str(),
+                        p.value_type,
+                        p.required || p.default.is_some(),
+                    )
+                })
+                .collect();
+            crate::payload_template::check(template, self.protocol, &parameters, &mut errors);
         }
         let validator = Validator {
             definition: self.clone(),

@@ -58,6 +58,7 @@ fn execution(id: &str, status: ExecutionStatus, created: i64) -> CommandExecutio
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),
+        document_template: None,
     }
 }
 

@@ -84,6 +84,7 @@ fn execution(status: ExecutionStatus) -> CommandExecution {
         late_result: None,
         canceled_by: None,
         protocol: Default::default(),
+        document_template: None,
     }
 }
 

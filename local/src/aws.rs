@@ -9,7 +9,7 @@ use courier_functions::ops::page_token::PageTokens;
 use courier_functions::ops::Courier;
 use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
-use courier_functions::store::layout;
+use courier_functions::store::table;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn endpoint() -> String {
@@ -64,7 +64,7 @@ pub async fn fresh_table() -> (Client, String) {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    layout::create_table(&client, &name)
+    table::create_table(&client, &name)
         .await
         .expect("create table in DynamoDB Local");
     (client, name)

@@ -37,7 +37,7 @@ async fn courier_via(endpoint: &str) -> Courier<DynamoStore> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    courier_functions::store::layout::create_table(&courier_tests::client().await, &table)
+    courier_functions::store::table::create_table(&courier_tests::client().await, &table)
         .await
         .unwrap();
     let store = DynamoStore::new(
@@ -290,7 +290,7 @@ struct Tally {
 async fn dynamodb_stopped_mid_load_loses_no_accepted_request_and_half_updates_nothing() {
     let mut ddb = OwnDynamoDbLocal::start("mid-load").await;
     let table = format!("courier-mid-load-{}", std::process::id());
-    courier_functions::store::layout::create_table(
+    courier_functions::store::table::create_table(
         &production_like_client(&ddb.endpoint()).await,
         &table,
     )

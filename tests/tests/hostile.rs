@@ -569,7 +569,13 @@ fn corpus(w: &World) -> Vec<Input> {
         format!("{root}/dev-1/jobs/no-such-id/update"),
         br#"{"status": "IN_PROGRESS"}"#,
     );
-    device(format!("{root}/dev-3/jobs/$next/get"), b"{}");
+    // (`$next/get` on a device with nothing pending is not refused: AWS
+    // answers it `accepted` without an execution; device_protocol.rs.)
+    // `$next` names no execution to update.
+    device(
+        format!("{root}/dev-3/jobs/$next/update"),
+        br#"{"status": "SUCCEEDED"}"#,
+    );
     for payload in [
         &br#"{"statusDetails": "x"}"#[..],
         br#"{"statusDetails": {"a": {"b": 1}}}"#,

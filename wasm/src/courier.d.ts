@@ -55,7 +55,7 @@ export interface CommandDefinition {
   createdAt?: number;
   /** The device protocol its executions are delivered over (default "jobs"). */
   protocol?: DeviceProtocol;
-  /** Commands protocol: the JSON the device receives, with ${aws:iot:commandexecution::parameter:NAME} placeholders. */
+  /** What the device receives, filled from each execution: the commands protocol's request (${aws:iot:commandexecution::parameter:NAME}) or the Jobs protocol's jobDocument (${aws:iot:parameter:NAME}). */
   payloadTemplate?: string;
   /** How its executions are retried unless a request or job says otherwise. */
   retryPolicy?: RetryPolicy;

@@ -283,20 +283,19 @@ impl<S: Store> Courier<S> {
         let Some(template) = &validator.definition().payload_template else {
             return Ok(protocol::job_document(execution));
         };
-        let filled = payload_template::fill_execution(
-            template,
-            &execution.parameters,
-            execution.execution_timeout_seconds,
-        );
         // The template was checked, with values of every type, when the
         // command was defined: a failure here is a bug, not bad input.
-        filled.map_err(ServiceError::Internal).and_then(|text| {
-            serde_json::from_str::<Json>(&text).map_err(|e| {
-                ServiceError::Internal(format!(
-                    "payload template of {} filled to invalid JSON: {e}",
-                    execution.command_id
-                ))
-            })
+        payload_template::document(
+            template,
+            execution.protocol,
+            &execution.parameters,
+            execution.execution_timeout_seconds,
+        )
+        .map_err(|why| {
+            ServiceError::Internal(format!(
+                "payload template of {}: {why}",
+                execution.command_id
+            ))
         })
     }
 

@@ -1,7 +1,7 @@
-//! THE TABLE LAYOUT: every item's keys and attributes, the indexes, and the
-//! table's definition. Building and reading items is pure; only
-//! [`create_table`] (tests and `make run`) does I/O. The calls that read and
-//! write these items are in `dynamodb`, `executions` and `jobs`.
+//! THE TABLE LAYOUT: every item's keys and attributes and the indexes (the
+//! table's definition, from these names, is `table`). Building and reading
+//! items is pure, no I/O. The calls that read and write these items are in
+//! `dynamodb`, `executions` and `jobs`.
 //!
 //! One table, string keys `pk`/`sk`, TTL on the number attribute `ttl`:
 //!
@@ -77,15 +77,9 @@
 //! read drops items whose `timeToLive` has passed, and writes treat them as
 //! absent.
 
-use super::errors::{classify, internal};
+use super::errors::internal;
 use super::{Cursor, Item, RequestHash, StoreError};
-use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
-};
-use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use courier_core::job_run::Job;
 use courier_core::retry::RetryPolicy;
 use courier_core::{
@@ -119,6 +113,9 @@ pub(super) const JOB_DUE_PK: &str = "DUEJOB";
 /// The fingerprint of the request that created an execution or a job: an
 /// idempotent retry carries the same one.
 pub(super) const REQUEST_HASH: &str = "requestHash";
+/// A Jobs-protocol command's job-document template, carried by its
+/// executions and jobs (`CommandExecution::document_template`).
+pub(super) const DOCUMENT_TEMPLATE: &str = "documentTemplate";
 /// The record's per-status actors, stored as `changedBy.{STATUS}` attributes.
 pub(super) const CHANGED_BY: &str = "changedBy";
 /// The dedupe token of the last change applied: a redelivery carries it.
@@ -312,11 +309,15 @@ pub(super) fn execution_item(
     if let Some(hash) = request_hash {
         put(REQUEST_HASH, RequestHash::stored_part(hash).to_owned());
     }
+    if let Some(template) = &execution.document_template {
+        put(DOCUMENT_TEMPLATE, template.clone());
+    }
     ttl_of(&mut item, execution.time_to_live);
     Ok(item)
 }
 
 pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, StoreError> {
+    let document_template = take_string(&mut item, DOCUMENT_TEMPLATE);
     let prefix = format!("{CHANGED_BY}.");
     let per_status: Vec<String> = item
         .keys()
@@ -353,8 +354,12 @@ pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, St
         item.entry("deferCount".into()).or_insert(busy);
     }
     super::run_op::unpack(&mut item)?;
-    dynamo::from_item(item)
-        .map_err(|e| StoreError::Internal(format!("malformed execution item: {e}")))
+    let execution: CommandExecution = dynamo::from_item(item)
+        .map_err(|e| StoreError::Internal(format!("malformed execution item: {e}")))?;
+    Ok(CommandExecution {
+        document_template,
+        ..execution
+    })
 }
 
 /// The partition key of an execution item, if `pk` is one: its tenant.
@@ -413,6 +418,9 @@ pub(super) fn job_item(
         );
     }
     put(REQUEST_HASH, request_hash.to_owned());
+    if let Some(template) = &job.document_template {
+        put(DOCUMENT_TEMPLATE, template.clone());
+    }
     ttl_of(&mut item, job.time_to_live);
     Ok(item)
 }
@@ -421,8 +429,22 @@ pub(super) fn jobs_pk(tenant: &TenantId) -> String {
     scoped(tenant, JOBS_PK)
 }
 
-pub(super) fn job_from_item(item: Item) -> Result<Job, StoreError> {
-    dynamo::from_item(item).map_err(|e| StoreError::Internal(format!("malformed job item: {e}")))
+pub(super) fn job_from_item(mut item: Item) -> Result<Job, StoreError> {
+    let document_template = take_string(&mut item, DOCUMENT_TEMPLATE);
+    let job: Job = dynamo::from_item(item)
+        .map_err(|e| StoreError::Internal(format!("malformed job item: {e}")))?;
+    Ok(Job {
+        document_template,
+        ..job
+    })
+}
+
+/// Removes the string attribute `name` from `item`, returning it.
+fn take_string(item: &mut Item, name: &str) -> Option<String> {
+    match item.remove(name) {
+        Some(AttributeValue::S(text)) => Some(text),
+        _ => None,
+    }
 }
 
 /// Decodes a job item (from a stream image), with its tenant; `None` if the
@@ -508,83 +530,4 @@ pub(super) fn cursor_to_key(cursor: Cursor) -> Item {
         .into_iter()
         .map(|(k, v)| (k, AttributeValue::S(v)))
         .collect()
-}
-
-// ---------------------------------------------------------------- the table
-
-/// The table definition (keys, indexes, stream, on-demand billing);
-/// `infra/template.yaml` declares the same for AWS.
-pub fn create_table_request(client: &Client, table: &str) -> CreateTableFluentBuilder {
-    let string_attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("name and type are set")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("name and type are set")
-    };
-    let index = |name: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(&format!("{name}pk"), KeyType::Hash))
-            .key_schema(key(&format!("{name}sk"), KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .expect("name, keys and projection are set")
-    };
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(string_attr("pk"))
-        .attribute_definitions(string_attr("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        // The dispatcher reads new images from the table's stream.
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .expect("enabled is set"),
-        );
-    for name in [BY_TARGET_INDEX, BY_COMMAND_INDEX, PENDING_INDEX, DUE_INDEX] {
-        request = request
-            .attribute_definitions(string_attr(&format!("{name}pk")))
-            .attribute_definitions(string_attr(&format!("{name}sk")))
-            .global_secondary_indexes(index(name));
-    }
-    request
-}
-
-/// Creates the table and enables TTL on `ttl` (tests and `make run`).
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    create_table_request(client, table)
-        .send()
-        .await
-        .map_err(classify)?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .map_err(internal)?,
-        )
-        .send()
-        .await
-        .map_err(classify)?;
-    Ok(())
 }

@@ -39,6 +39,7 @@ pub mod pipelines;
 pub mod presence;
 pub mod run_op;
 pub mod stream;
+pub mod table;
 pub mod update;
 
 use courier_core::job_run::{Job, StatisticsDelta};

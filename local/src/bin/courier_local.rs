@@ -17,7 +17,7 @@
 
 use courier_core::commands;
 use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
-use courier_functions::store::layout;
+use courier_functions::store::table;
 use courier_local::{aws, bridge};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         ["create-table", table] => {
             let client = aws::client().await;
-            layout::create_table(&client, table).await?;
+            table::create_table(&client, table).await?;
             println!(
                 "created table {table} (TTL on `ttl`, stream of new images) at {}",
                 aws::endpoint()
