@@ -317,7 +317,7 @@ pub(super) fn execution_item(
 }
 
 pub(super) fn execution_from_item(mut item: Item) -> Result<CommandExecution, StoreError> {
-    let document_template = take_string(&mut item, DOCUMENT_TEMPLATE);
+    let document_template = string_attr(&item, DOCUMENT_TEMPLATE);
     let prefix = format!("{CHANGED_BY}.");
     let per_status: Vec<String> = item
         .keys()
@@ -429,22 +429,14 @@ pub(super) fn jobs_pk(tenant: &TenantId) -> String {
     scoped(tenant, JOBS_PK)
 }
 
-pub(super) fn job_from_item(mut item: Item) -> Result<Job, StoreError> {
-    let document_template = take_string(&mut item, DOCUMENT_TEMPLATE);
+pub(super) fn job_from_item(item: Item) -> Result<Job, StoreError> {
+    let document_template = string_attr(&item, DOCUMENT_TEMPLATE);
     let job: Job = dynamo::from_item(item)
         .map_err(|e| StoreError::Internal(format!("malformed job item: {e}")))?;
     Ok(Job {
         document_template,
         ..job
     })
-}
-
-/// Removes the string attribute `name` from `item`, returning it.
-fn take_string(item: &mut Item, name: &str) -> Option<String> {
-    match item.remove(name) {
-        Some(AttributeValue::S(text)) => Some(text),
-        _ => None,
-    }
 }
 
 /// Decodes a job item (from a stream image), with its tenant; `None` if the
