@@ -25,6 +25,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod artifacts;
 pub mod fleet;
 pub mod openapi;
 
@@ -283,6 +284,28 @@ pub fn lambda_event<T: serde::de::DeserializeOwned>(
 ) -> LambdaEvent<T> {
     let event = serde_json::from_value(json).expect("an event the platform could send");
     LambdaEvent::new(event, context)
+}
+
+/// `thing` asks for its next execution (start-next, through the IoT rule's
+/// event) at `now`: the `start-next/accepted` reply.
+pub async fn device_start_next(
+    courier: &Courier<DynamoStore>,
+    thing: &str,
+    now: courier_core::Timestamp,
+) -> Value {
+    let publisher = RecordingPublisher::default();
+    let thing = courier_core::ThingName::parse(thing).expect("a valid thing name");
+    let topic = format!("{}/start-next", root().for_thing(&thing));
+    let event = iot_rule_event(&topic, &json!({}));
+    send_to_device_events(courier, &publisher, &event, "start-next", now)
+        .await
+        .expect("the device-events handler answers");
+    publisher
+        .take()
+        .into_iter()
+        .find(|(topic, _)| topic.ends_with("start-next/accepted"))
+        .map(|(_, reply)| reply)
+        .expect("start-next accepted")
 }
 
 /// Delivers an IoT rule's event (JSON, as [`iot_rule_event`] builds it) to

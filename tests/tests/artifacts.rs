@@ -5,56 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_dynamodb::config::Credentials;
 use courier_core::Timestamp;
 use courier_functions::ops::Courier;
-use courier_functions::platform::presign::ArtifactSigner;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::http::{client as http_client, request};
+use courier_tests::artifacts::{bucket_with, courier_with_artifacts as courier, moto};
 use courier_tests::{
-    api_settings, fresh_courier, http_event, iot_rule_event, send_to_api, send_to_device_events,
-    ApiReply, RecordingPublisher,
+    api_settings, device_start_next, fresh_courier, http_event, iot_rule_event, send_to_api,
+    send_to_device_events, ApiReply, RecordingPublisher,
 };
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const NOW: i64 = 1_795_000_000;
-
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run through `make test`")
-}
-
-/// A bucket of this test's own in moto, holding `key` = `content`.
-async fn bucket_with(name: &str, key: &str, content: &[u8]) {
-    let http = http_client();
-    let (status, body) = request(&http, "PUT", &format!("{}/{name}", moto()), vec![])
-        .await
-        .unwrap();
-    assert!(
-        status < 300,
-        "create bucket: {status} {}",
-        String::from_utf8_lossy(&body)
-    );
-    let (status, _) = request(
-        &http,
-        "PUT",
-        &format!("{}/{name}/{key}", moto()),
-        content.to_vec(),
-    )
-    .await
-    .unwrap();
-    assert!(status < 300, "put object: {status}");
-}
-
-async fn courier(bucket: &str) -> Courier<DynamoStore> {
-    fresh_courier().await.with_artifacts(ArtifactSigner {
-        buckets: vec![bucket.to_owned()],
-        lifetime: Duration::from_secs(600),
-        region: "us-east-1".into(),
-        endpoint: Some(moto()),
-        credentials: Credentials::new("testing", "testing", None, None, "test"),
-    })
-}
 
 async fn api(courier: &Courier<DynamoStore>, method: &str, path: &str, body: Value) -> ApiReply {
     let event = http_event(method, path, Some(&body));
@@ -101,22 +63,7 @@ async fn a_device_gets_a_presigned_url_that_fetches_the_object() {
     assert_eq!(started.body["parameters"]["url"]["S"], written.as_str());
 
     // The device claims it: its document carries a URL signed now.
-    let publisher = RecordingPublisher::default();
-    let event = iot_rule_event("courier/things/dev-art-1/jobs/start-next", &json!({}));
-    send_to_device_events(
-        &courier,
-        &publisher,
-        &event,
-        "req-1",
-        Timestamp::from_secs(NOW + 5),
-    )
-    .await
-    .unwrap();
-    let replies = publisher.take();
-    let (_, accepted) = replies
-        .iter()
-        .find(|(topic, _)| topic.ends_with("start-next/accepted"))
-        .expect("start-next accepted");
+    let accepted = device_start_next(&courier, "dev-art-1", Timestamp::from_secs(NOW + 5)).await;
     let shown = accepted["execution"]["jobDocument"]["parameters"]["url"]["S"]
         .as_str()
         .unwrap();

@@ -9,35 +9,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_dynamodb::config::Credentials;
 use courier_core::Timestamp;
 use courier_functions::ops::Courier;
-use courier_functions::platform::presign::ArtifactSigner;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::http::{client as http_client, request};
 use courier_local::stream::{StartAt, StreamPoller};
+use courier_tests::artifacts::{bucket_with, courier_with_artifacts as courier};
 use courier_tests::{
-    api_settings, fresh_courier, http_event, iot_rule_event, send_to_api, send_to_device_events,
-    send_to_dispatcher, thing_groups, ApiReply, RecordingPublisher,
+    api_settings, device_start_next, fresh_courier, http_event, send_to_api, send_to_dispatcher,
+    thing_groups, ApiReply, RecordingPublisher,
 };
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const NOW: i64 = 1_795_000_000;
-
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run through `make test`")
-}
-
-async fn courier(bucket: &str) -> Courier<DynamoStore> {
-    fresh_courier().await.with_artifacts(ArtifactSigner {
-        buckets: vec![bucket.to_owned()],
-        lifetime: Duration::from_secs(600),
-        region: "us-east-1".into(),
-        endpoint: Some(moto()),
-        credentials: Credentials::new("testing", "testing", None, None, "test"),
-    })
-}
 
 async fn api(courier: &Courier<DynamoStore>, method: &str, path: &str, body: Value) -> ApiReply {
     let event = http_event(method, path, Some(&body));
@@ -73,20 +57,7 @@ async fn ota_command(courier: &Courier<DynamoStore>, bucket: &str) {
 }
 
 async fn bucket_with_firmware(bucket: &str) {
-    let http = http_client();
-    let (status, _) = request(&http, "PUT", &format!("{}/{bucket}", moto()), vec![])
-        .await
-        .unwrap();
-    assert!(status < 300, "create bucket: {status}");
-    let (status, _) = request(
-        &http,
-        "PUT",
-        &format!("{}/{bucket}/fw/app.bin", moto()),
-        b"image".to_vec(),
-    )
-    .await
-    .unwrap();
-    assert!(status < 300, "put object: {status}");
+    bucket_with(bucket, "fw/app.bin", b"image").await;
 }
 
 /// The document's one file, with its URL checked to fetch the object.
@@ -121,22 +92,7 @@ async fn a_devices_start_next_gets_the_commands_own_document_filled_and_presigne
     .await;
     assert_eq!(started.status, 201, "{}", started.body);
 
-    let publisher = RecordingPublisher::default();
-    let event = iot_rule_event("courier/things/ota-dev-1/jobs/start-next", &json!({}));
-    send_to_device_events(
-        &courier,
-        &publisher,
-        &event,
-        "req-1",
-        Timestamp::from_secs(NOW + 5),
-    )
-    .await
-    .unwrap();
-    let replies = publisher.take();
-    let (_, accepted) = replies
-        .iter()
-        .find(|(topic, _)| topic.ends_with("start-next/accepted"))
-        .expect("start-next accepted");
+    let accepted = device_start_next(&courier, "ota-dev-1", Timestamp::from_secs(NOW + 5)).await;
     check_ota_document(&accepted["execution"]["jobDocument"], 5).await;
 
     // Operators read the execution as written: its parameters, no document.
