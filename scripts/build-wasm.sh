@@ -23,8 +23,12 @@ WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/courier_wasm.wasm"
 rm -rf wasm/pkg wasm/pkg-node
 wasm-bindgen "$WASM" --target web --out-dir wasm/pkg --out-name courier_wasm
 # --converge repeats -Oz until it stops shrinking the module (125 B gzip,
-# 5 s more).
-node_modules/.bin/wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+# 5 s more). Before it, --merge-similar-functions folds functions that
+# differ only in constants (generic instantiations: -1,258 B) and
+# --flatten --rereloop rebuilds the control flow so that -Oz finds more
+# (-1,702 B more; 2,960 B of wasm and about 740 B gzip together, 10 s more).
+node_modules/.bin/wasm-opt --merge-similar-functions --flatten --rereloop -Oz -Oz --converge \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
   wasm/pkg/courier_wasm_bg.wasm -o wasm/pkg/courier_wasm_bg.wasm
 cp wasm/js/courier.js wasm/js/courier.d.ts wasm/pkg/
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
