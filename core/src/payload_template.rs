@@ -274,10 +274,11 @@ fn read<const BUILD: bool>(text: &str) -> Result<Json, usize> {
     let bytes = text.as_bytes();
     let at = skip_ws(bytes, 0);
     let (value, at) = value::<BUILD>(text, at, 0)?;
-    if skip_ws(bytes, at) == bytes.len() {
+    let end = skip_ws(bytes, at);
+    if end == bytes.len() {
         Ok(value)
     } else {
-        Err(skip_ws(bytes, at))
+        Err(end)
     }
 }
 
