@@ -62,6 +62,19 @@ pub enum TopicError {
     },
 }
 
+/// The request's MQTT 5 message expiry: the whole seconds (rounded up, at
+/// least 1) until the execution's first deadline at `now`, so a broker
+/// drops a request that waited in a device's session past the point where
+/// its answer would be refused. AWS IoT commands devices read it as the
+/// execution's timeout (the Device SDK's `CommandExecutionEvent.timeout`).
+/// `None` once it has no deadline left (it has ended).
+pub fn request_expiry_seconds(execution: &CommandExecution, now: Timestamp) -> Option<u32> {
+    let (at, _) = execution.expiry()?;
+    let left_ms = at.millis().saturating_sub(now.millis()).max(1);
+    let seconds = left_ms.saturating_add(999) / 1000;
+    Some(u32::try_from(seconds).unwrap_or(u32::MAX))
+}
+
 /// The topic the command's payload is published on.
 pub fn request_topic(root: &TopicRoot, thing: &ThingName, id: &ExecutionId) -> String {
     msg![
@@ -149,7 +162,10 @@ pub const fn command_status(status: ExecutionStatus) -> &'static str {
 /// `{reasonCode, reasonDescription?}` and `result` (at least one entry,
 /// each `{"s": text}`, `{"b": bool}` or `{"bin": base64}`). `deviceId` and
 /// `executionId`, which AWS's examples carry, are ignored: the topic names
-/// both. Every problem is reported.
+/// both. So is `deviceType` (`"things"`), which the AWS IoT Device SDK's
+/// commands client (Java) writes into every update; a `"clients"` device
+/// type is refused, as Courier's topics address things. Every problem is
+/// reported.
 pub fn parse_update(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let Json::Object(map) = body else {
@@ -163,7 +179,7 @@ pub fn parse_update(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
     for key in map.keys() {
         if !matches!(
             key.as_str(),
-            "status" | "statusReason" | "result" | "deviceId" | "executionId"
+            "status" | "statusReason" | "result" | "deviceId" | "executionId" | "deviceType"
         ) {
             errors.add(
                 key.as_str(),
@@ -171,6 +187,23 @@ pub fn parse_update(body: &Json) -> Result<StatusUpdate, ValidationErrors> {
                 "UpdateCommandExecution takes status, statusReason and result",
             );
         }
+    }
+    match map.get("deviceType") {
+        None | Some(Json::Null) => {}
+        Some(Json::String(kind)) if kind == "things" => {}
+        Some(Json::String(kind)) => errors.add(
+            "deviceType",
+            ValidationCode::InvalidValue,
+            msg![
+                "Courier's commands topics address things: deviceType is \"things\", not ",
+                quote(kind)
+            ],
+        ),
+        Some(other) => errors.add(
+            "deviceType",
+            ValidationCode::WrongType,
+            msg!["expected the string \"things\", got ", json_kind(other)],
+        ),
     }
     let status = crate::update::required_status(
         map.get("status"),
@@ -241,7 +274,7 @@ fn parse_result(json: &Json, errors: &mut ValidationErrors) -> Option<Parameters
             Some((key, inner)) => match key.as_str() {
                 "s" => Some(Json::object([("S", inner.clone())])),
                 "b" => Some(Json::object([("B", inner.clone())])),
-                "bin" => Some(Json::object([("BIN", inner.clone())])),
+                "bin" => Some(Json::object([("BIN", binary_result(inner))])),
                 _ => None,
             },
             None => None,
@@ -262,6 +295,31 @@ fn parse_result(json: &Json, errors: &mut ValidationErrors) -> Option<Parameters
         }
     }
     Some(out)
+}
+
+/// A `bin` result as base64 text. AWS documents base64; the AWS IoT Device
+/// SDK for Java serialises its `byte[]` as an array of numbers (Gson's
+/// default), which is read here as the bytes it names. Anything else is
+/// left as it is, for the typed value's own check to refuse by name.
+fn binary_result(value: &Json) -> Json {
+    let Json::Array(items) = value else {
+        return value.clone();
+    };
+    // Gson writes Java's signed bytes: -128..=127 (and 0..=255 is taken too).
+    let bytes: Option<Vec<u8>> = items
+        .iter()
+        .map(|item| {
+            let n = item.as_i64()?;
+            match n {
+                -128..=-1 => u8::try_from(n + 256).ok(),
+                _ => u8::try_from(n).ok(),
+            }
+        })
+        .collect();
+    bytes.map_or_else(
+        || value.clone(),
+        |bytes| Json::from(crate::base64::encode(&bytes).as_str()),
+    )
 }
 
 /// The accepted reply: `{executionId}`.
@@ -479,6 +537,77 @@ mod tests {
                 .message,
             "at least 1 command execution result is required"
         );
+    }
+
+    #[test]
+    fn the_java_device_sdk_update_parses() {
+        // What IotCommandsV2Client (aws-iot-device-sdk-java-v2) publishes:
+        // Gson's output of UpdateCommandExecutionRequest, with deviceType
+        // and the byte[] of a bin result as signed numbers.
+        let body: Json = serde_json::from_str(
+            r#"{"deviceType": "things", "deviceId": "My_Car", "executionId": "e-1", "status": "SUCCEEDED",
+                "statusReason": {"reasonCode": "OK", "reasonDescription": "done"},
+                "result": {"log": {"bin": [104, 105, -1]}, "ok": {"b": true}}}"#,
+        )
+        .unwrap();
+        let update = parse_update(&body).unwrap();
+        assert_eq!(update.status, Some(ExecutionStatus::Succeeded));
+        let result = update.result.unwrap();
+        assert_eq!(
+            result.get("log"),
+            Some(&TypedValue::Bin(vec![104, 105, 255]))
+        );
+        assert_eq!(result.get("ok"), Some(&TypedValue::B(true)));
+        let base64: Json =
+            serde_json::from_str(r#"{"status": "SUCCEEDED", "result": {"log": {"bin": "aGn/"}}}"#)
+                .unwrap();
+        assert_eq!(
+            parse_update(&base64).unwrap().result.unwrap().get("log"),
+            Some(&TypedValue::Bin(vec![104, 105, 255]))
+        );
+    }
+
+    #[test]
+    fn a_device_type_other_than_things_and_bytes_out_of_range_are_refused() {
+        let body: Json = serde_json::from_str(
+            r#"{"deviceType": "clients", "status": "SUCCEEDED", "result": {"log": {"bin": [300]}}}"#,
+        )
+        .unwrap();
+        let errors = parse_update(&body).unwrap_err();
+        let found: Vec<(&str, ValidationCode)> =
+            errors.iter().map(|e| (e.path.as_str(), e.code)).collect();
+        assert_eq!(
+            found,
+            [
+                ("deviceType", ValidationCode::InvalidValue),
+                ("result.log", ValidationCode::WrongType)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_expires_with_the_executions_first_deadline() {
+        let definition: Json = serde_json::from_str(
+            r#"{"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 60}"#,
+        )
+        .unwrap();
+        let validator = crate::CommandDefinition::from_json(&definition)
+            .unwrap()
+            .validator()
+            .unwrap();
+        let now = Timestamp::from_secs(1_800_000_000);
+        let start: Json = serde_json::from_str(r#"{"target": "My_Car"}"#).unwrap();
+        let mut execution = crate::StartExecution::parse(&start, &validator, now)
+            .unwrap()
+            .into_execution(ExecutionId::parse("e-1").unwrap(), &validator, "ops", now);
+        assert_eq!(request_expiry_seconds(&execution, now), Some(60));
+        // Rounded up, never 0 while a deadline is ahead or just passed.
+        let later = Timestamp::from_millis(now.millis() + 59_001);
+        assert_eq!(request_expiry_seconds(&execution, later), Some(1));
+        let past = now.plus_secs(3600);
+        assert_eq!(request_expiry_seconds(&execution, past), Some(1));
+        execution.status = ExecutionStatus::Succeeded;
+        assert_eq!(request_expiry_seconds(&execution, now), None);
     }
 
     #[test]

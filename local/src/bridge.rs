@@ -12,7 +12,8 @@
 //!   delivers (`{"payload": base64, "topic": ..., "receivedAt": epoch ms}`),
 //!   asynchronously, as IoT rules invoke Lambda.
 //! - [`run_data_plane`], the IoT data plane's Publish API (`POST
-//!   /topics/{topic}?qos=1`, what the SDK calls), forwarded to mosquitto; the
+//!   /topics/{topic}?qos=1&contentType=...&messageExpiry=...`, what the SDK
+//!   calls), forwarded to mosquitto over MQTT 5 with those properties; the
 //!   functions reach it through `AWS_ENDPOINT_URL_IOT_DATA_PLANE`.
 //! - [`run_event_source`], the stream's event source mapping: polls the
 //!   table's stream and invokes `dispatcher` with each batch, retrying from
@@ -33,7 +34,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{v5, AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -107,9 +108,18 @@ fn rule_event(topic: &str, payload: &[u8]) -> Value {
     })
 }
 
-/// The IoT data plane's Publish API, forwarded to the broker.
+/// The IoT data plane's Publish API, forwarded to the broker over MQTT 5,
+/// so that the `contentType` and `messageExpiry` the functions set reach
+/// MQTT 5 devices as properties, as they do through AWS IoT Core.
 pub async fn run_data_plane(listener: TcpListener, broker: &str) {
-    let (client, mut eventloop) = mqtt_client(broker, "courier-local-data-plane");
+    let (host, port) = crate::mqtt::parse_broker(broker);
+    let mut options = v5::MqttOptions::new("courier-local-data-plane", host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(Some(256 * 1024));
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
+    let (client, mut eventloop) = v5::AsyncClient::new(options, 1024);
     tokio::spawn(async move {
         loop {
             if let Err(e) = eventloop.poll().await {
@@ -135,11 +145,13 @@ pub async fn run_data_plane(listener: TcpListener, broker: &str) {
     }
 }
 
-/// `POST /topics/{topic}`: the body published on the topic, QoS 1.
+/// `POST /topics/{topic}?contentType=...&messageExpiry=...`: the body
+/// published on the topic, QoS 1, with those MQTT 5 properties.
 async fn publish(
     request: Request<Incoming>,
-    client: AsyncClient,
+    client: v5::AsyncClient,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let properties = publish_properties(request.uri().query().unwrap_or(""));
     let topic = (request.method() == Method::POST)
         .then(|| request.uri().path().strip_prefix("/topics/"))
         .flatten()
@@ -163,13 +175,32 @@ async fn publish(
         Ok(body) => body.to_bytes(),
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({ "message": e.to_string() })),
     };
-    match client.publish(topic, QoS::AtLeastOnce, false, body).await {
+    let qos = v5::mqttbytes::QoS::AtLeastOnce;
+    match client
+        .publish_with_properties(topic, qos, false, body, properties)
+        .await
+    {
         Ok(()) => reply(StatusCode::OK, json!({})),
         Err(e) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "message": e.to_string() }),
         ),
     }
+}
+
+/// The Publish API's query parameters that are MQTT 5 properties.
+fn publish_properties(query: &str) -> v5::mqttbytes::v5::PublishProperties {
+    let mut properties = v5::mqttbytes::v5::PublishProperties::default();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        match name {
+            "contentType" => properties.content_type = Some(value.into_owned()),
+            "messageExpiry" => properties.message_expiry_interval = value.parse().ok(),
+            _ => {}
+        }
+    }
+    properties
 }
 
 /// The event source mapping: polls the table's stream and invokes

@@ -8,6 +8,10 @@ documents, under the `$aws/commands/things/{thingName}` root and with status
 events under `$aws/events/commandExecution` (scripts/test.sh starts that
 stack). The device is offline when the execution is started: its request
 waits in its persistent MQTT session (QoS 1) and arrives when it reconnects.
+A second device, over MQTT 5, does what the Java Device SDK's commands
+client (IotCommandsV2Client) does: it reads the content type and the timeout
+from the request's MQTT 5 properties and sends Gson's rendering of its
+update request.
 
 Environment: MQTT_PORT, API_URL.
 """
@@ -18,7 +22,7 @@ import queue
 import sys
 import time
 
-from awscrt import io, mqtt
+from awscrt import io, mqtt, mqtt5
 
 from report import Report, http
 
@@ -95,6 +99,80 @@ def wait_for(predicate, seconds=15):
     return found
 
 
+def java_sdk_device():
+    """An MQTT 5 device that does exactly what the AWS IoT Device SDK's
+    commands client (aws-iot-device-sdk-java-v2, IotCommandsV2Client) does:
+    it subscribes to .../executions/+/request/json, takes the execution id
+    from the topic's sixth segment, the content type and the timeout from
+    the MQTT 5 properties, and answers with Gson's rendering of its
+    UpdateCommandExecutionRequest (deviceType, deviceId, executionId, and a
+    byte[] result as an array of signed numbers)."""
+    thing = "My_Truck"
+    root = f"$aws/commands/things/{thing}"
+    received = queue.Queue()
+    connected = queue.Queue()
+
+    def on_publish(data):
+        packet = data.publish_packet
+        received.put((packet.topic, bytes(packet.payload), packet.content_type, packet.message_expiry_interval_sec))
+
+    client = mqtt5.Client(mqtt5.ClientOptions(
+        host_name="127.0.0.1", port=int(os.environ["MQTT_PORT"]),
+        connect_options=mqtt5.ConnectPacket(client_id=thing, keep_alive_interval_sec=30),
+        on_publish_callback_fn=on_publish,
+        on_lifecycle_event_connection_success_fn=lambda _: connected.put(True)))
+    client.start()
+    connected.get(timeout=10)
+    client.subscribe(mqtt5.SubscribePacket(subscriptions=[
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/request/json", qos=mqtt5.QoS.AT_LEAST_ONCE),
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/response/accepted/json", qos=mqtt5.QoS.AT_LEAST_ONCE),
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/response/rejected/json", qos=mqtt5.QoS.AT_LEAST_ONCE),
+    ])).result(10)
+
+    http("POST", "/commands", {"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 120})
+    status, created = http("POST", "/commands/unlock/executions", {"target": thing})
+    check("MQTT 5 device: an execution is started", status == 201, created)
+    execution_id = created.get("executionId")
+
+    def next_on(suffix):
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                message = received.get(timeout=max(0.05, deadline - time.time()))
+            except queue.Empty:
+                break
+            if message[0].endswith(suffix):
+                return message
+        return None
+
+    request = next_on("/request/json")
+    topic, payload, content_type, expiry = request or ("", b"", None, None)
+    check("MQTT 5 device: the request's topic names the execution at segment 5, as the SDK reads it",
+          topic.split("/")[5:6] == [execution_id], topic)
+    check("MQTT 5 device: the request carries content type application/json (the SDK's event.contentType)",
+          content_type == "application/json", content_type)
+    check("MQTT 5 device: the request expires with the execution's timeout (the SDK's event.timeout)",
+          expiry is not None and 100 <= expiry <= 120, expiry)
+    check("MQTT 5 device: the payload is the command's document",
+          json.loads(payload or b"null") == {"commandId": "unlock", "parameters": {}}, payload)
+
+    gson_update = json.dumps({
+        "deviceType": "things", "deviceId": thing, "executionId": execution_id, "status": "SUCCEEDED",
+        "statusReason": {"reasonCode": "OK", "reasonDescription": "unlocked"},
+        "result": {"log": {"bin": [104, 105, -1]}, "locked": {"b": False}},
+    })
+    client.publish(mqtt5.PublishPacket(topic=f"{root}/executions/{execution_id}/response/json", payload=gson_update,
+                                       qos=mqtt5.QoS.AT_LEAST_ONCE)).result(10)
+    reply = next_on("/response/accepted/json") if execution_id else None
+    check("MQTT 5 device: the Java SDK's update (deviceType, bin as numbers) is accepted with {executionId}",
+          reply is not None and json.loads(reply[1]) == {"executionId": execution_id}, reply)
+    status, read = http("GET", f"/executions/{execution_id}")
+    check("MQTT 5 device: the API reads it SUCCEEDED with the bytes as BIN",
+          status == 200 and read.get("status") == "SUCCEEDED"
+          and read.get("result") == {"log": {"BIN": "aGn/"}, "locked": {"B": False}}, read)
+    client.stop()
+
+
 def main():
     # The device subscribes once, as AWS's workflow page lists, and goes away.
     connection = connect()
@@ -156,6 +234,7 @@ def main():
           and read.get("statusReason", {}).get("reasonCode") == "CAR_LOW_ON_BATTERY"
           and read.get("result", {}).get("car_battery") == {"S": "car battery at 50 percent"}, read)
     connection.disconnect().result(10)
+    java_sdk_device()
     print(f"commands conformance: {report.passes} passed, {report.failures} failed")
     sys.exit(1 if report.failures else 0)
 

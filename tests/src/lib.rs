@@ -16,7 +16,7 @@ use courier_functions::entry::{dispatcher, sweeper};
 use courier_functions::ops::delivery::SweepReport;
 use courier_functions::ops::page_token::PageTokens;
 use courier_functions::ops::Courier;
-use courier_functions::platform::publisher::{PublishError, Publisher};
+use courier_functions::platform::publisher::{Message, PublishError, Publisher};
 use courier_functions::platform::thing_groups::IotThingGroups;
 use courier_functions::store::dynamodb::DynamoStore;
 pub use courier_local::aws::{client, endpoint, fresh_table, iot_client, thing_groups};
@@ -390,33 +390,41 @@ pub fn iot_rule_event_at(topic: &str, payload: &Value, received_at_ms: i64) -> V
 /// every publish fail, to exercise the retry paths.
 #[derive(Debug, Default)]
 pub struct RecordingPublisher {
-    pub sent: std::sync::Mutex<Vec<(String, Value)>>,
+    sent: std::sync::Mutex<Vec<Message>>,
     pub failing: std::sync::atomic::AtomicBool,
 }
 
 impl RecordingPublisher {
+    /// What was published since the last take: (topic, payload).
     pub fn take(&self) -> Vec<(String, Value)> {
+        self.take_messages()
+            .into_iter()
+            .map(|m| {
+                let payload = serde_json::to_value(&m.payload).expect("payloads serialize");
+                (m.topic, payload)
+            })
+            .collect()
+    }
+
+    /// What was published since the last take, with each message's
+    /// properties.
+    pub fn take_messages(&self) -> Vec<Message> {
         std::mem::take(&mut *self.sent.lock().expect("not poisoned"))
     }
 }
 
 impl Publisher for RecordingPublisher {
-    async fn publish(
-        &self,
-        topic: &str,
-        payload: &courier_core::json::Json,
-    ) -> Result<(), PublishError> {
-        let payload = serde_json::to_value(payload).expect("payloads serialize");
+    async fn publish(&self, message: &Message) -> Result<(), PublishError> {
         if self.failing.load(Ordering::Relaxed) {
             return Err(PublishError {
-                topic: topic.to_owned(),
+                topic: message.topic.clone(),
                 message: "broker unreachable (test)".into(),
             });
         }
         self.sent
             .lock()
             .expect("not poisoned")
-            .push((topic.to_owned(), payload));
+            .push(message.clone());
         Ok(())
     }
 }

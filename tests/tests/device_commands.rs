@@ -162,6 +162,60 @@ async fn the_aws_example_updates_are_accepted_and_applied() {
 }
 
 #[tokio::test]
+async fn the_request_expires_from_the_broker_with_the_executions_timeout() {
+    let courier = fresh_courier().await;
+    courier
+        .create_command(
+            &json!({"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 300})
+                .into(),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let (execution, _) = courier
+        .start_execution(
+            "unlock",
+            &json!({"target": "My_Car"}).into(),
+            "tester",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let publisher = RecordingPublisher::default();
+    courier
+        .dispatch(&jobs_root(), &publisher, &execution, at(2))
+        .await
+        .unwrap();
+    let sent = publisher.take_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].topic.ends_with("/request/json"), "{sent:?}");
+    // completeBy is at(1) + 300 s; published at(2): 299 s left. AWS IoT
+    // commands devices read the MQTT 5 message expiry as the timeout.
+    assert_eq!(sent[0].message_expiry_seconds, Some(299));
+}
+
+#[tokio::test]
+async fn the_java_device_sdk_update_is_accepted_and_applied() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    // What aws-iot-device-sdk-java-v2's IotCommandsV2Client publishes (Gson
+    // writes every field of its request, deviceType included, and a byte[]
+    // as signed numbers).
+    let update = format!(
+        r#"{{"deviceType":"things","deviceId":"My_Car","executionId":"{id}","status":"SUCCEEDED",
+            "statusReason":{{"reasonCode":"OK","reasonDescription":"unlocked"}},
+            "result":{{"log":{{"bin":[104,105,-1]}},"locked":{{"b":false}}}}}}"#
+    );
+    let out = respond(&courier, &response_topic("My_Car", &id), &update, "r1", 3).await;
+    assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    let execution = courier.get_execution(&id, at(4)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::to_value(&execution.result).unwrap(),
+        json!({"log": {"BIN": "aGn/"}, "locked": {"B": false}})
+    );
+}
+
+#[tokio::test]
 async fn an_update_after_the_end_is_rejected_terminal_state_reached() {
     let (courier, id, _) = dispatched("My_Car").await;
     respond(

@@ -13,7 +13,7 @@ use courier_core::protocol::{TopicRoot, DEFAULT_ROOT};
 use courier_core::{ExecutionStatus, ThingName, Timestamp};
 use courier_functions::ops::delivery::PUBLISH_RETRY_SECONDS;
 use courier_functions::ops::Courier;
-use courier_functions::platform::publisher::{PublishError, Publisher};
+use courier_functions::platform::publisher::{Message, PublishError, Publisher};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
 use courier_local::stream::replay as read_stream;
@@ -263,8 +263,9 @@ struct TellingTheSameNews {
 }
 
 impl Publisher for TellingTheSameNews {
-    async fn publish(&self, topic: &str, payload: &Json) -> Result<(), PublishError> {
-        if topic.ends_with("/notify-next") {
+    async fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let payload = &message.payload;
+        if message.topic.ends_with("/notify-next") {
             let thing = ThingName::parse("door-7").unwrap();
             let told = self.store.told_next(&thing).await.unwrap();
             let execution = payload.get("execution").unwrap();
@@ -279,7 +280,7 @@ impl Publisher for TellingTheSameNews {
                 .await
                 .unwrap());
         }
-        self.inner.publish(topic, payload).await
+        self.inner.publish(message).await
     }
 }
 

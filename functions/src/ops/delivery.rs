@@ -198,10 +198,7 @@ impl<S: Store> Courier<S> {
             (DeviceProtocol::Jobs, None) => self.notifications(root, &claimed.target, now).await?,
             // AWS IoT commands: the request itself, to the device's topic
             // (QoS 1, so a persistent session keeps it while it is away).
-            (DeviceProtocol::Commands, _) => vec![Message {
-                topic: commands::request_topic(&self.commands.root, &claimed.target, id),
-                payload: self.command_payload(&claimed, now).await?,
-            }],
+            (DeviceProtocol::Commands, _) => vec![self.command_request(&claimed, now).await?],
         };
         match publish_all(publisher, &messages).await {
             Ok(()) => {
@@ -273,7 +270,26 @@ impl<S: Store> Courier<S> {
     /// What a commands-protocol device receives: its command's
     /// `payloadTemplate` filled from the execution, or else the job
     /// document (`{commandId, parameters}`).
-    pub(crate) async fn command_payload(
+    /// An AWS IoT commands request: the command's payload on the device's
+    /// request topic, expiring from the broker's session with the
+    /// execution's first deadline (MQTT 5 message expiry).
+    pub(crate) async fn command_request(
+        &self,
+        execution: &CommandExecution,
+        now: Timestamp,
+    ) -> Result<Message, ServiceError> {
+        Ok(Message {
+            topic: commands::request_topic(
+                &self.commands.root,
+                &execution.target,
+                &execution.execution_id,
+            ),
+            payload: self.command_payload(execution, now).await?,
+            message_expiry_seconds: commands::request_expiry_seconds(execution, now),
+        })
+    }
+
+    async fn command_payload(
         &self,
         execution: &CommandExecution,
         now: Timestamp,
@@ -317,10 +333,10 @@ impl<S: Store> Courier<S> {
         if execution.protocol.is_jobs() || !moved || !self.optional.command_status_events {
             return Ok(false);
         }
-        let event = Message {
-            topic: commands::event_topic(&self.commands.events_root, execution),
-            payload: commands::status_event(execution, &self.commands.arns, now),
-        };
+        let event = Message::new(
+            commands::event_topic(&self.commands.events_root, execution),
+            commands::status_event(execution, &self.commands.arns, now),
+        );
         publish_all(publisher, std::slice::from_ref(&event))
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;

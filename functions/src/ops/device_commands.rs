@@ -148,10 +148,10 @@ impl<S: Store> Courier<S> {
     }
 
     fn command_reply_accepted(&self, response: &Response) -> Message {
-        Message {
-            topic: commands::reply_topic(&self.commands.root, response, true),
-            payload: commands::accepted(&response.execution_id),
-        }
+        Message::new(
+            commands::reply_topic(&self.commands.root, response, true),
+            commands::accepted(&response.execution_id),
+        )
     }
 
     fn command_reply_rejected(
@@ -161,10 +161,10 @@ impl<S: Store> Courier<S> {
         message: &str,
     ) -> Message {
         metrics::rejected_request(code.as_str());
-        Message {
-            topic: commands::reply_topic(&self.commands.root, response, false),
-            payload: commands::rejected(code, message, &response.execution_id),
-        }
+        Message::new(
+            commands::reply_topic(&self.commands.root, response, false),
+            commands::rejected(code, message, &response.execution_id),
+        )
     }
 }
 

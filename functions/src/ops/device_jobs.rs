@@ -119,16 +119,16 @@ impl<S: Store> Courier<S> {
                 // Under the root but not a request: say so on .../rejected.
                 metrics::rejected_request(RejectedCode::InvalidTopic.as_str());
                 return Ok(match root.thing_of(topic) {
-                    Some(_) => vec![Message {
-                        topic: format!("{topic}/rejected"),
-                        payload: protocol::rejected(
+                    Some(_) => vec![Message::new(
+                        format!("{topic}/rejected"),
+                        protocol::rejected(
                             RejectedCode::InvalidTopic,
                             &error.message,
                             token,
                             None,
                             now,
                         ),
-                    }],
+                    )],
                     None => {
                         tracing::warn!(%topic, "message outside the jobs topic root ignored");
                         Vec::new()
@@ -216,10 +216,7 @@ impl<S: Store> Courier<S> {
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<DeviceAnswer, ServiceError> {
-        let accepted = |body: Json| Message {
-            topic: root.reply_topic(request, true),
-            payload: body,
-        };
+        let accepted = |body: Json| Message::new(root.reply_topic(request, true), body);
         let thing = &request.thing;
         match &request.kind {
             RequestKind::GetPending => {
@@ -435,8 +432,8 @@ fn reject(
     now: Timestamp,
 ) -> Message {
     metrics::rejected_request(code.as_str());
-    Message {
-        topic: root.reply_topic(request, false),
-        payload: protocol::rejected(code, message, token, current, now),
-    }
+    Message::new(
+        root.reply_topic(request, false),
+        protocol::rejected(code, message, token, current, now),
+    )
 }

@@ -184,9 +184,11 @@ pub(super) fn list_notification(
     pending: &[CommandExecution],
     optional: OptionalMessages,
 ) -> Option<Message> {
-    optional.list_notifications.then(|| Message {
-        topic: root.notify_topic(thing),
-        payload: protocol::jobs_changed(pending, now),
+    optional.list_notifications.then(|| {
+        Message::new(
+            root.notify_topic(thing),
+            protocol::jobs_changed(pending, now),
+        )
     })
 }
 
@@ -199,12 +201,12 @@ pub(super) fn next_notification(
     next: Option<&CommandExecution>,
     signer: Option<&ArtifactSigner>,
 ) -> Message {
-    Message {
-        topic: root.notify_next_topic(thing),
-        payload: protocol::next_changed(
+    Message::new(
+        root.notify_next_topic(thing),
+        protocol::next_changed(
             next.map(|n| super::artifacts::for_device(signer, n, now))
                 .as_deref(),
             now,
         ),
-    }
+    )
 }

@@ -13,7 +13,7 @@ use crate::store::Store;
 use courier_core::json::Json;
 use courier_core::presence::{self, PresenceError, PresenceEvent};
 use courier_core::protocol::{self, TopicRoot};
-use courier_core::{commands, CommandExecution, ExecutionStatus, ThingName, Timestamp};
+use courier_core::{CommandExecution, ExecutionStatus, ThingName, Timestamp};
 
 impl<S: Store> Courier<S> {
     /// A lifecycle event on `topic`, if it is one (`None`: it is not):
@@ -100,10 +100,7 @@ impl<S: Store> Courier<S> {
             !e.protocol.is_jobs() && e.status == ExecutionStatus::Sent && e.overdue(now).is_none()
         });
         for execution in sent {
-            out.push(Message {
-                topic: commands::request_topic(&self.commands.root, thing, &execution.execution_id),
-                payload: self.command_payload(execution, now).await?,
-            });
+            out.push(self.command_request(execution, now).await?);
         }
         Ok(out)
     }

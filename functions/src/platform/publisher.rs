@@ -37,11 +37,28 @@ impl Default for OptionalMessages {
     }
 }
 
-/// One MQTT message to publish.
+/// One MQTT message to publish: JSON, QoS 1, with the MQTT 5 content type
+/// `application/json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Message {
     pub topic: String,
     pub payload: Json,
+    /// MQTT 5's message expiry interval, in seconds: the broker drops the
+    /// message from a session it waited in longer (an AWS IoT commands
+    /// request, which expires with its execution). `None`: it never does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_expiry_seconds: Option<u32>,
+}
+
+impl Message {
+    /// A message that does not expire.
+    pub fn new(topic: String, payload: Json) -> Self {
+        Self {
+            topic,
+            payload,
+            message_expiry_seconds: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +69,7 @@ pub struct PublishError {
 }
 
 pub trait Publisher: Send + Sync {
-    fn publish(
-        &self,
-        topic: &str,
-        payload: &Json,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, message: &Message) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
 /// Publishes every message, in order; stops at the first failure.
@@ -65,10 +78,14 @@ pub async fn publish_all<P: Publisher>(
     messages: &[Message],
 ) -> Result<(), PublishError> {
     for message in messages {
-        publisher.publish(&message.topic, &message.payload).await?;
+        publisher.publish(message).await?;
     }
     Ok(())
 }
+
+/// Every payload Courier publishes is JSON; MQTT 5 devices (the AWS IoT
+/// Device SDK's commands client reads it) see it as the content type.
+pub const CONTENT_TYPE: &str = "application/json";
 
 /// The AWS IoT data plane.
 #[derive(Debug, Clone)]
@@ -83,8 +100,9 @@ impl IotDataPublisher {
 }
 
 impl Publisher for IotDataPublisher {
-    async fn publish(&self, topic: &str, payload: &Json) -> Result<(), PublishError> {
-        let bytes = serde_json::to_vec(payload).map_err(|e| PublishError {
+    async fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let topic = message.topic.as_str();
+        let bytes = serde_json::to_vec(&message.payload).map_err(|e| PublishError {
             topic: topic.to_owned(),
             message: e.to_string(),
         })?;
@@ -94,6 +112,8 @@ impl Publisher for IotDataPublisher {
             .publish()
             .topic(topic)
             .qos(1)
+            .content_type(CONTENT_TYPE)
+            .set_message_expiry(message.message_expiry_seconds.map(i64::from))
             .payload(Blob::new(bytes))
             .send()
             .await

@@ -12,7 +12,7 @@ use courier_core::JobStatus;
 use courier_functions::entry::dispatcher;
 use courier_functions::ops::job_runner::StepReport;
 use courier_functions::platform::clock;
-use courier_functions::platform::publisher::{PublishError, Publisher};
+use courier_functions::platform::publisher::{Message, PublishError, Publisher};
 use courier_local::events::{context, stream_event};
 use courier_local::stream::{StartAt, StreamPoller};
 use lambda_runtime::LambdaEvent;
@@ -27,9 +27,9 @@ const SINGLE: usize = 50;
 struct NoPublish;
 
 impl Publisher for NoPublish {
-    async fn publish(&self, topic: &str, _: &courier_core::json::Json) -> Result<(), PublishError> {
+    async fn publish(&self, message: &Message) -> Result<(), PublishError> {
         Err(PublishError {
-            topic: topic.to_owned(),
+            topic: message.topic.clone(),
             message: "the jobs benchmark publishes nothing".into(),
         })
     }

@@ -16,7 +16,7 @@ use courier_functions::entry::dispatcher;
 use courier_functions::ops::device_updates::Delivery;
 use courier_functions::ops::Courier;
 use courier_functions::platform::clock;
-use courier_functions::platform::publisher::{PublishError, Publisher};
+use courier_functions::platform::publisher::{Message, PublishError, Publisher};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::events::{context, stream_event};
 use courier_local::filter::{passes, template_patterns};
@@ -41,7 +41,7 @@ const SINGLE: usize = 50;
 struct Broker(AtomicU64);
 
 impl Publisher for Broker {
-    async fn publish(&self, _: &str, _: &Json) -> Result<(), PublishError> {
+    async fn publish(&self, _: &Message) -> Result<(), PublishError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
