@@ -73,7 +73,7 @@ MQTT_BROKER="127.0.0.1:$MQTT_PORT" API_URL="http://127.0.0.1:$WATCH_PORT/lambda-
   INVOKE_URL="http://127.0.0.1:$WATCH_PORT" TABLE_NAME=courier-local COURIER_BIN="$ROOT/target/debug/courier" \
   cargo test --locked -p courier-tests --test e2e_mqtt --test e2e_cli || { on_failure; exit 1; }
 
-step "conformance: an unmodified AWS IoT Device SDK jobs client (awsiotsdk) under the \$aws/things root, and the AWS IoT commands protocol under \$aws/commands"
+step "conformance: the unmodified AWS IoT Device SDK jobs clients (awsiotsdk: IotJobsClient over MQTT 3.1.1, IotJobsClientV2 over MQTT 5) under the \$aws/things root, and the AWS IoT commands protocol under \$aws/commands"
 # A second stack on the same DynamoDB Local, with the functions and the rules
 # stand-in under the AWS roots: TOPIC_ROOT=$aws/things/{thingName}/jobs,
 # COMMANDS_ROOT=$aws/commands/things/{thingName}, status events under
@@ -87,6 +87,8 @@ step "conformance: an unmodified AWS IoT Device SDK jobs client (awsiotsdk) unde
   start_local_stack "$DDB_PORT" courier-sdk sdk
   MQTT_PORT=$MQTT_PORT API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
     python tests/sdk/jobs_client.py || { tail -30 .local/sdk-watch.log; tail -10 .local/sdk-bridge.log; exit 1; }
+  MQTT_PORT=$MQTT_PORT API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
+    python tests/sdk/jobs_client_v2.py || { tail -30 .local/sdk-watch.log; tail -10 .local/sdk-bridge.log; exit 1; }
   MQTT_PORT=$MQTT_PORT API_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/api" \
     python tests/sdk/commands_client.py || { tail -30 .local/sdk-watch.log; tail -10 .local/sdk-bridge.log; exit 1; }
 )
