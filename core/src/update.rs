@@ -97,7 +97,7 @@ impl StatusUpdate {
         };
         let expected_version = match map.get("expectedVersion") {
             None | Some(Json::Null) => None,
-            Some(v) => match v.as_u64() {
+            Some(v) => match version_number(v) {
                 Some(n) => Some(n),
                 None => {
                     errors.add(
@@ -127,6 +127,23 @@ impl StatusUpdate {
             step_timeout_in_minutes,
             execution_number,
         })
+    }
+}
+
+/// An `expectedVersion`: a whole number, or its decimal digits as a string.
+/// AWS's embedded C Jobs library (`Jobs_UpdateMsg`, used by FreeRTOS
+/// firmware and the OTA agent) writes `"expectedVersion":"3"`, and AWS IoT
+/// Jobs accepts it, so Courier does too.
+fn version_number(value: &Json) -> Option<u64> {
+    match value {
+        Json::String(digits)
+            if !digits.is_empty()
+                && digits.len() <= 20
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            digits.parse().ok()
+        }
+        other => other.as_u64(),
     }
 }
 

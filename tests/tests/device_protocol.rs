@@ -353,6 +353,31 @@ async fn describing_next_with_nothing_pending_is_accepted_without_an_execution()
 }
 
 #[tokio::test]
+async fn the_embedded_c_jobs_librarys_update_with_a_string_expected_version_is_applied() {
+    let (courier, ids) = courier_with_queued("dev-1", 1).await;
+    let topic = format!("$aws/things/dev-1/jobs/{}/update", ids[0]);
+    // Byte for byte what Jobs_UpdateMsg (aws/Jobs-for-AWS-IoT-embedded-sdk,
+    // FreeRTOS's Jobs library) writes: expectedVersion in quotes.
+    let body =
+        r#"{"status":"IN_PROGRESS","expectedVersion":"1","statusDetails":{"self_test":"ready"}}"#;
+    let started = ask(&courier, &topic, serde_json::from_str(body).unwrap(), "c1").await;
+    assert_eq!(started[0].topic, format!("{topic}/accepted"), "{started:?}");
+    // and a stale one in quotes is a VersionMismatch, as a number is
+    let stale = r#"{"status":"SUCCEEDED","expectedVersion":"1"}"#;
+    let stale = ask(&courier, &topic, serde_json::from_str(stale).unwrap(), "c2").await;
+    assert_eq!(
+        (stale[0].topic.as_str(), stale[0].payload["code"].as_str()),
+        (
+            format!("{topic}/rejected").as_str(),
+            Some("VersionMismatch")
+        )
+    );
+    let done = r#"{"status":"SUCCEEDED","expectedVersion":"2"}"#;
+    let done = ask(&courier, &topic, serde_json::from_str(done).unwrap(), "c3").await;
+    assert_eq!(done[0].topic, format!("{topic}/accepted"), "{done:?}");
+}
+
+#[tokio::test]
 async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes() {
     let (courier, ids) = courier_with_queued("dev-1", 2).await;
     let update = |id: &str| format!("$aws/things/dev-1/jobs/{id}/update");

@@ -522,7 +522,7 @@ fn corpus(w: &World) -> Vec<Input> {
         br#"{"status": "SENT"}"#,
         br#"{"status": "IN_PROGRESS", "statusDetails": "x"}"#,
         br#"{"status": "IN_PROGRESS", "statusDetails": {"a": 1}}"#,
-        br#"{"status": "IN_PROGRESS", "expectedVersion": "1"}"#,
+        br#"{"status": "IN_PROGRESS", "expectedVersion": "v1"}"#,
         br#"{"status": "IN_PROGRESS", "expectedVersion": -1}"#,
         br#"{"status": "IN_PROGRESS", "expectedVersion": 1e30}"#,
         br#"{"status": "IN_PROGRESS", "expectedVersion": 99}"#,
