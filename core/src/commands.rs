@@ -72,7 +72,10 @@ pub fn request_expiry_seconds(execution: &CommandExecution, now: Timestamp) -> O
     let (at, _) = execution.expiry()?;
     let left_ms = at.millis().saturating_sub(now.millis()).max(1);
     let seconds = left_ms.saturating_add(999) / 1000;
-    Some(u32::try_from(seconds).unwrap_or(u32::MAX))
+    // At most the longest execution timeout (7 days), which is also AWS IoT
+    // Core's longest message expiry.
+    let longest = crate::schema::EXECUTION_TIMEOUT_RANGE.1;
+    Some(u32::try_from(seconds).map_or(longest, |s| s.min(longest)))
 }
 
 /// The topic the command's payload is published on.
