@@ -131,9 +131,9 @@ impl StatusUpdate {
 }
 
 /// An `expectedVersion`: a whole number, or its decimal digits as a string.
-/// AWS's embedded C Jobs library (`Jobs_UpdateMsg`, used by FreeRTOS
-/// firmware and the OTA agent) writes `"expectedVersion":"3"`, and AWS IoT
-/// Jobs accepts it, so Courier does too.
+/// AWS's embedded C Jobs library (`Jobs_UpdateMsg`, the FreeRTOS Jobs
+/// library) writes `"expectedVersion":"3"`, and AWS IoT Jobs accepts it, so
+/// Courier does too.
 fn version_number(value: &Json) -> Option<u64> {
     match value {
         Json::String(digits)
@@ -186,6 +186,14 @@ pub(crate) fn required_status(
     }
 }
 
+/// A control character a `statusDetails` value may not hold. AWS documents
+/// the values as `[^\p{C}]+`, but the AWS IoT Device Client reports a job's
+/// output in them (`stdout`, `stderr`: the last 1,024 characters, lines and
+/// all) and AWS IoT Jobs takes it, so tabs and line breaks are allowed.
+fn is_refused_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
 fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<StatusDetails> {
     let Json::Object(map) = json else {
         errors.add(
@@ -221,14 +229,14 @@ fn parse_status_details(json: &Json, errors: &mut ValidationErrors) -> Option<St
             Json::String(s)
                 if !s.is_empty()
                     && s.chars().count() <= 1024
-                    && !s.chars().any(char::is_control) =>
+                    && !s.chars().any(is_refused_control) =>
             {
                 details.insert(key.clone(), s.clone());
             }
             Json::String(_) => errors.add(
                 &path,
                 ValidationCode::InvalidValue,
-                "values are 1 to 1024 characters, no control characters",
+                "values are 1 to 1024 characters, no control characters but tabs and line breaks",
             ),
             other => errors.add(
                 &path,

@@ -5,7 +5,9 @@ client, not changed in any way) connects to the local mosquitto broker as a
 thing, while the functions run with TOPIC_ROOT=$aws/things/{thingName}/jobs
 (scripts/test.sh starts that stack). Only the transport differs from AWS IoT
 Core: plain MQTT on loopback instead of mutual TLS. The SDK parses every reply
-into its own model classes, so a field Courier got wrong fails here.
+into its own model classes, so a field Courier got wrong fails here. Then a
+plain MQTT device does what the AWS IoT OTA library does around its
+self-test reboot (`ota_agent_reboot`).
 
 Environment: MQTT_PORT, API_URL.
 """
@@ -69,6 +71,67 @@ def replies(jobs, subscribe_accepted, subscribe_rejected, request):
     return call
 
 
+def ota_agent_reboot():
+    """What the AWS IoT OTA library (ota-for-aws-iot-embedded-sdk) does around
+    its self-test reboot, byte for byte: it subscribes to notify-next alone,
+    reports the image ready for self-test, restarts with a clean session,
+    asks `$next/get` without subscribing to the reply (AWS IoT Core hands it
+    over anyway) and must hear its IN_PROGRESS job within 16 s, or it rolls
+    the firmware back."""
+    thing = "ota-device"
+    jobs_root = f"$aws/things/{thing}/jobs"
+    heard = []
+    arrived = threading.Event()
+
+    def on_notify_next(topic, payload, **_):
+        heard.append(json.loads(payload))
+        arrived.set()
+
+    def boot():
+        bootstrap = io.ClientBootstrap(io.EventLoopGroup(1), io.DefaultHostResolver(io.EventLoopGroup(1)))
+        connection = mqtt.Connection(client=mqtt.Client(bootstrap, None), host_name="127.0.0.1",
+                                     port=int(os.environ["MQTT_PORT"]), client_id=thing, clean_session=True,
+                                     keep_alive_secs=30)
+        connection.connect().result(10)
+        connection.subscribe(f"{jobs_root}/notify-next", mqtt.QoS.AT_LEAST_ONCE, on_notify_next)[0].result(10)
+        return connection
+
+    http("POST", "/commands", {"commandId": "sdk-ota", "executionTimeoutSeconds": 600})
+    status, created = http("POST", "/commands/sdk-ota/executions", {"target": thing})
+    check("OTA agent: an update job is started", status == 201, created)
+    job_id = created.get("executionId")
+    connection = boot()
+    connection.publish(f"{jobs_root}/{job_id}/update",
+                       '{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready","updatedBy":"0x1000000"}}',
+                       mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
+    deadline = time.time() + 15
+    while time.time() < deadline and http("GET", f"/executions/{job_id}")[1].get("status") != "IN_PROGRESS":
+        time.sleep(0.2)
+    connection.disconnect().result(10)
+
+    heard.clear()
+    arrived.clear()
+    connection = boot()
+    connection.publish(f"{jobs_root}/$next/get", f'{{"clientToken":"1:{thing}"}}', mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
+    deadline = time.time() + 16
+    found = None
+    while time.time() < deadline and found is None:
+        arrived.wait(0.2)
+        found = next((h for h in heard if (h.get("execution") or {}).get("jobId") == job_id), None)
+    execution = (found or {}).get("execution") or {}
+    check("OTA agent: after its reboot, $next/get is answered on notify-next within its 16 s self-test window",
+          execution.get("status") == "IN_PROGRESS"
+          and execution.get("statusDetails") == {"self_test": "ready", "updatedBy": "0x1000000"}, heard)
+    connection.publish(f"{jobs_root}/{job_id}/update",
+                       '{"status":"SUCCEEDED","statusDetails":{"reason":"accepted  v1.0.1"}}',
+                       mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
+    deadline = time.time() + 15
+    while time.time() < deadline and http("GET", f"/executions/{job_id}")[1].get("status") != "SUCCEEDED":
+        time.sleep(0.2)
+    check("OTA agent: its SUCCEEDED report is applied", http("GET", f"/executions/{job_id}")[1].get("status") == "SUCCEEDED")
+    connection.disconnect().result(10)
+
+
 def main():
     connection = connect()
     jobs = iotjobs.IotJobsClient(connection)
@@ -117,8 +180,12 @@ def main():
     check("execution started", status == 201, created)
     job_id = created.get("executionId")
 
-    ready.wait(15)
-    event = next_changed[-1] if next_changed else None
+    # (The idle $next/get above was also answered on notify-next, without
+    # an execution: wait for the one that names the new execution.)
+    deadline = time.time() + 15
+    while time.time() < deadline and not any(e.execution is not None for e in next_changed):
+        ready.wait(0.1)
+    event = next((e for e in reversed(next_changed) if e.execution is not None), None)
     check("NextJobExecutionChanged parsed by the SDK names the execution",
           event is not None and event.execution is not None and event.execution.job_id == job_id, show(event))
 
@@ -194,6 +261,7 @@ def main():
     status, read = http("GET", f"/executions/{job_id}")
     check("the API reads it back SUCCEEDED", status == 200 and read.get("status") == "SUCCEEDED", read)
     connection.disconnect().result(10)
+    ota_agent_reboot()
     print(f"sdk conformance: {report.passes} passed, {report.failures} failed")
     sys.exit(1 if report.failures else 0)
 

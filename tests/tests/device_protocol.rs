@@ -292,9 +292,18 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
         "d",
     )
     .await;
-    assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/$next/get/accepted"]);
+    assert_eq!(
+        topics(&out),
+        [
+            "$aws/things/dev-1/jobs/$next/get/accepted",
+            "$aws/things/dev-1/jobs/notify-next"
+        ]
+    );
     assert_eq!(out[0].payload["execution"]["jobId"], ids[0].as_str());
     assert!(out[0].payload["execution"].get("jobDocument").is_none());
+    // The echo on notify-next is a notify-next: the document included.
+    assert_eq!(out[1].payload["execution"]["jobId"], ids[0].as_str());
+    assert!(out[1].payload["execution"]["jobDocument"].is_object());
 
     let mine = ask(
         &courier,
@@ -327,8 +336,10 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
 }
 
 /// As AWS answers it: `accepted` with the client token and no `execution`
-/// (the AWS IoT OTA agent subscribes to `$next/get/accepted` alone and reads
-/// "no active job" from exactly this reply).
+/// (the AWS IoT OTA agent reads "no active job" from exactly this reply).
+/// The OTA agent does not subscribe to the reply: AWS IoT Core hands it over
+/// anyway, a broker does not, so the answer is also told on `notify-next`,
+/// to which the agent does subscribe.
 #[tokio::test]
 async fn describing_next_with_nothing_pending_is_accepted_without_an_execution() {
     let (courier, _) = courier_with_queued("dev-1", 1).await;
@@ -341,7 +352,10 @@ async fn describing_next_with_nothing_pending_is_accepted_without_an_execution()
     .await;
     assert_eq!(
         topics(&nothing),
-        ["$aws/things/dev-9/jobs/$next/get/accepted"]
+        [
+            "$aws/things/dev-9/jobs/$next/get/accepted",
+            "$aws/things/dev-9/jobs/notify-next"
+        ]
     );
     assert_eq!(nothing[0].payload["clientToken"], "ota-1");
     assert!(nothing[0].payload["timestamp"].as_number().is_some());
@@ -349,6 +363,37 @@ async fn describing_next_with_nothing_pending_is_accepted_without_an_execution()
         nothing[0].payload.get("execution").is_none(),
         "{:?}",
         nothing[0].payload
+    );
+    assert!(nothing[1].payload.get("execution").is_none());
+}
+
+/// The AWS IoT Device Client reports a job's output in `statusDetails`
+/// (`stdout`, `stderr`: lines and all, at most 1,024 characters); other
+/// control characters are still refused.
+#[tokio::test]
+async fn the_device_clients_job_output_with_line_breaks_is_accepted() {
+    let (courier, ids) = courier_with_queued("dev-1", 1).await;
+    let topic = format!("$aws/things/dev-1/jobs/{}/update", ids[0]);
+    let body = json!({"status": "SUCCEEDED", "clientToken": "Xk3v9QaB2c",
+        "statusDetails": {"reason": "exit 0", "stdout": "line 1\n\tline 2\r\n"}});
+    let done = ask(&courier, &topic, body, "o1").await;
+    assert_eq!(done[0].topic, format!("{topic}/accepted"), "{done:?}");
+    let stored = courier
+        .get_execution(&ids[0], Timestamp::from_secs(NOW + 21))
+        .await
+        .unwrap();
+    assert_eq!(stored.status_details["stdout"], "line 1\n\tline 2\r\n");
+
+    let (courier, ids) = courier_with_queued("dev-2", 1).await;
+    let topic = format!("$aws/things/dev-2/jobs/{}/update", ids[0]);
+    let bell = json!({"status": "IN_PROGRESS", "statusDetails": {"stdout": "ding\u{7}"}});
+    let refused = ask(&courier, &topic, bell, "o2").await;
+    assert_eq!(
+        (
+            refused[0].topic.as_str(),
+            refused[0].payload["code"].as_str()
+        ),
+        (format!("{topic}/rejected").as_str(), Some("InvalidRequest"))
     );
 }
 

@@ -243,23 +243,33 @@ impl<S: Store> Courier<S> {
                 })
             }
             RequestKind::Describe(job) => {
-                let execution = match job {
+                let (execution, echo) = match job {
                     JobRef::Next => {
                         let pending = self.pending(thing, now).await?;
-                        match protocol::next_pending(&pending) {
-                            Some(next) => next.clone(),
+                        let next = protocol::next_pending(&pending);
+                        // AWS IoT Core hands a Jobs reply to the device that
+                        // asked whether or not it subscribed to the reply's
+                        // topic, and the AWS IoT OTA library relies on it: it
+                        // asks `$next/get` and subscribes to `notify-next`
+                        // alone. A broker delivers Courier's reply only to
+                        // subscribers, so the answer also goes out as
+                        // `notify-next` (the same news: the device's record
+                        // of what it was told stays as it is).
+                        let echo = super::notifications::next_notification(
+                            root,
+                            thing,
+                            now,
+                            next,
+                            self.artifacts.as_deref(),
+                        );
+                        match next {
+                            Some(next) => (next.clone(), Some(echo)),
                             // AWS answers `accepted` without an `execution`
-                            // when nothing is pending, as start-next does:
-                            // the AWS IoT OTA agent listens only on
-                            // `$next/get/accepted` and reads "no active job"
-                            // from that reply.
+                            // when nothing is pending, as start-next does;
+                            // the OTA agent reads "no active job" from it.
                             None => {
-                                return Ok(vec![accepted(protocol::reply(
-                                    Json::object([]),
-                                    token,
-                                    now,
-                                ))]
-                                .into())
+                                let reply = accepted(protocol::reply(Json::object([]), token, now));
+                                return Ok(vec![reply, echo].into());
                             }
                         }
                     }
@@ -282,7 +292,7 @@ impl<S: Store> Courier<S> {
                                 current: None,
                             });
                         }
-                        execution
+                        (execution, None)
                     }
                 };
                 if let Some(number) = payload.get("executionNumber").and_then(Json::as_u64) {
@@ -303,15 +313,18 @@ impl<S: Store> Courier<S> {
                 } else {
                     std::borrow::Cow::Borrowed(&execution)
                 };
-                Ok(vec![accepted(protocol::reply(
+                let reply = accepted(protocol::reply(
                     Json::object([(
                         "execution",
                         protocol::data_at(&shown, include_document, now),
                     )]),
                     token,
                     now,
-                ))]
-                .into())
+                ));
+                Ok(std::iter::once(reply)
+                    .chain(echo)
+                    .collect::<Vec<_>>()
+                    .into())
             }
             RequestKind::Update(id) => {
                 // A duplicate is the device's own redelivery; the store returns
