@@ -51,6 +51,16 @@ impl ArtifactSigner {
                 object.bucket,
                 object.key
             ),
+            // Virtual-hosted style, as AWS IoT Jobs' own presigned URLs are:
+            // the AWS IoT Device Client recognises a document it was already
+            // given by masking the signature of URLs of this form only, so a
+            // path-style URL signed afresh made a repeated notify-next look
+            // like a new job, and it ran the job again. A bucket with a dot
+            // stays path-style (S3's TLS certificate covers one label).
+            None if !object.bucket.contains('.') => format!(
+                "https://{}.s3.{region}.amazonaws.com/{}",
+                object.bucket, object.key
+            ),
             None => format!(
                 "https://s3.{region}.amazonaws.com/{}/{}",
                 object.bucket, object.key
@@ -125,7 +135,7 @@ mod tests {
             .presign(&object(None), Timestamp::from_secs(1_795_000_000))
             .unwrap();
         assert!(
-            url.starts_with("https://s3.eu-west-1.amazonaws.com/fw-images/v2/image.bin?"),
+            url.starts_with("https://fw-images.s3.eu-west-1.amazonaws.com/v2/image.bin?"),
             "{url}"
         );
         for part in [
@@ -140,20 +150,34 @@ mod tests {
         }
     }
 
-    /// The same request presigned by botocore (`S3SigV4QueryAuth`, the
+    /// The same requests presigned by botocore (`S3SigV4QueryAuth`, the
     /// clock fixed at 2026-11-18T11:06:40Z): an independent implementation
-    /// gives the same URL, signature included.
+    /// gives the same URLs, signatures included.
     #[test]
     fn the_url_is_the_one_botocore_signs() {
-        let url = signer(None)
-            .presign(&object(None), Timestamp::from_secs(1_795_000_000))
-            .unwrap();
+        let at = Timestamp::from_secs(1_795_000_000);
+        let url = signer(None).presign(&object(None), at).unwrap();
         assert_eq!(
             url,
-            "https://s3.eu-west-1.amazonaws.com/fw-images/v2/image.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+            "https://fw-images.s3.eu-west-1.amazonaws.com/v2/image.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256\
              &X-Amz-Credential=AKIDEXAMPLE%2F20261118%2Feu-west-1%2Fs3%2Faws4_request\
              &X-Amz-Date=20261118T110640Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host\
-             &X-Amz-Signature=40e36d1401fbe6fbe3c5591cf4135026c627985b4f61eee016d8ff74ea0eab4a"
+             &X-Amz-Signature=1b27ba88e184ed7eba5f7f3b30128cbbd046239e9d24fd3077dfd4a6e210049b"
+        );
+        // A bucket with a dot: path style.
+        let dotted = S3Object {
+            bucket: "fw.images".into(),
+            ..object(None)
+        };
+        let mut dotted_signer = signer(None);
+        dotted_signer.buckets = vec!["fw.images".into()];
+        let url = dotted_signer.presign(&dotted, at).unwrap();
+        assert_eq!(
+            url,
+            "https://s3.eu-west-1.amazonaws.com/fw.images/v2/image.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIDEXAMPLE%2F20261118%2Feu-west-1%2Fs3%2Faws4_request\
+             &X-Amz-Date=20261118T110640Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature=563e027d3812c7af5719aa2634f161e5b3aff929cb5bcb61899c982ae228295a"
         );
     }
 
