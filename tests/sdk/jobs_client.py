@@ -71,6 +71,16 @@ def replies(jobs, subscribe_accepted, subscribe_rejected, request):
     return call
 
 
+def wait_for_status(execution_id, status, seconds=15):
+    """Whether the API reads the execution in `status` within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if http("GET", f"/executions/{execution_id}")[1].get("status") == status:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def ota_agent_reboot():
     """What the AWS IoT OTA library (ota-for-aws-iot-embedded-sdk) does around
     its self-test reboot, byte for byte: it subscribes to notify-next alone,
@@ -104,9 +114,7 @@ def ota_agent_reboot():
     connection.publish(f"{jobs_root}/{job_id}/update",
                        '{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready","updatedBy":"0x1000000"}}',
                        mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
-    deadline = time.time() + 15
-    while time.time() < deadline and http("GET", f"/executions/{job_id}")[1].get("status") != "IN_PROGRESS":
-        time.sleep(0.2)
+    wait_for_status(job_id, "IN_PROGRESS")
     connection.disconnect().result(10)
 
     heard.clear()
@@ -125,10 +133,7 @@ def ota_agent_reboot():
     connection.publish(f"{jobs_root}/{job_id}/update",
                        '{"status":"SUCCEEDED","statusDetails":{"reason":"accepted  v1.0.1"}}',
                        mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
-    deadline = time.time() + 15
-    while time.time() < deadline and http("GET", f"/executions/{job_id}")[1].get("status") != "SUCCEEDED":
-        time.sleep(0.2)
-    check("OTA agent: its SUCCEEDED report is applied", http("GET", f"/executions/{job_id}")[1].get("status") == "SUCCEEDED")
+    check("OTA agent: its SUCCEEDED report is applied", wait_for_status(job_id, "SUCCEEDED"))
     connection.disconnect().result(10)
 
 

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use courier_core::{ExecutionStatus, Timestamp};
+use courier_core::{CommandExecution, ExecutionStatus, Timestamp};
 use courier_functions::ops::device_updates::Delivery;
 use courier_functions::ops::{Courier, OptionalMessages};
 use courier_functions::platform::publisher::Message;
@@ -25,26 +25,21 @@ fn jobs_root() -> courier_core::protocol::TopicRoot {
     courier_core::protocol::TopicRoot::parse(courier_core::protocol::DEFAULT_ROOT).unwrap()
 }
 
-/// A courier with the `My_Car` commands, and one execution of it started
-/// and dispatched to `thing`: its id, and what was published.
-async fn dispatched(thing: &str) -> (Courier<DynamoStore>, String, Vec<(String, Value)>) {
+/// A fresh courier with `definition` created at(0), one execution of it
+/// started with `start` at(1) and dispatched at(2): the courier, the
+/// execution and what the dispatch published.
+async fn defined_and_dispatched(
+    definition: Value,
+    start: Value,
+) -> (Courier<DynamoStore>, CommandExecution, RecordingPublisher) {
     let courier = fresh_courier().await;
+    let command = definition["commandId"].as_str().unwrap().to_owned();
     courier
-        .create_command(
-            &json!({"commandId": "set-power", "protocol": "commands", "executionTimeoutSeconds": 300,
-                    "parameters": [{"name": "powerStatus", "type": "S", "enum": ["ON", "OFF"], "required": true}]})
-            .into(),
-            at(0),
-        )
+        .create_command(&definition.into(), at(0))
         .await
         .unwrap();
     let (execution, _) = courier
-        .start_execution(
-            "set-power",
-            &json!({"target": thing, "parameters": {"powerStatus": {"S": "ON"}}}).into(),
-            "tester",
-            at(1),
-        )
+        .start_execution(&command, &start.into(), "tester", at(1))
         .await
         .unwrap();
     let publisher = RecordingPublisher::default();
@@ -52,6 +47,18 @@ async fn dispatched(thing: &str) -> (Courier<DynamoStore>, String, Vec<(String, 
         .dispatch(&jobs_root(), &publisher, &execution, at(2))
         .await
         .unwrap();
+    (courier, execution, publisher)
+}
+
+/// A courier with the `My_Car` commands, and one execution of it started
+/// and dispatched to `thing`: its id, and what was published.
+async fn dispatched(thing: &str) -> (Courier<DynamoStore>, String, Vec<(String, Value)>) {
+    let (courier, execution, publisher) = defined_and_dispatched(
+        json!({"commandId": "set-power", "protocol": "commands", "executionTimeoutSeconds": 300,
+               "parameters": [{"name": "powerStatus", "type": "S", "enum": ["ON", "OFF"], "required": true}]}),
+        json!({"target": thing, "parameters": {"powerStatus": {"S": "ON"}}}),
+    )
+    .await;
     (
         courier,
         execution.execution_id.to_string(),
@@ -163,29 +170,11 @@ async fn the_aws_example_updates_are_accepted_and_applied() {
 
 #[tokio::test]
 async fn the_request_expires_from_the_broker_with_the_executions_timeout() {
-    let courier = fresh_courier().await;
-    courier
-        .create_command(
-            &json!({"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 300})
-                .into(),
-            at(0),
-        )
-        .await
-        .unwrap();
-    let (execution, _) = courier
-        .start_execution(
-            "unlock",
-            &json!({"target": "My_Car"}).into(),
-            "tester",
-            at(1),
-        )
-        .await
-        .unwrap();
-    let publisher = RecordingPublisher::default();
-    courier
-        .dispatch(&jobs_root(), &publisher, &execution, at(2))
-        .await
-        .unwrap();
+    let (_, _, publisher) = defined_and_dispatched(
+        json!({"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 300}),
+        json!({"target": "My_Car"}),
+    )
+    .await;
     let sent = publisher.take_messages();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].topic.ends_with("/request/json"), "{sent:?}");
@@ -527,31 +516,13 @@ async fn a_report_after_the_timeout_is_accepted_and_kept_as_the_late_result() {
 /// when the command is defined.
 #[tokio::test]
 async fn the_payload_template_is_filled_for_the_device() {
-    let courier = fresh_courier().await;
-    courier
-        .create_command(
-            &json!({"commandId": "Light_Power_Status", "protocol": "commands",
-                    "payloadTemplate": "{\"powerStatus\":\"${aws:iot:commandexecution::parameter:powerStatus}\"}",
-                    "parameters": [{"name": "powerStatus", "type": "S", "default": {"S": "OFF"}, "enum": ["ON", "OFF"]}]})
-            .into(),
-            at(0),
-        )
-        .await
-        .unwrap();
-    let (execution, _) = courier
-        .start_execution(
-            "Light_Power_Status",
-            &json!({"target": "lamp-1"}).into(),
-            "tester",
-            at(1),
-        )
-        .await
-        .unwrap();
-    let publisher = RecordingPublisher::default();
-    courier
-        .dispatch(&jobs_root(), &publisher, &execution, at(2))
-        .await
-        .unwrap();
+    let (courier, _, publisher) = defined_and_dispatched(
+        json!({"commandId": "Light_Power_Status", "protocol": "commands",
+               "payloadTemplate": "{\"powerStatus\":\"${aws:iot:commandexecution::parameter:powerStatus}\"}",
+               "parameters": [{"name": "powerStatus", "type": "S", "default": {"S": "OFF"}, "enum": ["ON", "OFF"]}]}),
+        json!({"target": "lamp-1"}),
+    )
+    .await;
     assert_eq!(publisher.take()[0].1, json!({"powerStatus": "OFF"}));
 
     let refused = courier
