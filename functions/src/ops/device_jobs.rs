@@ -243,33 +243,30 @@ impl<S: Store> Courier<S> {
                 })
             }
             RequestKind::Describe(job) => {
-                let (execution, echo) = match job {
+                let execution = match job {
                     JobRef::Next => {
                         let pending = self.pending(thing, now).await?;
-                        let next = protocol::next_pending(&pending);
-                        // AWS IoT Core hands a Jobs reply to the device that
-                        // asked whether or not it subscribed to the reply's
-                        // topic, and the AWS IoT OTA library relies on it: it
-                        // asks `$next/get` and subscribes to `notify-next`
-                        // alone. A broker delivers Courier's reply only to
-                        // subscribers, so the answer also goes out as
-                        // `notify-next` (the same news: the device's record
-                        // of what it was told stays as it is).
-                        let echo = super::notifications::next_notification(
-                            root,
-                            thing,
-                            now,
-                            next,
-                            self.artifacts.as_deref(),
-                        );
-                        match next {
-                            Some(next) => (next.clone(), Some(echo)),
+                        match protocol::next_pending(&pending) {
+                            Some(next) => next.clone(),
                             // AWS answers `accepted` without an `execution`
                             // when nothing is pending, as start-next does;
-                            // the OTA agent reads "no active job" from it.
+                            // the AWS IoT OTA agent reads "no active job"
+                            // from that reply. (It does not subscribe to it:
+                            // AWS IoT Core hands Jobs replies over anyway. A
+                            // broker does not, so after a reboot such a
+                            // device learns its next execution from the
+                            // `notify-next` its lifecycle event brings; see
+                            // `presence`. Also answering on `notify-next`
+                            // here was tried and dropped: a device that asks
+                            // `$next/get` whenever `notify-next` arrives
+                            // would loop.)
                             None => {
-                                let reply = accepted(protocol::reply(Json::object([]), token, now));
-                                return Ok(vec![reply, echo].into());
+                                return Ok(vec![accepted(protocol::reply(
+                                    Json::object([]),
+                                    token,
+                                    now,
+                                ))]
+                                .into())
                             }
                         }
                     }
@@ -292,7 +289,7 @@ impl<S: Store> Courier<S> {
                                 current: None,
                             });
                         }
-                        (execution, None)
+                        execution
                     }
                 };
                 if let Some(number) = payload.get("executionNumber").and_then(Json::as_u64) {
@@ -313,18 +310,15 @@ impl<S: Store> Courier<S> {
                 } else {
                     std::borrow::Cow::Borrowed(&execution)
                 };
-                let reply = accepted(protocol::reply(
+                Ok(vec![accepted(protocol::reply(
                     Json::object([(
                         "execution",
                         protocol::data_at(&shown, include_document, now),
                     )]),
                     token,
                     now,
-                ));
-                Ok(std::iter::once(reply)
-                    .chain(echo)
-                    .collect::<Vec<_>>()
-                    .into())
+                ))]
+                .into())
             }
             RequestKind::Update(id) => {
                 // A duplicate is the device's own redelivery; the store returns
