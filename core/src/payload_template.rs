@@ -499,10 +499,15 @@ mod tests {
         ]
     }
 
-    fn problems(template: &str) -> Vec<String> {
+    /// What `check` says of `template` for `protocol`'s devices.
+    fn problems_for(protocol: DeviceProtocol, template: &str) -> Vec<String> {
         let mut errors = ValidationErrors::new();
-        check(template, DeviceProtocol::Commands, &params(), &mut errors);
+        check(template, protocol, &params(), &mut errors);
         errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    fn problems(template: &str) -> Vec<String> {
+        problems_for(DeviceProtocol::Commands, template)
     }
 
     #[test]
@@ -571,9 +576,7 @@ mod tests {
     }
 
     fn jobs_problems(template: &str) -> Vec<String> {
-        let mut errors = ValidationErrors::new();
-        check(template, DeviceProtocol::Jobs, &params(), &mut errors);
-        errors.iter().map(|e| e.message.clone()).collect()
+        problems_for(DeviceProtocol::Jobs, template)
     }
 
     #[test]

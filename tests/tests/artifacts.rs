@@ -9,25 +9,11 @@ use courier_core::Timestamp;
 use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::http::{client as http_client, request};
-use courier_tests::artifacts::{bucket_with, courier_with_artifacts as courier, moto};
+use courier_tests::artifacts::{api, bucket_with, courier_with_artifacts as courier, moto, NOW};
 use courier_tests::{
-    api_settings, device_start_next, fresh_courier, http_event, iot_rule_event, send_to_api,
-    send_to_device_events, ApiReply, RecordingPublisher,
+    device_start_next, fresh_courier, iot_rule_event, send_to_device_events, RecordingPublisher,
 };
 use serde_json::{json, Value};
-
-const NOW: i64 = 1_795_000_000;
-
-async fn api(courier: &Courier<DynamoStore>, method: &str, path: &str, body: Value) -> ApiReply {
-    let event = http_event(method, path, Some(&body));
-    send_to_api(
-        courier,
-        &api_settings(true),
-        &event,
-        Timestamp::from_secs(NOW),
-    )
-    .await
-}
 
 fn placeholder(bucket: &str, key: &str) -> String {
     format!("${{aws:iot:s3-presigned-url-v2:https://s3.us-east-1.amazonaws.com/{bucket}/{key}}}")

@@ -14,25 +14,11 @@ use courier_functions::ops::Courier;
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_local::http::{client as http_client, request};
 use courier_local::stream::{StartAt, StreamPoller};
-use courier_tests::artifacts::{bucket_with, courier_with_artifacts as courier};
+use courier_tests::artifacts::{api, bucket_with, courier_with_artifacts as courier, NOW};
 use courier_tests::{
-    api_settings, device_start_next, fresh_courier, http_event, send_to_api, send_to_dispatcher,
-    thing_groups, ApiReply, RecordingPublisher,
+    device_start_next, fresh_courier, send_to_dispatcher, thing_groups, RecordingPublisher,
 };
 use serde_json::{json, Value};
-
-const NOW: i64 = 1_795_000_000;
-
-async fn api(courier: &Courier<DynamoStore>, method: &str, path: &str, body: Value) -> ApiReply {
-    let event = http_event(method, path, Some(&body));
-    send_to_api(
-        courier,
-        &api_settings(true),
-        &event,
-        Timestamp::from_secs(NOW),
-    )
-    .await
-}
 
 /// An OTA command as AWS IoT's OTA agent reads it: the file's URL (an S3
 /// artifact, presigned when sent), its path and size as document parameters.
