@@ -558,7 +558,34 @@ impl ToJson for CommandDefinition {
         } else {
             out.put("protocol", d.protocol.as_str())
         };
-        let out = out.opt("payloadTemplate", d.payload_template.as_ref().map(Str));
+        let out = out
+            .opt("displayName", d.display_name.as_ref().map(Str))
+            .opt("payloadTemplate", d.payload_template.as_ref().map(Str));
+        let out = if d.output_format.is_json() || d.payload_template.is_none() {
+            out
+        } else {
+            out.put(
+                "preprocessor",
+                Out::default()
+                    .put(
+                        "awsJsonSubstitution",
+                        Out::default()
+                            .put("outputFormat", d.output_format.as_str())
+                            .done(),
+                    )
+                    .done(),
+            )
+        };
+        let out = match &d.payload {
+            None => out,
+            Some(p) => out.put(
+                "payload",
+                Out::default()
+                    .put("content", p.content.as_str())
+                    .put("contentType", p.content_type.as_str())
+                    .done(),
+            ),
+        };
         let out = if d.supersede {
             out.put("supersede", true)
         } else {

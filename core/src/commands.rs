@@ -9,7 +9,7 @@
 //!
 //! | topic | who publishes | what |
 //! |---|---|---|
-//! | `{root}/executions/{executionId}/request/json` | Courier | the command's payload (QoS 1) |
+//! | `{root}/executions/{executionId}/request/json` | Courier | the command's payload (QoS 1); `.../request/cbor` for CBOR, `.../request` for a static payload of another type (see `command_payload`) |
 //! | `{root}/executions/{executionId}/response/json` | the device | UpdateCommandExecution `{status, statusReason?, result?}` |
 //! | `{root}/executions/{executionId}/response/accepted/json` | Courier | `{executionId}` |
 //! | `{root}/executions/{executionId}/response/rejected/json` | Courier | `{error, errorMessage, executionId}` |
@@ -21,6 +21,7 @@
 //! is CANCELED. Result values use AWS's lowercase keys `s`, `b` and `bin`.
 
 use crate::codec::ToJson;
+use crate::command_payload::{self, OutputFormat, RequestFormat};
 pub use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::CommandExecution;
@@ -28,7 +29,7 @@ use crate::ids::{ExecutionId, ThingName};
 use crate::json::Json;
 use crate::protocol::{RejectedCode, TopicRoot};
 use crate::reason::StatusReason;
-use crate::schema::Parameters;
+use crate::schema::{CommandDefinition, Parameters};
 use crate::status::ExecutionStatus;
 use crate::text::{json_kind, msg, quote};
 use crate::time::Timestamp;
@@ -78,14 +79,34 @@ pub fn request_expiry_seconds(execution: &CommandExecution, now: Timestamp) -> O
     Some(u32::try_from(seconds).map_or(longest, |s| s.min(longest)))
 }
 
-/// The topic the command's payload is published on.
-pub fn request_topic(root: &TopicRoot, thing: &ThingName, id: &ExecutionId) -> String {
+/// The topic the command's payload is published on: `.../request/json`,
+/// `.../request/cbor`, or `.../request` for any other format.
+pub fn request_topic(
+    root: &TopicRoot,
+    thing: &ThingName,
+    id: &ExecutionId,
+    format: RequestFormat<'_>,
+) -> String {
     msg![
         root.for_thing(thing),
         "/executions/",
         id.as_str(),
-        "/request/json"
+        format.topic_suffix()
     ]
+}
+
+/// The bytes of a request whose command has a static payload or CBOR
+/// output (`None`: the request is the JSON document, as Jobs sends it),
+/// with their format.
+pub fn request_bytes<'a>(
+    definition: &'a CommandDefinition,
+    document: &Json,
+) -> Option<(Vec<u8>, RequestFormat<'a>)> {
+    match (&definition.payload, definition.output_format) {
+        (Some(payload), _) => Some((payload.bytes(), payload.format())),
+        (None, OutputFormat::Cbor) => Some((command_payload::cbor(document), RequestFormat::Cbor)),
+        (None, OutputFormat::Json) => None,
+    }
 }
 
 /// Where the reply to a response goes.
@@ -594,7 +615,7 @@ mod tests {
             r#"{"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 60}"#,
         )
         .unwrap();
-        let validator = crate::CommandDefinition::from_json(&definition)
+        let validator = CommandDefinition::from_json(&definition)
             .unwrap()
             .validator()
             .unwrap();

@@ -19,7 +19,8 @@
 //! - [`transition`]: planning and applying a status change (what the store's
 //!   conditional writes are built from).
 //! - [`protocol`]: THE DEVICE PROTOCOL (AWS IoT Jobs MQTT topics and payloads);
-//!   [`commands`]: the AWS IoT commands device protocol.
+//!   [`commands`]: the AWS IoT commands device protocol;
+//!   [`command_payload`]: its static payloads, output formats and CBOR.
 //! - [`presence`]: AWS IoT lifecycle events (connected, disconnected).
 //! - [`schema`]: command definitions, typed parameter schemas, validation;
 //!   [`artifact`]: S3 placeholders in string parameters, replaced by
@@ -44,6 +45,7 @@ pub mod artifact;
 pub mod base64;
 pub mod codec;
 pub mod codegen;
+pub mod command_payload;
 pub mod commands;
 pub mod conditions;
 pub mod cron;

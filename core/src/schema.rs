@@ -6,6 +6,7 @@
 //! parameter sets. The API, the device protocol and the WASM module all use it,
 //! so every side refuses the same input with the same codes and messages.
 
+use crate::command_payload::{OutputFormat, StaticPayload};
 use crate::conditions::{Compiled, ValueCondition};
 use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationError, ValidationErrors};
@@ -17,6 +18,10 @@ use crate::text::{json_kind, quote, shown};
 use crate::time::Timestamp;
 use crate::value::{Number, TypedValue, ValueType};
 use serde::{Deserialize, Serialize};
+
+/// AWS IoT commands' namespace for commands to things (the other,
+/// `AWS-IoT-FleetWise`, is AWS IoT FleetWise's vehicles).
+pub const AWS_IOT_NAMESPACE: &str = "AWS-IoT";
 
 /// The largest parameters (or result) object accepted, as JSON text: 128 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -64,6 +69,19 @@ pub struct CommandDefinition {
     /// (`${aws:iot:parameter:NAME}`, AWS IoT Jobs' document parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_template: Option<String>,
+    /// What a filled `payloadTemplate` is sent as: AWS's `preprocessor`
+    /// (`{"awsJsonSubstitution": {"outputFormat": "JSON" | "CBOR"}}`);
+    /// JSON unless it says CBOR.
+    #[serde(default, skip_serializing_if = "OutputFormat::is_json")]
+    pub output_format: OutputFormat,
+    /// AWS IoT commands' static payload: bytes every request carries as
+    /// they are, with their content type (a commands-protocol command
+    /// without parameters or template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<StaticPayload>,
+    /// A name for people (AWS's `displayName`); need not be unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// How its executions are retried unless a request or job says
     /// otherwise (see `retry`).
     #[serde(default, skip_serializing_if = "RetryPolicy::is_default")]
@@ -261,8 +279,12 @@ impl<'a> DefinitionFields<'a> {
     }
 }
 
-const DEFINITION_FIELDS: [&str; 11] = [
+const DEFINITION_FIELDS: [&str; 15] = [
     "commandId",
+    "displayName",
+    "namespace",
+    "payload",
+    "preprocessor",
     "supersede",
     "retryPolicy",
     "mandatoryParameters",
@@ -326,6 +348,34 @@ impl CommandDefinition {
             }
         };
         let description = f.string("description", &mut errors);
+        let display_name = f.string("displayName", &mut errors);
+        match f.get("namespace") {
+            None => {}
+            Some(Json::String(n)) if n == AWS_IOT_NAMESPACE => {}
+            Some(Json::String(n)) => errors.add(
+                "namespace",
+                ValidationCode::InvalidValue,
+                crate::text::msg![
+                    quote(n),
+                    " is not served; Courier's commands are in the AWS-IoT namespace"
+                ],
+            ),
+            Some(other) => f.wrong("namespace", "\"AWS-IoT\"", other, &mut errors),
+        }
+        let payload = f
+            .get("payload")
+            .and_then(|p| StaticPayload::parse(p, "payload", &mut errors));
+        let output_format = f
+            .get("preprocessor")
+            .and_then(|p| OutputFormat::parse_preprocessor(p, "preprocessor", &mut errors))
+            .unwrap_or_default();
+        if f.get("preprocessor").is_some() && f.get("payloadTemplate").is_none() {
+            errors.add(
+                "preprocessor",
+                ValidationCode::InvalidDefinition,
+                "a preprocessor fills a payloadTemplate; give one, or leave the preprocessor out",
+            );
+        }
         let parameters = match f.get("parameters") {
             None => Vec::new(),
             Some(Json::Array(items)) => items
@@ -431,6 +481,9 @@ impl CommandDefinition {
                 created_at,
                 protocol,
                 payload_template: f.string("payloadTemplate", &mut errors),
+                output_format,
+                payload,
+                display_name,
                 retry_policy,
                 supersede,
             }),
@@ -444,6 +497,10 @@ impl CommandDefinition {
         if let Some(d) = &self.description {
             check_description(d, "description", &mut errors);
         }
+        if let Some(d) = &self.display_name {
+            check_description(d, "displayName", &mut errors);
+        }
+        self.check_payload_form(&mut errors);
         check_range_u32(
             self.execution_timeout_seconds,
             EXECUTION_TIMEOUT_RANGE,
@@ -537,6 +594,44 @@ impl CommandDefinition {
             }
         }
         errors.into_result(validator)
+    }
+}
+
+impl CommandDefinition {
+    /// A static payload goes alone: to a commands-protocol device, with no
+    /// parameters to validate (they would reach no device) and no template.
+    fn check_payload_form(&self, errors: &mut ValidationErrors) {
+        if self.payload.is_none() {
+            if !self.output_format.is_json() && self.protocol.is_jobs() {
+                errors.add(
+                    "preprocessor",
+                    ValidationCode::InvalidDefinition,
+                    "a job document is JSON; CBOR output is for commands-protocol commands (\"protocol\": \"commands\")",
+                );
+            }
+            return;
+        }
+        if self.protocol.is_jobs() {
+            errors.add(
+                "payload",
+                ValidationCode::InvalidDefinition,
+                "a static payload is for commands-protocol commands (\"protocol\": \"commands\"); a Jobs-protocol command's job document is its payloadTemplate",
+            );
+        }
+        if self.payload_template.is_some() {
+            errors.add(
+                "payload",
+                ValidationCode::InvalidDefinition,
+                "give payload (sent as it is) or payloadTemplate (filled from parameters), not both",
+            );
+        }
+        if !self.parameters.is_empty() {
+            errors.add(
+                "parameters",
+                ValidationCode::InvalidDefinition,
+                "a command with a static payload takes no parameters (the device receives the payload unchanged); use a payloadTemplate to send parameter values",
+            );
+        }
     }
 }
 

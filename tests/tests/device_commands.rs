@@ -9,7 +9,7 @@
 use courier_core::{CommandExecution, ExecutionStatus, Timestamp};
 use courier_functions::ops::device_updates::Delivery;
 use courier_functions::ops::{Courier, OptionalMessages};
-use courier_functions::platform::publisher::Message;
+use courier_functions::platform::publisher::{Message, Payload};
 use courier_functions::store::dynamodb::DynamoStore;
 use courier_functions::store::Store;
 use courier_tests::{fresh_courier, RecordingPublisher};
@@ -544,6 +544,107 @@ async fn the_payload_template_is_filled_for_the_device() {
     assert_eq!(
         body["details"]["errors"][0]["code"], "InvalidDefinition",
         "{body}"
+    );
+}
+
+/// AWS's static payload example (`aws iot create-command --payload
+/// '{"content": ..., "contentType": "application/json"}'`): the bytes go to
+/// `request/json` unchanged, with their content type, and the device answers
+/// as usual.
+#[tokio::test]
+async fn a_static_json_payload_is_sent_as_it_is_on_request_json() {
+    let (courier, execution, publisher) = defined_and_dispatched(
+        json!({"commandId": "hello", "protocol": "commands", "namespace": "AWS-IoT",
+               "displayName": "Say hello",
+               "payload": {"content": "eyAibWVzc2FnZSI6ICJIZWxsbyBJb1QiIH0=", "contentType": "application/json"}}),
+        json!({"target": "My_Car"}),
+    )
+    .await;
+    let id = execution.execution_id.to_string();
+    let sent = publisher.take_messages();
+    assert_eq!(
+        sent[0].topic,
+        format!("courier/commands/things/My_Car/executions/{id}/request/json")
+    );
+    assert_eq!(
+        sent[0].payload,
+        Payload::Bytes {
+            content: br#"{ "message": "Hello IoT" }"#.to_vec(),
+            content_type: "application/json".into()
+        }
+    );
+    let out = respond(
+        &courier,
+        &response_topic("My_Car", &id),
+        r#"{"status": "SUCCEEDED"}"#,
+        "r1",
+        3,
+    )
+    .await;
+    assert!(out[0].topic.ends_with("/response/accepted/json"), "{out:?}");
+    let shown = courier.get_command("hello").await.unwrap();
+    let shown = serde_json::to_value(courier_core::codec::ToJson::to_json(&shown)).unwrap();
+    assert_eq!(shown["displayName"], "Say hello");
+    assert_eq!(shown["payload"]["contentType"], "application/json");
+}
+
+/// A payload of any other type (here AWS's default, none named) goes to the
+/// format-less `.../request`, its type in the MQTT 5 content type alone.
+#[tokio::test]
+async fn a_binary_static_payload_goes_to_the_format_less_request_topic() {
+    let (_, execution, publisher) = defined_and_dispatched(
+        json!({"commandId": "blink", "protocol": "commands", "payload": {"content": "AP8Q"}}),
+        json!({"target": "lamp-1"}),
+    )
+    .await;
+    let sent = publisher.take_messages();
+    assert_eq!(
+        sent[0].topic,
+        format!(
+            "courier/commands/things/lamp-1/executions/{}/request",
+            execution.execution_id
+        )
+    );
+    assert_eq!(
+        sent[0].payload,
+        Payload::Bytes {
+            content: vec![0x00, 0xff, 0x10],
+            content_type: "application/octet-stream".into()
+        }
+    );
+}
+
+/// A template with AWS's preprocessor `outputFormat: CBOR`: the filled JSON
+/// as CBOR on `request/cbor`.
+#[tokio::test]
+async fn a_template_with_cbor_output_is_sent_as_cbor_on_request_cbor() {
+    let (_, execution, publisher) = defined_and_dispatched(
+        json!({"commandId": "dim", "protocol": "commands",
+               "payloadTemplate": "{\"level\": ${aws:iot:commandexecution::parameter:level}}",
+               "preprocessor": {"awsJsonSubstitution": {"outputFormat": "CBOR"}},
+               "parameters": [{"name": "level", "type": "I", "required": true}]}),
+        json!({"target": "lamp-1", "parameters": {"level": {"I": 500}}}),
+    )
+    .await;
+    let sent = publisher.take_messages();
+    assert!(sent[0].topic.ends_with("/request/cbor"), "{sent:?}");
+    assert_eq!(
+        sent[0].topic,
+        format!(
+            "courier/commands/things/lamp-1/executions/{}/request/cbor",
+            execution.execution_id
+        )
+    );
+    // {"level": 500}: a map of one pair, the text "level", 500 as uint16.
+    let mut cbor = vec![0xa1, 0x65];
+    cbor.extend(b"level");
+    cbor.extend([0x19, 0x01, 0xf4]);
+    assert_eq!(
+        sent[0].payload,
+        Payload::Bytes {
+            content: cbor,
+            content_type: "application/cbor".into()
+        }
     );
 }
 

@@ -238,9 +238,15 @@ async fn get_and_start_next_answer_on_accepted_and_notify_on_change() {
     )
     .await;
     assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/get/accepted"]);
-    assert_eq!(out[0].payload["clientToken"], "c1");
-    assert_eq!(out[0].payload["queuedJobs"].as_array().unwrap().len(), 2);
-    assert_eq!(out[0].payload["inProgressJobs"], json!([]));
+    assert_eq!(out[0].payload.json()["clientToken"], "c1");
+    assert_eq!(
+        out[0].payload.json()["queuedJobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(out[0].payload.json()["inProgressJobs"], json!([]));
 
     let out = ask(
         &courier,
@@ -256,7 +262,7 @@ async fn get_and_start_next_answer_on_accepted_and_notify_on_change() {
             "$aws/things/dev-1/jobs/notify"
         ]
     );
-    let execution = &out[0].payload["execution"];
+    let execution = &out[0].payload.json()["execution"];
     assert_eq!(
         (execution["jobId"].as_str(), execution["status"].as_str()),
         (Some(ids[0].as_str()), Some("IN_PROGRESS"))
@@ -266,7 +272,7 @@ async fn get_and_start_next_answer_on_accepted_and_notify_on_change() {
         json!({"commandId": "reboot", "parameters": {}})
     );
     assert_eq!(
-        out[1].payload["jobs"]["IN_PROGRESS"][0]["jobId"],
+        out[1].payload.json()["jobs"]["IN_PROGRESS"][0]["jobId"],
         ids[0].as_str()
     );
 
@@ -279,7 +285,7 @@ async fn get_and_start_next_answer_on_accepted_and_notify_on_change() {
     )
     .await;
     assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/start-next/accepted"]);
-    assert_eq!(out[0].payload["execution"]["versionNumber"], 2);
+    assert_eq!(out[0].payload.json()["execution"]["versionNumber"], 2);
 }
 
 #[tokio::test]
@@ -295,8 +301,10 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
     // The reply alone: a notify-next here would make a device that asks
     // $next/get on every notify-next loop.
     assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/$next/get/accepted"]);
-    assert_eq!(out[0].payload["execution"]["jobId"], ids[0].as_str());
-    assert!(out[0].payload["execution"].get("jobDocument").is_none());
+    assert_eq!(out[0].payload.json()["execution"]["jobId"], ids[0].as_str());
+    assert!(out[0].payload.json()["execution"]
+        .get("jobDocument")
+        .is_none());
 
     let mine = ask(
         &courier,
@@ -305,7 +313,7 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
         "d",
     )
     .await;
-    assert_eq!(mine[0].payload["execution"]["thingName"], "dev-1");
+    assert_eq!(mine[0].payload.json()["execution"]["thingName"], "dev-1");
     let theirs = ask(
         &courier,
         &format!("$aws/things/dev-2/jobs/{}/get", ids[0]),
@@ -317,7 +325,7 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
         theirs[0].topic,
         format!("$aws/things/dev-2/jobs/{}/get/rejected", ids[0])
     );
-    assert_eq!(theirs[0].payload["code"], "ResourceNotFound");
+    assert_eq!(theirs[0].payload.json()["code"], "ResourceNotFound");
     let wrong_attempt = ask(
         &courier,
         &format!("$aws/things/dev-1/jobs/{}/get", ids[0]),
@@ -325,7 +333,7 @@ async fn describe_by_next_or_id_only_for_the_devices_own_executions() {
         "d",
     )
     .await;
-    assert_eq!(wrong_attempt[0].payload["code"], "ResourceNotFound");
+    assert_eq!(wrong_attempt[0].payload.json()["code"], "ResourceNotFound");
 }
 
 /// As AWS answers it: `accepted` with the client token and no `execution`
@@ -344,10 +352,10 @@ async fn describing_next_with_nothing_pending_is_accepted_without_an_execution()
         topics(&nothing),
         ["$aws/things/dev-9/jobs/$next/get/accepted"]
     );
-    assert_eq!(nothing[0].payload["clientToken"], "ota-1");
-    assert!(nothing[0].payload["timestamp"].as_number().is_some());
+    assert_eq!(nothing[0].payload.json()["clientToken"], "ota-1");
+    assert!(nothing[0].payload.json()["timestamp"].as_number().is_some());
     assert!(
-        nothing[0].payload.get("execution").is_none(),
+        nothing[0].payload.json().get("execution").is_none(),
         "{:?}",
         nothing[0].payload
     );
@@ -377,7 +385,7 @@ async fn the_device_clients_job_output_with_line_breaks_is_accepted() {
     assert_eq!(
         (
             refused[0].topic.as_str(),
-            refused[0].payload["code"].as_str()
+            refused[0].payload.json()["code"].as_str()
         ),
         (format!("{topic}/rejected").as_str(), Some("InvalidRequest"))
     );
@@ -397,7 +405,10 @@ async fn the_embedded_c_jobs_librarys_update_with_a_string_expected_version_is_a
     let stale = r#"{"status":"SUCCEEDED","expectedVersion":"1"}"#;
     let stale = ask(&courier, &topic, serde_json::from_str(stale).unwrap(), "c2").await;
     assert_eq!(
-        (stale[0].topic.as_str(), stale[0].payload["code"].as_str()),
+        (
+            stale[0].topic.as_str(),
+            stale[0].payload.json()["code"].as_str()
+        ),
         (
             format!("{topic}/rejected").as_str(),
             Some("VersionMismatch")
@@ -428,7 +439,7 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
         ]
     );
     assert_eq!(
-        out[0].payload["executionState"],
+        out[0].payload.json()["executionState"],
         json!({"status": "IN_PROGRESS", "statusDetails": {}, "versionNumber": 2})
     );
     // a stale version is rejected with the current state
@@ -442,12 +453,15 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
     assert_eq!(stale[0].topic, format!("{}/rejected", update(&ids[0])));
     assert_eq!(
         (
-            stale[0].payload["code"].as_str(),
-            stale[0].payload["clientToken"].as_str()
+            stale[0].payload.json()["code"].as_str(),
+            stale[0].payload.json()["clientToken"].as_str()
         ),
         (Some("VersionMismatch"), Some("c9"))
     );
-    assert_eq!(stale[0].payload["executionState"]["versionNumber"], 2);
+    assert_eq!(
+        stale[0].payload.json()["executionState"]["versionNumber"],
+        2
+    );
     // a progress report publishes nothing else; a redelivery is accepted again
     let progress = ask(
         &courier,
@@ -486,8 +500,11 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
             "$aws/things/dev-1/jobs/notify-next"
         ]
     );
-    assert_eq!(done[0].payload["jobDocument"]["commandId"], "reboot");
-    assert_eq!(done[2].payload["execution"]["jobId"], ids[1].as_str());
+    assert_eq!(done[0].payload.json()["jobDocument"]["commandId"], "reboot");
+    assert_eq!(
+        done[2].payload.json()["execution"]["jobId"],
+        ids[1].as_str()
+    );
     // after the end: InvalidStateTransition with the state; a bad status: InvalidRequest
     let late = ask(
         &courier,
@@ -496,12 +513,15 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
         "u5",
     )
     .await;
-    assert_eq!(late[0].payload["code"], "InvalidStateTransition");
-    assert_eq!(late[0].payload["executionState"]["status"], "SUCCEEDED");
+    assert_eq!(late[0].payload.json()["code"], "InvalidStateTransition");
+    assert_eq!(
+        late[0].payload.json()["executionState"]["status"],
+        "SUCCEEDED"
+    );
     let bad = ask(&courier, &update(&ids[1]), json!({"status": "DONE"}), "u6").await;
-    assert_eq!(bad[0].payload["code"], "InvalidRequest");
+    assert_eq!(bad[0].payload.json()["code"], "InvalidRequest");
     let not_json = ask(&courier, &update(&ids[1]), json!("text"), "u7").await;
-    assert_eq!(not_json[0].payload["code"], "InvalidJson");
+    assert_eq!(not_json[0].payload.json()["code"], "InvalidJson");
     let cancel = ask(
         &courier,
         &update(&ids[1]),
@@ -509,7 +529,7 @@ async fn updates_reply_with_aws_codes_and_state_and_notify_when_the_next_changes
         "u8",
     )
     .await;
-    assert_eq!(cancel[0].payload["code"], "InvalidStateTransition");
+    assert_eq!(cancel[0].payload.json()["code"], "InvalidStateTransition");
 }
 
 #[tokio::test]
@@ -525,8 +545,8 @@ async fn unknown_topics_are_rejected_as_invalid_topic_or_ignored() {
     assert_eq!(topics(&out), ["$aws/things/dev-1/jobs/frobnicate/rejected"]);
     assert_eq!(
         (
-            out[0].payload["code"].as_str(),
-            out[0].payload["clientToken"].as_str()
+            out[0].payload.json()["code"].as_str(),
+            out[0].payload.json()["clientToken"].as_str()
         ),
         (Some("InvalidTopic"), Some("t"))
     );
@@ -605,7 +625,7 @@ async fn notify_next_is_published_only_when_the_next_execution_changes() {
         ]
     );
     assert_eq!(
-        done[2].payload["execution"]["jobId"],
+        done[2].payload.json()["execution"]["jobId"],
         second.execution_id.as_str()
     );
     // a third queued while publishing fails: nothing reaches the device, and
@@ -650,7 +670,7 @@ async fn describe_follows_aws_for_terminal_held_and_timed_work() {
     // queued, created at NOW with the default 600 s timeout; asked at NOW + 20
     let queued = ask(&courier, &describe(&ids[0]), json!({}), "d1").await;
     assert_eq!(
-        queued[0].payload["execution"]["approximateSecondsBeforeTimedOut"],
+        queued[0].payload.json()["execution"]["approximateSecondsBeforeTimedOut"],
         json!(580),
         "{:?}",
         queued[0].payload
@@ -663,7 +683,7 @@ async fn describe_follows_aws_for_terminal_held_and_timed_work() {
     )
     .await;
     assert_eq!(
-        started[0].payload["execution"]["approximateSecondsBeforeTimedOut"],
+        started[0].payload.json()["execution"]["approximateSecondsBeforeTimedOut"],
         json!(60),
         "the step timer is the nearer deadline: {:?}",
         started[0].payload
@@ -680,12 +700,12 @@ async fn describe_follows_aws_for_terminal_held_and_timed_work() {
     assert_eq!(ended[0].topic, format!("{}/rejected", describe(&ids[0])));
     assert_eq!(
         (
-            ended[0].payload["code"].as_str(),
-            ended[0].payload["clientToken"].as_str()
+            ended[0].payload.json()["code"].as_str(),
+            ended[0].payload.json()["clientToken"].as_str()
         ),
         (Some("TerminalStateReached"), Some("t"))
     );
-    assert!(ended[0].payload.get("executionState").is_none());
+    assert!(ended[0].payload.json().get("executionState").is_none());
 
     // held until notBefore: not found for the device, until it is due
     let (held, _) = courier
@@ -704,5 +724,5 @@ async fn describe_follows_aws_for_terminal_held_and_timed_work() {
         "d5",
     )
     .await;
-    assert_eq!(hidden[0].payload["code"], "ResourceNotFound");
+    assert_eq!(hidden[0].payload.json()["code"], "ResourceNotFound");
 }

@@ -264,7 +264,7 @@ struct TellingTheSameNews {
 
 impl Publisher for TellingTheSameNews {
     async fn publish(&self, message: &Message) -> Result<(), PublishError> {
-        let payload = &message.payload;
+        let payload = message.payload.json();
         if message.topic.ends_with("/notify-next") {
             let thing = ThingName::parse("door-7").unwrap();
             let told = self.store.told_next(&thing).await.unwrap();

@@ -47,6 +47,10 @@ export interface AwsCommandParameter {
 export interface CommandDefinition {
   commandId: string;
   description?: string;
+  /** A name for people (AWS's displayName); need not be unique. */
+  displayName?: string;
+  /** AWS's namespace: only "AWS-IoT" is served (accepted, not stored). */
+  namespace?: "AWS-IoT";
   parameters?: ParameterSpec[];
   /** AWS's form of the parameters (instead of `parameters`). */
   mandatoryParameters?: AwsCommandParameter[];
@@ -57,6 +61,10 @@ export interface CommandDefinition {
   protocol?: DeviceProtocol;
   /** What the device receives, filled from each execution: the commands protocol's request (${aws:iot:commandexecution::parameter:NAME}) or the Jobs protocol's jobDocument (${aws:iot:parameter:NAME}). */
   payloadTemplate?: string;
+  /** AWS's preprocessor: a filled payloadTemplate sent as JSON or, commands protocol only, CBOR. */
+  preprocessor?: { awsJsonSubstitution: { outputFormat: "JSON" | "CBOR" } };
+  /** AWS IoT commands' static payload: base64 bytes every request carries unchanged, with their media type (default application/octet-stream). Commands protocol only; no parameters, no payloadTemplate. */
+  payload?: { content: string; contentType?: string };
   /** How its executions are retried unless a request or job says otherwise. */
   retryPolicy?: RetryPolicy;
   /** Keyed start requests replace the pending execution with their key unless they say "supersede": false. */

@@ -25,15 +25,16 @@
 use super::notifications::{notification_messages, with_known};
 use super::Courier;
 use crate::error::ServiceError;
-use crate::platform::publisher::{publish_all, Message, Publisher};
+use crate::platform::publisher::{publish_all, Message, Payload, Publisher};
 use crate::store::{Store, StoreError, TransitionOutcome};
+use courier_core::command_payload::RequestFormat;
 use courier_core::commands;
 use courier_core::json::Json;
 use courier_core::payload_template;
 use courier_core::protocol::{self, TopicRoot};
 use courier_core::{
-    CommandExecution, DeviceProtocol, ExecutionStatus, LateResult, ThingName, Timestamp,
-    TransitionPlan,
+    CommandDefinition, CommandExecution, DeviceProtocol, ExecutionStatus, LateResult, ThingName,
+    Timestamp, TransitionPlan,
 };
 
 /// How long a failed publish waits before the sweeper retries it.
@@ -267,36 +268,54 @@ impl<S: Store> Courier<S> {
         Ok(messages)
     }
 
-    /// What a commands-protocol device receives: its command's
-    /// `payloadTemplate` filled from the execution, or else the job
-    /// document (`{commandId, parameters}`).
     /// An AWS IoT commands request: the command's payload on the device's
-    /// request topic, expiring from the broker's session with the
-    /// execution's first deadline (MQTT 5 message expiry).
+    /// request topic for its format, expiring from the broker's session
+    /// with the execution's first deadline (MQTT 5 message expiry). The
+    /// payload is the command's static `payload` as it is, or its
+    /// `payloadTemplate` filled from the execution (JSON, or CBOR when its
+    /// preprocessor says so), or else the job document (`{commandId,
+    /// parameters}`).
     pub(crate) async fn command_request(
         &self,
         execution: &CommandExecution,
         now: Timestamp,
     ) -> Result<Message, ServiceError> {
+        let validator = self.validator(execution.command_id.as_str()).await?;
+        let definition = validator.definition();
+        let document = match &definition.payload {
+            Some(_) => Json::Null,
+            None => self.command_document(execution, definition, now)?,
+        };
+        let (payload, format) = match commands::request_bytes(definition, &document) {
+            Some((content, format)) => (
+                Payload::Bytes {
+                    content,
+                    content_type: format.content_type().to_owned(),
+                },
+                format,
+            ),
+            None => (Payload::Json(document), RequestFormat::Json),
+        };
         Ok(Message {
             topic: commands::request_topic(
                 &self.commands.root,
                 &execution.target,
                 &execution.execution_id,
+                format,
             ),
-            payload: self.command_payload(execution, now).await?,
+            payload,
             message_expiry_seconds: commands::request_expiry_seconds(execution, now),
         })
     }
 
-    async fn command_payload(
+    fn command_document(
         &self,
         execution: &CommandExecution,
+        definition: &CommandDefinition,
         now: Timestamp,
     ) -> Result<Json, ServiceError> {
         let execution = &*self.for_device(execution, now);
-        let validator = self.validator(execution.command_id.as_str()).await?;
-        let Some(template) = &validator.definition().payload_template else {
+        let Some(template) = &definition.payload_template else {
             return Ok(protocol::job_document(execution));
         };
         // The template was checked, with values of every type, when the

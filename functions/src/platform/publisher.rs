@@ -37,12 +37,12 @@ impl Default for OptionalMessages {
     }
 }
 
-/// One MQTT message to publish: JSON, QoS 1, with the MQTT 5 content type
-/// `application/json`.
+/// One MQTT message to publish, QoS 1: JSON with the MQTT 5 content type
+/// `application/json`, or bytes of their own content type.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Message {
     pub topic: String,
-    pub payload: Json,
+    pub payload: Payload,
     /// MQTT 5's message expiry interval, in seconds: the broker drops the
     /// message from a session it waited in longer (an AWS IoT commands
     /// request, which expires with its execution). `None`: it never does.
@@ -51,12 +51,67 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message that does not expire.
+    /// A JSON message that does not expire.
     pub fn new(topic: String, payload: Json) -> Self {
         Self {
             topic,
-            payload,
+            payload: Payload::Json(payload),
             message_expiry_seconds: None,
+        }
+    }
+}
+
+/// What a message carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// Everything Courier writes itself.
+    Json(Json),
+    /// Bytes sent as they are: an AWS IoT commands request from a static
+    /// payload, or one whose command's output format is CBOR.
+    Bytes {
+        content: Vec<u8>,
+        content_type: String,
+    },
+}
+
+impl Payload {
+    /// The JSON, or `Json::Null` for bytes.
+    pub fn json(&self) -> &Json {
+        const NULL: &Json = &Json::Null;
+        match self {
+            Self::Json(json) => json,
+            Self::Bytes { .. } => NULL,
+        }
+    }
+
+    /// The bytes published and their MQTT 5 content type.
+    pub fn encoded(&self) -> Result<(Vec<u8>, &str), serde_json::Error> {
+        match self {
+            Self::Json(json) => Ok((serde_json::to_vec(json)?, CONTENT_TYPE)),
+            Self::Bytes {
+                content,
+                content_type,
+            } => Ok((content.clone(), content_type)),
+        }
+    }
+}
+
+/// JSON as itself; bytes as `{"content": base64, "contentType"}`, as
+/// AWS's API shows a blob (for logs and tests).
+impl serde::Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Json(json) => json.serialize(serializer),
+            Self::Bytes {
+                content,
+                content_type,
+            } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("content", &courier_core::base64::encode(content))?;
+                map.serialize_entry("contentType", content_type)?;
+                map.end()
+            }
         }
     }
 }
@@ -83,8 +138,8 @@ pub async fn publish_all<P: Publisher>(
     Ok(())
 }
 
-/// Every payload Courier publishes is JSON; MQTT 5 devices (the AWS IoT
-/// Device SDK's commands client reads it) see it as the content type.
+/// The content type of every payload Courier writes (JSON); MQTT 5
+/// devices (the AWS IoT Device SDK's commands client reads it) see it.
 pub const CONTENT_TYPE: &str = "application/json";
 
 /// The AWS IoT data plane.
@@ -102,7 +157,7 @@ impl IotDataPublisher {
 impl Publisher for IotDataPublisher {
     async fn publish(&self, message: &Message) -> Result<(), PublishError> {
         let topic = message.topic.as_str();
-        let bytes = serde_json::to_vec(&message.payload).map_err(|e| PublishError {
+        let (bytes, content_type) = message.payload.encoded().map_err(|e| PublishError {
             topic: topic.to_owned(),
             message: e.to_string(),
         })?;
@@ -112,7 +167,7 @@ impl Publisher for IotDataPublisher {
             .publish()
             .topic(topic)
             .qos(1)
-            .content_type(CONTENT_TYPE)
+            .content_type(content_type)
             .set_message_expiry(message.message_expiry_seconds.map(i64::from))
             .payload(Blob::new(bytes))
             .send()
