@@ -16,6 +16,7 @@ update request.
 Environment: MQTT_PORT, API_URL.
 """
 
+import base64
 import json
 import os
 import queue
@@ -170,6 +171,33 @@ def java_sdk_device():
     check("MQTT 5 device: the API reads it SUCCEEDED with the bytes as BIN",
           status == 200 and read.get("status") == "SUCCEEDED"
           and read.get("result") == {"log": {"BIN": "aGn/"}, "locked": {"B": False}}, read)
+
+    # The SDK's other two request streams: the format-less one (a static
+    # payload of any content type, as `aws iot create-command --payload`
+    # defines it) and CBOR (a template whose preprocessor says CBOR).
+    client.subscribe(mqtt5.SubscribePacket(subscriptions=[
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/request", qos=mqtt5.QoS.AT_LEAST_ONCE),
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/request/cbor", qos=mqtt5.QoS.AT_LEAST_ONCE),
+    ])).result(10)
+    firmware = bytes([0x7f, 0x45, 0x4c, 0x46, 0x00, 0xff])
+    status, body = http("POST", "/commands", {
+        "commandId": "flash-blob", "namespace": "AWS-IoT", "displayName": "Flash blob", "protocol": "commands",
+        "payload": {"content": base64.b64encode(firmware).decode(), "contentType": "application/octet-stream"}})
+    check("a static payload command (AWS's CreateCommand form) is created", status == 201, body)
+    status, created = http("POST", "/commands/flash-blob/executions", {"target": thing})
+    request = next_on(f"/executions/{created.get('executionId')}/request")
+    check("MQTT 5 device: a binary static payload arrives unchanged on the format-less .../request, typed by its content type",
+          request is not None and request[1] == firmware and request[2] == "application/octet-stream", request)
+    http("POST", "/commands", {
+        "commandId": "dim-cbor", "protocol": "commands",
+        "payloadTemplate": '{"level": ${aws:iot:commandexecution::parameter:level}}',
+        "preprocessor": {"awsJsonSubstitution": {"outputFormat": "CBOR"}},
+        "parameters": [{"name": "level", "type": "I", "required": True}]})
+    status, created = http("POST", "/commands/dim-cbor/executions", {"target": thing, "parameters": {"level": {"I": 500}}})
+    request = next_on(f"/executions/{created.get('executionId')}/request/cbor")
+    check("MQTT 5 device: a CBOR template's request arrives on .../request/cbor as CBOR ({\"level\": 500})",
+          request is not None and request[1] == bytes.fromhex("a1656c6576656c1901f4")
+          and request[2] == "application/cbor", request)
     client.stop()
 
 
