@@ -363,6 +363,221 @@ fn write_cbor(json: &Json, out: &mut Vec<u8>) {
     }
 }
 
+/// How deep a CBOR item may nest, as a JSON text may (the server's reader
+/// refuses deeper ones too).
+pub const MAX_CBOR_DEPTH: usize = 128;
+
+/// A device's CBOR response read into the JSON model the JSON path uses
+/// (RFC 8949): maps with text keys, arrays, text, integers, floats (half,
+/// single, double), booleans and null; definite or indefinite lengths;
+/// tags skipped. A byte string becomes its base64 text (what a `bin`
+/// result is in JSON). `Err` says what is wrong, at which byte.
+pub fn json_from_cbor(bytes: &[u8]) -> Result<Json, String> {
+    let mut reader = CborReader { bytes, at: 0 };
+    let value = reader.item(0)?;
+    if reader.at != bytes.len() {
+        return Err(msg![
+            "one CBOR item expected; ",
+            bytes.len() - reader.at,
+            " more bytes follow it at byte ",
+            reader.at
+        ]);
+    }
+    Ok(value)
+}
+
+struct CborReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// What an item's first byte and argument say.
+enum Head {
+    /// Major type, additional information, argument.
+    Item(u8, u8, u64),
+    /// Major type 2-5 with additional information 31.
+    Indefinite(u8),
+    Break,
+}
+
+impl CborReader<'_> {
+    fn fail(&self, why: &str) -> String {
+        msg!["not valid CBOR: ", why, " at byte ", self.at]
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| self.fail("it ends early"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn head(&mut self) -> Result<Head, String> {
+        let first = self.take(1)?[0];
+        let (major, info) = (first >> 5, first & 0x1f);
+        let argument = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let width = 1usize << (info - 24);
+                self.take(width)?
+                    .iter()
+                    .fold(0u64, |n, b| (n << 8) | u64::from(*b))
+            }
+            31 if major == 7 => return Ok(Head::Break),
+            31 if (2..=5).contains(&major) => return Ok(Head::Indefinite(major)),
+            _ => return Err(self.fail("a reserved length")),
+        };
+        Ok(Head::Item(major, info, argument))
+    }
+
+    fn length(&self, n: u64) -> Result<usize, String> {
+        // Every element takes at least one byte: a longer count is a lie.
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= self.bytes.len() - self.at)
+            .ok_or_else(|| self.fail("a length longer than the message"))
+    }
+
+    fn text(&mut self, n: u64) -> Result<String, String> {
+        let n = self.length(n)?;
+        let raw = self.take(n)?;
+        match core::str::from_utf8(raw) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => Err(self.fail("text that is not UTF-8")),
+        }
+    }
+
+    /// The chunks of an indefinite-length string of `major` type.
+    fn chunks(&mut self, major: u8) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        loop {
+            match self.head()? {
+                Head::Break => return Ok(out),
+                Head::Item(m, _, n) if m == major => {
+                    let n = self.length(n)?;
+                    out.extend_from_slice(self.take(n)?);
+                }
+                _ => return Err(self.fail("a chunk of another type in a string")),
+            }
+        }
+    }
+
+    fn item(&mut self, depth: usize) -> Result<Json, String> {
+        if depth > MAX_CBOR_DEPTH {
+            return Err(self.fail("nesting deeper than 128 levels"));
+        }
+        match self.head()? {
+            Head::Break => Err(self.fail("a break outside an indefinite-length item")),
+            Head::Item(0, _, n) => Ok(Json::Number(Number::PosInt(n))),
+            Head::Item(1, _, n) => match i64::try_from(n) {
+                Ok(m) => Ok(Json::Number(Number::NegInt(-1 - m))),
+                Err(_) => Err(self.fail("a negative integer below -2^63")),
+            },
+            Head::Item(2, _, n) => {
+                let n = self.length(n)?;
+                Ok(Json::String(crate::base64::encode(self.take(n)?)))
+            }
+            Head::Indefinite(2) => Ok(Json::String(crate::base64::encode(&self.chunks(2)?))),
+            Head::Item(3, _, n) => self.text(n).map(Json::String),
+            Head::Indefinite(3) => String::from_utf8(self.chunks(3)?)
+                .map(Json::String)
+                .map_err(|_| self.fail("text that is not UTF-8")),
+            Head::Item(4, _, n) => {
+                let n = self.length(n)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.item(depth + 1)?);
+                }
+                Ok(Json::Array(items))
+            }
+            Head::Indefinite(4) => {
+                let mut items = Vec::new();
+                while !self.at_break()? {
+                    items.push(self.item(depth + 1)?);
+                }
+                Ok(Json::Array(items))
+            }
+            Head::Item(5, _, n) => {
+                let n = self.length(n)?;
+                let mut map = crate::json::Object::new();
+                for _ in 0..n {
+                    self.pair(&mut map, depth)?;
+                }
+                Ok(Json::Object(map))
+            }
+            Head::Indefinite(5) => {
+                let mut map = crate::json::Object::new();
+                while !self.at_break()? {
+                    self.pair(&mut map, depth)?;
+                }
+                Ok(Json::Object(map))
+            }
+            // A tag (a date, a bignum's meaning, self-described CBOR): its
+            // item stands for itself here.
+            Head::Item(6, ..) => self.item(depth + 1),
+            Head::Item(7, info, n) => self.simple(info, n),
+            Head::Item(..) | Head::Indefinite(_) => Err(self.fail("an unknown major type")),
+        }
+    }
+
+    fn at_break(&mut self) -> Result<bool, String> {
+        match self.bytes.get(self.at) {
+            Some(0xff) => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(self.fail("an indefinite-length item without its break")),
+        }
+    }
+
+    fn pair(&mut self, map: &mut crate::json::Object, depth: usize) -> Result<(), String> {
+        let key = match self.item(depth + 1)? {
+            Json::String(key) => key,
+            _ => return Err(self.fail("a map key that is not text")),
+        };
+        let value = self.item(depth + 1)?;
+        if map.insert(key, value).is_some() {
+            return Err(self.fail("a map key given twice"));
+        }
+        Ok(())
+    }
+
+    /// Major type 7: its additional information and argument (for 25-27
+    /// the float's bits).
+    fn simple(&self, info: u8, bits: u64) -> Result<Json, String> {
+        let x = match info {
+            20 => return Ok(Json::Bool(false)),
+            21 => return Ok(Json::Bool(true)),
+            22 | 23 => return Ok(Json::Null),
+            25 => half_to_f64(bits as u16),
+            26 => f64::from(f32::from_bits(bits as u32)),
+            27 => f64::from_bits(bits),
+            _ => return Err(self.fail("a simple value JSON has no word for")),
+        };
+        Number::from_js(x)
+            .map(Json::Number)
+            .ok_or_else(|| self.fail("NaN or an infinity, which JSON cannot hold"))
+    }
+}
+
+/// An IEEE 754 half-precision float's value.
+fn half_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 == 0 { 1.0 } else { -1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24),
+        31 if fraction == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +771,101 @@ mod tests {
                 "parameters": [{"name": "on", "type": "B", "required": true}]}"#,
         );
         assert_eq!(crate::commands::request_bytes(&json, &document), None);
+    }
+
+    fn decoded(hex: &str) -> Result<String, String> {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        json_from_cbor(&bytes).map(|json| serde_json::to_string(&json).unwrap())
+    }
+
+    /// RFC 8949 Appendix A's examples read back, those JSON can say.
+    #[test]
+    fn cbor_is_read_as_the_rfc_s_examples_say() {
+        for (hex, json) in [
+            ("00", "0"),
+            ("1bffffffffffffffff", "18446744073709551615"),
+            ("3903e7", "-1000"),
+            ("3b7fffffffffffffff", "-9223372036854775808"),
+            ("f93c00", "1"),
+            ("f93e00", "1.5"),
+            ("f9c400", "-4"),
+            ("fa47c35000", "100000"),
+            ("fb3ff199999999999a", "1.1"),
+            ("f4", "false"),
+            ("f5", "true"),
+            ("f6", "null"),
+            ("c11a514b67b0", "1363896240"),
+            ("4401020304", "\"AQIDBA==\""),
+            ("6449455446", "\"IETF\""),
+            ("7f657374726561646d696e67ff", "\"streaming\""),
+            ("5f42010243030405ff", "\"AQIDBAU=\""),
+            ("9f018202039f0405ffff", "[1,[2,3],[4,5]]"),
+            ("bf61610161629f0203ffff", "{\"a\":1,\"b\":[2,3]}"),
+            ("a26161016162820203", "{\"a\":1,\"b\":[2,3]}"),
+        ] {
+            assert_eq!(decoded(hex).as_deref(), Ok(json), "{hex}");
+        }
+    }
+
+    #[test]
+    fn bad_cbor_is_refused_with_where() {
+        for (hex, why) in [
+            ("", "it ends early at byte 0"),
+            ("1a0000", "it ends early at byte 1"),
+            (
+                "0001",
+                "one CBOR item expected; 1 more bytes follow it at byte 1",
+            ),
+            ("a10101", "a map key that is not text at byte 2"),
+            ("a2616101616102", "a map key given twice at byte 7"),
+            (
+                "9b00000000ffffffff",
+                "a length longer than the message at byte 9",
+            ),
+            (
+                "9f01",
+                "an indefinite-length item without its break at byte 2",
+            ),
+            ("ff", "a break outside an indefinite-length item at byte 1"),
+            ("1c", "a reserved length at byte 1"),
+            (
+                "f97e00",
+                "NaN or an infinity, which JSON cannot hold at byte 3",
+            ),
+            ("f820", "a simple value JSON has no word for at byte 2"),
+            ("62c328", "text that is not UTF-8 at byte 3"),
+        ] {
+            let err = decoded(hex).unwrap_err();
+            assert!(err.ends_with(why), "{hex}: {err}");
+        }
+        let deep = "81".repeat(MAX_CBOR_DEPTH + 1) + "00";
+        assert!(decoded(&deep).unwrap_err().contains("deeper than 128"));
+        assert!(decoded(&("81".repeat(MAX_CBOR_DEPTH) + "00")).is_ok());
+    }
+
+    /// Whatever bytes arrive, the reader answers; and what `cbor` writes,
+    /// it reads back as it was.
+    #[test]
+    fn any_bytes_are_answered_and_written_cbor_reads_back() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = json_from_cbor(&bytes);
+        }
+        let text = r#"{"status": "SUCCEEDED", "statusReason": {"reasonCode": "OK"},
+            "result": {"n": {"s": "x\u00e9"}, "list": [1, -2, 3.25, true, null, {"deep": []}]}}"#;
+        let json = crate::payload_template::parse_json(text).unwrap();
+        assert_eq!(json_from_cbor(&cbor(&json)), Ok(json));
     }
 
     /// RFC 8949 Appendix A's examples, those JSON can say.

@@ -46,6 +46,27 @@ pub const MAX_RESULT_NAME_CHARS: usize = 32;
 pub struct Response {
     pub thing: ThingName,
     pub execution_id: ExecutionId,
+    /// What the device wrote (the topic's last segment), and so what its
+    /// reply is written in.
+    pub format: ResponseFormat,
+}
+
+/// A response's encoding: `.../response/json` (or the format-less
+/// `.../response`) or `.../response/cbor`. The reply is in the same one,
+/// on `.../response/accepted/{json|cbor}` or `.../rejected/{json|cbor}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    Json,
+    Cbor,
+}
+
+impl ResponseFormat {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Cbor => "cbor",
+        }
+    }
 }
 
 /// Why a topic under the root is not answered as a response.
@@ -118,22 +139,26 @@ pub fn reply_topic(root: &TopicRoot, response: &Response, accepted: bool) -> Str
         response.execution_id.as_str(),
         "/response/",
         outcome,
-        "/json"
+        "/",
+        response.format.as_str()
     ]
 }
 
-/// The topic filters the device-facing rule subscribes to (`+` for the
-/// thing and the execution): JSON responses, and the format-less ones.
-pub fn response_filters(root: &TopicRoot) -> [String; 2] {
+/// The topic filters the device-facing rules subscribe to (`+` for the
+/// thing and the execution): JSON and CBOR responses, and the format-less
+/// ones.
+pub fn response_filters(root: &TopicRoot) -> [String; 3] {
     [
         root.filter("executions/+/response/json"),
+        root.filter("executions/+/response/cbor"),
         root.filter("executions/+/response"),
     ]
 }
 
 /// Parses a device's response topic: `{root}/executions/{id}/response/json`
-/// (or `/response`, which AWS also accepts; JSON is assumed). CBOR is
-/// refused as `InvalidRequest`: Courier speaks JSON only.
+/// (or `/response`, which AWS also accepts; JSON is assumed), or
+/// `.../response/cbor` (read with `command_payload::json_from_cbor`). Any
+/// other format is refused as `InvalidRequest`, answered in JSON.
 pub fn parse_response_topic(root: &TopicRoot, topic: &str) -> Result<Response, TopicError> {
     let thing = root.thing_of(topic).ok_or(TopicError::Ignored)?;
     let prefix = msg![root.for_thing(&thing), "/"];
@@ -150,18 +175,23 @@ pub fn parse_response_topic(root: &TopicRoot, topic: &str) -> Result<Response, T
         // No execution can have that id, and no reply topic can name it.
         return Err(TopicError::Ignored);
     };
-    let response = Response {
+    let mut response = Response {
         thing,
         execution_id,
+        format: ResponseFormat::Json,
     };
     match format {
         "json" => Ok(response),
+        "cbor" => {
+            response.format = ResponseFormat::Cbor;
+            Ok(response)
+        }
         "accepted" | "rejected" => Err(TopicError::Ignored),
         other => Err(TopicError::Rejected {
             response,
             code: RejectedCode::InvalidRequest,
             message: msg![
-                "responses are read as JSON only (publish on .../response/json), not ",
+                "responses are JSON (.../response/json) or CBOR (.../response/cbor), not ",
                 quote(other)
             ],
         }),
@@ -498,10 +528,29 @@ mod tests {
             id,
             "/response/cbor"
         ];
+        let response = parse_response_topic(&root(), &cbor).unwrap();
+        assert_eq!(response.format, ResponseFormat::Cbor);
+        assert_eq!(
+            reply_topic(&root(), &response, false),
+            msg![
+                "$aws/commands/things/My_Car/executions/",
+                id,
+                "/response/rejected/cbor"
+            ]
+        );
+        let xml = msg![
+            "$aws/commands/things/My_Car/executions/",
+            id,
+            "/response/xml"
+        ];
         assert!(matches!(
-            parse_response_topic(&root(), &cbor),
+            parse_response_topic(&root(), &xml),
             Err(TopicError::Rejected {
                 code: RejectedCode::InvalidRequest,
+                response: Response {
+                    format: ResponseFormat::Json,
+                    ..
+                },
                 ..
             })
         ));

@@ -145,6 +145,22 @@ pub fn device_message(bytes: &[u8]) {
     }
 }
 
+/// A commands device's CBOR response (`.../response/cbor`): read into the
+/// JSON model and parsed as UpdateCommandExecution; whatever is read writes
+/// back as CBOR that reads the same.
+pub fn cbor_response(bytes: &[u8]) {
+    let Ok(json) = crate::command_payload::json_from_cbor(bytes) else {
+        return;
+    };
+    let _ = crate::commands::parse_update(&json);
+    let again = crate::command_payload::cbor(&json);
+    assert_eq!(
+        crate::command_payload::json_from_cbor(&again).as_ref(),
+        Ok(&json),
+        "written CBOR reads back"
+    );
+}
+
 /// Typed values (`{"I": 42}`), with and without an expected type: an
 /// accepted value reads back the same after printing.
 pub fn typed_value(bytes: &[u8]) {

@@ -24,6 +24,7 @@ fn every_kept_fuzz_input_is_handled_without_a_panic() {
         + replay("start_execution", fuzzing::start_execution)
         + replay("create_job", fuzzing::create_job)
         + replay("device_message", fuzzing::device_message)
+        + replay("cbor_response", fuzzing::cbor_response)
         + replay("typed_value", fuzzing::typed_value);
     assert!(total > 0, "fuzz/regressions holds inputs");
 }

@@ -198,6 +198,22 @@ def java_sdk_device():
     check("MQTT 5 device: a CBOR template's request arrives on .../request/cbor as CBOR ({\"level\": 500})",
           request is not None and request[1] == bytes.fromhex("a1656c6576656c1901f4")
           and request[2] == "application/cbor", request)
+
+    # A device that writes its answer in CBOR too: {"status": "SUCCEEDED"}.
+    cbor_id = created.get("executionId", "")
+    client.subscribe(mqtt5.SubscribePacket(subscriptions=[
+        mqtt5.Subscription(topic_filter=f"{root}/executions/+/response/accepted/cbor", qos=mqtt5.QoS.AT_LEAST_ONCE),
+    ])).result(10)
+    succeeded = bytes([0xa1, 0x66]) + b"status" + bytes([0x69]) + b"SUCCEEDED"
+    client.publish(mqtt5.PublishPacket(topic=f"{root}/executions/{cbor_id}/response/cbor", payload=succeeded,
+                                       qos=mqtt5.QoS.AT_LEAST_ONCE)).result(10)
+    reply = next_on(f"/executions/{cbor_id}/response/accepted/cbor")
+    expected = bytes([0xa1, 0x6b]) + b"executionId" + bytes([0x78, len(cbor_id)]) + cbor_id.encode()
+    check("MQTT 5 device: a CBOR response is accepted in CBOR on .../response/accepted/cbor",
+          reply is not None and reply[1] == expected and reply[2] == "application/cbor", reply)
+    status, read = http("GET", f"/executions/{cbor_id}")
+    check("MQTT 5 device: the API reads the CBOR-answered execution SUCCEEDED",
+          status == 200 and read.get("status") == "SUCCEEDED", read)
     client.stop()
 
 

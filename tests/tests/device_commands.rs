@@ -264,7 +264,7 @@ async fn bad_responses_are_rejected_with_the_aws_codes() {
             "ResourceNotFound",
         ),
         (
-            format!("courier/commands/things/My_Car/executions/{id}/response/cbor"),
+            format!("courier/commands/things/My_Car/executions/{id}/response/xml"),
             r#"{"status": "SUCCEEDED"}"#,
             "InvalidRequest",
         ),
@@ -646,6 +646,69 @@ async fn a_template_with_cbor_output_is_sent_as_cbor_on_request_cbor() {
             content_type: "application/cbor".into()
         }
     );
+}
+
+/// A device that writes CBOR (`.../response/cbor`, as AWS IoT commands
+/// allows): its update is applied as the same JSON would be, a byte string
+/// result stored as BIN, and it is answered in CBOR on
+/// `.../response/accepted/cbor`; bad CBOR is refused on `.../rejected/cbor`.
+#[tokio::test]
+async fn a_cbor_response_is_applied_and_answered_in_cbor() {
+    let (courier, id, _) = dispatched("My_Car").await;
+    let topic = format!("courier/commands/things/My_Car/executions/{id}/response/cbor");
+    // {"status": "SUCCEEDED", "result": {"log": {"bin": h'6869ff'}}}
+    let mut update = vec![0xa2, 0x66];
+    update.extend(b"status");
+    update.push(0x69);
+    update.extend(b"SUCCEEDED");
+    update.push(0x66);
+    update.extend(b"result");
+    update.extend([0xa1, 0x63]);
+    update.extend(b"log");
+    update.extend([0xa1, 0x63]);
+    update.extend(b"bin");
+    update.extend([0x43, 0x68, 0x69, 0xff]);
+    let out = courier
+        .command_message(&topic, &update, Delivery::new("r1"), at(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out[0].topic,
+        format!("courier/commands/things/My_Car/executions/{id}/response/accepted/cbor")
+    );
+    // {"executionId": id}
+    let mut accepted = vec![0xa1, 0x6b];
+    accepted.extend(b"executionId");
+    accepted.extend([0x78, u8::try_from(id.len()).unwrap()]);
+    accepted.extend(id.as_bytes());
+    assert_eq!(
+        out[0].payload,
+        Payload::Bytes {
+            content: accepted,
+            content_type: "application/cbor".into()
+        }
+    );
+    let execution = courier.get_execution(&id, at(4)).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::to_value(&execution.result).unwrap(),
+        json!({"log": {"BIN": "aGn/"}})
+    );
+
+    let out = courier
+        .command_message(&topic, &[0xa1, 0x01], Delivery::new("r2"), at(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out[0].topic.ends_with("/response/rejected/cbor"), "{out:?}");
+    let Payload::Bytes { content, .. } = &out[0].payload else {
+        panic!("a CBOR reply: {out:?}");
+    };
+    let rejected = courier_core::command_payload::json_from_cbor(content).unwrap();
+    let rejected = serde_json::to_value(&rejected).unwrap();
+    assert_eq!(rejected["error"], "InvalidRequest", "{rejected}");
+    assert_eq!(rejected["executionId"], id.as_str(), "{rejected}");
 }
 
 /// AWS IoT commands' mandatoryParameters with valueConditions (the AWS

@@ -1,6 +1,7 @@
 //! THE COMMANDS DEVICE API (AWS IoT commands): what Courier answers when a
 //! device publishes UpdateCommandExecution on
-//! `{root}/executions/{executionId}/response/json`, top to bottom — the
+//! `{root}/executions/{executionId}/response/json` (or `.../response/cbor`,
+//! answered in CBOR), top to bottom — the
 //! topic parsed (`courier_core::commands`), the payload read, the update
 //! applied (`device_updates`) with the device and this protocol in the
 //! write's condition (nothing is read first), and the reply on `.../response/accepted/json`
@@ -15,9 +16,10 @@ use super::device_updates::{Delivery, DeviceReports};
 use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::metrics;
-use crate::platform::publisher::Message;
+use crate::platform::publisher::{Message, Payload};
 use crate::store::Store;
-use courier_core::commands::{self, Response, TopicError};
+use courier_core::command_payload;
+use courier_core::commands::{self, Response, ResponseFormat, TopicError};
 use courier_core::json::Json;
 use courier_core::protocol::RejectedCode;
 use courier_core::{ExecutionStatus, Timestamp, TransitionError};
@@ -68,15 +70,19 @@ impl<S: Store> Courier<S> {
         delivery: Delivery<'_>,
         now: Timestamp,
     ) -> Result<Vec<Message>, ServiceError> {
-        let body = match serde_json::from_slice::<Json>(payload) {
+        let body = match response.format {
+            ResponseFormat::Json => serde_json::from_slice::<Json>(payload)
+                .map_err(|e| format!("the payload is not JSON: {e}")),
+            ResponseFormat::Cbor => command_payload::json_from_cbor(payload),
+        };
+        let body = match body {
             Ok(body) => body,
-            Err(e) => {
-                let message = format!("the payload is not JSON: {e}");
-                return Ok(vec![self.command_reply_rejected(
-                    response,
-                    RejectedCode::InvalidJson,
-                    &message,
-                )]);
+            Err(message) => {
+                let code = match response.format {
+                    ResponseFormat::Json => RejectedCode::InvalidJson,
+                    ResponseFormat::Cbor => RejectedCode::InvalidRequest,
+                };
+                return Ok(vec![self.command_reply_rejected(response, code, &message)]);
             }
         };
         let update = match commands::parse_update(&body) {
@@ -148,9 +154,10 @@ impl<S: Store> Courier<S> {
     }
 
     fn command_reply_accepted(&self, response: &Response) -> Message {
-        Message::new(
+        reply(
             commands::reply_topic(&self.commands.root, response, true),
             commands::accepted(&response.execution_id),
+            response.format,
         )
     }
 
@@ -161,10 +168,27 @@ impl<S: Store> Courier<S> {
         message: &str,
     ) -> Message {
         metrics::rejected_request(code.as_str());
-        Message::new(
+        reply(
             commands::reply_topic(&self.commands.root, response, false),
             commands::rejected(code, message, &response.execution_id),
+            response.format,
         )
+    }
+}
+
+/// A reply in the response's own format: JSON, or the same fields as CBOR
+/// for a device that wrote CBOR.
+fn reply(topic: String, body: Json, format: ResponseFormat) -> Message {
+    match format {
+        ResponseFormat::Json => Message::new(topic, body),
+        ResponseFormat::Cbor => Message {
+            topic,
+            payload: Payload::Bytes {
+                content: command_payload::cbor(&body),
+                content_type: command_payload::CBOR_CONTENT_TYPE.to_owned(),
+            },
+            message_expiry_seconds: None,
+        },
     }
 }
 
