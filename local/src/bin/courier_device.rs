@@ -219,29 +219,42 @@ fn mode_for<'a>(o: &'a Options, id: &str) -> &'a str {
     }
 }
 
+/// The execution a commands request topic names: `{root}/executions/{id}/`
+/// then `request/json`, `request/cbor` or the format-less `request` (a
+/// static payload of another type).
+fn requested_execution(root: &str, topic: &str) -> Option<String> {
+    let rest = topic.strip_prefix(root)?.strip_prefix("/executions/")?;
+    let (id, format) = rest.split_once('/')?;
+    matches!(format, "request" | "request/json" | "request/cbor").then(|| id.to_owned())
+}
+
 /// A thing speaking the AWS IoT commands protocol: every request on
-/// `{root}/executions/{id}/request/json` is answered on its response topic.
+/// `{root}/executions/{id}/request/json` (or `.../request/cbor`, or
+/// `.../request`) is answered on its response topic, in JSON.
 async fn run_commands_thing(o: &Options, thing: &str) -> Result<(), String> {
     let mut device = MqttDevice::connect_announced(&o.broker, thing, &o.root).await?;
     println!("{thing}: connected (commands)");
+    let root = device.root.clone();
     loop {
         let Some((topic, request, _)) = device
             .wait_for(Duration::from_secs(3600), |(topic, _, _)| {
-                topic.ends_with("/request/json")
+                requested_execution(&root, topic).is_some()
             })
             .await
         else {
             continue;
         };
-        let Some(id) = topic
-            .strip_prefix(&format!("{}/executions/", device.root))
-            .and_then(|rest| rest.strip_suffix("/request/json"))
-            .map(str::to_owned)
-        else {
+        let Some(id) = requested_execution(&root, &topic) else {
             continue;
         };
         let mode = mode_for(o, &id);
-        println!("{thing}: request {id} ({}) as {mode}", request["commandId"]);
+        let what = match &request {
+            Value::Object(document) if document.contains_key("commandId") => {
+                document["commandId"].to_string()
+            }
+            _ => format!("{} payload", topic.rsplit('/').next().unwrap_or("request")),
+        };
+        println!("{thing}: request {id} ({what}) as {mode}");
         let response = format!("executions/{id}/response/json");
         match mode {
             "silent" => continue,
@@ -292,5 +305,27 @@ async fn run_commands_thing(o: &Options, thing: &str) -> Result<(), String> {
             }
         }
         println!("{thing}: {id} done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_execution;
+
+    #[test]
+    fn every_request_format_names_its_execution() {
+        let root = "courier/commands/things/lamp-1";
+        for format in ["request", "request/json", "request/cbor"] {
+            let topic = format!("{root}/executions/e-1/{format}");
+            assert_eq!(
+                requested_execution(root, &topic).as_deref(),
+                Some("e-1"),
+                "{topic}"
+            );
+        }
+        for other in ["response/accepted/json", "request/xml", "response/json"] {
+            let topic = format!("{root}/executions/e-1/{other}");
+            assert_eq!(requested_execution(root, &topic), None, "{topic}");
+        }
     }
 }
