@@ -102,6 +102,30 @@ test("the dashboard validates with the server's rules, starts and cancels an exe
   assert.match(await page.getAttribute(`${row} td.by`, "title"), new RegExp(`created by: ${stored.createdBy}`));
 });
 
+test("a command with AWS's static payload is shown by its display name and started without parameters", async () => {
+  const hello = {
+    commandId: "say-hello", protocol: "commands", displayName: "Say hello",
+    payload: { content: "eyAibWVzc2FnZSI6ICJIZWxsbyBJb1QiIH0=", contentType: "application/json" },
+  };
+  const created = await fetch(`${API}/commands`, { method: "POST", body: JSON.stringify(hello) });
+  assert.ok([200, 201].includes(created.status), `create command: ${created.status}`);
+  await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
+  await page.waitForSelector("body[data-ready=true]");
+  const button = '#commands button[data-command-id="say-hello"]';
+  assert.equal(await page.textContent(button), "Say hello (say-hello)");
+  await page.click(button);
+  assert.match(await page.textContent("#parameters"), /takes no parameters.*fixed payload \(application\/json\)/s);
+  await page.fill("#target", "dev-ui-3");
+  await page.waitForFunction(() => !document.querySelector("#start").disabled);
+  await page.click("#start");
+  const row = '#executions tbody tr';
+  await page.waitForSelector(`${row} .status.SENT`);
+  const id = await page.getAttribute(row, "data-execution-id");
+  const stored = await (await fetch(`${API}/executions/${id}`)).json();
+  assert.equal(stored.commandId, "say-hello");
+  assert.equal(stored.target, "dev-ui-3");
+});
+
 test("an execution the device has started is stopped with force, once the operator confirms", async (t) => {
   await page.goto(`${DASHBOARD}?api=${encodeURIComponent(API)}`);
   await page.waitForSelector("body[data-ready=true]");

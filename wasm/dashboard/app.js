@@ -60,7 +60,8 @@ async function loadCommands() {
   const list = $("#commands");
   list.replaceChildren(
     ...state.commands.map((c) => {
-      const button = el("button", { type: "button", textContent: c.commandId, title: c.description ?? "" });
+      const name = c.displayName ? `${c.displayName} (${c.commandId})` : c.commandId;
+      const button = el("button", { type: "button", textContent: name, title: c.description ?? "" });
       button.dataset.commandId = c.commandId;
       button.setAttribute("aria-pressed", "false");
       button.addEventListener("click", () => selectCommand(c.commandId));
@@ -78,6 +79,7 @@ function selectCommand(commandId) {
   $("#command-description").textContent = definition.description ?? "";
   $("#parameters").replaceChildren(el("legend", { textContent: "Parameters" }), ...(definition.parameters ?? []).map(parameterField));
   if (!definition.parameters?.length) $("#parameters").append(el("p", { className: "muted", textContent: "This command takes no parameters." }));
+  if (definition.payload) $("#parameters").append(el("p", { className: "muted", textContent: `The device receives the command's fixed payload (${definition.payload.contentType}) unchanged.` }));
   $("#start-form").hidden = false;
   $("#start-hint").hidden = true;
   $("#start-result").textContent = "";
