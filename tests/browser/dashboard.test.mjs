@@ -115,7 +115,7 @@ test("a command with AWS's static payload is shown by its display name and start
   assert.equal(await page.textContent(button), "Say hello (say-hello)");
   await page.click(button);
   assert.match(await page.textContent("#parameters"), /takes no parameters.*fixed payload \(application\/json\)/s);
-  await page.fill("#target", "dev-ui-3");
+  await page.fill("#target", "dev-ui-4");
   await page.waitForFunction(() => !document.querySelector("#start").disabled);
   await page.click("#start");
   const row = '#executions tbody tr';
@@ -123,7 +123,7 @@ test("a command with AWS's static payload is shown by its display name and start
   const id = await page.getAttribute(row, "data-execution-id");
   const stored = await (await fetch(`${API}/executions/${id}`)).json();
   assert.equal(stored.commandId, "say-hello");
-  assert.equal(stored.target, "dev-ui-3");
+  assert.equal(stored.target, "dev-ui-4");
 });
 
 test("an execution the device has started is stopped with force, once the operator confirms", async (t) => {
