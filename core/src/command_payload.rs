@@ -744,6 +744,28 @@ mod tests {
         assert_eq!(crate::CommandDefinition::from_json(&shown).unwrap(), given);
     }
 
+    /// AWS's CreateCommand has no `protocol`: its body is a commands one.
+    #[test]
+    fn an_aws_body_without_a_protocol_is_a_commands_protocol_command() {
+        for body in [
+            r#"{"commandId": "a", "payload": {"content": "AAEC"}}"#,
+            r#"{"commandId": "b", "namespace": "AWS-IoT", "payload": {"content": "AAEC"}}"#,
+            r#"{"commandId": "c", "payloadTemplate": "{\"on\": ${aws:iot:commandexecution::parameter:on}}",
+                "preprocessor": {"awsJsonSubstitution": {"outputFormat": "JSON"}},
+                "mandatoryParameters": [{"name": "on", "type": "BOOLEAN"}]}"#,
+        ] {
+            assert_eq!(
+                definition(body).protocol,
+                crate::DeviceProtocol::Commands,
+                "{body}"
+            );
+        }
+        assert_eq!(
+            definition(r#"{"commandId": "d"}"#).protocol,
+            crate::DeviceProtocol::Jobs
+        );
+    }
+
     #[test]
     fn cbor_output_reads_back_and_makes_cbor_requests() {
         use crate::codec::ToJson;

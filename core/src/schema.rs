@@ -442,6 +442,15 @@ impl CommandDefinition {
             },
         };
         let protocol = match f.get("protocol") {
+            // AWS's CreateCommand has no protocol field: a body written for
+            // it (a static payload, a preprocessor, a namespace) is a
+            // commands-protocol command.
+            None if ["payload", "preprocessor", "namespace"]
+                .iter()
+                .any(|aws_only| f.get(aws_only).is_some()) =>
+            {
+                DeviceProtocol::Commands
+            }
             None => DeviceProtocol::Jobs,
             Some(Json::String(raw)) => DeviceProtocol::parse(raw).unwrap_or_else(|| {
                 errors.add(

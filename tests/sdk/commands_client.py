@@ -181,7 +181,7 @@ def java_sdk_device():
     ])).result(10)
     firmware = bytes([0x7f, 0x45, 0x4c, 0x46, 0x00, 0xff])
     status, body = http("POST", "/commands", {
-        "commandId": "flash-blob", "namespace": "AWS-IoT", "displayName": "Flash blob", "protocol": "commands",
+        "commandId": "flash-blob", "namespace": "AWS-IoT", "displayName": "Flash blob",
         "payload": {"content": base64.b64encode(firmware).decode(), "contentType": "application/octet-stream"}})
     check("a static payload command (AWS's CreateCommand form) is created", status == 201, body)
     status, created = http("POST", "/commands/flash-blob/executions", {"target": thing})

@@ -554,7 +554,8 @@ async fn the_payload_template_is_filled_for_the_device() {
 #[tokio::test]
 async fn a_static_json_payload_is_sent_as_it_is_on_request_json() {
     let (courier, execution, publisher) = defined_and_dispatched(
-        json!({"commandId": "hello", "protocol": "commands", "namespace": "AWS-IoT",
+        // AWS's CreateCommand body, as it is (it has no protocol field).
+        json!({"commandId": "hello", "namespace": "AWS-IoT",
                "displayName": "Say hello",
                "payload": {"content": "eyAibWVzc2FnZSI6ICJIZWxsbyBJb1QiIH0=", "contentType": "application/json"}}),
         json!({"target": "My_Car"}),

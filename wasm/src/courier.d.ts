@@ -57,7 +57,7 @@ export interface CommandDefinition {
   executionTimeoutSeconds?: number;
   retentionSeconds?: number;
   createdAt?: number;
-  /** The device protocol its executions are delivered over (default "jobs"). */
+  /** The device protocol its executions are delivered over (default "jobs"; "commands" when payload, preprocessor or namespace is given). */
   protocol?: DeviceProtocol;
   /** What the device receives, filled from each execution: the commands protocol's request (${aws:iot:commandexecution::parameter:NAME}) or the Jobs protocol's jobDocument (${aws:iot:parameter:NAME}). */
   payloadTemplate?: string;
