@@ -222,6 +222,15 @@ impl OutputFormat {
         }
     }
 
+    /// The request a filled template makes: `request/json` or
+    /// `request/cbor`.
+    pub const fn request_format(self) -> RequestFormat<'static> {
+        match self {
+            Self::Json => RequestFormat::Json,
+            Self::Cbor => RequestFormat::Cbor,
+        }
+    }
+
     /// AWS's `{"awsJsonSubstitution": {"outputFormat": "JSON" | "CBOR"}}`
     /// at `path`.
     pub fn parse_preprocessor(
@@ -781,9 +790,11 @@ mod tests {
             given
         );
         let document = crate::payload_template::parse_json(r#"{"on": true}"#).unwrap();
-        let (bytes, format) = crate::commands::request_bytes(&given, &document).unwrap();
         assert_eq!(
-            (bytes.as_slice(), format),
+            (
+                cbor(&document).as_slice(),
+                given.output_format.request_format()
+            ),
             (&[0xa1, 0x62, b'o', b'n', 0xf5][..], RequestFormat::Cbor)
         );
         let json = definition(
@@ -792,7 +803,7 @@ mod tests {
                 "preprocessor": {"awsJsonSubstitution": {"outputFormat": "JSON"}},
                 "parameters": [{"name": "on", "type": "B", "required": true}]}"#,
         );
-        assert_eq!(crate::commands::request_bytes(&json, &document), None);
+        assert_eq!(json.output_format.request_format(), RequestFormat::Json);
     }
 
     fn decoded(hex: &str) -> Result<String, String> {

@@ -21,7 +21,7 @@
 //! is CANCELED. Result values use AWS's lowercase keys `s`, `b` and `bin`.
 
 use crate::codec::ToJson;
-use crate::command_payload::{self, OutputFormat, RequestFormat};
+use crate::command_payload::RequestFormat;
 pub use crate::device_protocol::DeviceProtocol;
 use crate::error::{ValidationCode, ValidationErrors};
 use crate::execution::CommandExecution;
@@ -29,7 +29,7 @@ use crate::ids::{ExecutionId, ThingName};
 use crate::json::Json;
 use crate::protocol::{RejectedCode, TopicRoot};
 use crate::reason::StatusReason;
-use crate::schema::{CommandDefinition, Parameters};
+use crate::schema::Parameters;
 use crate::status::ExecutionStatus;
 use crate::text::{json_kind, msg, quote};
 use crate::time::Timestamp;
@@ -114,20 +114,6 @@ pub fn request_topic(
         id.as_str(),
         format.topic_suffix()
     ]
-}
-
-/// The bytes of a request whose command has a static payload or CBOR
-/// output (`None`: the request is the JSON document, as Jobs sends it),
-/// with their format.
-pub fn request_bytes<'a>(
-    definition: &'a CommandDefinition,
-    document: &Json,
-) -> Option<(Vec<u8>, RequestFormat<'a>)> {
-    match (&definition.payload, definition.output_format) {
-        (Some(payload), _) => Some((payload.bytes(), payload.format())),
-        (None, OutputFormat::Cbor) => Some((command_payload::cbor(document), RequestFormat::Cbor)),
-        (None, OutputFormat::Json) => None,
-    }
 }
 
 /// Where the reply to a response goes.
@@ -664,7 +650,7 @@ mod tests {
             r#"{"commandId": "unlock", "protocol": "commands", "executionTimeoutSeconds": 60}"#,
         )
         .unwrap();
-        let validator = CommandDefinition::from_json(&definition)
+        let validator = crate::CommandDefinition::from_json(&definition)
             .unwrap()
             .validator()
             .unwrap();

@@ -27,7 +27,7 @@ use super::Courier;
 use crate::error::ServiceError;
 use crate::platform::publisher::{publish_all, Message, Payload, Publisher};
 use crate::store::{Store, StoreError, TransitionOutcome};
-use courier_core::command_payload::RequestFormat;
+use courier_core::command_payload::{self, OutputFormat};
 use courier_core::commands;
 use courier_core::json::Json;
 use courier_core::payload_template;
@@ -282,19 +282,22 @@ impl<S: Store> Courier<S> {
     ) -> Result<Message, ServiceError> {
         let validator = self.validator(execution.command_id.as_str()).await?;
         let definition = validator.definition();
-        let document = match &definition.payload {
-            Some(_) => Json::Null,
-            None => self.command_document(execution, definition, now)?,
-        };
-        let (payload, format) = match commands::request_bytes(definition, &document) {
-            Some((content, format)) => (
-                Payload::Bytes {
-                    content,
-                    content_type: format.content_type().to_owned(),
-                },
-                format,
+        let (payload, format) = match &definition.payload {
+            Some(fixed) => (
+                Payload::bytes(fixed.bytes(), fixed.format().content_type()),
+                fixed.format(),
             ),
-            None => (Payload::Json(document), RequestFormat::Json),
+            None => {
+                let document = self.command_document(execution, definition, now)?;
+                let format = definition.output_format.request_format();
+                let payload = match definition.output_format {
+                    OutputFormat::Json => Payload::Json(document),
+                    OutputFormat::Cbor => {
+                        Payload::bytes(command_payload::cbor(&document), format.content_type())
+                    }
+                };
+                (payload, format)
+            }
         };
         Ok(Message {
             topic: commands::request_topic(

@@ -183,10 +183,10 @@ fn reply(topic: String, body: Json, format: ResponseFormat) -> Message {
         ResponseFormat::Json => Message::new(topic, body),
         ResponseFormat::Cbor => Message {
             topic,
-            payload: Payload::Bytes {
-                content: command_payload::cbor(&body),
-                content_type: command_payload::CBOR_CONTENT_TYPE.to_owned(),
-            },
+            payload: Payload::bytes(
+                command_payload::cbor(&body),
+                command_payload::CBOR_CONTENT_TYPE,
+            ),
             message_expiry_seconds: None,
         },
     }

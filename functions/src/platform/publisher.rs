@@ -75,6 +75,14 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Bytes of this content type, sent as they are.
+    pub fn bytes(content: Vec<u8>, content_type: &str) -> Self {
+        Self::Bytes {
+            content,
+            content_type: content_type.to_owned(),
+        }
+    }
+
     /// The JSON, or `Json::Null` for bytes.
     pub fn json(&self) -> &Json {
         const NULL: &Json = &Json::Null;
